@@ -1,0 +1,58 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Plexus",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "plexus", targets: ["PlexusCLI"]),
+        .library(name: "PlexusCore", targets: ["PlexusCore"]),
+        .library(name: "PlexusLedger", targets: ["PlexusLedger"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+    ],
+    targets: [
+        .target(
+            name: "PlexusCore",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .target(
+            name: "PlexusLedger",
+            dependencies: [
+                "PlexusCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+        .target(
+            name: "PlexusTestKit",
+            dependencies: ["PlexusCore", "PlexusLedger"]
+        ),
+        .executableTarget(
+            name: "PlexusCLI",
+            dependencies: [
+                "PlexusCore",
+                "PlexusLedger",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
+        .testTarget(name: "PlexusCoreTests", dependencies: ["PlexusCore", "PlexusTestKit"]),
+        .testTarget(name: "PlexusLedgerTests", dependencies: ["PlexusLedger", "PlexusTestKit"]),
+        .testTarget(name: "PlexusTestKitTests", dependencies: ["PlexusTestKit"]),
+        .testTarget(name: "PlexusCLITests", dependencies: ["PlexusCore", "PlexusLedger", "PlexusTestKit"]),
+    ]
+)

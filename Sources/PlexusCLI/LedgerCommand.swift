@@ -1,0 +1,201 @@
+import ArgumentParser
+import Foundation
+import Logging
+import PlexusCore
+import PlexusLedger
+
+struct LedgerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ledger", abstract: "Create, run and verify a ledger.",
+        subcommands: [Init.self, Start.self, Verify.self, Params.self])
+
+    struct Init: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Write a genesis file.")
+
+        @Option(name: .long, help: "Where to write the genesis JSON.") var out: String = "genesis.json"
+        @Option(name: .long, help: "Chain id carried by every transaction.") var chainId: String = "plexus-local"
+        @Option(name: .long, help: "Orderer key file; created if missing.") var ordererKey: String
+        @Option(name: .long, help: "ADDRESS=PLX initial balance (repeatable).") var fund: [String] = []
+        @Option(name: .long, help: "ADDRESS=PLX initial stake (repeatable).") var stake: [String] = []
+        @Option(name: .long, help: "NAME=VALUE parameter override (repeatable).") var param: [String] = []
+        @Flag(name: .long, help: "Overwrite an existing genesis file.") var force = false
+
+        func run() async throws {
+            if !force && FileManager.default.fileExists(atPath: out) {
+                throw ValidationError("\(out) exists; pass --force to overwrite it")
+            }
+            let orderer: KeyPair
+            if FileManager.default.fileExists(atPath: ordererKey) {
+                orderer = try KeyFile.read(ordererKey)
+            } else {
+                orderer = KeyPair()
+                try KeyFile.write(orderer, to: ordererKey)
+            }
+            var allocations: [Address: Genesis.Allocation] = [:]
+            for (list, isStake) in [(fund, false), (stake, true)] {
+                for item in list {
+                    let (a, v) = try Self.pair(item)
+                    let address = try Address(a)
+                    let amount = try Amount(parsing: v)
+                    var alloc = allocations[address] ?? Genesis.Allocation(address: address, balance: .zero)
+                    if isStake { alloc.stake = try (alloc.stake ?? .zero).adding(amount) } else { alloc.balance = try alloc.balance.adding(amount) }
+                    allocations[address] = alloc
+                }
+            }
+            var params: [String: UInt64] = [:]
+            for item in param {
+                let (n, v) = try Self.pair(item)
+                guard let value = UInt64(v) else { throw ValidationError("parameter \(n): '\(v)' is not a whole number") }
+                params[n] = value
+            }
+            let genesis = Genesis(chainId: chainId, timeMillis: SystemClock().nowMillis(), orderer: orderer.address,
+                                  params: params, accounts: allocations.keys.sorted().compactMap { allocations[$0] })
+            _ = try genesis.initialState()
+            try Data(genesis.json()).write(to: URL(fileURLWithPath: out))
+            print("genesis for chain \(chainId) written to \(out) (hash \(genesis.hash))")
+        }
+
+        static func pair(_ s: String) throws -> (String, String) {
+            let parts = s.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { throw ValidationError("expected NAME=VALUE, got '\(s)'") }
+            return (parts[0], parts[1])
+        }
+    }
+
+    struct Start: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Run a solo-ordered ledger and its HTTP API.")
+
+        @Option(name: .long, help: "Data directory (database).") var data: String?
+        @Option(name: .long, help: "Genesis file, used on first start.") var genesis: String?
+        @Option(name: .long, help: "Orderer key file (default: DATA/orderer.json).") var key: String?
+        @Option(name: .long, help: "Address to listen on.") var host: String = "127.0.0.1"
+        @Option(name: .long, help: "Port to listen on (0 picks a free one).") var port: Int = 7700
+        @Option(name: .long, help: "Longest wait before pending transactions are sealed, in ms.") var blockInterval: Int = 100
+        @Option(name: .long, help: "Write the bound port to this file once listening.") var portFile: String?
+        @Flag(name: .long, help: "Development chain: create keys and a genesis funding your default key.") var dev = false
+        @OptionGroup var log: LogOptions
+
+        func validate() throws {
+            guard (1...60_000).contains(blockInterval) else { throw ValidationError("--block-interval must be 1...60000 ms") }
+            guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
+            guard data != nil || dev else { throw ValidationError("give --data DIR, or --dev for a development chain") }
+        }
+
+        func run() async throws {
+            Bootstrap.run(level: log.level)
+            let logger = Logger(label: "plexus.ledger")
+            let dir = data ?? PlexusHome.path + "/dev/ledger"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            let keyPath = key ?? dir + "/orderer.json"
+            let store = try BlockStore(path: dir + "/ledger.sqlite")
+            if try !store.isInitialized() {
+                let g: Genesis
+                if let genesis {
+                    g = try Genesis.read(genesis)
+                } else if dev {
+                    g = try Self.devGenesis(ordererKeyPath: keyPath)
+                    try Data(g.json()).write(to: URL(fileURLWithPath: dir + "/genesis.json"))
+                } else {
+                    throw ValidationError("\(dir) holds no ledger yet; pass --genesis FILE (see `plexus ledger init`)")
+                }
+                try store.initialize(genesis: g)
+                logger.notice("ledger initialised", metadata: ["chain": "\(g.chainId)", "genesis": "\(g.hash)"])
+            }
+            let signer = try KeyFile.read(keyPath)
+            let service = try LedgerService(store: store, signer: signer, blockInterval: .milliseconds(blockInterval), logger: logger)
+            let status = await service.status()
+            let server = LedgerServer(service: service, store: store, host: host, port: port, logger: logger,
+                                      metrics: { Bootstrap.metricsText() })
+            let portFile = self.portFile
+            let host = self.host
+            try await server.run { bound in
+                logger.notice("ledger listening", metadata: ["address": "http://\(host):\(bound)", "chain": "\(status.chainId)", "height": "\(status.height)"])
+                if let portFile {
+                    try? Data("\(bound)\n".utf8).write(to: URL(fileURLWithPath: portFile), options: .atomic)
+                }
+            }
+            if let failure = await service.failed { throw failure }
+        }
+
+        /// A development genesis: a fresh orderer key and 1,000,000 PLX for the default key.
+        static func devGenesis(ordererKeyPath: String) throws -> Genesis {
+            let orderer = KeyPair()
+            try KeyFile.write(orderer, to: ordererKeyPath, overwrite: true)
+            let user: KeyPair
+            if FileManager.default.fileExists(atPath: PlexusHome.defaultKey) {
+                user = try KeyFile.read(PlexusHome.defaultKey)
+            } else {
+                user = KeyPair()
+                try KeyFile.write(user, to: PlexusHome.defaultKey)
+            }
+            print("development chain: \(user.address) (key \(PlexusHome.defaultKey)) holds 1000000 PLX")
+            return Genesis(chainId: "plexus-dev", timeMillis: SystemClock().nowMillis(), orderer: orderer.address,
+                           accounts: [.init(address: user.address, balance: try .plx(1_000_000))])
+        }
+    }
+
+    struct Verify: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Replay every block from genesis, checking signatures, links and state roots.")
+
+        @Option(name: .long, help: "Data directory.") var data: String
+        @Flag(name: .long, help: "Print the result as JSON.") var json = false
+
+        struct Report: Codable {
+            var ok: Bool
+            var height: UInt64
+            var transactions: Int
+            var replayedStateRoot: Hash256
+            var headerStateRoot: Hash256
+            var storedStateRoot: Hash256
+            var supplyConserved: Bool
+        }
+
+        func run() async throws {
+            let store = try BlockStore(path: data + "/ledger.sqlite")
+            let report = try Self.verify(store)
+            if json {
+                try printJSON(report)
+            } else {
+                print("\(report.ok ? "ok" : "MISMATCH"): \(report.height) blocks, \(report.transactions) transactions, state root \(report.replayedStateRoot)")
+            }
+            if !report.ok { throw ExitCode(1) }
+        }
+
+        static func verify(_ store: BlockStore) throws -> Report {
+            let snap = try store.load()
+            var chain = try Chain(genesis: snap.genesis)
+            let height = snap.state.height
+            var txs = 0
+            var h: UInt64 = 1
+            while h <= height {
+                guard let block = try store.block(at: h) else {
+                    throw PlexusError(.invalidBlock, "block \(h) is missing")
+                }
+                _ = try chain.apply(block: block)
+                txs += block.transactions.count
+                h += 1
+            }
+            var stored = snap.state
+            let storedRoot = stored.commit().root
+            let replayed = chain.stateRoot()
+            let header = snap.tip?.stateRoot ?? replayed
+            let held = try chain.state.circulatingTotal()
+            let ok = replayed == header && replayed == storedRoot && chain.tipHash == snap.tipHash && held == chain.state.totalSupply
+            return Report(ok: ok, height: height, transactions: txs, replayedStateRoot: replayed, headerStateRoot: header,
+                          storedStateRoot: storedRoot, supplyConserved: held == chain.state.totalSupply)
+        }
+    }
+
+    struct Params: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a ledger's parameters with their bounds.")
+        @OptionGroup var ledger: LedgerURLOptions
+
+        func run() async throws {
+            let view = try await LedgerClient(baseURL: ledger.ledger).params()
+            for p in view.params {
+                print("\(p.name.padding(toLength: 28, withPad: " ", startingAt: 0)) \(p.value)  [\(p.min)...\(p.max)]  \(p.summary)")
+            }
+        }
+    }
+}

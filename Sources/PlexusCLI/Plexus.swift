@@ -1,0 +1,11 @@
+import ArgumentParser
+
+/// The `plexus` command.
+@main
+struct Plexus: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plexus",
+        abstract: "Plexus: an open inference network with a verifiable ledger.",
+        subcommands: [KeysCommand.self, LedgerCommand.self, AccountCommand.self, TxCommand.self, BenchCommand.self]
+    )
+}

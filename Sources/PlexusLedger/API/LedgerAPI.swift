@@ -1,0 +1,198 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import PlexusCore
+
+/// The ledger's HTTP/JSON API.
+///
+/// | route | does |
+/// |---|---|
+/// | `POST /v1/tx[?wait=commit]` | submit a transaction (JSON) |
+/// | `GET /v1/tx/{hash}` | where a committed transaction is |
+/// | `GET /v1/status` | chain id, height, block hash, state root |
+/// | `GET /v1/accounts/{address}` | an account |
+/// | `GET /v1/blocks/{height\|latest}` | a block with its transactions |
+/// | `GET /v1/params` | protocol parameters with bounds |
+/// | `GET /v1/events?since=H[&timeout_ms=T]` | events after height H (long-poll) |
+/// | `GET /metrics` | Prometheus text |
+public enum LedgerAPI {
+    /// Largest request body accepted, in bytes.
+    public static let maxBodyBytes = 64 * 1024
+    /// Longest long-poll wait.
+    public static let maxPollMillis: UInt64 = 30_000
+    /// Most blocks of events returned at once.
+    public static let maxEventBlocks = 100
+
+    /// Builds the router.
+    public static func router(service: LedgerService, store: BlockStore,
+                              metrics: @escaping @Sendable () -> [UInt8]) -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: ErrorMiddleware())
+
+        router.post("/v1/tx") { request, _ -> Response in
+            var request = request
+            let body: ByteBuffer
+            do {
+                body = try await request.collectBody(upTo: maxBodyBytes)
+            } catch {
+                throw APIError(.contentTooLarge, .tooLarge, "request body exceeds \(maxBodyBytes) bytes")
+            }
+            let tx: Transaction
+            do {
+                tx = try JSONDecoder().decode(Transaction.self, from: Data(buffer: body))
+            } catch let e as PlexusError {
+                throw APIError(e)
+            } catch {
+                throw APIError(.badRequest, .malformed, "body is not a valid transaction: \(Self.describe(error))")
+            }
+            let wait = request.uri.queryParameters.get("wait") == "commit"
+            let receipt = try await service.submit(tx, waitForCommit: wait)
+            return try json(receipt, status: wait ? .ok : .accepted)
+        }
+
+        router.get("/v1/tx/:hash") { _, context -> Response in
+            let hash = try Hash256(hex: context.parameters.get("hash") ?? "")
+            guard let loc = try store.location(of: hash) else {
+                throw APIError(.notFound, .notFound, "no committed transaction \(hash)")
+            }
+            return try json(["hash": hash.hex, "height": String(loc.height), "index": String(loc.index)])
+        }
+
+        router.get("/v1/status") { _, _ -> Response in
+            try json(await service.status())
+        }
+
+        router.get("/health") { _, _ -> Response in
+            if let failure = await service.failed {
+                throw APIError(.serviceUnavailable, failure.code, failure.message)
+            }
+            return try json(["status": "ok"])
+        }
+
+        router.get("/v1/accounts/:address") { _, context -> Response in
+            let address = try Address(context.parameters.get("address") ?? "")
+            let account = await service.account(address)
+            return try json(AccountView(address: address, account: account))
+        }
+
+        router.get("/v1/blocks/:height") { _, context -> Response in
+            let raw = context.parameters.get("height") ?? ""
+            let height: UInt64
+            if raw == "latest" {
+                height = await service.height()
+            } else if let h = UInt64(raw), h <= UInt64(Int64.max) {
+                height = h
+            } else {
+                throw APIError(.badRequest, .malformed, "block height must be a number or 'latest'")
+            }
+            guard height > 0, let block = try store.block(at: height) else {
+                throw APIError(.notFound, .notFound, "no block at height \(height)")
+            }
+            return try json(BlockView(block))
+        }
+
+        router.get("/v1/params") { _, _ -> Response in
+            let p = await service.params()
+            return try json(ParamsView(p))
+        }
+
+        router.get("/v1/events") { request, _ -> Response in
+            let q = request.uri.queryParameters
+            guard let since = q.get("since").flatMap({ UInt64($0) }), since <= UInt64(Int64.max) else {
+                throw APIError(.badRequest, .malformed, "'since' must be a block height")
+            }
+            let timeout = min(q.get("timeout_ms").flatMap { UInt64($0) } ?? 10_000, maxPollMillis)
+            var height = await service.height()
+            if height <= since && timeout > 0 {
+                await service.waitForHeight(above: since, timeout: .milliseconds(Int64(timeout)))
+                height = await service.height()
+            }
+            let through = min(height, since + UInt64(maxEventBlocks))
+            let events = try store.events(after: since, through: through, limit: maxEventBlocks)
+            return try json(EventsView(since: since, through: max(through, since), height: height, events: events))
+        }
+
+        router.get("/metrics") { _, _ -> Response in
+            var buf = ByteBuffer()
+            buf.writeBytes(metrics())
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: buf))
+        }
+        return router
+    }
+
+    static func describe(_ error: any Error) -> String {
+        switch error {
+        case let DecodingError.keyNotFound(key, _): return "missing field '\(key.stringValue)'"
+        case let DecodingError.typeMismatch(_, ctx), let DecodingError.valueNotFound(_, ctx):
+            return "wrong type at '\(ctx.codingPath.map(\.stringValue).joined(separator: "."))'"
+        case let DecodingError.dataCorrupted(ctx):
+            if let e = ctx.underlyingError as? PlexusError { return e.message }
+            let path = ctx.codingPath.map(\.stringValue).joined(separator: ".")
+            return path.isEmpty ? "not valid JSON" : "invalid value at '\(path)'"
+        case let e as PlexusError: return e.message
+        default: return "\(error)"
+        }
+    }
+
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return e
+    }()
+
+    static func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {
+        let data = try encoder.encode(value)
+        var buf = ByteBuffer()
+        buf.writeBytes(data)
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: buf))
+    }
+}
+
+/// An error rendered as `{"error": {"code": "...", "message": "..."}}`.
+public struct APIError: HTTPResponseError {
+    public var status: HTTPResponse.Status
+    public var code: PlexusError.Code
+    public var message: String
+
+    public init(_ status: HTTPResponse.Status, _ code: PlexusError.Code, _ message: String) {
+        self.status = status
+        self.code = code
+        self.message = message
+    }
+
+    /// Maps a ledger error to its HTTP status.
+    public init(_ e: PlexusError) {
+        let status: HTTPResponse.Status = switch e.code {
+        case .notFound: .notFound
+        case .tooLarge: .contentTooLarge
+        case .io, .stateMismatch: .serviceUnavailable
+        case .insufficientFunds: .init(code: 402)
+        case .badNonce: .conflict
+        default: .badRequest
+        }
+        self.init(status, e.code, e.message)
+    }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        let body = ["error": ["code": code.rawValue, "message": message]]
+        return try LedgerAPI.json(body, status: status)
+    }
+}
+
+/// Turns every error a handler throws into the JSON error envelope.
+struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let e as APIError {
+            throw e
+        } catch let e as PlexusError {
+            throw APIError(e)
+        } catch let e as HTTPError {
+            throw APIError(e.status, PlexusError.Code("http_\(e.status.code)"), e.body ?? e.status.reasonPhrase)
+        } catch {
+            throw APIError(.internalServerError, .init("internal"), "internal error")
+        }
+    }
+}

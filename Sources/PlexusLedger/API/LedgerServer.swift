@@ -1,0 +1,47 @@
+import Hummingbird
+import Logging
+import NIOCore
+import PlexusCore
+
+/// Runs a ledger: the service, its sealing loop and the HTTP API, until
+/// SIGINT/SIGTERM, then seals and writes what is pending.
+public struct LedgerServer: Sendable {
+    public var service: LedgerService
+    public var store: BlockStore
+    public var host: String
+    public var port: Int
+    public var logger: Logger
+    public var metrics: @Sendable () -> [UInt8]
+
+    public init(service: LedgerService, store: BlockStore, host: String, port: Int, logger: Logger,
+                metrics: @escaping @Sendable () -> [UInt8]) {
+        self.service = service
+        self.store = store
+        self.host = host
+        self.port = port
+        self.logger = logger
+        self.metrics = metrics
+    }
+
+    /// Serves until a shutdown signal; `onListening` receives the bound port.
+    public func run(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        let router = LedgerAPI.router(service: service, store: store, metrics: metrics)
+        var appLogger = logger
+        appLogger.logLevel = max(logger.logLevel, .notice)
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname(host, port: port), serverName: "plexus-ledger"),
+            onServerRunning: { channel in
+                await onListening(channel.localAddress?.port ?? 0)
+            },
+            logger: appLogger)
+        await service.start()
+        do {
+            try await app.runService()
+        } catch {
+            await service.stop()
+            throw error
+        }
+        await service.stop()
+    }
+}

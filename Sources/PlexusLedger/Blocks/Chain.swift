@@ -1,0 +1,162 @@
+import Dispatch
+import PlexusCore
+
+/// The ledger as a sequence of blocks: the pure core that both the orderer
+/// (building blocks from incoming transactions) and every replica (applying
+/// blocks it receives or reads back) run.
+///
+/// Building is incremental: the first transaction after a seal opens block
+/// *h+1* (running its start-of-block releases), each later transaction is
+/// applied on arrival so that its sender learns at once whether it is valid,
+/// and `seal` closes the block, commits the state root and signs the header.
+public struct Chain: Sendable {
+    /// The current state, including the open block's effects.
+    public private(set) var state: LedgerState
+    /// Hash of the last sealed header (the genesis hash before block 1).
+    public private(set) var tipHash: Hash256
+    /// The key allowed to seal blocks.
+    public let orderer: Address
+
+    struct OpenBlock {
+        var height: UInt64
+        var timeMillis: UInt64
+        var transactions: [Transaction] = []
+        var hashes: [Hash256] = []
+        var events: [BlockEvent] = []
+    }
+
+    private var open: OpenBlock?
+
+    /// Starts from a state and the hash of the header it follows.
+    public init(state: LedgerState, tipHash: Hash256, orderer: Address) {
+        self.state = state
+        self.tipHash = tipHash
+        self.orderer = orderer
+    }
+
+    /// A chain at genesis.
+    public init(genesis: Genesis) throws {
+        var s = try genesis.initialState()
+        s.timeMillis = genesis.timeMillis
+        self.init(state: s, tipHash: genesis.hash, orderer: genesis.orderer)
+    }
+
+    /// Whether a block is open.
+    public var hasOpenBlock: Bool { open != nil }
+
+    /// Transactions in the open block.
+    public var openCount: Int { open?.transactions.count ?? 0 }
+
+    /// Applies a transaction whose signature the caller has verified to the
+    /// open block (opening one at `nowMillis` if needed). Returns the block
+    /// height and index it will have. Throws and changes nothing if invalid.
+    public mutating func submit(_ tx: Transaction, hash: Hash256, nowMillis: UInt64) throws -> (height: UInt64, index: Int) {
+        if open == nil {
+            let height = state.height + 1
+            let time = max(nowMillis, state.timeMillis)
+            let releases = try state.beginBlock(height: height, timeMillis: time)
+            open = OpenBlock(height: height, timeMillis: time,
+                             events: releases.map { BlockEvent(height: height, txIndex: nil, event: $0) })
+        }
+        guard var block = open else { throw PlexusError(.invalidState, "no open block") }
+        guard block.transactions.count < Int(state.params[.maxBlockTransactions]) else {
+            throw PlexusError(.invalidState, "block \(block.height) is full")
+        }
+        let events = try state.apply(tx)
+        open = nil
+        let index = block.transactions.count
+        block.transactions.append(tx)
+        block.hashes.append(hash)
+        for e in events { block.events.append(BlockEvent(height: block.height, txIndex: UInt32(index), event: e)) }
+        open = block
+        return (block.height, index)
+    }
+
+    /// Seals the open block, if any, with the orderer's key.
+    public mutating func seal(signer: KeyPair) throws -> BlockStore.Commit? {
+        guard let block = open else { return nil }
+        guard signer.address == orderer else {
+            throw PlexusError(.badSignature, "key \(signer.address.short) is not this chain's orderer")
+        }
+        open = nil
+        let changes = state.commit()
+        let header = BlockHeader(
+            chainId: state.chainId, height: block.height, previousHash: tipHash, timeMillis: block.timeMillis,
+            txCount: UInt32(block.transactions.count), txRoot: Block.txRoot(block.hashes),
+            stateRoot: changes.root, orderer: orderer)
+        let hash = header.hash
+        let sealed = Block(header: header, signature: signer.sign(hash.bytes), transactions: block.transactions)
+        tipHash = hash
+        return BlockStore.Commit(block: sealed, hash: hash, events: block.events, accounts: changes.accounts, params: changes.params)
+    }
+
+    /// Applies a complete block as a replica would, checking the link to the
+    /// tip, the orderer's signature, every transaction's signature and
+    /// validity, the transaction root and the state root. On a throw the chain
+    /// must be discarded: a replica that sees an invalid block stops.
+    public mutating func apply(block: Block) throws -> BlockStore.Commit {
+        guard open == nil else { throw PlexusError(.invalidState, "cannot apply a block while one is open") }
+        let h = block.header
+        guard h.chainId == state.chainId else {
+            throw PlexusError(.invalidBlock, "block \(h.height) is for chain \(h.chainId)")
+        }
+        guard h.previousHash == tipHash else {
+            throw PlexusError(.invalidBlock, "block \(h.height) does not link to the tip \(tipHash)")
+        }
+        guard h.orderer == orderer, block.hasValidSignature else {
+            throw PlexusError(.invalidBlock, "block \(h.height) is not signed by the orderer")
+        }
+        let hashes = block.transactions.map(\.hash)
+        guard Block.txRoot(hashes) == h.txRoot, Int(h.txCount) == block.transactions.count else {
+            throw PlexusError(.invalidBlock, "block \(h.height) transaction root does not match its transactions")
+        }
+        let valid = SignatureCheck.all(block.transactions)
+        if let bad = valid.firstIndex(of: false) {
+            throw PlexusError(.invalidBlock, "block \(h.height) transaction \(bad) has a bad signature")
+        }
+        var events = try state.beginBlock(height: h.height, timeMillis: h.timeMillis)
+            .map { BlockEvent(height: h.height, txIndex: nil, event: $0) }
+        for (i, tx) in block.transactions.enumerated() {
+            do {
+                for e in try state.apply(tx) { events.append(BlockEvent(height: h.height, txIndex: UInt32(i), event: e)) }
+            } catch {
+                throw PlexusError(.invalidBlock, "block \(h.height) transaction \(i) is invalid", cause: error)
+            }
+        }
+        let changes = state.commit()
+        guard changes.root == h.stateRoot else {
+            throw PlexusError(.stateMismatch, "block \(h.height): state root \(changes.root) differs from the header's \(h.stateRoot)")
+        }
+        let hash = h.hash
+        tipHash = hash
+        return BlockStore.Commit(block: block, hash: hash, events: events, accounts: changes.accounts, params: changes.params)
+    }
+
+    /// The state root of the current state (commits pending changes to the commitment).
+    public mutating func stateRoot() -> Hash256 {
+        state.commit().root
+    }
+}
+
+/// Verifies many signatures on all cores, in a fixed order of results.
+public enum SignatureCheck {
+    /// `result[i]` says whether `transactions[i]` is validly signed.
+    public static func all(_ transactions: [Transaction]) -> [Bool] {
+        let n = transactions.count
+        guard n > 0 else { return [] }
+        if n < 64 { return transactions.map(\.hasValidSignature) }
+        let chunks = min(n / 32, 64)
+        let per = (n + chunks - 1) / chunks
+        let results = UnsafeMutableBufferPointer<Bool>.allocate(capacity: n)
+        defer { results.deallocate() }
+        results.initialize(repeating: false)
+        // Each chunk writes a disjoint slice of `results`.
+        nonisolated(unsafe) let out = results
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            let lo = c * per, hi = min(n, lo + per)
+            guard lo < hi else { return }
+            for i in lo..<hi { out[i] = transactions[i].hasValidSignature }
+        }
+        return Array(results)
+    }
+}

@@ -1,0 +1,106 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import PlexusCore
+
+/// A typed client for the ledger API, shared by every role that talks to a ledger.
+public struct LedgerClient: Sendable {
+    /// The ledger's base URL, such as `http://127.0.0.1:7700`.
+    public let baseURL: String
+    let http: HTTPClient
+    let timeout: TimeAmount
+
+    /// A client for the ledger at `baseURL`.
+    public init(baseURL: String, http: HTTPClient = .shared, timeout: TimeAmount = .seconds(60)) {
+        var url = baseURL
+        while url.hasSuffix("/") { url.removeLast() }
+        self.baseURL = url
+        self.http = http
+        self.timeout = timeout
+    }
+
+    /// The chain head.
+    public func status() async throws -> LedgerService.Status {
+        try await get("/v1/status")
+    }
+
+    /// An account's latest view.
+    public func account(_ address: Address) async throws -> AccountView {
+        try await get("/v1/accounts/\(address.text)")
+    }
+
+    /// Protocol parameters.
+    public func params() async throws -> ParamsView {
+        try await get("/v1/params")
+    }
+
+    /// A block, or nil if none at that height.
+    public func block(_ height: UInt64) async throws -> BlockView? {
+        do {
+            return try await get("/v1/blocks/\(height)")
+        } catch let e as PlexusError where e.code == .notFound {
+            return nil
+        }
+    }
+
+    /// Events after `since`, waiting up to `timeoutMillis` for new blocks.
+    public func events(since: UInt64, timeoutMillis: UInt64 = 10_000) async throws -> EventsView {
+        try await get("/v1/events?since=\(since)&timeout_ms=\(timeoutMillis)")
+    }
+
+    /// Submits a signed transaction; with `waitForCommit` returns once it is durable.
+    public func submit(_ tx: Transaction, waitForCommit: Bool = true) async throws -> LedgerService.Receipt {
+        let body = try JSONEncoder().encode(tx)
+        return try await send(.POST, "/v1/tx" + (waitForCommit ? "?wait=commit" : ""), body: Array(body))
+    }
+
+    /// Builds, signs and submits a transaction from `key` with its next nonce.
+    public func send(_ body: Transaction.Body, from key: KeyPair, fee: Amount? = nil,
+                     waitForCommit: Bool = true) async throws -> LedgerService.Receipt {
+        async let statusReq = status()
+        async let accountReq = account(key.address)
+        async let paramsReq = params()
+        let (status, account, params) = try await (statusReq, accountReq, paramsReq)
+        let minFee = params.params.first { $0.name == "minFee" }.map { Amount(units: $0.value) } ?? .zero
+        let tx = Transaction(chainId: status.chainId, from: key, nonce: account.nonce, fee: fee ?? minFee, body: body)
+        return try await submit(tx, waitForCommit: waitForCommit)
+    }
+
+    struct ErrorEnvelope: Decodable {
+        struct Inner: Decodable { var code: String; var message: String }
+        var error: Inner
+    }
+
+    func get<T: Decodable>(_ path: String) async throws -> T {
+        try await send(.GET, path, body: nil)
+    }
+
+    func send<T: Decodable>(_ method: HTTPMethod, _ path: String, body: [UInt8]?) async throws -> T {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = method
+        if let body {
+            request.headers.add(name: "content-type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: body))
+        }
+        let response: HTTPClientResponse
+        do {
+            response = try await http.execute(request, timeout: timeout)
+        } catch {
+            throw PlexusError(.io, "cannot reach the ledger at \(baseURL)", cause: error)
+        }
+        let bytes = try await response.body.collect(upTo: 64 << 20)
+        let data = Data(buffer: bytes)
+        guard (200..<300).contains(Int(response.status.code)) else {
+            if let env = try? JSONDecoder().decode(ErrorEnvelope.self, from: data) {
+                throw PlexusError(PlexusError.Code(env.error.code), env.error.message)
+            }
+            throw PlexusError(.io, "ledger answered \(response.status.code) for \(path)")
+        }
+        do {
+            return try JSONDecoder().decode(T.self, from: data)
+        } catch {
+            throw PlexusError(.malformed, "unexpected answer from the ledger for \(path)", cause: error)
+        }
+    }
+}

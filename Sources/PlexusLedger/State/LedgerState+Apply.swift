@@ -1,0 +1,162 @@
+import PlexusCore
+
+extension LedgerState {
+    /// Starts block `height` at `timeMillis`: releases every unbonding and
+    /// escrow withdrawal due at or before it. Accounts are visited in address
+    /// order so the events are deterministic.
+    public mutating func beginBlock(height newHeight: UInt64, timeMillis newTime: UInt64) throws -> [Event] {
+        guard newHeight == height + 1 else {
+            throw PlexusError(.invalidBlock, "block \(newHeight) does not follow height \(height)")
+        }
+        guard newTime >= timeMillis else {
+            throw PlexusError(.invalidBlock, "block time \(newTime) is before the previous block's \(timeMillis)")
+        }
+        height = newHeight
+        timeMillis = newTime
+        guard let due = releases.removeValue(forKey: newHeight) else { return [] }
+        var events = [Event]()
+        for address in due.sorted() {
+            var a = account(address)
+            var freed = Amount.zero
+            a.unbonding.removeAll { r in
+                guard r.releaseHeight <= newHeight else { return false }
+                freed = Amount(units: freed.units &+ r.amount.units)
+                return true
+            }
+            var released = Amount.zero
+            a.escrowUnlocking.removeAll { r in
+                guard r.releaseHeight <= newHeight else { return false }
+                released = Amount(units: released.units &+ r.amount.units)
+                return true
+            }
+            // Cannot overflow: the units were already part of the conserved supply.
+            a.balance = Amount(units: a.balance.units &+ freed.units &+ released.units)
+            store(address, a)
+            if !freed.isZero { events.append(.unbonded(account: address, amount: freed)) }
+            if !released.isZero { events.append(.escrowReleased(requestor: address, amount: released)) }
+        }
+        return events
+    }
+
+    /// Checks everything about `tx` that does not depend on the signature and
+    /// applies it, or throws and changes nothing. Callers must verify the
+    /// signature first (`Transaction.verifySignature`); it is kept apart so
+    /// that signatures can be checked in parallel before the serial apply.
+    public mutating func apply(_ tx: Transaction) throws -> [Event] {
+        guard tx.chainId == chainId else {
+            throw PlexusError(.wrongChain, "transaction is for chain '\(tx.chainId.prefix(64))', this ledger is '\(chainId)'")
+        }
+        guard tx.from != .treasury else {
+            throw PlexusError(.badSignature, "the treasury cannot send transactions")
+        }
+        var sender = account(tx.from)
+        guard tx.nonce == sender.nonce else {
+            throw PlexusError(.badNonce, "nonce \(tx.nonce) for \(tx.from.short); expected \(sender.nonce)")
+        }
+        guard tx.fee >= params.minFee else {
+            throw PlexusError(.feeTooLow, "fee \(tx.fee.units)u is below the minimum \(params.minFee.units)u")
+        }
+        do {
+            sender.balance = try sender.balance.subtracting(tx.fee)
+        } catch {
+            throw PlexusError(.insufficientFunds, "\(tx.from.short) cannot pay the fee \(tx.fee)")
+        }
+        sender.nonce += 1
+        var treasury = account(.treasury)
+        treasury.balance = try treasury.balance.adding(tx.fee)
+        var events: [Event] = [.feePaid(from: tx.from, amount: tx.fee)]
+        var writes: [(Address, Account)] = []
+
+        switch tx.body {
+        case let .transfer(to, amount):
+            try Self.requirePositive(amount)
+            sender.balance = try Self.debit(sender.balance, amount, tx.from)
+            if to == tx.from {
+                sender.balance = try sender.balance.adding(amount)
+            } else if to == .treasury {
+                treasury.balance = try treasury.balance.adding(amount)
+            } else {
+                var recipient = account(to)
+                recipient.balance = try recipient.balance.adding(amount)
+                writes.append((to, recipient))
+            }
+            events.append(.transferred(from: tx.from, to: to, amount: amount))
+
+        case let .stake(amount):
+            try Self.requirePositive(amount)
+            sender.balance = try Self.debit(sender.balance, amount, tx.from)
+            sender.staked = try sender.staked.adding(amount)
+            events.append(.staked(account: tx.from, amount: amount))
+
+        case let .unstake(amount):
+            try Self.requirePositive(amount)
+            guard amount <= sender.staked else {
+                throw PlexusError(.insufficientFunds, "\(tx.from.short) has \(sender.staked) staked, cannot unstake \(amount)")
+            }
+            try requireReleaseSlot(sender.unbonding)
+            let release = try releaseHeight(after: params[.unbondingBlocks])
+            sender.staked = try sender.staked.subtracting(amount)
+            sender.unbonding.append(PendingRelease(amount: amount, releaseHeight: release))
+            events.append(.unstaked(account: tx.from, amount: amount, releaseHeight: release))
+
+        case let .deposit(requestor, amount):
+            try Self.requirePositive(amount)
+            guard requestor != .treasury else {
+                throw PlexusError(.outOfRange, "the treasury cannot hold escrow")
+            }
+            sender.balance = try Self.debit(sender.balance, amount, tx.from)
+            if requestor == tx.from {
+                sender.escrow = try sender.escrow.adding(amount)
+            } else {
+                var r = account(requestor)
+                r.escrow = try r.escrow.adding(amount)
+                writes.append((requestor, r))
+            }
+            events.append(.escrowDeposited(payer: tx.from, requestor: requestor, amount: amount))
+
+        case let .withdraw(amount):
+            try Self.requirePositive(amount)
+            guard amount <= sender.escrow else {
+                throw PlexusError(.insufficientFunds, "\(tx.from.short) has \(sender.escrow) in escrow, cannot withdraw \(amount)")
+            }
+            try requireReleaseSlot(sender.escrowUnlocking)
+            let release = try releaseHeight(after: params[.escrowWithdrawDelayBlocks])
+            sender.escrow = try sender.escrow.subtracting(amount)
+            sender.escrowUnlocking.append(PendingRelease(amount: amount, releaseHeight: release))
+            events.append(.escrowWithdrawRequested(requestor: tx.from, amount: amount, releaseHeight: release))
+        }
+
+        // Every check has passed: commit all writes together.
+        store(tx.from, sender)
+        store(.treasury, treasury)
+        for (address, account) in writes { store(address, account) }
+        if case .unstake = tx.body { indexReleases(of: tx.from, sender) }
+        if case .withdraw = tx.body { indexReleases(of: tx.from, sender) }
+        return events
+    }
+
+    static func requirePositive(_ amount: Amount) throws {
+        guard !amount.isZero else {
+            throw PlexusError(.zeroAmount, "amount must be greater than zero")
+        }
+    }
+
+    static func debit(_ balance: Amount, _ amount: Amount, _ who: Address) throws -> Amount {
+        guard amount <= balance else {
+            throw PlexusError(.insufficientFunds, "\(who.short) has \(balance) after fees, needs \(amount)")
+        }
+        return try balance.subtracting(amount)
+    }
+
+    func requireReleaseSlot(_ pending: [PendingRelease]) throws {
+        guard pending.count < Int(params[.maxPendingReleases]) else {
+            throw PlexusError(.invalidState, "too many pending releases (limit \(params[.maxPendingReleases])); wait for one to complete")
+        }
+    }
+
+    func releaseHeight(after delay: UInt64) throws -> UInt64 {
+        let (h, o) = height.addingReportingOverflow(delay)
+        guard !o else { throw PlexusError(.overflow, "release height overflows") }
+        return h
+    }
+}

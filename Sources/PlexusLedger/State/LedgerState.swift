@@ -1,0 +1,112 @@
+import PlexusCore
+
+/// The whole ledger state and its pure transition rules.
+///
+/// Deterministic by construction: no clock (block time is an input), no
+/// randomness, no floating point, and no iteration over hash-ordered
+/// collections where order could reach the output. Every method either
+/// applies all of its effects or throws having changed nothing.
+public struct LedgerState: Sendable {
+    /// The chain this state belongs to.
+    public let chainId: String
+    /// All units that exist; conserved by every transition.
+    public let totalSupply: Amount
+    /// Protocol parameters.
+    public internal(set) var params: Params
+    /// The height of the latest block begun (0 = genesis only).
+    public internal(set) var height: UInt64 = 0
+    /// Block time of the latest block begun, in milliseconds.
+    public internal(set) var timeMillis: UInt64 = 0
+    /// Every account ever touched.
+    public internal(set) var accounts: [Address: Account] = [:]
+
+    /// Accounts with a release due at a height. Derived from `accounts`,
+    /// so it is rebuilt on load rather than committed to.
+    var releases: [UInt64: Set<Address>] = [:]
+    var commitment = StateCommitment()
+    var dirtyAccounts: Set<Address> = []
+    var paramsDirty = true
+
+    /// A state with the given accounts and parameters at height 0.
+    public init(chainId: String, params: Params, accounts: [Address: Account]) throws {
+        self.chainId = chainId
+        self.params = params
+        var supply = Amount.zero
+        for address in accounts.keys.sorted() {
+            guard let account = accounts[address] else { continue }
+            supply = try supply.adding(account.total())
+        }
+        self.totalSupply = supply
+        self.accounts = accounts
+        for (address, account) in accounts {
+            indexReleases(of: address, account)
+            dirtyAccounts.insert(address)
+        }
+    }
+
+    /// Reconstructs a state loaded from storage at `height`.
+    public init(chainId: String, totalSupply: Amount, params: Params, height: UInt64, timeMillis: UInt64, accounts: [Address: Account]) {
+        self.chainId = chainId
+        self.totalSupply = totalSupply
+        self.params = params
+        self.height = height
+        self.timeMillis = timeMillis
+        self.accounts = accounts
+        for (address, account) in accounts {
+            indexReleases(of: address, account)
+            dirtyAccounts.insert(address)
+        }
+    }
+
+    /// The account at `address` (empty if never touched).
+    public func account(_ address: Address) -> Account { accounts[address] ?? Account() }
+
+    /// The treasury's balance.
+    public var treasury: Amount { account(.treasury).balance }
+
+    mutating func indexReleases(of address: Address, _ account: Account) {
+        for r in account.unbonding { releases[r.releaseHeight, default: []].insert(address) }
+        for r in account.escrowUnlocking { releases[r.releaseHeight, default: []].insert(address) }
+    }
+
+    mutating func store(_ address: Address, _ account: Account) {
+        accounts[address] = account
+        dirtyAccounts.insert(address)
+    }
+
+    /// Updates the commitment with everything changed since the last call and
+    /// returns the state root with the changed accounts (sorted by address) and
+    /// the parameters if they changed, for storage.
+    public mutating func commit() -> (root: Hash256, accounts: [(Address, Account)], params: Params?) {
+        let changed = dirtyAccounts.sorted()
+        dirtyAccounts.removeAll(keepingCapacity: true)
+        var out = [(Address, Account)]()
+        out.reserveCapacity(changed.count)
+        for address in changed {
+            let account = self.account(address)
+            commitment.update(key: Self.accountKey(address), value: Digest32.hashing(account.canonicalBytes))
+            out.append((address, account))
+        }
+        let changedParams = paramsDirty ? params : nil
+        if paramsDirty {
+            commitment.update(key: Self.paramsKey, value: Digest32.hashing(params.canonicalBytes))
+            paramsDirty = false
+        }
+        return (commitment.root(), out, changedParams)
+    }
+
+    static let paramsKey = Digest32.hashing(Array("plexus-state:params".utf8))
+
+    static func accountKey(_ address: Address) -> Digest32 {
+        Digest32.hashing(Array("plexus-state:account:".utf8) + address.bytes)
+    }
+
+    /// Sum of every unit held anywhere; equals `totalSupply` in every valid state.
+    public func circulatingTotal() throws -> Amount {
+        var t = Amount.zero
+        for address in accounts.keys.sorted() {
+            t = try t.adding(account(address).total())
+        }
+        return t
+    }
+}

@@ -1,0 +1,177 @@
+import PlexusCore
+
+/// A signed ledger transaction: `{chainId, kind, from, nonce, fee, body, signature}`.
+///
+/// The signature is Ed25519 by `from` over `signingBytes` (the canonical
+/// encoding of everything but the signature, under a domain tag). The
+/// transaction hash is SHA-256 of the complete canonical bytes.
+public struct Transaction: Sendable, Hashable {
+    /// The chain this transaction is valid on; stops cross-chain replay.
+    public var chainId: String
+    /// The sender, who signs and pays the fee.
+    public var from: Address
+    /// Must equal the sender's account nonce; stops replay and reordering.
+    public var nonce: UInt64
+    /// Paid to the treasury; at least the `minFee` parameter.
+    public var fee: Amount
+    /// What the transaction does.
+    public var body: Body
+    /// Ed25519 by `from` over `signingBytes`.
+    public var signature: Signature
+
+    /// What a transaction does. Later modules add cases.
+    public enum Body: Sendable, Hashable {
+        /// Moves `amount` from the sender's balance to `to`.
+        case transfer(to: Address, amount: Amount)
+        /// Bonds `amount` of the sender's balance as stake.
+        case stake(amount: Amount)
+        /// Starts unbonding `amount` of stake; released after `unbondingBlocks`.
+        case unstake(amount: Amount)
+        /// Moves `amount` of the sender's balance into `requestor`'s escrow.
+        case deposit(requestor: Address, amount: Amount)
+        /// Starts withdrawing `amount` of the sender's own escrow; released after `escrowWithdrawDelayBlocks`.
+        case withdraw(amount: Amount)
+
+        /// The wire name of this kind.
+        public var kind: Kind {
+            switch self {
+            case .transfer: .transfer
+            case .stake: .stake
+            case .unstake: .unstake
+            case .deposit: .deposit
+            case .withdraw: .withdraw
+            }
+        }
+    }
+
+    /// Transaction kinds with their stable wire codes.
+    public enum Kind: UInt16, CaseIterable, Sendable {
+        case transfer = 1
+        case stake = 2
+        case unstake = 3
+        case deposit = 4
+        case withdraw = 5
+
+        /// The name used in JSON and on the command line.
+        public var name: String { String(describing: self) }
+
+        /// Looks a kind up by name.
+        public init(name: String) throws {
+            guard let k = Self.allCases.first(where: { $0.name == name }) else {
+                throw PlexusError(.unknownKind, "unknown transaction kind '\(name.prefix(64))'")
+            }
+            self = k
+        }
+    }
+
+    /// Builds and signs a transaction.
+    public init(chainId: String, from key: KeyPair, nonce: UInt64, fee: Amount, body: Body) {
+        self.chainId = chainId
+        self.from = key.address
+        self.nonce = nonce
+        self.fee = fee
+        self.body = body
+        self.signature = .empty
+        self.signature = key.sign(signingBytes)
+    }
+
+    /// Assembles a transaction from its parts without signing.
+    public init(chainId: String, from: Address, nonce: UInt64, fee: Amount, body: Body, signature: Signature) {
+        self.chainId = chainId
+        self.from = from
+        self.nonce = nonce
+        self.fee = fee
+        self.body = body
+        self.signature = signature
+    }
+
+    static let domain = Array("plexus-tx-v1".utf8)
+
+    /// The bytes the signature covers.
+    public var signingBytes: [UInt8] {
+        var w = CanonicalWriter(capacity: 160)
+        encodeUnsigned(to: &w)
+        return w.bytes
+    }
+
+    func encodeUnsigned(to w: inout CanonicalWriter) {
+        w.write(fixed: Self.domain)
+        w.write(chainId)
+        w.write(body.kind.rawValue)
+        w.write(from)
+        w.write(nonce)
+        w.write(fee)
+        switch body {
+        case let .transfer(to, amount):
+            w.write(to)
+            w.write(amount)
+        case let .stake(amount), let .unstake(amount), let .withdraw(amount):
+            w.write(amount)
+        case let .deposit(requestor, amount):
+            w.write(requestor)
+            w.write(amount)
+        }
+    }
+
+    /// SHA-256 of the canonical bytes.
+    public var hash: Hash256 { Hash256.of(canonicalBytes) }
+
+    /// Whether the signature verifies against `from`.
+    public var hasValidSignature: Bool { from.verifies(signature, over: signingBytes) }
+
+    /// Checks the signature, throwing `bad_signature` if it fails.
+    public func verifySignature() throws {
+        guard hasValidSignature else {
+            throw PlexusError(.badSignature, "signature does not verify for \(from.short) over this transaction")
+        }
+    }
+}
+
+extension Transaction: CanonicalCodable {
+    public func encode(to w: inout CanonicalWriter) {
+        encodeUnsigned(to: &w)
+        w.write(signature)
+    }
+
+    public init(from r: inout CanonicalReader) throws {
+        let tag = try r.readBytes(count: Self.domain.count)
+        guard tag == Self.domain else {
+            throw PlexusError(.malformed, "not a Plexus transaction (bad domain tag)")
+        }
+        chainId = try r.readString(limit: 64)
+        let code = try r.readUInt16()
+        guard let kind = Kind(rawValue: code) else {
+            throw PlexusError(.unknownKind, "unknown transaction kind code \(code)")
+        }
+        from = try r.readAddress()
+        nonce = try r.readUInt64()
+        fee = try r.readAmount()
+        switch kind {
+        case .transfer: body = .transfer(to: try r.readAddress(), amount: try r.readAmount())
+        case .stake: body = .stake(amount: try r.readAmount())
+        case .unstake: body = .unstake(amount: try r.readAmount())
+        case .deposit: body = .deposit(requestor: try r.readAddress(), amount: try r.readAmount())
+        case .withdraw: body = .withdraw(amount: try r.readAmount())
+        }
+        signature = try r.readSignature()
+    }
+}
+
+extension PlexusError.Code {
+    /// A transaction names a kind this ledger does not know.
+    public static let unknownKind = Self("unknown_kind")
+    /// A transaction is for another chain.
+    public static let wrongChain = Self("wrong_chain")
+    /// A transaction's nonce is not the sender's next nonce.
+    public static let badNonce = Self("bad_nonce")
+    /// The sender cannot afford the transaction.
+    public static let insufficientFunds = Self("insufficient_funds")
+    /// The fee is below `minFee`.
+    public static let feeTooLow = Self("fee_too_low")
+    /// An amount is zero where that is meaningless.
+    public static let zeroAmount = Self("zero_amount")
+    /// A block failed validation.
+    public static let invalidBlock = Self("invalid_block")
+    /// Replicas disagree on the state.
+    public static let stateMismatch = Self("state_mismatch")
+}
