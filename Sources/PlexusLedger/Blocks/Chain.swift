@@ -51,10 +51,13 @@ public struct Chain: Sendable {
     /// open block (opening one at `nowMillis` if needed). Returns the block
     /// height and index it will have. Throws and changes nothing if invalid.
     public mutating func submit(_ tx: Transaction, hash: Hash256, nowMillis: UInt64) throws -> (height: UInt64, index: Int) {
+        var opened: (height: UInt64, time: UInt64, releases: Bool)?
         if open == nil {
             let height = state.height + 1
             let time = max(nowMillis, state.timeMillis)
+            opened = (state.height, state.timeMillis, false)
             let releases = try state.beginBlock(height: height, timeMillis: time)
+            opened?.releases = !releases.isEmpty
             open = OpenBlock(height: height, timeMillis: time,
                              events: releases.map { BlockEvent(height: height, txIndex: nil, event: $0) })
         }
@@ -62,7 +65,20 @@ public struct Chain: Sendable {
         guard block.transactions.count < Int(state.params[.maxBlockTransactions]) else {
             throw PlexusError(.invalidState, "block \(block.height) is full")
         }
-        let events = try state.apply(tx)
+        let events: [Event]
+        do {
+            events = try state.apply(tx)
+        } catch {
+            // A rejected transaction must not leave an empty block behind. If
+            // opening the block released funds, those releases were due anyway
+            // and the block stays open to carry them.
+            if let opened, !opened.releases {
+                state.height = opened.height
+                state.timeMillis = opened.time
+                open = nil
+            }
+            throw error
+        }
         open = nil
         let index = block.transactions.count
         block.transactions.append(tx)
@@ -140,6 +156,25 @@ public struct Chain: Sendable {
 
 /// Verifies many signatures on all cores, in a fixed order of results.
 public enum SignatureCheck {
+    /// For each transaction: whether its signature is valid, and its hash
+    /// (computed from the same encoding, so each is encoded once).
+    public static func verifyAndHash(_ transactions: [Transaction]) -> [(valid: Bool, hash: Hash256)] {
+        let n = transactions.count
+        guard n > 0 else { return [] }
+        let results = UnsafeMutableBufferPointer<(valid: Bool, hash: Hash256)>.allocate(capacity: n)
+        defer { results.deallocate() }
+        results.initialize(repeating: (false, .zero))
+        nonisolated(unsafe) let out = results
+        let chunks = n < 64 ? 1 : min(n / 32, 64)
+        let per = (n + chunks - 1) / chunks
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            let lo = c * per, hi = min(n, lo + per)
+            guard lo < hi else { return }
+            for i in lo..<hi { out[i] = transactions[i].verifiedHash() }
+        }
+        return Array(results)
+    }
+
     /// `result[i]` says whether `transactions[i]` is validly signed.
     public static func all(_ transactions: [Transaction]) -> [Bool] {
         let n = transactions.count

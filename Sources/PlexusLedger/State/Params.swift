@@ -40,7 +40,7 @@ public struct Params: Sendable, Hashable, CanonicalCodable {
                   summary: "most transactions in one block"),
         ParamSpec(name: "maxPendingReleases", min: 1, max: 1_000, defaultValue: 32,
                   summary: "most unbonding or escrow releases one account may have waiting"),
-        ParamSpec(name: "maxTxBytes", min: 256, max: 1 << 20, defaultValue: 16_384,
+        ParamSpec(name: "maxTxBytes", min: 128, max: 1 << 20, defaultValue: 16_384,
                   summary: "largest transaction in bytes"),
         ParamSpec(name: "minFee", min: 0, max: 1_000 * Amount.unitsPerPLX, defaultValue: 1_000,
                   summary: "smallest fee per transaction, in base units"),

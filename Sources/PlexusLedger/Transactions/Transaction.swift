@@ -119,6 +119,13 @@ public struct Transaction: Sendable, Hashable {
     /// Whether the signature verifies against `from`.
     public var hasValidSignature: Bool { from.verifies(signature, over: signingBytes) }
 
+    /// Encodes once, then returns whether the signature verifies and the hash.
+    public func verifiedHash() -> (valid: Bool, hash: Hash256) {
+        let full = canonicalBytes
+        let signing = Array(full[0..<(full.count - 64)])
+        return (from.verifies(signature, over: signing), Hash256.of(full))
+    }
+
     /// Checks the signature, throwing `bad_signature` if it fails.
     public func verifySignature() throws {
         guard hasValidSignature else {

@@ -1,0 +1,82 @@
+import Foundation
+import PlexusCore
+
+/// Runs the real `plexus` binary as a child process, for end-to-end tests.
+public final class PlexusProcess: @unchecked Sendable {
+    // Invariant: `process` is configured before `run()` and only read after.
+    public let process: Process
+    public let stderrPath: String
+
+    /// The built `plexus` executable next to the test bundle or in `.build/debug`.
+    public static func binaryPath(file: String = #filePath) throws -> String {
+        var candidates: [String] = []
+        if let env = ProcessInfo.processInfo.environment["PLEXUS_BINARY"] { candidates.append(env) }
+        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        candidates.append(exe.appendingPathComponent("plexus").path)
+        candidates.append(exe.deletingLastPathComponent().appendingPathComponent("plexus").path)
+        var root = URL(fileURLWithPath: file)
+        while root.pathComponents.count > 1 && !FileManager.default.fileExists(atPath: root.appendingPathComponent("Package.swift").path) {
+            root = root.deletingLastPathComponent()
+        }
+        candidates.append(root.appendingPathComponent(".build/debug/plexus").path)
+        for c in candidates where FileManager.default.isExecutableFile(atPath: c) { return c }
+        throw PlexusError(.notFound, "plexus binary not found (looked in \(candidates)); run `swift build` first")
+    }
+
+    /// Starts `plexus args…` with stderr to a file and extra environment.
+    public init(_ args: [String], environment: [String: String] = [:], logDirectory: String) throws {
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: try Self.binaryPath())
+        process.arguments = args
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        stderrPath = logDirectory + "/proc-\(UInt32.random(in: 0...UInt32.max)).log"
+        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        let handle = FileHandle(forWritingAtPath: stderrPath)
+        process.standardError = handle
+        process.standardOutput = handle
+        try process.run()
+    }
+
+    /// Sends SIGKILL and waits for the process to end.
+    public func kill9() {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    /// Sends SIGTERM and waits up to `seconds` before SIGKILL.
+    public func terminate(seconds: Double = 10) {
+        guard process.isRunning else { return }
+        process.terminate()
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        kill9()
+    }
+
+    /// What the process printed.
+    public var log: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
+
+    /// Runs `plexus args…` to completion and returns (status, output).
+    public static func run(_ args: [String], environment: [String: String] = [:], logDirectory: String) throws -> (Int32, String) {
+        let p = try PlexusProcess(args, environment: environment, logDirectory: logDirectory)
+        p.process.waitUntilExit()
+        return (p.process.terminationStatus, p.log)
+    }
+
+    /// Waits until `path` holds a port number, or throws after `seconds`.
+    public static func waitForPort(file path: String, seconds: Double = 60, process: PlexusProcess? = nil) throws -> Int {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if let s = try? String(contentsOfFile: path, encoding: .utf8),
+               let p = Int(s.trimmingCharacters(in: .whitespacesAndNewlines)), p > 0 {
+                return p
+            }
+            if let process, !process.process.isRunning {
+                throw PlexusError(.invalidState, "process exited before listening: \(process.log)")
+            }
+            usleep(50_000)
+        }
+        throw PlexusError(.invalidState, "no port in \(path) after \(seconds) s")
+    }
+}

@@ -1,0 +1,115 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import PlexusCore
+@testable import PlexusLedger
+import PlexusTestKit
+import Testing
+
+/// The HTTP API on a real loopback socket.
+@Suite struct APITests {
+    let net = TestNetwork(accounts: 3)
+
+    final class PortBox: @unchecked Sendable {
+        // Invariant: written once by the server callback, read after the stream yields.
+        var continuation: AsyncStream<Int>.Continuation?
+    }
+
+    /// Runs a ledger on an ephemeral port for the duration of `body`.
+    func withLedger(_ body: (LedgerClient, LedgerService) async throws -> Void) async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try BlockStore(path: dir.path + "/l.sqlite")
+        try store.initialize(genesis: net.genesis)
+        let service = try LedgerService(store: store, signer: net.orderer, blockInterval: .milliseconds(10))
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let server = LedgerServer(service: service, store: store, host: "127.0.0.1", port: 0, logger: logger, metrics: { Array("x 1\n".utf8) })
+        let (ports, cont) = AsyncStream.makeStream(of: Int.self)
+        let task = Task { try await server.run { port in cont.yield(port) } }
+        var it = ports.makeAsyncIterator()
+        guard let port = await it.next() else { throw PlexusError(.io, "server did not start") }
+        do {
+            try await body(LedgerClient(baseURL: "http://127.0.0.1:\(port)"), service)
+        } catch {
+            task.cancel()
+            _ = await task.result
+            throw error
+        }
+        task.cancel()
+        _ = await task.result
+    }
+
+    func raw(_ client: LedgerClient, _ method: String, _ path: String, body: [UInt8]? = nil) async throws -> (Int, String) {
+        var req = HTTPClientRequest(url: client.baseURL + path)
+        req.method = .init(rawValue: method)
+        if let body { req.body = .bytes(ByteBuffer(bytes: body)) }
+        let resp = try await HTTPClient.shared.execute(req, timeout: .seconds(30))
+        let buf = try await resp.body.collect(upTo: 1 << 20)
+        return (Int(resp.status.code), String(buffer: buf))
+    }
+
+    @Test func submitsReadsAndStreamsEvents() async throws {
+        try await withLedger { client, _ in
+            let status = try await client.status()
+            #expect(status.chainId == "plexus-test")
+            let r = try await client.send(.transfer(to: net.keys[1].address, amount: Amount(units: 77)), from: net.keys[0])
+            #expect(r.committed)
+            let acct = try await client.account(net.keys[1].address)
+            #expect(acct.balance.units == 1_000 * Amount.unitsPerPLX + 77)
+            let block = try await client.block(r.height)
+            #expect(block?.transactionHashes.contains(r.hash) == true)
+            let events = try await client.events(since: 0, timeoutMillis: 0)
+            #expect(events.events.contains { $0.event == .transferred(from: net.keys[0].address, to: net.keys[1].address, amount: Amount(units: 77)) })
+            // Long-poll: a waiting reader wakes when the next block commits.
+            async let later = client.events(since: r.height, timeoutMillis: 20_000)
+            try await Task.sleep(for: .milliseconds(100))
+            _ = try await client.send(.stake(amount: Amount(units: 5)), from: net.keys[2])
+            let page = try await later
+            #expect(page.events.contains { $0.event == .staked(account: net.keys[2].address, amount: Amount(units: 5)) })
+            let (code, text) = try await raw(client, "GET", "/metrics")
+            #expect(code == 200 && text.contains("x 1"))
+        }
+    }
+
+    @Test func hostileRequestsGetClearErrorsAndChangeNothing() async throws {
+        try await withLedger { client, service in
+            let before = await service.status()
+            let good = try JSONEncoder().encode(net.tx(0, nonce: 0, .transfer(to: net.keys[1].address, amount: Amount(units: 1))))
+            var badSig = try JSONSerialization.jsonObject(with: good) as! [String: Any]
+            badSig["signature"] = String(repeating: "ab", count: 64)
+            var wrongKind = try JSONSerialization.jsonObject(with: good) as! [String: Any]
+            wrongKind["kind"] = "mint"
+            let wrongChain = try JSONEncoder().encode(Transaction(chainId: "elsewhere", from: net.keys[0], nonce: 0, fee: Amount(units: 1_000),
+                                                                   body: .transfer(to: net.keys[1].address, amount: Amount(units: 1))))
+            let cases: [(String, [UInt8], Int, String)] = [
+                ("malformed JSON", Array("{not json".utf8), 400, "malformed"),
+                ("truncated JSON", Array(good.prefix(good.count / 2)), 400, "malformed"),
+                ("bad signature", Array(try JSONSerialization.data(withJSONObject: badSig)), 400, "bad_signature"),
+                ("unknown kind", Array(try JSONSerialization.data(withJSONObject: wrongKind)), 400, "unknown_kind"),
+                ("wrong chain", Array(wrongChain), 400, "wrong_chain"),
+                ("oversized body", [UInt8](repeating: 0x20, count: LedgerAPI.maxBodyBytes + 1), 413, "too_large"),
+            ]
+            for (name, body, status, code) in cases {
+                let (got, text) = try await raw(client, "POST", "/v1/tx?wait=commit", body: body)
+                #expect(got == status, "\(name): \(text)")
+                #expect(text.contains("\"code\":\"\(code)\""), "\(name): \(text)")
+            }
+            let (c1, _) = try await raw(client, "GET", "/v1/accounts/plx1234")
+            #expect(c1 == 400)
+            let (c2, _) = try await raw(client, "GET", "/v1/blocks/99999999999999999999")
+            #expect(c2 == 400)
+            let (c3, _) = try await raw(client, "GET", "/v1/events?since=-1")
+            #expect(c3 == 400)
+            let after = await service.status()
+            #expect(after.height == before.height)
+            #expect(await service.account(net.keys[0].address).nonce == 0)
+            // Replay: the same signed transaction twice.
+            let (ok, _) = try await raw(client, "POST", "/v1/tx?wait=commit", body: Array(good))
+            #expect(ok == 200)
+            let (replayed, text) = try await raw(client, "POST", "/v1/tx?wait=commit", body: Array(good))
+            #expect(replayed == 409 && text.contains("bad_nonce"))
+        }
+    }
+}

@@ -1,0 +1,62 @@
+import Foundation
+import PlexusCore
+@testable import PlexusLedger
+import PlexusTestKit
+import Testing
+
+@Suite struct ServiceTests {
+    let net = TestNetwork(accounts: 4)
+
+    @Test func committedBlocksSurviveAReopen() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try BlockStore(path: dir.path + "/l.sqlite")
+        try store.initialize(genesis: net.genesis)
+        let service = try LedgerService(store: store, signer: net.orderer, blockInterval: .milliseconds(5))
+        await service.start()
+        var hashes: [Hash256] = []
+        for n in 0..<5 {
+            for i in 0..<3 {
+                let tx = net.tx(i, nonce: UInt64(n), .transfer(to: net.keys[3].address, amount: Amount(units: 100)))
+                let r = try await service.submit(tx, waitForCommit: n % 2 == 0)
+                hashes.append(r.hash)
+            }
+        }
+        await service.stop()
+        let status = await service.status()
+        #expect(status.height >= 1)
+
+        let reopened = try BlockStore(path: dir.path + "/l.sqlite")
+        let again = try LedgerService(store: reopened, signer: net.orderer)
+        let s2 = await again.status()
+        #expect(s2.height == status.height)
+        #expect(s2.stateRoot == status.stateRoot)
+        for h in hashes { #expect(try reopened.location(of: h) != nil) }
+        #expect(await again.account(net.keys[3].address).balance.units == 1_000 * Amount.unitsPerPLX + 1_500)
+        let events = try reopened.events(after: 0, through: s2.height, limit: 100)
+        #expect(events.filter { if case .transferred = $0.event { true } else { false } }.count == 15)
+    }
+
+    @Test func anotherGenesisCannotReuseADatabase() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try BlockStore(path: dir.path + "/l.sqlite")
+        try store.initialize(genesis: net.genesis)
+        let other = TestNetwork(accounts: 1, chainId: "other")
+        #expect(throws: PlexusError.self) { try store.initialize(genesis: other.genesis) }
+        #expect(throws: PlexusError.self) { try LedgerService(store: store, signer: net.keys[0]) }
+    }
+
+    @Test func oversizedTransactionsAreRejected() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let small = TestNetwork(accounts: 2, params: ["maxTxBytes": 200], chainId: String(repeating: "c", count: 64))
+        let store = try BlockStore(path: dir.path + "/l.sqlite")
+        try store.initialize(genesis: small.genesis)
+        let service = try LedgerService(store: store, signer: small.orderer)
+        let tx = small.tx(0, nonce: 0, .transfer(to: small.keys[1].address, amount: Amount(units: 1)))
+        #expect(tx.canonicalBytes.count > 200)
+        await #expect { try await service.submit(tx, waitForCommit: false) } throws: { ($0 as? PlexusError)?.code == .tooLarge }
+        #expect(await service.account(small.keys[0].address).nonce == 0)
+    }
+}
