@@ -56,7 +56,7 @@ public enum LedgerAPI {
             guard let loc = try store.location(of: hash) else {
                 throw APIError(.notFound, .notFound, "no committed transaction \(hash)")
             }
-            return try json(["hash": hash.hex, "height": String(loc.height), "index": String(loc.index)])
+            return try json(TxLocation(hash: hash, height: loc.height, index: loc.index))
         }
 
         router.get("/v1/status") { _, _ -> Response in

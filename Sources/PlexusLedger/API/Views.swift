@@ -85,3 +85,10 @@ extension BlockEvent {
         event = try c.decode(Event.self, forKey: .event)
     }
 }
+
+/// Where a committed transaction is.
+public struct TxLocation: Codable, Sendable, Hashable {
+    public var hash: Hash256
+    public var height: UInt64
+    public var index: Int
+}

@@ -44,6 +44,15 @@ public struct LedgerClient: Sendable {
         }
     }
 
+    /// Where a committed transaction is, or nil if it is not (yet) committed.
+    public func transaction(_ hash: Hash256) async throws -> TxLocation? {
+        do {
+            return try await get("/v1/tx/\(hash.hex)")
+        } catch let e as PlexusError where e.code == .notFound {
+            return nil
+        }
+    }
+
     /// Events after `since`, waiting up to `timeoutMillis` for new blocks.
     public func events(since: UInt64, timeoutMillis: UInt64 = 10_000) async throws -> EventsView {
         try await get("/v1/events?since=\(since)&timeout_ms=\(timeoutMillis)")

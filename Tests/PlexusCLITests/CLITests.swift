@@ -1,0 +1,41 @@
+import Foundation
+import PlexusCore
+import PlexusLedger
+import PlexusTestKit
+import Testing
+
+/// Command-line behaviour of the real binary.
+@Suite struct CLITests {
+    @Test func keysNewWritesAnOwnerOnlyKeyAndRefusesToOverwrite() throws {
+        let dir = try TemporaryDirectory("plexus-cli")
+        defer { dir.remove() }
+        let path = dir.path + "/k.json"
+        let (s1, out) = try PlexusProcess.run(["keys", "new", "--out", path], logDirectory: dir.path)
+        #expect(s1 == 0)
+        let address = try #require(out.split(separator: "\n").first.map(String.init))
+        #expect(try Address(address) == KeyFile.read(path).address)
+        let mode = (try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber)?.intValue
+        #expect(mode == 0o600)
+        let (s2, _) = try PlexusProcess.run(["keys", "new", "--out", path], logDirectory: dir.path)
+        #expect(s2 != 0)
+        let (s3, shown) = try PlexusProcess.run(["keys", "show", "--key", path], logDirectory: dir.path)
+        #expect(s3 == 0 && shown.contains(address))
+    }
+
+    @Test func ledgerInitRejectsBadInput() throws {
+        let dir = try TemporaryDirectory("plexus-cli")
+        defer { dir.remove() }
+        let base = ["ledger", "init", "--orderer-key", dir.path + "/o.json", "--out", dir.path + "/g.json"]
+        let addr = KeyPair.deterministic("x").address.text
+        var typo = Array(addr)
+        typo[10] = typo[10] == "a" ? "b" : "a"
+        for extra in [["--fund", "\(String(typo))=5"], ["--fund", "\(addr)=-5"], ["--param", "unbondingBlocks=0"], ["--param", "bogus=1"]] {
+            let (s, out) = try PlexusProcess.run(base + extra, logDirectory: dir.path)
+            #expect(s != 0, "accepted \(extra): \(out)")
+        }
+        let (ok, _) = try PlexusProcess.run(base + ["--fund", "\(addr)=5"], logDirectory: dir.path)
+        #expect(ok == 0)
+        let g = try Genesis.read(dir.path + "/g.json")
+        #expect(g.accounts.first?.balance == Amount(units: 5 * Amount.unitsPerPLX))
+    }
+}
