@@ -21,8 +21,12 @@ let package = Package(
     ],
     targets: [
         .target(
+            name: "CEd25519",
+            cSettings: [.unsafeFlags(["-O3"])]
+        ),
+        .target(
             name: "PlexusCore",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["CEd25519", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .target(
             name: "PlexusLedger",

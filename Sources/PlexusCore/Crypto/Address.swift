@@ -65,8 +65,7 @@ public struct Address: Hashable, Comparable, Sendable, CustomStringConvertible, 
 
     /// Whether `signature` is a valid Ed25519 signature by this address over `message`.
     public func verifies(_ signature: Signature, over message: [UInt8]) -> Bool {
-        guard let key = try? Curve25519.Signing.PublicKey(rawRepresentation: bytes) else { return false }
-        return key.isValidSignature(signature.bytes, for: message)
+        Ed25519.verify(signature: signature.bytes, publicKey: bytes, message: message)
     }
 
     public init(from decoder: any Decoder) throws {

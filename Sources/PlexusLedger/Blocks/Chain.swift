@@ -154,44 +154,40 @@ public struct Chain: Sendable {
     }
 }
 
-/// Verifies many signatures on all cores, in a fixed order of results.
+/// Verifies many transaction signatures on all cores, in batches, with
+/// results in the order of the input.
 public enum SignatureCheck {
     /// For each transaction: whether its signature is valid, and its hash
     /// (computed from the same encoding, so each is encoded once).
     public static func verifyAndHash(_ transactions: [Transaction]) -> [(valid: Bool, hash: Hash256)] {
         let n = transactions.count
         guard n > 0 else { return [] }
+        let batch = Ed25519.maxBatch
+        let chunks = (n + batch - 1) / batch
         let results = UnsafeMutableBufferPointer<(valid: Bool, hash: Hash256)>.allocate(capacity: n)
         defer { results.deallocate() }
         results.initialize(repeating: (false, .zero))
+        // Each chunk writes a disjoint slice of `results`.
         nonisolated(unsafe) let out = results
-        let chunks = n < 64 ? 1 : min(n / 32, 64)
-        let per = (n + chunks - 1) / chunks
         DispatchQueue.concurrentPerform(iterations: chunks) { c in
-            let lo = c * per, hi = min(n, lo + per)
-            guard lo < hi else { return }
-            for i in lo..<hi { out[i] = transactions[i].verifiedHash() }
+            let lo = c * batch, hi = min(n, lo + batch)
+            var items: [(signature: [UInt8], publicKey: [UInt8], message: [UInt8])] = []
+            var hashes: [Hash256] = []
+            items.reserveCapacity(hi - lo)
+            hashes.reserveCapacity(hi - lo)
+            for tx in transactions[lo..<hi] {
+                let full = tx.canonicalBytes
+                hashes.append(Hash256.of(full))
+                items.append((tx.signature.bytes, tx.from.bytes, Array(full[0..<(full.count - 64)])))
+            }
+            let valid = Ed25519.verify(batch: items)
+            for i in 0..<(hi - lo) { out[lo + i] = (valid[i], hashes[i]) }
         }
         return Array(results)
     }
 
     /// `result[i]` says whether `transactions[i]` is validly signed.
     public static func all(_ transactions: [Transaction]) -> [Bool] {
-        let n = transactions.count
-        guard n > 0 else { return [] }
-        if n < 64 { return transactions.map(\.hasValidSignature) }
-        let chunks = min(n / 32, 64)
-        let per = (n + chunks - 1) / chunks
-        let results = UnsafeMutableBufferPointer<Bool>.allocate(capacity: n)
-        defer { results.deallocate() }
-        results.initialize(repeating: false)
-        // Each chunk writes a disjoint slice of `results`.
-        nonisolated(unsafe) let out = results
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
-            let lo = c * per, hi = min(n, lo + per)
-            guard lo < hi else { return }
-            for i in lo..<hi { out[i] = transactions[i].hasValidSignature }
-        }
-        return Array(results)
+        verifyAndHash(transactions).map(\.valid)
     }
 }

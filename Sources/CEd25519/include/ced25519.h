@@ -1,0 +1,19 @@
+#ifndef PLEXUS_CED25519_H
+#define PLEXUS_CED25519_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/// Verifies `n` Ed25519 signatures at once with the cofactored equation
+/// [8]( sum z_i ([s_i]B - R_i - [k_i]A_i) ) == 0, where k_i = SHA-512(R_i || A_i || M_i)
+/// has been computed by the caller (64 bytes each, little-endian) and z_i are
+/// 128-bit random weights supplied by the caller (16 bytes each; z_0 may be 1 when n == 1).
+///
+/// Arrays are packed: r[32*n], a[32*n], s[32*n], k[64*n], z[16*n].
+/// Returns 1 if every signature is valid, 0 otherwise (including any s >= L
+/// any R or A that is not a curve point, or any A of small order). `n` must be between 1 and 256.
+/// Variable time: use only on public data.
+int plx_ed25519_verify_batch(size_t n, const uint8_t *r, const uint8_t *a, const uint8_t *s,
+                             const uint8_t *k, const uint8_t *z);
+
+#endif

@@ -1,0 +1,84 @@
+import Crypto
+import PlexusCore
+import Testing
+
+@Suite struct Ed25519Tests {
+    // RFC 8032, section 7.1, TEST 1 (empty message).
+    let rfcSeed = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"
+    let rfcPublic = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
+    let rfcSignature = "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
+
+    @Test func rfc8032VectorVerifies() throws {
+        let key = try KeyPair(seed: Hex.decode(rfcSeed))
+        #expect(Hex.encode(key.address.bytes) == rfcPublic)
+        #expect(Hex.encode(key.sign([]).bytes) == rfcSignature)
+        #expect(Ed25519.verify(signature: try Hex.decode(rfcSignature), publicKey: try Hex.decode(rfcPublic), message: []))
+        #expect(!Ed25519.verify(signature: try Hex.decode(rfcSignature), publicKey: try Hex.decode(rfcPublic), message: [0]))
+    }
+
+    @Test func agreesWithSwiftCryptoOnRandomSignatures() throws {
+        var rng = SeededGenerator(seed: 77)
+        var items: [(signature: [UInt8], publicKey: [UInt8], message: [UInt8])] = []
+        for i in 0..<200 {
+            let key = Curve25519.Signing.PrivateKey()
+            let message = (0..<Int(rng.next() % 300)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            var sig = Array(try key.signature(for: message))
+            var msg = message
+            var pub = Array(key.publicKey.rawRepresentation)
+            switch i % 4 {
+            case 1: sig[Int(rng.next() % 64)] ^= UInt8(1 << (rng.next() % 8))
+            case 2: msg.append(1)
+            case 3: pub = Array(Curve25519.Signing.PrivateKey().publicKey.rawRepresentation)
+            default: break
+            }
+            let theirs = (try? Curve25519.Signing.PublicKey(rawRepresentation: pub))?.isValidSignature(sig, for: msg) ?? false
+            #expect(Ed25519.verify(signature: sig, publicKey: pub, message: msg) == theirs, "case \(i)")
+            #expect(theirs == (i % 4 == 0), "case \(i)")
+            items.append((sig, pub, msg))
+        }
+        let batch = Ed25519.verify(batch: items)
+        #expect(batch == (0..<200).map { $0 % 4 == 0 })
+    }
+
+    @Test func allValidBatchesOfEverySizePass() throws {
+        for n in [1, 2, 3, 63, 64, 65, 130] {
+            let items = (0..<n).map { i -> (signature: [UInt8], publicKey: [UInt8], message: [UInt8]) in
+                let key = KeyPair.deterministic("batch-\(i)")
+                let msg = Array("message \(i)".utf8)
+                return (key.sign(msg).bytes, key.address.bytes, msg)
+            }
+            #expect(Ed25519.verify(batch: items).allSatisfy { $0 }, "n = \(n)")
+            var bad = items
+            bad[n / 2].message.append(0)
+            let result = Ed25519.verify(batch: bad)
+            #expect(result.enumerated().allSatisfy { $0.element == ($0.offset != n / 2) }, "n = \(n)")
+        }
+    }
+
+    @Test func malleatedAndMalformedSignaturesAreRejected() throws {
+        let key = KeyPair.deterministic("m")
+        let msg = Array("pay 5".utf8)
+        let sig = key.sign(msg).bytes
+        // s + L: the classic malleation; must be refused as non-canonical.
+        let l: [UInt8] = try Hex.decode("edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010")
+        var s = Array(sig[32..<64])
+        var carry = 0
+        for i in 0..<32 {
+            let v = Int(s[i]) + Int(l[i]) + carry
+            s[i] = UInt8(v & 0xff)
+            carry = v >> 8
+        }
+        #expect(!Ed25519.verify(signature: Array(sig[0..<32]) + s, publicKey: key.address.bytes, message: msg))
+        // A public key that is not on the curve (y = 2 has no x).
+        var notPoint = [UInt8](repeating: 0, count: 32)
+        notPoint[0] = 2
+        #expect(!Ed25519.verify(signature: sig, publicKey: notPoint, message: msg))
+        #expect(!Ed25519.verify(signature: Array(sig.prefix(63)), publicKey: key.address.bytes, message: msg))
+        // Small-order keys (the all-zero treasury key is one) would verify any
+        // message under the cofactored rule; they are refused.
+        #expect(!Ed25519.verify(signature: [UInt8](repeating: 0, count: 64), publicKey: [UInt8](repeating: 0, count: 32), message: msg))
+        var identity = [UInt8](repeating: 0, count: 32)
+        identity[0] = 1
+        #expect(!Ed25519.verify(signature: identity + [UInt8](repeating: 0, count: 32), publicKey: identity, message: msg))
+    }
+}
