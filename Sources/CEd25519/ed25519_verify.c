@@ -486,8 +486,34 @@ static void build_table(ge_cached t[8], const ge_p3 *p) {
 
 // ---------------------------------------------------------------- verification
 
-int plx_ed25519_verify_batch(size_t n, const uint8_t *r, const uint8_t *a, const uint8_t *s,
-                             const uint8_t *k, const uint8_t *z) {
+// Decodes A and checks it is not of small order.
+static int decode_key(ge_p3 *A, const uint8_t a[32]) {
+    if (!ge_frombytes(A, a)) return 0;
+    // Keys of small order "sign" every message under the cofactored
+    // equation (the all-zero treasury key is one): refuse them.
+    ge_p3 a8;
+    ge_dbl(&a8, A);
+    ge_dbl(&a8, &a8);
+    ge_dbl(&a8, &a8);
+    return !ge_is_identity(&a8);
+}
+
+int plx_ed25519_prepare_key(const uint8_t a[32], uint8_t table[PLX_ED25519_KEY_TABLE_BYTES]) {
+    pthread_once(&constants_once, init_constants);
+    if (!constants_ok) return 0;
+    _Static_assert(sizeof(ge_cached) * 8 == PLX_ED25519_KEY_TABLE_BYTES, "key table size");
+    ge_p3 A, neg;
+    if (!decode_key(&A, a)) return 0;
+    ge_neg(&neg, &A);
+    ge_cached t[8];
+    build_table(t, &neg);
+    memcpy(table, t, sizeof(t));
+    return 1;
+}
+
+// Shared core: keys come either as bytes (`a`) or prepared tables.
+static int verify_batch(size_t n, const uint8_t *r, const uint8_t *a, const uint8_t *const *prepared,
+                        const uint8_t *s, const uint8_t *k, const uint8_t *z) {
     pthread_once(&constants_once, init_constants);
     if (!constants_ok || n == 0 || n > 256) return 0;
     size_t points = 2 * n + 1;
@@ -500,30 +526,27 @@ int plx_ed25519_verify_batch(size_t n, const uint8_t *r, const uint8_t *a, const
     uint64_t sum[4] = {0, 0, 0, 0};
     for (size_t i = 0; i < n; i++) {
         if (!sc_is_canonical(s + 32 * i)) goto done;
-        ge_p3 R, A, neg;
+        ge_p3 R, neg;
         if (!ge_frombytes(&R, r + 32 * i)) goto done;
-        if (!ge_frombytes(&A, a + 32 * i)) goto done;
-        // Keys of small order "sign" every message under the cofactored
-        // equation (the all-zero treasury key is one): refuse them.
-        ge_p3 a8;
-        ge_dbl(&a8, &A);
-        ge_dbl(&a8, &a8);
-        ge_dbl(&a8, &a8);
-        if (ge_is_identity(&a8)) goto done;
+        if (prepared) {
+            memcpy(tables + 8 * (2 * i + 1), prepared[i], 8 * sizeof(ge_cached));
+        } else {
+            ge_p3 A;
+            if (!decode_key(&A, a + 32 * i)) goto done;
+            ge_neg(&neg, &A);
+            build_table(tables + 8 * (2 * i + 1), &neg);
+        }
         uint64_t zi[4] = {load64_le(z + 16 * i), load64_le(z + 16 * i + 8), 0, 0};
-        uint64_t si[4], ki[4], t[4];
+        uint64_t si[4], ki[4], t[4], zk[4];
         for (int j = 0; j < 4; j++) si[j] = load64_le(s + 32 * i + 8 * j);
         sc_reduce_bytes(ki, k + 64 * i, 64);
         sc_mul(t, zi, si);
         sc_add(sum, sum, t);
-        uint64_t zk[4];
         sc_mul(zk, zi, ki);
-        // -z_i R_i and -(z_i k_i) A_i: negate the points, keep the scalars short.
+        // -z_i R_i and -(z_i k_i) A_i: the points are negated, the scalars stay short.
         ge_neg(&neg, &R);
         build_table(tables + 8 * (2 * i), &neg);
         tops[2 * i] = wnaf5(nafs + 257 * (2 * i), zi);
-        ge_neg(&neg, &A);
-        build_table(tables + 8 * (2 * i + 1), &neg);
         tops[2 * i + 1] = wnaf5(nafs + 257 * (2 * i + 1), zk);
     }
     build_table(tables + 8 * (2 * n), &CONST_B);
@@ -552,4 +575,15 @@ done:
     free(nafs);
     free(tops);
     return ok;
+}
+
+int plx_ed25519_verify_batch(size_t n, const uint8_t *r, const uint8_t *a, const uint8_t *s,
+                             const uint8_t *k, const uint8_t *z) {
+    return verify_batch(n, r, a, NULL, s, k, z);
+}
+
+int plx_ed25519_verify_batch_prepared(size_t n, const uint8_t *r, const uint8_t *const *tables,
+                                      const uint8_t *s, const uint8_t *k, const uint8_t *z) {
+    if (!tables) return 0;
+    return verify_batch(n, r, NULL, tables, s, k, z);
 }

@@ -64,7 +64,7 @@ struct LedgerBench: AsyncParsableCommand {
         let keys = (0..<accounts).map { KeyPair.deterministic("bench-\($0)") }
         let orderer = KeyPair.deterministic("bench-orderer")
         let genesis = Genesis(chainId: "plexus-bench", timeMillis: 0, orderer: orderer.address,
-                              accounts: try keys.map { .init(address: $0.address, balance: try .plx(1_000_000)) })
+                              accounts: keys.map { .init(address: $0.address, balance: Amount(units: UInt64.max / 2 / UInt64(keys.count))) })
         let store = try BlockStore(path: dir + "/ledger.sqlite")
         try store.initialize(genesis: genesis)
 
@@ -76,19 +76,25 @@ struct LedgerBench: AsyncParsableCommand {
         progress("submitting")
         var verifyNanos: UInt64 = 0, submitNanos: UInt64 = 0
         let start = DispatchTime.now().uptimeNanoseconds
-        var i = 0
-        while i < txs.count {
-            let chunk = Array(txs[i..<min(txs.count, i + batch)])
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            let checked = SignatureCheck.verifyAndHash(chunk)
-            let t1 = DispatchTime.now().uptimeNanoseconds
+        // Verification of batch k+1 overlaps the serial apply of batch k.
+        let chunks = stride(from: 0, to: txs.count, by: batch).map { Array(txs[$0..<min(txs.count, $0 + batch)]) }
+        func verify(_ chunk: [Transaction]) -> Task<([(valid: Bool, hash: Hash256)], UInt64), Never> {
+            Task.detached {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                let checked = SignatureCheck.verifyAndHash(chunk)
+                return (checked, DispatchTime.now().uptimeNanoseconds - t0)
+            }
+        }
+        var next = chunks.isEmpty ? nil : verify(chunks[0])
+        for (k, chunk) in chunks.enumerated() {
+            guard let (checked, nanos) = await next?.value else { break }
+            verifyNanos += nanos
+            next = k + 1 < chunks.count ? verify(chunks[k + 1]) : nil
             guard checked.allSatisfy(\.valid) else { throw PlexusError(.badSignature, "benchmark produced a bad signature") }
+            let t1 = DispatchTime.now().uptimeNanoseconds
             let results = await service.submitVerified(zip(chunk, checked.map(\.hash)).map { ($0, $1) })
             for r in results { if case .failure(let e) = r { throw e } }
-            let t2 = DispatchTime.now().uptimeNanoseconds
-            verifyNanos += t1 - t0
-            submitNanos += t2 - t1
-            i += chunk.count
+            submitNanos += DispatchTime.now().uptimeNanoseconds - t1
         }
         await service.stop()
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9

@@ -38,6 +38,9 @@ import Testing
         }
         let batch = Ed25519.verify(batch: items)
         #expect(batch == (0..<200).map { $0 % 4 == 0 })
+        let cache = Ed25519.KeyCache(capacity: 50)
+        #expect(Ed25519.verify(batch: items, cache: cache) == batch)
+        #expect(Ed25519.verify(batch: items, cache: cache) == batch)
     }
 
     @Test func allValidBatchesOfEverySizePass() throws {
@@ -48,6 +51,7 @@ import Testing
                 return (key.sign(msg).bytes, key.address.bytes, msg)
             }
             #expect(Ed25519.verify(batch: items).allSatisfy { $0 }, "n = \(n)")
+            #expect(Ed25519.verify(batch: items, cache: Ed25519.KeyCache()).allSatisfy { $0 }, "n = \(n)")
             var bad = items
             bad[n / 2].message.append(0)
             let result = Ed25519.verify(batch: bad)
@@ -80,5 +84,8 @@ import Testing
         var identity = [UInt8](repeating: 0, count: 32)
         identity[0] = 1
         #expect(!Ed25519.verify(signature: identity + [UInt8](repeating: 0, count: 32), publicKey: identity, message: msg))
+        #expect(Ed25519.PreparedKey(identity) == nil)
+        #expect(Ed25519.PreparedKey(notPoint) == nil)
+        #expect(Ed25519.verify(batch: [(identity + [UInt8](repeating: 0, count: 32), identity, msg)], cache: Ed25519.KeyCache()) == [false])
     }
 }

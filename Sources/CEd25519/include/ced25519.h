@@ -16,4 +16,17 @@
 int plx_ed25519_verify_batch(size_t n, const uint8_t *r, const uint8_t *a, const uint8_t *s,
                              const uint8_t *k, const uint8_t *z);
 
+/// Size of a prepared public key: the odd multiples -A, -3A, ..., -15A in cached form.
+#define PLX_ED25519_KEY_TABLE_BYTES 1280
+
+/// Decodes public key `a` and writes its prepared table. Returns 1 on success,
+/// 0 if `a` is not a point or has small order (such keys never verify).
+int plx_ed25519_prepare_key(const uint8_t a[32], uint8_t table[PLX_ED25519_KEY_TABLE_BYTES]);
+
+/// As `plx_ed25519_verify_batch`, with each public key given as a prepared
+/// table (`tables` holds n pointers) instead of 32 bytes, skipping the
+/// decoding and table building that dominate repeated keys.
+int plx_ed25519_verify_batch_prepared(size_t n, const uint8_t *r, const uint8_t *const *tables,
+                                      const uint8_t *s, const uint8_t *k, const uint8_t *z);
+
 #endif

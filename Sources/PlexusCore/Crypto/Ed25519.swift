@@ -1,5 +1,6 @@
 import CEd25519
 import Crypto
+import Foundation
 
 /// Ed25519 signature verification with the cofactored equation (ZIP-215 rules),
 /// single and batched.
@@ -27,13 +28,15 @@ public enum Ed25519 {
 
     /// Validity of each `(signature, publicKey, message)`, in order. Verifies in
     /// batches with random weights; a batch that fails is checked one by one.
-    public static func verify(batch items: [(signature: [UInt8], publicKey: [UInt8], message: [UInt8])]) -> [Bool] {
+    /// With a `cache`, public keys seen before skip decoding and table building.
+    public static func verify(batch items: [(signature: [UInt8], publicKey: [UInt8], message: [UInt8])],
+                              cache: KeyCache? = nil) -> [Bool] {
         var out = [Bool]()
         out.reserveCapacity(items.count)
         var start = 0
         while start < items.count {
             let slice = items[start..<min(items.count, start + maxBatch)]
-            if verifyAll(slice) {
+            if verifyAll(slice, cache: cache) {
                 out.append(contentsOf: repeatElement(true, count: slice.count))
             } else {
                 for item in slice {
@@ -45,8 +48,17 @@ public enum Ed25519 {
         return out
     }
 
-    private static func verifyAll(_ items: ArraySlice<(signature: [UInt8], publicKey: [UInt8], message: [UInt8])>) -> Bool {
+    private static func verifyAll(_ items: ArraySlice<(signature: [UInt8], publicKey: [UInt8], message: [UInt8])>,
+                                  cache: KeyCache?) -> Bool {
         let n = items.count
+        var prepared: [PreparedKey] = []
+        if let cache {
+            prepared.reserveCapacity(n)
+            for item in items {
+                guard let key = cache.prepared(item.publicKey) else { return false }
+                prepared.append(key)
+            }
+        }
         var r = [UInt8](), a = [UInt8](), s = [UInt8](), k = [UInt8](), z = [UInt8]()
         r.reserveCapacity(32 * n); a.reserveCapacity(32 * n); s.reserveCapacity(32 * n)
         k.reserveCapacity(64 * n); z.reserveCapacity(16 * n)
@@ -62,7 +74,55 @@ public enum Ed25519 {
             withUnsafeBytes(of: &w0) { z.append(contentsOf: $0) }
             withUnsafeBytes(of: &w1) { z.append(contentsOf: $0) }
         }
-        return plx_ed25519_verify_batch(n, r, a, s, k, z) == 1
+        if prepared.isEmpty {
+            return plx_ed25519_verify_batch(n, r, a, s, k, z) == 1
+        }
+        let tables: [UnsafePointer<UInt8>?] = prepared.map { UnsafePointer($0.table) }
+        let ok = plx_ed25519_verify_batch_prepared(n, r, tables, s, k, z) == 1
+        withExtendedLifetime(prepared) {}
+        return ok
+    }
+
+    /// A public key decoded and expanded for fast verification.
+    public final class PreparedKey: @unchecked Sendable {
+        // Invariant: `table` is written once in init and only read afterwards.
+        let table: UnsafeMutablePointer<UInt8>
+
+        /// Nil if `publicKey` is not a valid, non-small-order curve point.
+        public init?(_ publicKey: [UInt8]) {
+            guard publicKey.count == 32 else { return nil }
+            let t = UnsafeMutablePointer<UInt8>.allocate(capacity: Int(PLX_ED25519_KEY_TABLE_BYTES))
+            guard plx_ed25519_prepare_key(publicKey, t) == 1 else {
+                // Fail before `table` is set, so that deinit never runs for it.
+                t.deallocate()
+                return nil
+            }
+            table = t
+        }
+
+        deinit { table.deallocate() }
+    }
+
+    /// A bounded, thread-safe cache of prepared keys; when full it starts over.
+    public final class KeyCache: @unchecked Sendable {
+        // Invariant: `keys` is only touched while holding `lock`.
+        private let lock = NSLock()
+        private var keys: [[UInt8]: PreparedKey] = [:]
+        /// Most keys held (each takes about 1.3 KB).
+        public let capacity: Int
+
+        public init(capacity: Int = 16_384) { self.capacity = max(1, capacity) }
+
+        /// The prepared form of `publicKey`, or nil if it can never verify.
+        public func prepared(_ publicKey: [UInt8]) -> PreparedKey? {
+            if let hit = lock.withLock({ keys[publicKey] }) { return hit }
+            guard let key = PreparedKey(publicKey) else { return nil }
+            lock.withLock {
+                if keys.count >= capacity { keys.removeAll(keepingCapacity: true) }
+                keys[publicKey] = key
+            }
+            return key
+        }
     }
 
     /// SHA-512(R || A || M), the per-signature challenge before reduction mod L.
