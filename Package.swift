@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "plexus", targets: ["PlexusCLI"]),
         .library(name: "PlexusCore", targets: ["PlexusCore"]),
+        .library(name: "PlexusEngine", targets: ["PlexusEngine"]),
         .library(name: "PlexusLedger", targets: ["PlexusLedger"]),
     ],
     dependencies: [
@@ -29,6 +30,10 @@ let package = Package(
             dependencies: ["CEd25519", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .target(
+            name: "PlexusEngine",
+            dependencies: ["PlexusCore", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .target(
             name: "PlexusLedger",
             dependencies: [
                 "PlexusCore",
@@ -41,12 +46,13 @@ let package = Package(
         ),
         .target(
             name: "PlexusTestKit",
-            dependencies: ["PlexusCore", "PlexusLedger"]
+            dependencies: ["PlexusCore", "PlexusEngine", "PlexusLedger"]
         ),
         .executableTarget(
             name: "PlexusCLI",
             dependencies: [
                 "PlexusCore",
+                "PlexusEngine",
                 "PlexusLedger",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -55,6 +61,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "PlexusCoreTests", dependencies: ["PlexusCore", "PlexusTestKit"]),
+        .testTarget(name: "PlexusEngineTests", dependencies: ["PlexusEngine", "PlexusTestKit"]),
         .testTarget(name: "PlexusLedgerTests", dependencies: ["PlexusLedger", "PlexusTestKit"]),
         .testTarget(name: "PlexusTestKitTests", dependencies: ["PlexusTestKit"]),
         .testTarget(name: "PlexusCLITests", dependencies: ["PlexusCore", "PlexusLedger", "PlexusTestKit"]),
