@@ -31,7 +31,9 @@ let package = Package(
         ),
         .target(
             name: "PlexusEngine",
-            dependencies: ["PlexusCore", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["PlexusCore", .product(name: "Crypto", package: "swift-crypto")],
+            // The engine's kernels are unusably slow unoptimised; tests run it optimised too.
+            swiftSettings: [.unsafeFlags(["-O"])]
         ),
         .target(
             name: "PlexusLedger",
