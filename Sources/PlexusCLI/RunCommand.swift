@@ -21,6 +21,8 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Model store directory.") var store: String?
     @Flag(name: .long, help: "Print the prompt's token ids to stderr.") var showTokens = false
     @Flag(name: .long, help: "Continue the prompt as plain text instead of chatting.") var raw = false
+    @Option(name: .long, help: ArgumentHelp("Write the logits after the prompt (raw f32) to this file and stop.", visibility: .hidden))
+    var dumpLogits: String?
 
     func validate() throws {
         guard (1...100_000).contains(maxTokens) else { throw ValidationError("--max-tokens must be 1...100000") }
@@ -40,6 +42,13 @@ struct RunCommand: AsyncParsableCommand {
             tokens = try ChatTemplate(source: source).tokens([ChatMessage(role: "user", content: prompt)], tokenizer: llm.tokenizer)
         }
         if showTokens { FileHandle.standardError.write(Data("prompt tokens: \(tokens)\n".utf8)) }
+        if let dumpLogits {
+            let state = try InferenceState(model: llm, capacity: tokens.count + 1, threads: threads)
+            var logits: [Float] = []
+            for t in tokens { logits = try state.forward(t) }
+            try logits.withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: dumpLogits)) }
+            return
+        }
         let sampling = SamplingParameters(temperature: temperature, topK: topK, topP: topP, minP: minP,
                                           repetitionPenalty: repetitionPenalty, seed: seed)
         let request = GenerationRequest(prompt: tokens, maxTokens: maxTokens, sampling: sampling, stop: stop)

@@ -58,12 +58,14 @@ public enum Blocks {
 
 /// An activation vector quantized to 8 bits in blocks of 32, with per-block
 /// scale `d` and (for Q8_1) `s = d·Σq`, both rounded through f16 as stored.
+///
+/// d = max|x|/127, q = round-half-away(x · (1/d)): the reference engine's
+/// portable rounding, so integer sums match it exactly.
 public struct QuantizedVector {
     public var q: [Int8]
     public var d: [Float]
     public var s: [Float]
 
-    /// Quantizes `x` (length a multiple of 32): d = max|x|/127, q = round-half-even(x·127/max|x|).
     public init(_ x: UnsafePointer<Float>, count: Int) {
         let nb = count / Blocks.elements
         q = [Int8](repeating: 0, count: count)
@@ -73,10 +75,10 @@ public struct QuantizedVector {
             var amax: Float = 0
             for j in 0..<Blocks.elements { amax = max(amax, abs(x[b * 32 + j])) }
             let scale = amax / 127
-            let inv: Float = amax != 0 ? 127 / amax : 0
+            let inv: Float = scale != 0 ? 1 / scale : 0
             var sum: Int32 = 0
             for j in 0..<Blocks.elements {
-                let v = Int8((x[b * 32 + j] * inv).rounded(.toNearestOrEven))
+                let v = Int8((x[b * 32 + j] * inv).rounded(.toNearestOrAwayFromZero))
                 q[b * 32 + j] = v
                 sum += Int32(v)
             }

@@ -149,32 +149,46 @@ public final class InferenceState {
         }
         let group = c.heads / c.kvHeads
         let scale = 1 / Float(hd).squareRoot()
-        for h in 0..<c.heads {
-            let kvh = h / group
-            var qh = [Float](repeating: 0, count: hd)
-            for d in 0..<hd { qh[d] = Float(Float16(q[h * hd + d])) }
-            var maxScore = -Float.infinity
-            for t in 0...pos {
-                var s: Float = 0
-                let base = t * kvDim + kvh * hd
-                for d in 0..<hd { s += qh[d] * Float(keys[l][base + d]) }
-                s *= scale
-                att[t] = s
-                maxScore = max(maxScore, s)
+        let n = pos + 1
+        keys[l].withUnsafeBufferPointer { kp in
+        values[l].withUnsafeBufferPointer { vp in
+        att.withUnsafeMutableBufferPointer { ap in
+            for h in 0..<c.heads {
+                let kvh = h / group
+                // Scores: the query rounded to f16, products summed in double (as the reference does).
+                var qh = [Float](repeating: 0, count: hd)
+                for d in 0..<hd { qh[d] = Float(Float16(q[h * hd + d])) }
+                var maxScore = -Float.infinity
+                for t in 0..<n {
+                    var sum: Double = 0
+                    let base = t * kvDim + kvh * hd
+                    for d in 0..<hd { sum += Double(Float(kp[base + d]) * qh[d]) }
+                    let s = Float(sum) * scale
+                    ap[t] = s
+                    if s > maxScore { maxScore = s }
+                }
+                // Softmax with the reference's exp, summed in groups of four.
+                var total: Double = 0
+                var t = 0
+                while t < n {
+                    var v = SIMD4<Float>(repeating: 0)
+                    for i in 0..<4 where t + i < n {
+                        v[i] = FastMath.exp(ap[t + i] - maxScore)
+                        ap[t + i] = v[i]
+                    }
+                    total += Double((v[0] + v[1]) + (v[2] + v[3]))
+                    t += 4
+                }
+                let inv = Float(1 / total)
+                for t in 0..<n { ap[t] = Float(Float16(ap[t] * inv)) }
+                for d in 0..<hd {
+                    var sum: Double = 0
+                    for t in 0..<n { sum += Double(Float(vp[t * kvDim + kvh * hd + d]) * ap[t]) }
+                    xb2[h * hd + d] = Float(sum)
+                }
             }
-            var sum: Double = 0
-            for t in 0...pos {
-                let e = expf(att[t] - maxScore)
-                att[t] = e
-                sum += Double(e)
-            }
-            let inv = Float(1 / sum)
-            for d in 0..<hd { xb2[h * hd + d] = 0 }
-            for t in 0...pos {
-                let p = Float(Float16(att[t] * inv))
-                let base = t * kvDim + kvh * hd
-                for d in 0..<hd { xb2[h * hd + d] += p * Float(values[l][base + d]) }
-            }
+        }
+        }
         }
         Self.matmul(L.wo, xb2, &xb, threads)
         for i in 0..<c.embedding { x[i] += xb[i] }
@@ -183,10 +197,7 @@ public final class InferenceState {
         Self.rmsNorm(&xb, L.ffnNorm, c.normEpsilon)
         Self.matmul(L.gate, xb, &hb, threads)
         Self.matmul(L.up, xb, &hb2, threads)
-        for i in 0..<c.feedForward {
-            let g = hb[i]
-            hb[i] = g / (1 + expf(-g)) * hb2[i]
-        }
+        for i in 0..<c.feedForward { hb[i] = FastMath.silu(hb[i]) * hb2[i] }
         Self.matmul(L.down, hb, &xb, threads)
         for i in 0..<c.embedding { x[i] += xb[i] }
     }
