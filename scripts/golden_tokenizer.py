@@ -4,7 +4,10 @@ reference llama.cpp (through the llama-cpp-python bindings) for a fixed set of
 strings, on the default model's GGUF.
 
 Usage: python3 scripts/golden_tokenizer.py MODEL.gguf OUT.json
-Needs: pip install llama-cpp-python==0.3.36 (builds the vendored llama.cpp; cmake required).
+Needs: CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=OFF -DGGML_AVX2=OFF -DGGML_FMA=OFF -DGGML_F16C=OFF
+  -DGGML_AVX512=OFF -DGGML_SSE42=OFF -DGGML_BMI2=OFF -DGGML_LLAMAFILE=OFF -DGGML_OPENMP=OFF"
+  pip install llama-cpp-python==0.3.36 (a portable build: llama.cpp's plain kernels, whose
+  arithmetic is fully specified; the engine reproduces it) (builds the vendored llama.cpp; cmake required).
 """
 import json
 import sys
