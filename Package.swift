@@ -30,8 +30,12 @@ let package = Package(
             dependencies: ["CEd25519", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .target(
+            name: "CPlexusKernels",
+            cSettings: [.unsafeFlags(["-O3", "-ffp-contract=off"])]
+        ),
+        .target(
             name: "PlexusEngine",
-            dependencies: ["PlexusCore", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["PlexusCore", "CPlexusKernels", .product(name: "Crypto", package: "swift-crypto")],
             // The engine's kernels are unusably slow unoptimised; tests run it optimised too.
             swiftSettings: [.unsafeFlags(["-O"])]
         ),
@@ -63,7 +67,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "PlexusCoreTests", dependencies: ["PlexusCore", "PlexusTestKit"]),
-        .testTarget(name: "PlexusEngineTests", dependencies: ["PlexusEngine", "PlexusTestKit"]),
+        .testTarget(name: "PlexusEngineTests", dependencies: ["PlexusEngine", "CPlexusKernels", "PlexusTestKit"]),
         .testTarget(name: "PlexusLedgerTests", dependencies: ["PlexusLedger", "PlexusTestKit"]),
         .testTarget(name: "PlexusTestKitTests", dependencies: ["PlexusTestKit"]),
         .testTarget(name: "PlexusCLITests", dependencies: ["PlexusCore", "PlexusLedger", "PlexusTestKit"]),

@@ -122,3 +122,10 @@ public enum TinyModel {
         return out
     }
 }
+
+/// Random quantized blocks, for kernel tests.
+public enum TinyModelBlocks {
+    public static func random(_ type: GGMLType, _ count: Int, _ rng: inout SeededGenerator) -> [UInt8] {
+        TinyModel.randomBlocks(type, count, &rng)
+    }
+}

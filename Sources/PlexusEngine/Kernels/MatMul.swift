@@ -1,3 +1,4 @@
+import CPlexusKernels
 import Dispatch
 import PlexusCore
 
@@ -65,12 +66,11 @@ public struct WeightMatrix: @unchecked Sendable {
                         let qp = q.baseAddress!, dp = d.baseAddress!, sp = s.baseAddress!
                         let type = self.type, base = self.base, rowBytes = self.rowBytes
                         forEachRow(threads) { r in
-                            let view = QuantizedVectorView(q: qp, d: dp, s: sp)
-                            let p = base + r * rowBytes
+                            let p = (base + r * rowBytes).assumingMemoryBound(to: UInt8.self)
                             switch type {
-                            case .q4_1: out[r] = Dot.q4_1(p, view, blocks: blocks)
-                            case .q4_0: out[r] = Dot.q4_0(p, view, blocks: blocks)
-                            default: out[r] = Dot.q8_0(p, view, blocks: blocks)
+                            case .q4_1: out[r] = plx_dot_q4_1_q8_1(p, qp, dp, sp, Int32(blocks))
+                            case .q4_0: out[r] = plx_dot_q4_0_q8_0(p, qp, dp, Int32(blocks))
+                            default: out[r] = plx_dot_q8_0_q8_0(p, qp, dp, Int32(blocks))
                             }
                         }
                     }
