@@ -116,3 +116,38 @@ public struct Generator: Sendable {
         return Generation(tokens: out, text: text, finish: finish, promptTokens: request.prompt.count)
     }
 }
+
+extension Generator {
+    /// The generation as an async sequence of pieces (text with its token id),
+    /// produced on a background thread. Cancelling the consuming task stops
+    /// generation at the next token.
+    public func stream(_ request: GenerationRequest) -> AsyncThrowingStream<GeneratedPiece, any Error> {
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: GeneratedPiece.self)
+        let cancelled = CancellationFlag()
+        continuation.onTermination = { _ in cancelled.set() }
+        let generator = self
+        Thread.detachNewThread {
+            do {
+                try generator.generate(request) { piece in
+                    if cancelled.isSet { throw CancellationError() }
+                    continuation.yield(piece)
+                }
+                continuation.finish()
+            } catch is CancellationError {
+                continuation.finish()
+            } catch {
+                continuation.finish(throwing: error)
+            }
+        }
+        return stream
+    }
+}
+
+/// A flag set once from any thread.
+final class CancellationFlag: @unchecked Sendable {
+    // Invariant: `value` is only touched while holding `lock`.
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.withLock { value = true } }
+    var isSet: Bool { lock.withLock { value } }
+}
