@@ -47,12 +47,12 @@ public struct WeightMatrix: @unchecked Sendable {
         let blocks = cols / Blocks.elements
         switch type {
         case .f32, .f16:
-            var tmp = [Float](repeating: 0, count: cols)
             if type == .f32 {
                 let w = base.assumingMemoryBound(to: Float.self)
                 forEachRow(threads) { r in out[r] = Dot.f32(w + r * cols, x, count: cols) }
             } else {
                 // F16 weights are rare here (norms are F32); keep the path simple and serial.
+                var tmp = [Float](repeating: 0, count: cols)
                 for r in 0..<rows {
                     tmp.withUnsafeMutableBufferPointer { row(r, into: $0.baseAddress!) }
                     out[r] = tmp.withUnsafeBufferPointer { Dot.f32($0.baseAddress!, x, count: cols) }

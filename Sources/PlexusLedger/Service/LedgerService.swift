@@ -106,9 +106,12 @@ public actor LedgerService {
     /// Checks size and signature, then applies `tx` to the open block.
     /// With `waitForCommit`, returns only after its block is durable.
     public nonisolated func submit(_ tx: Transaction, waitForCommit wait: Bool) async throws -> Receipt {
+        // Encode once: the hash, the size check and the signature all use these bytes.
         let bytes = tx.canonicalBytes
         let hash = Hash256.of(bytes)
-        try tx.verifySignature()
+        guard tx.from.verifies(tx.signature, over: Array(bytes[0..<(bytes.count - 64)])) else {
+            throw PlexusError(.badSignature, "signature does not verify for \(tx.from.short) over this transaction")
+        }
         var receipt = try await accept(tx, hash: hash, size: bytes.count)
         if wait {
             try await self.waitForCommit(height: receipt.height)
