@@ -50,8 +50,7 @@ struct EngineBench: AsyncParsableCommand {
         let text = try llm.tokenizer.encode("The history of the printing press begins in the fifteenth century, when ", addBOS: false)
         let prompt = (0..<promptTokens).map { text[$0 % text.count] }
         let t0 = DispatchTime.now().uptimeNanoseconds
-        var logits: [Float] = []
-        for t in prompt { logits = try state.forward(t) }
+        var logits = try state.forward(prompt)
         let t1 = DispatchTime.now().uptimeNanoseconds
         for _ in 0..<generatedTokens {
             var best = 0

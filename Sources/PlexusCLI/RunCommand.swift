@@ -44,8 +44,7 @@ struct RunCommand: AsyncParsableCommand {
         if showTokens { FileHandle.standardError.write(Data("prompt tokens: \(tokens)\n".utf8)) }
         if let dumpLogits {
             let state = try InferenceState(model: llm, capacity: tokens.count + 1, threads: threads)
-            var logits: [Float] = []
-            for t in tokens { logits = try state.forward(t) }
+            let logits = try state.forward(tokens)
             try logits.withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: dumpLogits)) }
             return
         }

@@ -21,4 +21,41 @@ float plx_dot_q8_0_q8_0(const uint8_t *row, const int8_t *xq, const float *xd, i
 /// 1 if the vectorised integer kernels are in use.
 int plx_kernels_vectorized(void);
 
+/// Weight types of `plx_matmul`.
+enum { PLX_Q8_0 = 0, PLX_Q4_0 = 1, PLX_Q4_1 = 2 };
+
+/// IEEE half conversions (float to half rounds to nearest, ties to even).
+float plx_half_to_float(uint16_t h);
+uint16_t plx_float_to_half(float f);
+
+/// Quantizes `n` floats (a multiple of 32) into blocks of 8-bit values `q`
+/// with per-block scales `d` = f16(max|x| / 127) and, when `s` is not NULL,
+/// `s` = f16(d * sum(q)); values round half away from zero.
+void plx_quantize_q8(const float *x, int n, int8_t *q, float *d, float *s);
+
+/// out[t * outStride + r] = W[r] . X[t] for rows r in [rowLo, rowHi) and
+/// tokens t in [0, tokens): `w` holds rows of `rowBytes` bytes (`blocks`
+/// blocks each); token t's quantized activations start at xq + t*32*blocks,
+/// xd + t*blocks and xs + t*blocks (xs only for Q4_1). Every output has the
+/// bits of the one-row kernels above, whatever `vectorized` says (0 forces
+/// the portable path, for tests).
+void plx_matmul(int type, const uint8_t *w, long rowBytes, int blocks, int rowLo, int rowHi,
+                const int8_t *xq, const float *xd, const float *xs, int tokens,
+                float *out, long outStride, int vectorized);
+
+/// The reference engine's vectorised exp (no fused multiply-add), one lane,
+/// and SiLU built on it.
+float plx_exp(float x);
+float plx_silu(float x);
+
+/// One attention head for the query `q` (length hd) over positions [0, n):
+/// key element d of position t at kT[d * kStride + t], value element d of
+/// position t at v[t * vStride + d] (both f16). `att` (n floats) and `qh` (hd
+/// floats) are scratch; the result goes to `out` (hd floats).
+void plx_attention_head(const float *q, const uint16_t *kT, long kStride, const uint16_t *v, long vStride,
+                        int n, int hd, float scale, float *att, float *qh, float *out, int vectorized);
+
+/// A hint to the CPU inside a spin-wait loop.
+void plx_cpu_relax(void);
+
 #endif

@@ -44,58 +44,90 @@ public struct WeightMatrix: @unchecked Sendable {
     /// `out[r] = W[r] · x` for every row, on `threads` threads. Each row is
     /// computed whole by one thread, so the result does not depend on `threads`.
     public func multiply(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, threads: Int) {
-        let blocks = cols / Blocks.elements
-        switch type {
-        case .f32, .f16:
-            if type == .f32 {
-                let w = base.assumingMemoryBound(to: Float.self)
-                forEachRow(threads) { r in out[r] = Dot.f32(w + r * cols, x, count: cols) }
-            } else {
-                // F16 weights are rare here (norms are F32); keep the path simple and serial.
-                var tmp = [Float](repeating: 0, count: cols)
-                for r in 0..<rows {
-                    tmp.withUnsafeMutableBufferPointer { row(r, into: $0.baseAddress!) }
-                    out[r] = tmp.withUnsafeBufferPointer { Dot.f32($0.baseAddress!, x, count: cols) }
-                }
-            }
-        case .q8_0, .q4_0, .q4_1:
-            let qx = QuantizedVector(x, count: cols)
-            qx.q.withUnsafeBufferPointer { q in
-                qx.d.withUnsafeBufferPointer { d in
-                    qx.s.withUnsafeBufferPointer { s in
-                        let qp = q.baseAddress!, dp = d.baseAddress!, sp = s.baseAddress!
-                        let type = self.type, base = self.base, rowBytes = self.rowBytes
-                        forEachRow(threads) { r in
-                            let p = (base + r * rowBytes).assumingMemoryBound(to: UInt8.self)
-                            switch type {
-                            case .q4_1: out[r] = plx_dot_q4_1_q8_1(p, qp, dp, sp, Int32(blocks))
-                            case .q4_0: out[r] = plx_dot_q4_0_q8_0(p, qp, dp, Int32(blocks))
-                            default: out[r] = plx_dot_q8_0_q8_0(p, qp, dp, Int32(blocks))
-                            }
-                        }
-                    }
-                }
-            }
-        default:
-            break
+        let batch = ActivationBatch(capacity: 1, cols: cols)
+        defer { batch.deallocate() }
+        batch.load(x, tokens: 1)
+        WorkerPool.shared(threads: threads).run { part, parts in
+            compute(rows: WorkerPool.share(rows, part: part, parts: parts), batch, into: out, outStride: rows)
         }
     }
 
-    private func forEachRow(_ threads: Int, _ body: (Int) -> Void) {
-        let n = rows
-        let t = max(1, min(threads, n / 16))
-        if t == 1 {
-            for r in 0..<n { body(r) }
+    /// The C kernel's code for this type, if it is a quantized one.
+    var kernelType: Int32? {
+        switch type {
+        case .q8_0: Int32(PLX_Q8_0)
+        case .q4_0: Int32(PLX_Q4_0)
+        case .q4_1: Int32(PLX_Q4_1)
+        default: nil
+        }
+    }
+
+    /// `out[t * outStride + r] = W[r] · X[t]` for `rows` and every token of
+    /// `batch`; any split of the rows gives the same bits.
+    func compute(rows range: Range<Int>, _ batch: ActivationBatch, into out: UnsafeMutablePointer<Float>, outStride: Int, vectorized: Bool = true) {
+        guard !range.isEmpty else { return }
+        precondition(batch.cols == cols)
+        if let kt = kernelType {
+            plx_matmul(kt, base.assumingMemoryBound(to: UInt8.self), rowBytes, Int32(cols / Blocks.elements),
+                       Int32(range.lowerBound), Int32(range.upperBound), batch.q, batch.d, batch.s,
+                       Int32(batch.tokens), out, outStride, vectorized ? 1 : 0)
             return
         }
-        let per = (n + t - 1) / t
-        withoutActuallyEscaping(body) { body in
-            // Rows are disjoint between iterations; `body` writes only its own row.
-            nonisolated(unsafe) let work = body
-            DispatchQueue.concurrentPerform(iterations: t) { c in
-                let lo = c * per, hi = min(n, lo + per)
-                if lo < hi { for r in lo..<hi { work(r) } }
+        for t in 0..<batch.tokens {
+            let x = UnsafePointer(batch.x + t * cols)
+            if type == .f32 {
+                let w = base.assumingMemoryBound(to: Float.self)
+                for r in range { out[t * outStride + r] = Dot.f32(w + r * cols, x, count: cols) }
+            } else {
+                // F16 weights are rare here (norms are F32); dequantize a row at a time.
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: cols) { tmp in
+                    for r in range {
+                        row(r, into: tmp.baseAddress!)
+                        out[t * outStride + r] = Dot.f32(tmp.baseAddress!, x, count: cols)
+                    }
+                }
             }
+        }
+    }
+}
+
+/// The activations of a batch of tokens, as floats and quantized to 8 bits
+/// (with the Q8_1 sums, which the Q8_0 kernels ignore), in buffers allocated once.
+final class ActivationBatch {
+    let capacity: Int
+    let cols: Int
+    private(set) var tokens = 0
+    let x: UnsafeMutablePointer<Float>
+    let q: UnsafeMutablePointer<Int8>
+    let d: UnsafeMutablePointer<Float>
+    let s: UnsafeMutablePointer<Float>
+
+    init(capacity: Int, cols: Int) {
+        self.capacity = capacity
+        self.cols = cols
+        x = .allocate(capacity: capacity * cols)
+        q = .allocate(capacity: capacity * cols)
+        d = .allocate(capacity: capacity * cols / Blocks.elements + 1)
+        s = .allocate(capacity: capacity * cols / Blocks.elements + 1)
+    }
+
+    func deallocate() {
+        x.deallocate(); q.deallocate(); d.deallocate(); s.deallocate()
+    }
+
+    /// Copies `tokens` rows from `src` and quantizes them.
+    func load(_ src: UnsafePointer<Float>, tokens: Int) {
+        precondition(tokens <= capacity)
+        x.update(from: src, count: tokens * cols)
+        quantize(tokens: tokens)
+    }
+
+    /// Quantizes the first `tokens` rows already in `x`.
+    func quantize(tokens: Int) {
+        precondition(tokens <= capacity)
+        self.tokens = tokens
+        if cols % Blocks.elements == 0 {
+            plx_quantize_q8(x, Int32(tokens * cols), q, d, s)
         }
     }
 }

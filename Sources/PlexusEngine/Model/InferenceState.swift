@@ -1,3 +1,4 @@
+import CPlexusKernels
 import Foundation
 import PlexusCore
 
@@ -5,8 +6,10 @@ import PlexusCore
 ///
 /// Keys and values are stored as f16, as the reference engine stores them;
 /// the query is rounded through f16 before the dot with the keys for the
-/// same reason. Everything runs in a fixed order, so results do not depend on
-/// the thread count.
+/// same reason. Prompts run in batches (each weight row is read once for the
+/// whole batch); every output value is computed whole by one thread in a
+/// fixed order, so results depend neither on the batch size nor on the
+/// thread count.
 public final class InferenceState {
     public let model: LlamaModel
     /// Tokens the cache can hold.
@@ -14,12 +17,27 @@ public final class InferenceState {
     /// Positions filled so far (for the layers this state runs).
     public private(set) var length = 0
     let threads: Int
+    let pool: WorkerPool
+    /// Tokens run through the layers together.
+    public static let batchLimit = 32
 
-    // (layer, capacity, kv_dim)
-    var keys: [[Float16]]
-    var values: [[Float16]]
-    var x: [Float], xb: [Float], xb2: [Float], q: [Float], k: [Float], v: [Float]
-    var hb: [Float], hb2: [Float], att: [Float]
+    // Keys of layer l, KV head h, dimension d, position t at
+    // keys[l * layerKV + (h * headDim + d) * capacity + t]; values at
+    // values[l * layerKV + t * kvDim + h * headDim + d].
+    private let keys: UnsafeMutablePointer<UInt16>
+    private let values: UnsafeMutablePointer<UInt16>
+    private let layerKV: Int
+
+    private let x: UnsafeMutablePointer<Float>  // residual stream, batch × dim
+    private let normed: ActivationBatch  // batch × dim
+    private let attended: ActivationBatch  // batch × dim
+    private let hidden: ActivationBatch  // batch × ff
+    private let q: UnsafeMutablePointer<Float>, k: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>
+    private let up: UnsafeMutablePointer<Float>  // batch × ff
+    private let proj: UnsafeMutablePointer<Float>  // batch × dim
+    private let rotation: UnsafeMutablePointer<Float>  // batch × ropeDims (cos, sin per pair)
+    private let scratch: UnsafeMutablePointer<Float>  // per thread: capacity + headDim
+    private let scratchStride: Int
     /// Logits after the last `forward`.
     public private(set) var logits: [Float]
 
@@ -32,24 +50,50 @@ public final class InferenceState {
         }
         self.model = model
         self.capacity = cap
-        self.threads = max(1, threads)
-        keys = Array(repeating: [Float16](repeating: 0, count: cap * c.kvDim), count: c.layers)
-        values = keys
-        x = [Float](repeating: 0, count: c.embedding)
-        xb = x; xb2 = x; q = x
-        k = [Float](repeating: 0, count: c.kvDim); v = k
-        hb = [Float](repeating: 0, count: c.feedForward); hb2 = hb
-        att = [Float](repeating: 0, count: cap)
+        self.threads = max(1, min(64, threads))
+        pool = WorkerPool.shared(threads: self.threads)
+        layerKV = cap * c.kvDim
+        // calloc: pages of the cache are touched only as positions fill.
+        keys = calloc(c.layers * layerKV, 2)!.assumingMemoryBound(to: UInt16.self)
+        values = calloc(c.layers * layerKV, 2)!.assumingMemoryBound(to: UInt16.self)
+        let b = Self.batchLimit
+        x = .allocate(capacity: b * c.embedding)
+        normed = ActivationBatch(capacity: b, cols: c.embedding)
+        attended = ActivationBatch(capacity: b, cols: c.embedding)
+        hidden = ActivationBatch(capacity: b, cols: c.feedForward)
+        q = .allocate(capacity: b * c.embedding)
+        k = .allocate(capacity: b * c.kvDim)
+        v = .allocate(capacity: b * c.kvDim)
+        up = .allocate(capacity: b * c.feedForward)
+        proj = .allocate(capacity: b * c.embedding)
+        rotation = .allocate(capacity: b * max(2, c.ropeDims))
+        scratchStride = cap + c.headDim
+        scratch = .allocate(capacity: self.threads * scratchStride)
         logits = [Float](repeating: 0, count: c.vocabSize)
+    }
+
+    deinit {
+        free(keys); free(values)
+        x.deallocate(); normed.deallocate(); attended.deallocate(); hidden.deallocate()
+        q.deallocate(); k.deallocate(); v.deallocate(); up.deallocate(); proj.deallocate()
+        rotation.deallocate(); scratch.deallocate()
     }
 
     /// Forgets everything after the first `count` positions.
     public func truncate(to count: Int) { length = max(0, min(length, count)) }
 
-    /// Runs token `token` at the next position through every layer and returns the logits.
+    /// Runs `token` at the next position through every layer and returns the logits.
     @discardableResult
     public func forward(_ token: TokenID) throws -> [Float] {
-        var h = try embed(token)
+        try forward([token])
+    }
+
+    /// Runs `tokens` at the next positions through every layer, in batches,
+    /// and returns the logits after the last of them.
+    @discardableResult
+    public func forward(_ tokens: [TokenID]) throws -> [Float] {
+        guard !tokens.isEmpty else { throw PlexusError(.malformed, "no tokens to run") }
+        var h = try embed(tokens)
         try runLayers(&h, layers: 0..<model.config.layers)
         computeLogits(h)
         return logits
@@ -57,148 +101,177 @@ public final class InferenceState {
 
     /// The embedding of a token: the hidden state entering layer 0.
     public func embed(_ token: TokenID) throws -> [Float] {
-        guard token >= 0, Int(token) < model.config.vocabSize else {
-            throw PlexusError(.outOfRange, "token \(token) is outside the vocabulary")
+        try embed([token])
+    }
+
+    /// The embeddings of `tokens`, one after another.
+    public func embed(_ tokens: [TokenID]) throws -> [Float] {
+        let dim = model.config.embedding
+        for t in tokens where t < 0 || Int(t) >= model.config.vocabSize {
+            throw PlexusError(.outOfRange, "token \(t) is outside the vocabulary")
         }
-        var h = [Float](repeating: 0, count: model.config.embedding)
-        h.withUnsafeMutableBufferPointer { model.embedding.row(Int(token), into: $0.baseAddress!) }
+        var h = [Float](repeating: 0, count: dim * tokens.count)
+        h.withUnsafeMutableBufferPointer { hp in
+            for (i, t) in tokens.enumerated() { model.embedding.row(Int(t), into: hp.baseAddress! + i * dim) }
+        }
         return h
     }
 
-    /// Runs `hidden` (the state at the next position) through `layers`, updating
-    /// their KV cache, and advances the position. Used whole, or split across
-    /// nodes with the hidden state handed from one range to the next.
+    /// Runs `hidden` (the states at the next positions, one after another)
+    /// through `layers`, updating their KV cache, and advances the position.
+    /// Used whole, or split across nodes with the hidden states handed from
+    /// one range to the next.
     public func runLayers(_ hidden: inout [Float], layers: Range<Int>) throws {
         let c = model.config
         guard layers.lowerBound >= 0, layers.upperBound <= c.layers else {
             throw PlexusError(.outOfRange, "layers \(layers) are outside 0..<\(c.layers)")
         }
-        guard hidden.count == c.embedding else { throw PlexusError(.malformed, "hidden state has \(hidden.count) values, expected \(c.embedding)") }
-        guard length < capacity else {
-            throw PlexusError(.outOfRange, "the sequence reached the context limit of \(capacity) tokens")
+        guard !hidden.isEmpty, hidden.count % c.embedding == 0 else {
+            throw PlexusError(.malformed, "hidden state has \(hidden.count) values, expected a multiple of \(c.embedding)")
         }
-        let pos = length
-        x = hidden
-        for l in layers { layer(l, pos: pos) }
-        hidden = x
-        length += 1
+        let n = hidden.count / c.embedding
+        guard length + n <= capacity else {
+            throw PlexusError(.outOfRange, "the sequence would pass the context limit of \(capacity) tokens")
+        }
+        hidden.withUnsafeMutableBufferPointer { hp in
+            var done = 0
+            while done < n {
+                let count = min(Self.batchLimit, n - done)
+                let rows = hp.baseAddress! + done * c.embedding
+                x.update(from: rows, count: count * c.embedding)
+                prepareRotation(count: count, pos: length)
+                for l in layers { layer(l, count: count, pos: length) }
+                rows.update(from: x, count: count * c.embedding)
+                length += count
+                done += count
+            }
+        }
     }
 
-    /// Final norm and output projection of a hidden state into `logits`.
+    /// Final norm and output projection of a hidden state (the last one, if
+    /// several are given) into `logits`.
     public func computeLogits(_ hidden: [Float]) {
         let c = model.config
-        xb = hidden
-        Self.rmsNorm(&xb, model.outputNorm, c.normEpsilon)
-        xb.withUnsafeBufferPointer { xp in
-            logits.withUnsafeMutableBufferPointer { lp in
-                model.output.multiply(xp.baseAddress!, into: lp.baseAddress!, threads: threads)
+        precondition(hidden.count >= c.embedding)
+        hidden.withUnsafeBufferPointer { hp in
+            normed.x.update(from: hp.baseAddress! + hidden.count - c.embedding, count: c.embedding)
+        }
+        Self.rmsNorm(normed.x, model.outputNorm, c.normEpsilon, count: c.embedding)
+        normed.quantize(tokens: 1)
+        let output = model.output, batch = normed
+        logits.withUnsafeMutableBufferPointer { lp in
+            let out = lp.baseAddress!
+            pool.run { part, parts in
+                output.compute(rows: WorkerPool.share(output.rows, part: part, parts: parts), batch, into: out, outStride: output.rows)
             }
         }
     }
 
-    static func rmsNorm(_ v: inout [Float], _ w: [Float], _ eps: Float) {
+    static func rmsNorm(_ v: UnsafeMutablePointer<Float>, _ w: [Float], _ eps: Float, count: Int) {
         var sum: Double = 0
-        for e in v { sum += Double(e * e) }
-        let mean = Float(sum / Double(v.count))
+        for i in 0..<count { sum += Double(v[i] * v[i]) }
+        let mean = Float(sum / Double(count))
         let scale = 1 / (mean + eps).squareRoot()
-        for i in 0..<v.count { v[i] = (v[i] * scale) * w[i] }
-    }
-
-    static func matmul(_ w: WeightMatrix, _ input: [Float], _ out: inout [Float], _ threads: Int) {
-        input.withUnsafeBufferPointer { ip in
-            out.withUnsafeMutableBufferPointer { op in
-                w.multiply(ip.baseAddress!, into: op.baseAddress!, threads: threads)
-            }
+        w.withUnsafeBufferPointer { wp in
+            for i in 0..<count { v[i] = (v[i] * scale) * wp[i] }
         }
     }
 
-    /// Rotates pairs (2i, 2i+1) of each head by pos·base^(−2i/d), with the
-    /// angle advanced by repeated multiplication as the reference does.
-    static func rope(_ v: inout [Float], heads: Int, headDim: Int, ropeDims: Int, pos: Int, base: Float) {
-        let thetaScale = powf(base, -2 / Float(ropeDims))
-        for h in 0..<heads {
-            var theta = Float(pos)
+    /// cos and sin of pos·base^(−2i/d) for each pair i and each position of
+    /// the batch, with the angle advanced by repeated multiplication as the
+    /// reference does.
+    private func prepareRotation(count: Int, pos: Int) {
+        let c = model.config
+        let thetaScale = powf(c.ropeBase, -2 / Float(c.ropeDims))
+        for t in 0..<count {
+            var theta = Float(pos + t)
             var i = 0
-            while i < ropeDims {
-                let cs = cosf(theta), sn = sinf(theta)
-                let o = h * headDim + i
-                let a = v[o], b = v[o + 1]
-                v[o] = a * cs - b * sn
-                v[o + 1] = a * sn + b * cs
+            while i < c.ropeDims {
+                rotation[t * c.ropeDims + i] = cosf(theta)
+                rotation[t * c.ropeDims + i + 1] = sinf(theta)
                 theta *= thetaScale
                 i += 2
             }
         }
     }
 
-    func layer(_ l: Int, pos: Int) {
+    /// Rotates pairs (2i, 2i+1) of each head of token `t`'s vector `p`.
+    private func rope(_ p: UnsafeMutablePointer<Float>, heads: Int, token t: Int) {
         let c = model.config
-        let L = model.layers[l]
-        // Attention.
-        xb = x
-        Self.rmsNorm(&xb, L.attnNorm, c.normEpsilon)
-        Self.matmul(L.wq, xb, &q, threads)
-        Self.matmul(L.wk, xb, &k, threads)
-        Self.matmul(L.wv, xb, &v, threads)
-        Self.rope(&q, heads: c.heads, headDim: c.headDim, ropeDims: c.ropeDims, pos: pos, base: c.ropeBase)
-        Self.rope(&k, heads: c.kvHeads, headDim: c.headDim, ropeDims: c.ropeDims, pos: pos, base: c.ropeBase)
-        let kvDim = c.kvDim, hd = c.headDim
-        for i in 0..<kvDim {
-            keys[l][pos * kvDim + i] = Float16(k[i])
-            values[l][pos * kvDim + i] = Float16(v[i])
-        }
-        let group = c.heads / c.kvHeads
-        let scale = 1 / Float(hd).squareRoot()
-        let n = pos + 1
-        keys[l].withUnsafeBufferPointer { kp in
-        values[l].withUnsafeBufferPointer { vp in
-        att.withUnsafeMutableBufferPointer { ap in
-            for h in 0..<c.heads {
-                let kvh = h / group
-                // Scores: the query rounded to f16, products summed in double (as the reference does).
-                var qh = [Float](repeating: 0, count: hd)
-                for d in 0..<hd { qh[d] = Float(Float16(q[h * hd + d])) }
-                var maxScore = -Float.infinity
-                for t in 0..<n {
-                    var sum: Double = 0
-                    let base = t * kvDim + kvh * hd
-                    for d in 0..<hd { sum += Double(Float(kp[base + d]) * qh[d]) }
-                    let s = Float(sum) * scale
-                    ap[t] = s
-                    if s > maxScore { maxScore = s }
-                }
-                // Softmax with the reference's exp, summed in groups of four.
-                var total: Double = 0
-                var t = 0
-                while t < n {
-                    var v = SIMD4<Float>(repeating: 0)
-                    for i in 0..<4 where t + i < n {
-                        v[i] = FastMath.exp(ap[t + i] - maxScore)
-                        ap[t + i] = v[i]
-                    }
-                    total += Double((v[0] + v[1]) + (v[2] + v[3]))
-                    t += 4
-                }
-                let inv = Float(1 / total)
-                for t in 0..<n { ap[t] = Float(Float16(ap[t] * inv)) }
-                for d in 0..<hd {
-                    var sum: Double = 0
-                    for t in 0..<n { sum += Double(Float(vp[t * kvDim + kvh * hd + d]) * ap[t]) }
-                    xb2[h * hd + d] = Float(sum)
-                }
+        let r = rotation + t * c.ropeDims
+        for h in 0..<heads {
+            var i = 0
+            while i < c.ropeDims {
+                let cs = r[i], sn = r[i + 1]
+                let o = h * c.headDim + i
+                let a = p[o], b = p[o + 1]
+                p[o] = a * cs - b * sn
+                p[o + 1] = a * sn + b * cs
+                i += 2
             }
         }
+    }
+
+    private func layer(_ l: Int, count n: Int, pos: Int) {
+        let c = model.config
+        let L = model.layers[l]
+        let dim = c.embedding, kvDim = c.kvDim, hd = c.headDim, ff = c.feedForward
+        let q = self.q, k = self.k, v = self.v, x = self.x, up = self.up, proj = self.proj
+        let normed = self.normed, attended = self.attended, hidden = self.hidden
+
+        // Attention: norm, projections, rotation, cache.
+        normed.x.update(from: x, count: n * dim)
+        for t in 0..<n { Self.rmsNorm(normed.x + t * dim, L.attnNorm, c.normEpsilon, count: dim) }
+        normed.quantize(tokens: n)
+        pool.run { part, parts in
+            L.wq.compute(rows: WorkerPool.share(dim, part: part, parts: parts), normed, into: q, outStride: dim)
+            L.wk.compute(rows: WorkerPool.share(kvDim, part: part, parts: parts), normed, into: k, outStride: kvDim)
+            L.wv.compute(rows: WorkerPool.share(kvDim, part: part, parts: parts), normed, into: v, outStride: kvDim)
         }
+        let keys = self.keys + l * layerKV, values = self.values + l * layerKV, cap = capacity
+        for t in 0..<n {
+            rope(q + t * dim, heads: c.heads, token: t)
+            rope(k + t * kvDim, heads: c.kvHeads, token: t)
+            for i in 0..<kvDim {
+                keys[i * cap + pos + t] = plx_float_to_half(k[t * kvDim + i])
+                values[(pos + t) * kvDim + i] = plx_float_to_half(v[t * kvDim + i])
+            }
         }
-        Self.matmul(L.wo, xb2, &xb, threads)
-        for i in 0..<c.embedding { x[i] += xb[i] }
-        // Feed-forward (SwiGLU).
-        xb = x
-        Self.rmsNorm(&xb, L.ffnNorm, c.normEpsilon)
-        Self.matmul(L.gate, xb, &hb, threads)
-        Self.matmul(L.up, xb, &hb2, threads)
-        for i in 0..<c.feedForward { hb[i] = FastMath.silu(hb[i]) * hb2[i] }
-        Self.matmul(L.down, hb, &xb, threads)
-        for i in 0..<c.embedding { x[i] += xb[i] }
+
+        // Attention proper: one (token, head) pair per item.
+        let heads = c.heads, group = c.heads / c.kvHeads
+        let scale = 1 / Float(hd).squareRoot()
+        let scratch = self.scratch, stride = scratchStride
+        pool.run { part, parts in
+            let att = scratch + part * stride, qh = att + cap
+            for item in WorkerPool.share(n * heads, part: part, parts: parts, align: 1) {
+                let t = item / heads, h = item % heads, kvh = h / group
+                plx_attention_head(q + t * dim + h * hd, keys + kvh * hd * cap, cap, values + kvh * hd, kvDim,
+                                   Int32(pos + t + 1), Int32(hd), scale, att, qh, attended.x + t * dim + h * hd, 1)
+            }
+        }
+        attended.quantize(tokens: n)
+        pool.run { part, parts in
+            L.wo.compute(rows: WorkerPool.share(dim, part: part, parts: parts), attended, into: proj, outStride: dim)
+        }
+        for i in 0..<(n * dim) { x[i] += proj[i] }
+
+        // Feed-forward (SwiGLU); each thread gates the rows it computed.
+        normed.x.update(from: x, count: n * dim)
+        for t in 0..<n { Self.rmsNorm(normed.x + t * dim, L.ffnNorm, c.normEpsilon, count: dim) }
+        normed.quantize(tokens: n)
+        pool.run { part, parts in
+            let rows = WorkerPool.share(ff, part: part, parts: parts)
+            L.gate.compute(rows: rows, normed, into: hidden.x, outStride: ff)
+            L.up.compute(rows: rows, normed, into: up, outStride: ff)
+            for t in 0..<n {
+                for r in rows { hidden.x[t * ff + r] = plx_silu(hidden.x[t * ff + r]) * up[t * ff + r] }
+            }
+        }
+        hidden.quantize(tokens: n)
+        pool.run { part, parts in
+            L.down.compute(rows: WorkerPool.share(dim, part: part, parts: parts), hidden, into: proj, outStride: dim)
+        }
+        for i in 0..<(n * dim) { x[i] += proj[i] }
     }
 }

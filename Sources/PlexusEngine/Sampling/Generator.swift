@@ -65,8 +65,7 @@ public struct Generator: Sendable {
         }
         let capacity = min(context, request.prompt.count + request.maxTokens + 1)
         let state = try InferenceState(model: model, capacity: capacity, threads: threads)
-        var logits: [Float] = []
-        for t in request.prompt { logits = try state.forward(t) }
+        var logits = try state.forward(request.prompt)
         var sequence = request.prompt
         var out: [TokenID] = []
         var decoder = StreamDecoder(tokenizer: model.tokenizer)
