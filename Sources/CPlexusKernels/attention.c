@@ -40,6 +40,103 @@ float plx_exp(float x) {
 
 float plx_silu(float x) { return x / (1 + plx_exp(0 - x)); }
 
+#if defined(__x86_64__)
+// plx_exp on eight lanes: the same operations lane by lane.
+__attribute__((target("avx2,f16c"))) static inline __m256 exp8(__m256 x) {
+    const __m256 r = _mm256_set1_ps(0x1.8p23f);
+    __m256 z = _mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps(0x1.715476p+0f)), r);
+    __m256 n = _mm256_sub_ps(z, r);
+    __m256 b = _mm256_sub_ps(_mm256_sub_ps(x, _mm256_mul_ps(n, _mm256_set1_ps(0x1.62e4p-1f))),
+                             _mm256_mul_ps(n, _mm256_set1_ps(0x1.7f7d1cp-20f)));
+    __m256i e = _mm256_slli_epi32(_mm256_castps_si256(z), 23);
+    __m256 k = _mm256_castsi256_ps(_mm256_add_epi32(e, _mm256_castps_si256(_mm256_set1_ps(1.0f))));
+    __m256 u = _mm256_mul_ps(b, b);
+    __m256 j = _mm256_add_ps(
+        _mm256_mul_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(0x1.0e4020p-7f), b),
+                                                                _mm256_set1_ps(0x1.573e2ep-5f)),
+                                                  u),
+                                    _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(0x1.555e66p-3f), b),
+                                                  _mm256_set1_ps(0x1.fffdb6p-2f))),
+                      u),
+        _mm256_mul_ps(_mm256_set1_ps(0x1.ffffecp-1f), b));
+    __m256 absn = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), n);
+    __m256 normal = _mm256_add_ps(_mm256_mul_ps(j, k), k);
+    __m256 big = _mm256_cmp_ps(absn, _mm256_set1_ps(126), _CMP_GT_OQ);
+    if (_mm256_movemask_ps(big) == 0) return normal;
+    __m256i g = _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(n, _mm256_setzero_ps(), _CMP_LE_OQ)),
+                                 _mm256_set1_epi32((int)0x82000000u));
+    __m256 s1 = _mm256_castsi256_ps(_mm256_add_epi32(g, _mm256_set1_epi32(0x7f000000)));
+    __m256 s2 = _mm256_castsi256_ps(_mm256_sub_epi32(e, g));
+    __m256 huge = _mm256_mul_ps(s1, s1);
+    __m256 mid = _mm256_mul_ps(_mm256_add_ps(_mm256_mul_ps(s2, j), s2), s1);
+    __m256 veryBig = _mm256_cmp_ps(absn, _mm256_set1_ps(192), _CMP_GT_OQ);
+    __m256 special = _mm256_blendv_ps(mid, huge, veryBig);
+    return _mm256_blendv_ps(normal, special, big);
+}
+
+__attribute__((target("avx2,f16c"))) static int silu_mul_avx2(float *gate, const float *up, int n) {
+    int i = 0;
+    const __m256 one = _mm256_set1_ps(1.0f);
+    for (; i + 8 <= n; i += 8) {
+        __m256 x = _mm256_loadu_ps(gate + i);
+        __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), x));
+        __m256 s = _mm256_div_ps(x, _mm256_add_ps(one, e));
+        _mm256_storeu_ps(gate + i, _mm256_mul_ps(s, _mm256_loadu_ps(up + i)));
+    }
+    return i;
+}
+
+__attribute__((target("avx2,f16c"))) static int to_half_avx2(const float *x, uint16_t *h, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        _mm_storeu_si128((__m128i *)(h + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    }
+    return i;
+}
+
+__attribute__((target("avx2,f16c"))) static int round_half_avx2(float *x, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT);
+        _mm256_storeu_ps(x + i, _mm256_cvtph_ps(h));
+    }
+    return i;
+}
+
+static int have_f16c(void) {
+    static int cached = -1;
+    if (cached < 0) cached = (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) ? 1 : 0;
+    return cached;
+}
+#endif
+
+void plx_silu_mul(float *gate, const float *up, int n, int level) {
+    int i = 0;
+#if defined(__x86_64__)
+    if (level > 0 && have_f16c()) i = silu_mul_avx2(gate, up, n);
+#endif
+    (void)level;
+    for (; i < n; i++) gate[i] = plx_silu(gate[i]) * up[i];
+}
+
+void plx_to_half(const float *x, uint16_t *h, int n, int level) {
+    int i = 0;
+#if defined(__x86_64__)
+    if (level > 0 && have_f16c()) i = to_half_avx2(x, h, n);
+#endif
+    (void)level;
+    for (; i < n; i++) h[i] = plx_float_to_half(x[i]);
+}
+
+static void round_through_half(float *x, int n, int level) {
+    int i = 0;
+#if defined(__x86_64__)
+    if (level > 0 && have_f16c()) i = round_half_avx2(x, n);
+#endif
+    (void)level;
+    for (; i < n; i++) x[i] = plx_half_to_float(plx_float_to_half(x[i]));
+}
+
 static void scores_scalar(const float *qh, const uint16_t *kT, long kStride, int lo, int n, int hd, float scale, float *att) {
     for (int t = lo; t < n; t++) {
         double sum = 0;
@@ -99,7 +196,8 @@ static int have_avx2_f16c(void) {
 
 void plx_attention_head(const float *q, const uint16_t *kT, long kStride, const uint16_t *v, long vStride,
                         int n, int hd, float scale, float *att, float *qh, float *out, int vectorized) {
-    for (int d = 0; d < hd; d++) qh[d] = plx_half_to_float(plx_float_to_half(q[d]));
+    for (int d = 0; d < hd; d++) qh[d] = q[d];
+    round_through_half(qh, hd, vectorized);
     int done = 0;
 #if defined(__x86_64__)
     if (vectorized && have_avx2_f16c()) done = scores_avx2(qh, kT, kStride, n, hd, scale, att);
@@ -118,7 +216,8 @@ void plx_attention_head(const float *q, const uint16_t *kT, long kStride, const 
         total += (double)((e[0] + e[1]) + (e[2] + e[3]));
     }
     float inv = (float)(1 / total);
-    for (int t = 0; t < n; t++) att[t] = plx_half_to_float(plx_float_to_half(att[t] * inv));
+    for (int t = 0; t < n; t++) att[t] = att[t] * inv;
+    round_through_half(att, n, vectorized);
 
     done = 0;
 #if defined(__x86_64__)

@@ -10,8 +10,9 @@ struct EngineBench: AsyncParsableCommand {
         commandName: "engine", abstract: "Prefill and decode tokens per second of the built-in engine.")
 
     @Option(name: .long, help: "Model name or .gguf path.") var model: String = "smollm2-135m"
-    @Option(name: .long, help: "Prompt tokens to prefill.") var promptTokens: Int = 128
-    @Option(name: .long, help: "Tokens to generate.") var generatedTokens: Int = 64
+    @Option(name: .long, help: "Prompt tokens to prefill (one batch on an empty cache).") var promptTokens: Int = 512
+    @Option(name: .long, help: "Tokens to generate one at a time from an empty cache.") var generatedTokens: Int = 128
+    @Option(name: .long, help: "Measured runs of each (after one warm-up).") var repetitions: Int = 3
     @Option(name: .long, help: "Threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
     @Option(name: .long, help: "Model store directory.") var store: String?
     @Flag(name: .long, help: "Print JSON.") var json = false
@@ -25,9 +26,14 @@ struct EngineBench: AsyncParsableCommand {
         var prefillTokensPerS: Double
         var decodeTokensPerS: Double
         var peakRSSMB: Double
+        var repetitions: Int
+        var prefillRuns: [Double]
+        var decodeRuns: [Double]
 
         enum CodingKeys: String, CodingKey {
-            case benchmark, model, threads
+            case benchmark, model, threads, repetitions
+            case prefillRuns = "prefill_runs"
+            case decodeRuns = "decode_runs"
             case promptTokens = "prompt_tokens"
             case generatedTokens = "generated_tokens"
             case prefillTokensPerS = "prefill_tokens_per_s"
@@ -40,28 +46,48 @@ struct EngineBench: AsyncParsableCommand {
         guard (1...8192).contains(promptTokens), (1...8192).contains(generatedTokens) else {
             throw ValidationError("token counts must be 1...8192")
         }
+        guard (1...100).contains(repetitions) else { throw ValidationError("repetitions must be 1...100") }
+        guard (1...64).contains(threads) else { throw ValidationError("threads must be 1...64") }
     }
 
     func run() async throws {
         let path = try ModelStore(directory: store).resolve(model)
         let llm = try LlamaModel(path: path)
-        let state = try InferenceState(model: llm, capacity: min(llm.config.contextLength, promptTokens + generatedTokens + 1), threads: threads)
         // A fixed, ordinary prompt: text tokens cycled to the wanted length.
         let text = try llm.tokenizer.encode("The history of the printing press begins in the fifteenth century, when ", addBOS: false)
         let prompt = (0..<promptTokens).map { text[$0 % text.count] }
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        var logits = try state.forward(prompt)
-        let t1 = DispatchTime.now().uptimeNanoseconds
-        for _ in 0..<generatedTokens {
-            var best = 0
-            for i in 1..<logits.count where logits[i] > logits[best] { best = i }
-            logits = try state.forward(TokenID(best))
+        let capacity = min(llm.config.contextLength, max(promptTokens, generatedTokens) + 1)
+        // As llama-bench measures: prefill is one batch of `promptTokens` on an
+        // empty cache; decode is `generatedTokens` single-token steps from an
+        // empty cache, each feeding back the greedy token. One warm-up run first.
+        func prefill() throws -> Double {
+            let state = try InferenceState(model: llm, capacity: capacity, threads: threads)
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            try state.forward(prompt)
+            return Double(promptTokens) / (Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
         }
-        let t2 = DispatchTime.now().uptimeNanoseconds
+        func decode(_ count: Int) throws -> Double {
+            let state = try InferenceState(model: llm, capacity: capacity, threads: threads)
+            var token = prompt[0]
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            for _ in 0..<count {
+                let logits = try state.forward(token)
+                var best = 0
+                for i in 1..<logits.count where logits[i] > logits[best] { best = i }
+                token = TokenID(best)
+            }
+            return Double(count) / (Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        }
+        _ = try decode(min(16, generatedTokens))
+        var pre: [Double] = [], dec: [Double] = []
+        for _ in 0..<repetitions {
+            pre.append(try prefill())
+            dec.append(try decode(generatedTokens))
+        }
+        func mean(_ v: [Double]) -> Double { v.reduce(0, +) / Double(v.count) }
         let r = Result(model: path, threads: threads, promptTokens: promptTokens, generatedTokens: generatedTokens,
-                       prefillTokensPerS: Double(promptTokens) / (Double(t1 - t0) / 1e9),
-                       decodeTokensPerS: Double(generatedTokens) / (Double(t2 - t1) / 1e9),
-                       peakRSSMB: Self.peakRSSMB())
+                       prefillTokensPerS: mean(pre), decodeTokensPerS: mean(dec), peakRSSMB: Self.peakRSSMB(),
+                       repetitions: repetitions, prefillRuns: pre, decodeRuns: dec)
         if json { try printJSON(r) } else {
             print(String(format: "prefill %.1f tok/s, decode %.1f tok/s, %d threads, peak RSS %.0f MB",
                          r.prefillTokensPerS, r.decodeTokensPerS, threads, r.peakRSSMB))

@@ -30,8 +30,9 @@ uint16_t plx_float_to_half(float f);
 
 /// Quantizes `n` floats (a multiple of 32) into blocks of 8-bit values `q`
 /// with per-block scales `d` = f16(max|x| / 127) and, when `s` is not NULL,
-/// `s` = f16(d * sum(q)); values round half away from zero.
-void plx_quantize_q8(const float *x, int n, int8_t *q, float *d, float *s);
+/// `s` = f16(d * sum(q)), and when `isum` is not NULL the exact sum(q) of
+/// each block; values round half away from zero.
+void plx_quantize_q8(const float *x, int n, int8_t *q, float *d, float *s, int32_t *isum);
 
 /// out[t * outStride + r] = W[r] . X[t] for rows r in [rowLo, rowHi) and
 /// tokens t in [0, tokens): `w` holds rows of `rowBytes` bytes (`blocks`
@@ -54,6 +55,29 @@ float plx_silu(float x);
 /// floats) are scratch; the result goes to `out` (hd floats).
 void plx_attention_head(const float *q, const uint16_t *kT, long kStride, const uint16_t *v, long vStride,
                         int n, int hd, float scale, float *att, float *qh, float *out, int vectorized);
+
+/// Weights repacked in groups of eight rows (see packed.c): bytes of one group.
+long plx_packed_group_bytes(int type, int blocks);
+/// Repacks `groups` groups of eight rows of `rowBytes` bytes from `src` into `dst`.
+void plx_repack8(int type, const uint8_t *src, long rowBytes, int blocks, int groups, uint8_t *dst);
+/// Row `row` of a packed matrix, dequantized into `out` (32 * blocks floats).
+void plx_unpack_row(int type, const uint8_t *packed, int blocks, int row, float *out);
+/// Like plx_matmul over a packed matrix; rowLo and rowHi are multiples of 8.
+/// `xsum` holds each activation block's exact integer sum (for Q4_0). `level`
+/// caps the instruction set used: 0 portable, 1 AVX2, 2 AVX-VNNI; every level
+/// gives the same bits.
+void plx_matmul_packed(int type, const uint8_t *packed, int blocks, int rowLo, int rowHi, const int8_t *xq,
+                       const float *xd, const float *xs, const int32_t *xsum, int tokens, float *out, long outStride,
+                       int level);
+/// The highest level this CPU supports.
+int plx_cpu_level(void);
+
+/// gate[i] = silu(gate[i]) * up[i]; `level` 0 forces the portable path (same bits).
+void plx_silu_mul(float *gate, const float *up, int n, int level);
+/// h[i] = f16(x[i]); `level` 0 forces the portable path (same bits).
+void plx_to_half(const float *x, uint16_t *h, int n, int level);
+/// plx_quantize_q8 with `level` 0 forcing the portable path (same bits).
+void plx_quantize_q8_level(const float *x, int n, int8_t *q, float *d, float *s, int32_t *isum, int level);
 
 /// A hint to the CPU inside a spin-wait loop.
 void plx_cpu_relax(void);

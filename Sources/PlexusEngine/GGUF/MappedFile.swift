@@ -33,6 +33,17 @@ public final class MappedFile: @unchecked Sendable {
         bytes = UnsafeRawBufferPointer(start: p, count: size)
     }
 
+    /// Drops the pages wholly inside `range` from memory; they are read back
+    /// from the file if touched again. For data that has been copied elsewhere.
+    public func release(_ range: UnsafeRawBufferPointer) {
+        guard let start = range.baseAddress, range.count > 0 else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let lo = (Int(bitPattern: start) + page - 1) / page * page
+        let hi = (Int(bitPattern: start) + range.count) / page * page
+        guard hi > lo, let p = UnsafeMutableRawPointer(bitPattern: lo) else { return }
+        _ = madvise(p, hi - lo, Int32(MADV_DONTNEED))
+    }
+
     deinit {
         if let base = bytes.baseAddress, bytes.count > 0 {
             munmap(UnsafeMutableRawPointer(mutating: base), bytes.count)

@@ -67,7 +67,7 @@ public final class InferenceState {
         up = .allocate(capacity: b * c.feedForward)
         proj = .allocate(capacity: b * c.embedding)
         rotation = .allocate(capacity: b * max(2, c.ropeDims))
-        scratchStride = cap + c.headDim
+        scratchStride = cap + c.headDim + c.kvDim
         scratch = .allocate(capacity: self.threads * scratchStride)
         logits = [Float](repeating: 0, count: c.vocabSize)
     }
@@ -229,28 +229,30 @@ public final class InferenceState {
             L.wv.compute(rows: WorkerPool.share(kvDim, part: part, parts: parts), normed, into: v, outStride: kvDim)
         }
         let keys = self.keys + l * layerKV, values = self.values + l * layerKV, cap = capacity
+        let halves = UnsafeMutableRawPointer(scratch).assumingMemoryBound(to: UInt16.self)
         for t in 0..<n {
             rope(q + t * dim, heads: c.heads, token: t)
             rope(k + t * kvDim, heads: c.kvHeads, token: t)
-            for i in 0..<kvDim {
-                keys[i * cap + pos + t] = plx_float_to_half(k[t * kvDim + i])
-                values[(pos + t) * kvDim + i] = plx_float_to_half(v[t * kvDim + i])
-            }
+            plx_to_half(k + t * kvDim, halves, Int32(kvDim), 1)
+            for i in 0..<kvDim { keys[i * cap + pos + t] = halves[i] }
+            plx_to_half(v + t * kvDim, values + (pos + t) * kvDim, Int32(kvDim), 1)
         }
 
         // Attention proper: one (token, head) pair per item.
         let heads = c.heads, group = c.heads / c.kvHeads
         let scale = 1 / Float(hd).squareRoot()
-        let scratch = self.scratch, stride = scratchStride
+        let stride = scratchStride
+        let quantizeHeads = hd % Blocks.elements == 0
         pool.run { part, parts in
             let att = scratch + part * stride, qh = att + cap
             for item in WorkerPool.share(n * heads, part: part, parts: parts, align: 1) {
                 let t = item / heads, h = item % heads, kvh = h / group
                 plx_attention_head(q + t * dim + h * hd, keys + kvh * hd * cap, cap, values + kvh * hd, kvDim,
                                    Int32(pos + t + 1), Int32(hd), scale, att, qh, attended.x + t * dim + h * hd, 1)
+                if quantizeHeads { attended.quantize(token: t, columns: h * hd..<(h + 1) * hd) }
             }
         }
-        attended.quantize(tokens: n)
+        if quantizeHeads { attended.finish(tokens: n) } else { attended.quantize(tokens: n) }
         pool.run { part, parts in
             L.wo.compute(rows: WorkerPool.share(dim, part: part, parts: parts), attended, into: proj, outStride: dim)
         }
@@ -261,14 +263,16 @@ public final class InferenceState {
         for t in 0..<n { Self.rmsNorm(normed.x + t * dim, L.ffnNorm, c.normEpsilon, count: dim) }
         normed.quantize(tokens: n)
         pool.run { part, parts in
-            let rows = WorkerPool.share(ff, part: part, parts: parts)
+            let rows = WorkerPool.share(ff, part: part, parts: parts, align: Blocks.elements)
+            guard !rows.isEmpty else { return }
             L.gate.compute(rows: rows, normed, into: hidden.x, outStride: ff)
             L.up.compute(rows: rows, normed, into: up, outStride: ff)
             for t in 0..<n {
-                for r in rows { hidden.x[t * ff + r] = plx_silu(hidden.x[t * ff + r]) * up[t * ff + r] }
+                plx_silu_mul(hidden.x + t * ff + rows.lowerBound, up + t * ff + rows.lowerBound, Int32(rows.count), 1)
+                hidden.quantize(token: t, columns: rows)
             }
         }
-        hidden.quantize(tokens: n)
+        hidden.finish(tokens: n)
         pool.run { part, parts in
             L.down.compute(rows: WorkerPool.share(dim, part: part, parts: parts), hidden, into: proj, outStride: dim)
         }

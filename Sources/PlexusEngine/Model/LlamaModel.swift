@@ -38,12 +38,14 @@ public final class LlamaModel: @unchecked Sendable {
         config = try LlamaConfig(gguf: file)
         tokenizer = try Tokenizer(gguf: file)
         let c = config
+        // Tensor data lie inside the file, so its size bounds the repacked weights.
+        let arena = try PackedArena(capacity: file.file.bytes.count + 64 * file.tensors.count)
         func tensor(_ name: String) throws -> GGUFTensorInfo {
             guard let t = file.tensor(name) else { throw PlexusError(.badModel, "tensor \(name) is missing") }
             return t
         }
         func matrix(_ name: String, cols: Int, rows: Int) throws -> WeightMatrix {
-            let m = try WeightMatrix(file, try tensor(name))
+            let m = try WeightMatrix(file, try tensor(name), arena: arena)
             guard m.cols == cols, m.rows == rows else {
                 throw PlexusError(.badModel, "tensor \(name) is \(m.cols)×\(m.rows), expected \(cols)×\(rows)")
             }
