@@ -158,6 +158,22 @@ static void values_scalar(const float *a, const uint16_t *v, long vStride, int l
 
 AVX2 static int scores_avx2(const float *qh, const uint16_t *kT, long kStride, int n, int hd, float scale, float *att) {
     int t = 0;
+    // Two groups of eight positions at once: four independent sums per step.
+    for (; t + 16 <= n; t += 16) {
+        __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd(), b0 = _mm256_setzero_pd(), b1 = _mm256_setzero_pd();
+        for (int d = 0; d < hd; d++) {
+            const uint16_t *row = kT + (long)d * kStride + t;
+            __m256 qd = _mm256_set1_ps(qh[d]);
+            __m256 p = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)row)), qd);
+            __m256 r = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 8))), qd);
+            a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm256_castps256_ps128(p)));
+            a1 = _mm256_add_pd(a1, _mm256_cvtps_pd(_mm256_extractf128_ps(p, 1)));
+            b0 = _mm256_add_pd(b0, _mm256_cvtps_pd(_mm256_castps256_ps128(r)));
+            b1 = _mm256_add_pd(b1, _mm256_cvtps_pd(_mm256_extractf128_ps(r, 1)));
+        }
+        _mm256_storeu_ps(att + t, _mm256_mul_ps(_mm256_set_m128(_mm256_cvtpd_ps(a1), _mm256_cvtpd_ps(a0)), _mm256_set1_ps(scale)));
+        _mm256_storeu_ps(att + t + 8, _mm256_mul_ps(_mm256_set_m128(_mm256_cvtpd_ps(b1), _mm256_cvtpd_ps(b0)), _mm256_set1_ps(scale)));
+    }
     for (; t + 8 <= n; t += 8) {
         __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
         for (int d = 0; d < hd; d++) {
@@ -174,6 +190,22 @@ AVX2 static int scores_avx2(const float *qh, const uint16_t *kT, long kStride, i
 
 AVX2 static int values_avx2(const float *a, const uint16_t *v, long vStride, int n, int hd, float *out) {
     int d = 0;
+    // Sixteen output elements at once: four independent sums per step.
+    for (; d + 16 <= hd; d += 16) {
+        __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd(), b0 = _mm256_setzero_pd(), b1 = _mm256_setzero_pd();
+        for (int t = 0; t < n; t++) {
+            const uint16_t *row = v + (long)t * vStride + d;
+            __m256 w = _mm256_set1_ps(a[t]);
+            __m256 p = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)row)), w);
+            __m256 r = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 8))), w);
+            a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm256_castps256_ps128(p)));
+            a1 = _mm256_add_pd(a1, _mm256_cvtps_pd(_mm256_extractf128_ps(p, 1)));
+            b0 = _mm256_add_pd(b0, _mm256_cvtps_pd(_mm256_castps256_ps128(r)));
+            b1 = _mm256_add_pd(b1, _mm256_cvtps_pd(_mm256_extractf128_ps(r, 1)));
+        }
+        _mm256_storeu_ps(out + d, _mm256_set_m128(_mm256_cvtpd_ps(a1), _mm256_cvtpd_ps(a0)));
+        _mm256_storeu_ps(out + d + 8, _mm256_set_m128(_mm256_cvtpd_ps(b1), _mm256_cvtpd_ps(b0)));
+    }
     for (; d + 8 <= hd; d += 8) {
         __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
         for (int t = 0; t < n; t++) {

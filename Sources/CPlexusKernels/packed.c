@@ -127,10 +127,10 @@ static void group_scalar(int type, const uint8_t *group, int blocks, const int8_
         __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()}; \
         for (int b = 0; b < blocks; b++) {                                                                    \
             const uint8_t *o = group + (long)b * 8 * bb;                                                      \
-            _mm_prefetch((const char *)(o + PREFETCH), _MM_HINT_T0);                                          \
-            _mm_prefetch((const char *)(o + PREFETCH + 64), _MM_HINT_T0);                                     \
-            _mm_prefetch((const char *)(o + PREFETCH + 128), _MM_HINT_T0);                                    \
-            _mm_prefetch((const char *)(o + PREFETCH + 192), _MM_HINT_T0);                                    \
+            _mm_prefetch((const char *)(o + 2048), _MM_HINT_T0);                                              \
+            _mm_prefetch((const char *)(o + 2048 + 64), _MM_HINT_T0);                                         \
+            _mm_prefetch((const char *)(o + 2048 + 128), _MM_HINT_T0);                                        \
+            _mm_prefetch((const char *)(o + 2048 + 192), _MM_HINT_T0);                                        \
             __m256i is[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),          \
                              _mm256_setzero_si256()};                                                         \
             if (type == PLX_Q8_0) {                                                                           \
@@ -179,9 +179,6 @@ static void group_scalar(int type, const uint8_t *group, int blocks, const int8_
         for (int t = 0; t < NT; t++) _mm256_storeu_ps(out + t * outStride, acc[t]);                           \
     }
 
-#ifndef PREFETCH
-#define PREFETCH 2048
-#endif
 #define DOT_AVX2(acc, w, y) _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(w, y), ones16))
 #define DOT_VNNI(acc, w, y) _mm256_dpbusd_avx_epi32(acc, w, y)
 
