@@ -1,0 +1,149 @@
+import PlexusCore
+
+/// A node's signed account of the work it did for one request, countersigned
+/// by the gateway that routed it. Settlement pays from these.
+///
+/// When a request fails over mid-stream, each node that produced tokens signs
+/// a receipt for its own share under the same `requestId`; `firstOutputToken`
+/// says where its share of the output begins. A request id settles once.
+public struct Receipt: Sendable, Hashable {
+    /// Chosen by the gateway, unique per request.
+    public var requestId: Hash256
+    /// SHA-256 of the request as the node received it.
+    public var requestHash: Hash256
+    /// The account whose escrow pays.
+    public var requestor: Address
+    /// The node's key (as registered).
+    public var node: Address
+    /// The model card's weights hash.
+    public var modelHash: Hash256
+    /// Prompt tokens this node processed.
+    public var inputTokens: UInt64
+    /// Tokens this node generated.
+    public var outputTokens: UInt64
+    /// Index of this node's first generated token in the whole output.
+    public var firstOutputToken: UInt64
+    /// Prices per million input and output tokens, in base units.
+    public var priceIn: Amount
+    public var priceOut: Amount
+    /// SHA-256 of the token ids this node generated.
+    public var outputHash: Hash256
+    /// When the node finished, in milliseconds since the epoch.
+    public var timeMillis: UInt64
+    public var nodeSignature: Signature
+    /// The gateway's key and its countersignature.
+    public var gateway: Address
+    public var gatewaySignature: Signature
+
+    public init(requestId: Hash256, requestHash: Hash256, requestor: Address, node: Address, modelHash: Hash256,
+                inputTokens: UInt64, outputTokens: UInt64, firstOutputToken: UInt64 = 0,
+                priceIn: Amount, priceOut: Amount, outputHash: Hash256, timeMillis: UInt64) {
+        self.requestId = requestId
+        self.requestHash = requestHash
+        self.requestor = requestor
+        self.node = node
+        self.modelHash = modelHash
+        self.inputTokens = inputTokens
+        self.outputTokens = outputTokens
+        self.firstOutputToken = firstOutputToken
+        self.priceIn = priceIn
+        self.priceOut = priceOut
+        self.outputHash = outputHash
+        self.timeMillis = timeMillis
+        nodeSignature = .empty
+        gateway = .treasury
+        gatewaySignature = .empty
+    }
+
+    static let nodeDomain = Array("plexus-receipt-v1".utf8)
+    static let gatewayDomain = Array("plexus-receipt-countersign-v1".utf8)
+
+    /// What the node signs: every field but the signatures and the gateway.
+    public func nodeSigningBytes(chainId: String) -> [UInt8] {
+        var w = CanonicalWriter(capacity: 320)
+        w.write(fixed: Self.nodeDomain)
+        w.write(chainId)
+        encodeBody(to: &w)
+        return w.bytes
+    }
+
+    /// What the gateway signs: the node-signed receipt, its signature and the gateway key.
+    public func gatewaySigningBytes(chainId: String) -> [UInt8] {
+        var w = CanonicalWriter(capacity: 420)
+        w.write(fixed: Self.gatewayDomain)
+        w.write(chainId)
+        encodeBody(to: &w)
+        w.write(nodeSignature)
+        w.write(gateway)
+        return w.bytes
+    }
+
+    func encodeBody(to w: inout CanonicalWriter) {
+        w.write(requestId)
+        w.write(requestHash)
+        w.write(requestor)
+        w.write(node)
+        w.write(modelHash)
+        w.write(inputTokens)
+        w.write(outputTokens)
+        w.write(firstOutputToken)
+        w.write(priceIn)
+        w.write(priceOut)
+        w.write(outputHash)
+        w.write(timeMillis)
+    }
+
+    /// Signs as the node; `key` must be the receipt's node key.
+    public mutating func signAsNode(_ key: KeyPair, chainId: String) {
+        precondition(key.address == node, "the receipt names another node")
+        nodeSignature = key.sign(nodeSigningBytes(chainId: chainId))
+    }
+
+    /// Countersigns as the gateway `key`.
+    public mutating func countersign(_ key: KeyPair, chainId: String) {
+        gateway = key.address
+        gatewaySignature = key.sign(gatewaySigningBytes(chainId: chainId))
+    }
+
+    /// Throws `bad_signature` unless both signatures verify.
+    public func verify(chainId: String) throws {
+        guard node.verifies(nodeSignature, over: nodeSigningBytes(chainId: chainId)) else {
+            throw PlexusError(.badSignature, "the node signature on receipt \(requestId.hex.prefix(16)) does not verify")
+        }
+        guard gateway.verifies(gatewaySignature, over: gatewaySigningBytes(chainId: chainId)) else {
+            throw PlexusError(.badSignature, "the gateway countersignature on receipt \(requestId.hex.prefix(16)) does not verify")
+        }
+    }
+
+    /// What this share of the request costs at its prices.
+    public func cost() throws -> Amount {
+        try Pricing.cost(inputTokens: inputTokens, outputTokens: outputTokens, priceIn: priceIn, priceOut: priceOut)
+    }
+}
+
+extension Receipt: CanonicalCodable {
+    public func encode(to w: inout CanonicalWriter) {
+        encodeBody(to: &w)
+        w.write(nodeSignature)
+        w.write(gateway)
+        w.write(gatewaySignature)
+    }
+
+    public init(from r: inout CanonicalReader) throws {
+        requestId = try r.readHash()
+        requestHash = try r.readHash()
+        requestor = try r.readAddress()
+        node = try r.readAddress()
+        modelHash = try r.readHash()
+        inputTokens = try r.readUInt64()
+        outputTokens = try r.readUInt64()
+        firstOutputToken = try r.readUInt64()
+        priceIn = try r.readAmount()
+        priceOut = try r.readAmount()
+        outputHash = try r.readHash()
+        timeMillis = try r.readUInt64()
+        nodeSignature = try r.readSignature()
+        gateway = try r.readAddress()
+        gatewaySignature = try r.readSignature()
+    }
+}
