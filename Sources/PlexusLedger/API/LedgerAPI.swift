@@ -14,6 +14,8 @@ import PlexusCore
 /// | `GET /v1/accounts/{address}` | an account |
 /// | `GET /v1/blocks/{height\|latest}` | a block with its transactions |
 /// | `GET /v1/params` | protocol parameters with bounds |
+/// | `GET /v1/nodes`, `/v1/models`, `/v1/gateways` | the registries |
+/// | `GET /v1/settlements/{request id}` | a request's settlement |
 /// | `GET /v1/events?since=H[&timeout_ms=T]` | events after height H (long-poll) |
 /// | `GET /metrics` | Prometheus text |
 public enum LedgerAPI {
@@ -95,6 +97,17 @@ public enum LedgerAPI {
         router.get("/v1/params") { _, _ -> Response in
             let p = await service.params()
             return try json(ParamsView(p))
+        }
+
+        router.get("/v1/nodes") { _, _ -> Response in try json(["nodes": await service.nodes()]) }
+        router.get("/v1/models") { _, _ -> Response in try json(["models": await service.models()]) }
+        router.get("/v1/gateways") { _, _ -> Response in try json(["gateways": await service.gateways()]) }
+        router.get("/v1/settlements/:id") { _, context -> Response in
+            let id = try Hash256(hex: context.parameters.get("id") ?? "")
+            guard let s = await service.settlement(id) else {
+                throw APIError(.notFound, .notFound, "request \(id) has not been settled")
+            }
+            return try json(s)
         }
 
         router.get("/v1/events") { request, _ -> Response in

@@ -25,7 +25,7 @@ public struct Chain: Sendable {
         var events: [BlockEvent] = []
     }
 
-    private var open: OpenBlock?
+    private(set) var open: OpenBlock?
 
     /// Starts from a state and the hash of the header it follows.
     public init(state: LedgerState, tipHash: Hash256, orderer: Address) {
@@ -103,7 +103,7 @@ public struct Chain: Sendable {
         let hash = header.hash
         let sealed = Block(header: header, signature: signer.sign(hash.bytes), transactions: block.transactions)
         tipHash = hash
-        return BlockStore.Commit(block: sealed, hash: hash, events: block.events, accounts: changes.accounts, params: changes.params)
+        return BlockStore.Commit(block: sealed, hash: hash, events: block.events, accounts: changes.accounts, records: changes.records, params: changes.params)
     }
 
     /// Applies a complete block as a replica would, checking the link to the
@@ -145,7 +145,7 @@ public struct Chain: Sendable {
         }
         let hash = h.hash
         tipHash = hash
-        return BlockStore.Commit(block: block, hash: hash, events: events, accounts: changes.accounts, params: changes.params)
+        return BlockStore.Commit(block: block, hash: hash, events: events, accounts: changes.accounts, records: changes.records, params: changes.params)
     }
 
     /// The state root of the current state (commits pending changes to the commitment).

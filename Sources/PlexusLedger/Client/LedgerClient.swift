@@ -53,6 +53,33 @@ public struct LedgerClient: Sendable {
         }
     }
 
+    /// Registered nodes.
+    public func nodes() async throws -> [NodeRecord] {
+        let r: [String: [NodeRecord]] = try await get("/v1/nodes")
+        return r["nodes"] ?? []
+    }
+
+    /// Model cards.
+    public func models() async throws -> [ModelCard] {
+        let r: [String: [ModelCard]] = try await get("/v1/models")
+        return r["models"] ?? []
+    }
+
+    /// Registered gateways.
+    public func gateways() async throws -> [GatewayRecord] {
+        let r: [String: [GatewayRecord]] = try await get("/v1/gateways")
+        return r["gateways"] ?? []
+    }
+
+    /// A request's settlement, or nil if it has not been settled.
+    public func settlement(_ id: Hash256) async throws -> Settlement? {
+        do {
+            return try await get("/v1/settlements/\(id.hex)")
+        } catch let e as PlexusError where e.code == .notFound {
+            return nil
+        }
+    }
+
     /// Events after `since`, waiting up to `timeoutMillis` for new blocks.
     public func events(since: UInt64, timeoutMillis: UInt64 = 10_000) async throws -> EventsView {
         try await get("/v1/events?since=\(since)&timeout_ms=\(timeoutMillis)")

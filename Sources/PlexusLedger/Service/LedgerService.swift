@@ -245,6 +245,18 @@ public actor LedgerService {
     /// Current parameters.
     public func params() -> Params { chain.state.params }
 
+    /// Registered nodes, by owner address.
+    public func nodes() -> [NodeRecord] { chain.state.nodes.values.sorted { $0.owner < $1.owner } }
+
+    /// Model cards, by id.
+    public func models() -> [ModelCard] { chain.state.models.values.sorted { $0.id < $1.id } }
+
+    /// Registered gateways, by key.
+    public func gateways() -> [GatewayRecord] { chain.state.gateways.values.sorted { $0.key < $1.key } }
+
+    /// A request's settlement, if it was settled.
+    public func settlement(_ id: Hash256) -> Settlement? { chain.state.settlements[id] }
+
     /// Height of the last durable block.
     public func height() -> UInt64 { committedHeight }
 

@@ -6,7 +6,7 @@ import PlexusCore
 /// When a request fails over mid-stream, each node that produced tokens signs
 /// a receipt for its own share under the same `requestId`; `firstOutputToken`
 /// says where its share of the output begins. A request id settles once.
-public struct Receipt: Sendable, Hashable {
+public struct Receipt: Sendable, Hashable, Codable {
     /// Chosen by the gateway, unique per request.
     public var requestId: Hash256
     /// SHA-256 of the request as the node received it.

@@ -18,6 +18,20 @@ public enum Event: Sendable, Hashable {
     case escrowWithdrawRequested(requestor: Address, amount: Amount, releaseHeight: UInt64)
     /// Withdrawn escrow returned to `requestor`'s balance.
     case escrowReleased(requestor: Address, amount: Amount)
+    /// A node was registered, updated or removed (by its owner's account).
+    case nodeRegistered(owner: Address, nodeKey: Address)
+    case nodeUpdated(owner: Address)
+    case nodeDeregistered(owner: Address)
+    /// A model card was registered.
+    case modelRegistered(model: String, creator: Address)
+    /// A gateway key was bound to its owner.
+    case gatewayRegistered(key: Address, owner: Address)
+    /// A request's charge moved from escrow to pending.
+    case settlementPending(requestId: Hash256, requestor: Address, amount: Amount, releaseHeight: UInt64)
+    /// A receipt in a settlement batch was refused (nothing moved for it).
+    case settlementRejected(requestId: Hash256, reason: String)
+    /// A pending settlement was paid out.
+    case settlementFinal(requestId: Hash256, amount: Amount)
 
     /// The event's name in JSON.
     public var name: String {
@@ -30,6 +44,14 @@ public enum Event: Sendable, Hashable {
         case .escrowDeposited: "escrow_deposited"
         case .escrowWithdrawRequested: "escrow_withdraw_requested"
         case .escrowReleased: "escrow_released"
+        case .nodeRegistered: "node_registered"
+        case .nodeUpdated: "node_updated"
+        case .nodeDeregistered: "node_deregistered"
+        case .modelRegistered: "model_registered"
+        case .gatewayRegistered: "gateway_registered"
+        case .settlementPending: "settlement_pending"
+        case .settlementRejected: "settlement_rejected"
+        case .settlementFinal: "settlement_final"
         }
     }
 }
@@ -45,6 +67,14 @@ extension Event: CanonicalCodable {
         case let .escrowDeposited(p, r, amount): w.write(UInt8(6)); w.write(p); w.write(r); w.write(amount)
         case let .escrowWithdrawRequested(r, amount, h): w.write(UInt8(7)); w.write(r); w.write(amount); w.write(h)
         case let .escrowReleased(r, amount): w.write(UInt8(8)); w.write(r); w.write(amount)
+        case let .nodeRegistered(o, k): w.write(UInt8(9)); w.write(o); w.write(k)
+        case let .nodeUpdated(o): w.write(UInt8(10)); w.write(o)
+        case let .nodeDeregistered(o): w.write(UInt8(11)); w.write(o)
+        case let .modelRegistered(m, c): w.write(UInt8(12)); w.write(m); w.write(c)
+        case let .gatewayRegistered(k, o): w.write(UInt8(13)); w.write(k); w.write(o)
+        case let .settlementPending(id, r, amount, h): w.write(UInt8(14)); w.write(id); w.write(r); w.write(amount); w.write(h)
+        case let .settlementRejected(id, reason): w.write(UInt8(15)); w.write(id); w.write(reason)
+        case let .settlementFinal(id, amount): w.write(UInt8(16)); w.write(id); w.write(amount)
         }
     }
 
@@ -58,6 +88,16 @@ extension Event: CanonicalCodable {
         case 6: self = .escrowDeposited(payer: try r.readAddress(), requestor: try r.readAddress(), amount: try r.readAmount())
         case 7: self = .escrowWithdrawRequested(requestor: try r.readAddress(), amount: try r.readAmount(), releaseHeight: try r.readUInt64())
         case 8: self = .escrowReleased(requestor: try r.readAddress(), amount: try r.readAmount())
+        case 9: self = .nodeRegistered(owner: try r.readAddress(), nodeKey: try r.readAddress())
+        case 10: self = .nodeUpdated(owner: try r.readAddress())
+        case 11: self = .nodeDeregistered(owner: try r.readAddress())
+        case 12: self = .modelRegistered(model: try r.readString(limit: Registry.maxName), creator: try r.readAddress())
+        case 13: self = .gatewayRegistered(key: try r.readAddress(), owner: try r.readAddress())
+        case 14:
+            self = .settlementPending(requestId: try r.readHash(), requestor: try r.readAddress(), amount: try r.readAmount(),
+                                      releaseHeight: try r.readUInt64())
+        case 15: self = .settlementRejected(requestId: try r.readHash(), reason: try r.readString(limit: 512))
+        case 16: self = .settlementFinal(requestId: try r.readHash(), amount: try r.readAmount())
         case let t: throw PlexusError(.malformed, "unknown event tag \(t)")
         }
     }
@@ -66,6 +106,7 @@ extension Event: CanonicalCodable {
 extension Event: Codable {
     enum Keys: String, CodingKey {
         case kind, from, to, amount, account, releaseHeight, payer, requestor
+        case owner, nodeKey, model, creator, key, requestId, reason
     }
 
     public init(from decoder: any Decoder) throws {
@@ -83,6 +124,17 @@ extension Event: Codable {
         case "escrow_withdraw_requested":
             self = .escrowWithdrawRequested(requestor: try a(.requestor), amount: try amt(), releaseHeight: try h())
         case "escrow_released": self = .escrowReleased(requestor: try a(.requestor), amount: try amt())
+        case "node_registered": self = .nodeRegistered(owner: try a(.owner), nodeKey: try a(.nodeKey))
+        case "node_updated": self = .nodeUpdated(owner: try a(.owner))
+        case "node_deregistered": self = .nodeDeregistered(owner: try a(.owner))
+        case "model_registered": self = .modelRegistered(model: try c.decode(String.self, forKey: .model), creator: try a(.creator))
+        case "gateway_registered": self = .gatewayRegistered(key: try a(.key), owner: try a(.owner))
+        case "settlement_pending":
+            self = .settlementPending(requestId: try c.decode(Hash256.self, forKey: .requestId), requestor: try a(.requestor),
+                                      amount: try amt(), releaseHeight: try h())
+        case "settlement_rejected":
+            self = .settlementRejected(requestId: try c.decode(Hash256.self, forKey: .requestId), reason: try c.decode(String.self, forKey: .reason))
+        case "settlement_final": self = .settlementFinal(requestId: try c.decode(Hash256.self, forKey: .requestId), amount: try amt())
         case let k: throw PlexusError(.unknownKind, "unknown event kind '\(k.prefix(64))'")
         }
     }
@@ -105,6 +157,21 @@ extension Event: Codable {
             try c.encode(r, forKey: .requestor); try c.encode(amount, forKey: .amount); try c.encode(h, forKey: .releaseHeight)
         case let .escrowReleased(r, amount):
             try c.encode(r, forKey: .requestor); try c.encode(amount, forKey: .amount)
+        case let .nodeRegistered(o, k):
+            try c.encode(o, forKey: .owner); try c.encode(k, forKey: .nodeKey)
+        case let .nodeUpdated(o), let .nodeDeregistered(o):
+            try c.encode(o, forKey: .owner)
+        case let .modelRegistered(m, cr):
+            try c.encode(m, forKey: .model); try c.encode(cr, forKey: .creator)
+        case let .gatewayRegistered(k, o):
+            try c.encode(k, forKey: .key); try c.encode(o, forKey: .owner)
+        case let .settlementPending(id, r, amount, h):
+            try c.encode(id, forKey: .requestId); try c.encode(r, forKey: .requestor)
+            try c.encode(amount, forKey: .amount); try c.encode(h, forKey: .releaseHeight)
+        case let .settlementRejected(id, reason):
+            try c.encode(id, forKey: .requestId); try c.encode(reason, forKey: .reason)
+        case let .settlementFinal(id, amount):
+            try c.encode(id, forKey: .requestId); try c.encode(amount, forKey: .amount)
         }
     }
 }

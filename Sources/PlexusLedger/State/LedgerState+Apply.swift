@@ -13,8 +13,8 @@ extension LedgerState {
         }
         height = newHeight
         timeMillis = newTime
-        guard let due = releases.removeValue(forKey: newHeight) else { return [] }
-        var events = [Event]()
+        var events = try finalizeSettlements(at: newHeight)
+        guard let due = releases.removeValue(forKey: newHeight) else { return events }
         for address in due.sorted() {
             var a = account(address)
             var freed = Amount.zero
@@ -66,6 +66,7 @@ extension LedgerState {
         treasury.balance = try treasury.balance.adding(tx.fee)
         var events: [Event] = [.feePaid(from: tx.from, amount: tx.fee)]
         var writes: [(Address, Account)] = []
+        var plan: (records: [RecordKey: RecordValue], events: [Event]) = ([:], [])
 
         switch tx.body {
         case let .transfer(to, amount):
@@ -92,6 +93,9 @@ extension LedgerState {
             try Self.requirePositive(amount)
             guard amount <= sender.staked else {
                 throw PlexusError(.insufficientFunds, "\(tx.from.short) has \(sender.staked) staked, cannot unstake \(amount)")
+            }
+            if nodes[tx.from] != nil, sender.staked.units - amount.units < params[.minNodeStake] {
+                throw PlexusError(.invalidState, "\(tx.from.short) runs a node, which needs \(Amount(units: params[.minNodeStake])) staked; deregister it first")
             }
             try requireReleaseSlot(sender.unbonding)
             let release = try releaseHeight(after: params[.unbondingBlocks])
@@ -124,6 +128,9 @@ extension LedgerState {
             sender.escrow = try sender.escrow.subtracting(amount)
             sender.escrowUnlocking.append(PendingRelease(amount: amount, releaseHeight: release))
             events.append(.escrowWithdrawRequested(requestor: tx.from, amount: amount, releaseHeight: release))
+
+        case .registerNode, .updateNode, .deregisterNode, .registerModel, .registerGateway, .settle:
+            plan = try planRegistry(tx, sender: sender)
         }
 
         // Every check has passed: commit all writes together.
@@ -132,6 +139,9 @@ extension LedgerState {
         for (address, account) in writes { store(address, account) }
         if case .unstake = tx.body { indexReleases(of: tx.from, sender) }
         if case .withdraw = tx.body { indexReleases(of: tx.from, sender) }
+        write(plan.records)
+        events += plan.events
+        if case let .settle(receipts) = tx.body { events += settle(receipts, gateway: tx.from) }
         return events
     }
 

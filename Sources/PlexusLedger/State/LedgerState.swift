@@ -20,6 +20,20 @@ public struct LedgerState: Sendable {
     /// Every account ever touched.
     public internal(set) var accounts: [Address: Account] = [:]
 
+    /// Registered nodes, by their owner's account.
+    public internal(set) var nodes: [Address: NodeRecord] = [:]
+    /// Model cards, by id.
+    public internal(set) var models: [String: ModelCard] = [:]
+    /// Gateways, by key.
+    public internal(set) var gateways: [Address: GatewayRecord] = [:]
+    /// Every settled request, pending or final, by request id.
+    public internal(set) var settlements: [Hash256: Settlement] = [:]
+    /// Node key → owner. Derived from `nodes`.
+    var nodeOwners: [Address: Address] = [:]
+    /// Pending settlements by the height they become final. Derived.
+    var finalizations: [UInt64: Set<Hash256>] = [:]
+    var dirtyRecords: Set<RecordKey> = []
+
     /// Accounts with a release due at a height. Derived from `accounts`,
     /// so it is rebuilt on load rather than committed to.
     var releases: [UInt64: Set<Address>] = [:]
@@ -75,9 +89,10 @@ public struct LedgerState: Sendable {
     }
 
     /// Updates the commitment with everything changed since the last call and
-    /// returns the state root with the changed accounts (sorted by address) and
-    /// the parameters if they changed, for storage.
-    public mutating func commit() -> (root: Hash256, accounts: [(Address, Account)], params: Params?) {
+    /// returns the state root with the changed accounts (sorted by address),
+    /// the changed records (sorted by key; nil value = removed) and the
+    /// parameters if they changed, for storage.
+    public mutating func commit() -> (root: Hash256, accounts: [(Address, Account)], records: [(key: [UInt8], value: [UInt8]?)], params: Params?) {
         let changed = dirtyAccounts.sorted()
         dirtyAccounts.removeAll(keepingCapacity: true)
         var out = [(Address, Account)]()
@@ -87,12 +102,19 @@ public struct LedgerState: Sendable {
             commitment.update(key: Self.accountKey(address), value: Digest32.hashing(account.canonicalBytes))
             out.append((address, account))
         }
+        var records: [(key: [UInt8], value: [UInt8]?)] = []
+        for key in dirtyRecords.sorted() {
+            let value = recordBytes(key)
+            commitment.update(key: Digest32.hashing(Array("plexus-state:record:".utf8) + key.bytes), value: value.map { Digest32.hashing($0) })
+            records.append((key.bytes, value))
+        }
+        dirtyRecords.removeAll(keepingCapacity: true)
         let changedParams = paramsDirty ? params : nil
         if paramsDirty {
             commitment.update(key: Self.paramsKey, value: Digest32.hashing(params.canonicalBytes))
             paramsDirty = false
         }
-        return (commitment.root(), out, changedParams)
+        return (commitment.root(), out, records, changedParams)
     }
 
     static let paramsKey = Digest32.hashing(Array("plexus-state:params".utf8))
@@ -101,12 +123,50 @@ public struct LedgerState: Sendable {
         Digest32.hashing(Array("plexus-state:account:".utf8) + address.bytes)
     }
 
-    /// Sum of every unit held anywhere; equals `totalSupply` in every valid state.
+    /// Sum of every unit held anywhere (accounts and pending settlements);
+    /// equals `totalSupply` in every valid state.
     public func circulatingTotal() throws -> Amount {
         var t = Amount.zero
         for address in accounts.keys.sorted() {
             t = try t.adding(account(address).total())
         }
+        return try t.adding(pendingSettlementTotal())
+    }
+
+    /// Units charged from escrow and not yet paid out.
+    public func pendingSettlementTotal() throws -> Amount {
+        var t = Amount.zero
+        for s in settlements.values where s.status == .pending { t = try t.adding(s.charge) }
         return t
+    }
+
+    /// The current encoding of a record, or nil if it does not exist.
+    func recordBytes(_ key: RecordKey) -> [UInt8]? {
+        switch key {
+        case let .node(owner): nodes[owner]?.canonicalBytes
+        case let .model(id): models[id]?.canonicalBytes
+        case let .gateway(k): gateways[k]?.canonicalBytes
+        case let .settlement(id): settlements[id]?.canonicalBytes
+        }
+    }
+
+    /// Restores records read from storage (after `init`).
+    public mutating func load(records: [(key: [UInt8], value: [UInt8])]) throws {
+        for (k, v) in records {
+            let key = try RecordKey(bytes: k)
+            switch key {
+            case let .node(owner):
+                let n = try NodeRecord(canonicalBytes: v)
+                nodes[owner] = n
+                nodeOwners[n.nodeKey] = owner
+            case let .model(id): models[id] = try ModelCard(canonicalBytes: v)
+            case let .gateway(g): gateways[g] = try GatewayRecord(canonicalBytes: v)
+            case let .settlement(id):
+                let s = try Settlement(canonicalBytes: v)
+                settlements[id] = s
+                if s.status == .pending { finalizations[s.finalHeight, default: []].insert(id) }
+            }
+            dirtyRecords.insert(key)
+        }
     }
 }

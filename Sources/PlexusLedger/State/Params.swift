@@ -24,16 +24,21 @@ public struct ParamSpec: Sendable, Hashable {
 public struct Params: Sendable, Hashable, CanonicalCodable {
     /// Identifies a parameter; the raw value is its index in `specs`.
     public enum Key: Int, CaseIterable, Sendable {
+        case challengeWindowBlocks
         case escrowWithdrawDelayBlocks
         case maxBlockTransactions
         case maxPendingReleases
         case maxTxBytes
         case minFee
+        case minNodeStake
+        case protocolFeeBps
         case unbondingBlocks
     }
 
     /// Name, bounds and default of every parameter, indexed by `Key.rawValue`.
     public static let specs: [ParamSpec] = [
+        ParamSpec(name: "challengeWindowBlocks", min: 1, max: 1_000_000, defaultValue: 20,
+                  summary: "blocks a settled request stays pending (open to challenge) before it is paid out"),
         ParamSpec(name: "escrowWithdrawDelayBlocks", min: 1, max: 1_000_000, defaultValue: 50,
                   summary: "blocks between an escrow withdrawal request and its release"),
         ParamSpec(name: "maxBlockTransactions", min: 1, max: 1_000_000, defaultValue: 50_000,
@@ -44,6 +49,10 @@ public struct Params: Sendable, Hashable, CanonicalCodable {
                   summary: "largest transaction in bytes"),
         ParamSpec(name: "minFee", min: 0, max: 1_000 * Amount.unitsPerPLX, defaultValue: 1_000,
                   summary: "smallest fee per transaction, in base units"),
+        ParamSpec(name: "minNodeStake", min: 0, max: 1_000_000_000 * Amount.unitsPerPLX, defaultValue: 100 * Amount.unitsPerPLX,
+                  summary: "least stake, in base units, an operator must hold to register and keep a node"),
+        ParamSpec(name: "protocolFeeBps", min: 0, max: 2_000, defaultValue: 500,
+                  summary: "share of every settled charge paid to the treasury, in basis points"),
         ParamSpec(name: "unbondingBlocks", min: 1, max: 1_000_000, defaultValue: 100,
                   summary: "blocks between unstaking and the release of the stake"),
     ]

@@ -30,6 +30,7 @@ public final class BlockStore: Sendable {
                         signature BLOB NOT NULL, txs BLOB NOT NULL, events BLOB NOT NULL);
                     CREATE TABLE IF NOT EXISTS accounts (address BLOB PRIMARY KEY, record BLOB NOT NULL) WITHOUT ROWID;
                     CREATE TABLE IF NOT EXISTS txs (hash BLOB PRIMARY KEY, height INTEGER NOT NULL, idx INTEGER NOT NULL) WITHOUT ROWID;
+                    CREATE TABLE IF NOT EXISTS records (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
                     """)
             }
         } catch {
@@ -67,13 +68,17 @@ public final class BlockStore: Sendable {
         public var hash: Hash256
         public var events: [BlockEvent]
         public var accounts: [(Address, Account)]
+        /// Changed registry records (nil value: removed).
+        public var records: [(key: [UInt8], value: [UInt8]?)]
         public var params: Params?
 
-        public init(block: Block, hash: Hash256, events: [BlockEvent], accounts: [(Address, Account)], params: Params?) {
+        public init(block: Block, hash: Hash256, events: [BlockEvent], accounts: [(Address, Account)],
+                    records: [(key: [UInt8], value: [UInt8]?)] = [], params: Params?) {
             self.block = block
             self.hash = hash
             self.events = events
             self.accounts = accounts
+            self.records = records
             self.params = params
         }
     }
@@ -96,6 +101,7 @@ public final class BlockStore: Sendable {
                 try ins.execute(arguments: [Data(th.bytes), h, i])
             }
             try Self.writeAccounts(c.accounts, db)
+            try Self.writeRecords(c.records, db)
             try Self.writeMeta(db, height: c.block.header.height, timeMillis: c.block.header.timeMillis, params: c.params)
         }
     }
@@ -104,6 +110,19 @@ public final class BlockStore: Sendable {
         let up = try db.cachedStatement(sql: "INSERT OR REPLACE INTO accounts (address, record) VALUES (?, ?)")
         for (address, account) in accounts {
             try up.execute(arguments: [Data(address.bytes), Data(account.canonicalBytes)])
+        }
+    }
+
+    static func writeRecords(_ records: [(key: [UInt8], value: [UInt8]?)], _ db: Database) throws {
+        guard !records.isEmpty else { return }
+        let up = try db.cachedStatement(sql: "INSERT OR REPLACE INTO records (key, value) VALUES (?, ?)")
+        let del = try db.cachedStatement(sql: "DELETE FROM records WHERE key = ?")
+        for (key, value) in records {
+            if let value {
+                try up.execute(arguments: [Data(key), Data(value)])
+            } else {
+                try del.execute(arguments: [Data(key)])
+            }
         }
     }
 
@@ -153,8 +172,16 @@ public final class BlockStore: Sendable {
                 let rec: Data = row[1]
                 accounts[try Address(bytes: Array(a))] = try Account(canonicalBytes: Array(rec))
             }
-            let state = LedgerState(chainId: genesis.chainId, totalSupply: initial.totalSupply, params: params,
+            var state = LedgerState(chainId: genesis.chainId, totalSupply: initial.totalSupply, params: params,
                                     height: height, timeMillis: time, accounts: accounts)
+            var records: [(key: [UInt8], value: [UInt8])] = []
+            let recordRows = try Row.fetchCursor(db, sql: "SELECT key, value FROM records")
+            while let row = try recordRows.next() {
+                let k: Data = row[0]
+                let v: Data = row[1]
+                records.append((Array(k), Array(v)))
+            }
+            try state.load(records: records)
             var tip: BlockHeader?
             var tipHash = genesis.hash
             if height > 0 {

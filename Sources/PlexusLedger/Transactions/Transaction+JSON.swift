@@ -9,7 +9,7 @@ extension Transaction: Codable {
     }
 
     enum BodyKeys: String, CodingKey {
-        case to, amount, requestor
+        case to, amount, requestor, nodeKey, keyProof, endpoint, offers, card, key, receipts
     }
 
     public init(from decoder: any Decoder) throws {
@@ -31,6 +31,16 @@ extension Transaction: Codable {
         case .deposit:
             body = .deposit(requestor: try b.decode(Address.self, forKey: .requestor), amount: try b.decode(Amount.self, forKey: .amount))
         case .withdraw: body = .withdraw(amount: try b.decode(Amount.self, forKey: .amount))
+        case .registerNode:
+            body = .registerNode(nodeKey: try b.decode(Address.self, forKey: .nodeKey), keyProof: try b.decode(Signature.self, forKey: .keyProof),
+                                 endpoint: try b.decode(String.self, forKey: .endpoint), offers: try b.decode([Offer].self, forKey: .offers))
+        case .updateNode:
+            body = .updateNode(endpoint: try b.decode(String.self, forKey: .endpoint), offers: try b.decode([Offer].self, forKey: .offers))
+        case .deregisterNode: body = .deregisterNode
+        case .registerModel: body = .registerModel(try b.decode(ModelCard.self, forKey: .card))
+        case .registerGateway:
+            body = .registerGateway(key: try b.decode(Address.self, forKey: .key), keyProof: try b.decode(Signature.self, forKey: .keyProof))
+        case .settle: body = .settle(receipts: try b.decode([Receipt].self, forKey: .receipts))
         }
         signature = try c.decode(Signature.self, forKey: .signature)
     }
@@ -52,6 +62,19 @@ extension Transaction: Codable {
         case let .deposit(requestor, amount):
             try b.encode(requestor, forKey: .requestor)
             try b.encode(amount, forKey: .amount)
+        case let .registerNode(key, proof, endpoint, offers):
+            try b.encode(key, forKey: .nodeKey); try b.encode(proof, forKey: .keyProof)
+            try b.encode(endpoint, forKey: .endpoint); try b.encode(offers, forKey: .offers)
+        case let .updateNode(endpoint, offers):
+            try b.encode(endpoint, forKey: .endpoint); try b.encode(offers, forKey: .offers)
+        case .deregisterNode:
+            break
+        case let .registerModel(card):
+            try b.encode(card, forKey: .card)
+        case let .registerGateway(key, proof):
+            try b.encode(key, forKey: .key); try b.encode(proof, forKey: .keyProof)
+        case let .settle(receipts):
+            try b.encode(receipts, forKey: .receipts)
         }
         try c.encode(signature, forKey: .signature)
     }

@@ -31,6 +31,19 @@ public struct Transaction: Sendable, Hashable {
         case deposit(requestor: Address, amount: Amount)
         /// Starts withdrawing `amount` of the sender's own escrow; released after `escrowWithdrawDelayBlocks`.
         case withdraw(amount: Amount)
+        /// Registers the sender's node: `nodeKey` signs receipts and consents
+        /// with `keyProof` (its signature over `Registry.nodeKeyProofBytes`).
+        case registerNode(nodeKey: Address, keyProof: Signature, endpoint: String, offers: [Offer])
+        /// Replaces the sender's node's endpoint and offers.
+        case updateNode(endpoint: String, offers: [Offer])
+        /// Removes the sender's node.
+        case deregisterNode
+        /// Registers a model card; the sender is its creator.
+        case registerModel(ModelCard)
+        /// Binds a gateway key (which consents with `keyProof`) to the sender.
+        case registerGateway(key: Address, keyProof: Signature)
+        /// Settles receipts (sent by the countersigning gateway's key).
+        case settle(receipts: [Receipt])
 
         /// The wire name of this kind.
         public var kind: Kind {
@@ -40,6 +53,12 @@ public struct Transaction: Sendable, Hashable {
             case .unstake: .unstake
             case .deposit: .deposit
             case .withdraw: .withdraw
+            case .registerNode: .registerNode
+            case .updateNode: .updateNode
+            case .deregisterNode: .deregisterNode
+            case .registerModel: .registerModel
+            case .registerGateway: .registerGateway
+            case .settle: .settle
             }
         }
     }
@@ -51,9 +70,24 @@ public struct Transaction: Sendable, Hashable {
         case unstake = 3
         case deposit = 4
         case withdraw = 5
+        case registerNode = 6
+        case updateNode = 7
+        case deregisterNode = 8
+        case registerModel = 9
+        case registerGateway = 10
+        case settle = 11
 
         /// The name used in JSON and on the command line.
-        public var name: String { String(describing: self) }
+        public var name: String {
+            switch self {
+            case .registerNode: "register_node"
+            case .updateNode: "update_node"
+            case .deregisterNode: "deregister_node"
+            case .registerModel: "register_model"
+            case .registerGateway: "register_gateway"
+            default: String(describing: self)
+            }
+        }
 
         /// Looks a kind up by name.
         public init(name: String) throws {
@@ -110,6 +144,18 @@ public struct Transaction: Sendable, Hashable {
         case let .deposit(requestor, amount):
             w.write(requestor)
             w.write(amount)
+        case let .registerNode(key, proof, endpoint, offers):
+            w.write(key); w.write(proof); w.write(endpoint); w.write(array: offers)
+        case let .updateNode(endpoint, offers):
+            w.write(endpoint); w.write(array: offers)
+        case .deregisterNode:
+            break
+        case let .registerModel(card):
+            w.write(card)
+        case let .registerGateway(key, proof):
+            w.write(key); w.write(proof)
+        case let .settle(receipts):
+            w.write(array: receipts)
         }
     }
 
@@ -159,6 +205,17 @@ extension Transaction: CanonicalCodable {
         case .unstake: body = .unstake(amount: try r.readAmount())
         case .deposit: body = .deposit(requestor: try r.readAddress(), amount: try r.readAmount())
         case .withdraw: body = .withdraw(amount: try r.readAmount())
+        case .registerNode:
+            body = .registerNode(nodeKey: try r.readAddress(), keyProof: try r.readSignature(),
+                                 endpoint: try r.readString(limit: Registry.maxEndpoint),
+                                 offers: try r.readArray(of: Offer.self, limit: Registry.maxOffers))
+        case .updateNode:
+            body = .updateNode(endpoint: try r.readString(limit: Registry.maxEndpoint),
+                               offers: try r.readArray(of: Offer.self, limit: Registry.maxOffers))
+        case .deregisterNode: body = .deregisterNode
+        case .registerModel: body = .registerModel(try ModelCard(from: &r))
+        case .registerGateway: body = .registerGateway(key: try r.readAddress(), keyProof: try r.readSignature())
+        case .settle: body = .settle(receipts: try r.readArray(of: Receipt.self, limit: 4096))
         }
         signature = try r.readSignature()
     }

@@ -1,0 +1,214 @@
+import PlexusCore
+
+/// Node registry, model cards, gateways and settlement.
+extension LedgerState {
+    /// Pays out every settlement due at `height`; called from `beginBlock`.
+    mutating func finalizeSettlements(at height: UInt64) throws -> [Event] {
+        guard let due = finalizations.removeValue(forKey: height) else { return [] }
+        var events: [Event] = []
+        for id in due.sorted() {
+            guard var s = settlements[id], s.status == .pending else { continue }
+            for p in s.payouts where !p.amount.isZero {
+                var a = account(p.account)
+                a.balance = try a.balance.adding(p.amount)
+                store(p.account, a)
+            }
+            if !s.fee.isZero {
+                var t = account(.treasury)
+                t.balance = try t.balance.adding(s.fee)
+                store(.treasury, t)
+            }
+            s.status = .final
+            settlements[id] = s
+            dirtyRecords.insert(.settlement(id))
+            events.append(.settlementFinal(requestId: id, amount: s.charge))
+        }
+        return events
+    }
+
+    static func validName(_ s: String) -> Bool {
+        !s.isEmpty && s.utf8.count <= Registry.maxName
+            && s.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || $0.properties.numericType != nil || "._:-/".unicodeScalars.contains($0)) }
+    }
+
+    func validateNode(endpoint: String, offers: [Offer]) throws {
+        guard endpoint.utf8.count <= Registry.maxEndpoint, endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://") else {
+            throw PlexusError(.malformed, "node endpoint must be an http(s) URL of at most \(Registry.maxEndpoint) bytes")
+        }
+        guard !offers.isEmpty, offers.count <= Registry.maxOffers else {
+            throw PlexusError(.outOfRange, "a node offers 1 to \(Registry.maxOffers) models")
+        }
+        var seen = Set<String>()
+        for o in offers {
+            guard models[o.model] != nil else { throw PlexusError(.notFound, "model '\(o.model.prefix(64))' is not registered") }
+            guard seen.insert(o.model).inserted else { throw PlexusError(.malformed, "model '\(o.model.prefix(64))' is offered twice") }
+            guard o.concurrency >= 1, o.concurrency <= 4096 else { throw PlexusError(.outOfRange, "concurrency must be 1...4096") }
+            guard o.contextLength >= 1 else { throw PlexusError(.outOfRange, "context length must be positive") }
+            guard o.privacy.utf8.count <= Registry.maxName, o.region.utf8.count <= Registry.maxName else {
+                throw PlexusError(.tooLarge, "privacy tier and region are at most \(Registry.maxName) bytes")
+            }
+        }
+    }
+
+    /// Checks a registry transaction against the state; returns the records to
+    /// write and the events, changing nothing.
+    func planRegistry(_ tx: Transaction, sender: Account) throws -> (records: [RecordKey: RecordValue], events: [Event]) {
+        switch tx.body {
+        case let .registerNode(nodeKey, proof, endpoint, offers):
+            guard nodes[tx.from] == nil else { throw PlexusError(.invalidState, "\(tx.from.short) already has a node; update or deregister it") }
+            guard nodeKey != .treasury, nodeOwners[nodeKey] == nil else { throw PlexusError(.invalidState, "node key \(nodeKey.short) is already registered") }
+            guard nodeKey.verifies(proof, over: Registry.nodeKeyProofBytes(chainId: chainId, owner: tx.from)) else {
+                throw PlexusError(.badSignature, "the node key did not sign its binding to \(tx.from.short)")
+            }
+            guard sender.staked.units >= params[.minNodeStake] else {
+                throw PlexusError(.insufficientFunds, "a node needs \(Amount(units: params[.minNodeStake])) staked; \(tx.from.short) has \(sender.staked)")
+            }
+            try validateNode(endpoint: endpoint, offers: offers)
+            let record = NodeRecord(owner: tx.from, nodeKey: nodeKey, endpoint: endpoint, offers: offers, registeredHeight: height)
+            return ([.node(tx.from): .node(record)], [.nodeRegistered(owner: tx.from, nodeKey: nodeKey)])
+        case let .updateNode(endpoint, offers):
+            guard var record = nodes[tx.from] else { throw PlexusError(.notFound, "\(tx.from.short) has no node") }
+            try validateNode(endpoint: endpoint, offers: offers)
+            record.endpoint = endpoint
+            record.offers = offers
+            return ([.node(tx.from): .node(record)], [.nodeUpdated(owner: tx.from)])
+        case .deregisterNode:
+            guard nodes[tx.from] != nil else { throw PlexusError(.notFound, "\(tx.from.short) has no node") }
+            return ([.node(tx.from): .removed], [.nodeDeregistered(owner: tx.from)])
+        case let .registerModel(card):
+            guard Self.validName(card.id) else { throw PlexusError(.malformed, "model id must be 1-\(Registry.maxName) characters of [A-Za-z0-9._:-/]") }
+            guard models[card.id] == nil else { throw PlexusError(.invalidState, "model '\(card.id)' is already registered") }
+            guard card.creator == tx.from else { throw PlexusError(.badSignature, "a model card's creator must be its sender") }
+            guard card.royaltyBps <= 5_000 else { throw PlexusError(.outOfRange, "royalty must be at most 5000 basis points") }
+            guard card.contextLength >= 1 else { throw PlexusError(.outOfRange, "context length must be positive") }
+            for text in [card.architecture, card.quantization, card.license] + card.capabilities where text.utf8.count > Registry.maxName {
+                throw PlexusError(.tooLarge, "model card fields are at most \(Registry.maxName) bytes")
+            }
+            return ([.model(card.id): .model(card)], [.modelRegistered(model: card.id, creator: tx.from)])
+        case let .registerGateway(key, proof):
+            guard key != .treasury, gateways[key] == nil else { throw PlexusError(.invalidState, "gateway key \(key.short) is already registered") }
+            guard key.verifies(proof, over: Registry.gatewayKeyProofBytes(chainId: chainId, owner: tx.from)) else {
+                throw PlexusError(.badSignature, "the gateway key did not sign its binding to \(tx.from.short)")
+            }
+            let record = GatewayRecord(key: key, owner: tx.from, registeredHeight: height)
+            return ([.gateway(key): .gateway(record)], [.gatewayRegistered(key: key, owner: tx.from)])
+        case .settle:
+            guard gateways[tx.from] != nil else {
+                throw PlexusError(.badSignature, "\(tx.from.short) is not a registered gateway key")
+            }
+            return ([:], [])
+        default:
+            return ([:], [])
+        }
+    }
+
+    /// Applies planned record changes.
+    mutating func write(_ records: [RecordKey: RecordValue]) {
+        for (key, value) in records {
+            switch (key, value) {
+            case let (.node(owner), .node(record)):
+                if let old = nodes[owner] { nodeOwners[old.nodeKey] = nil }
+                nodes[owner] = record
+                nodeOwners[record.nodeKey] = owner
+            case let (.node(owner), .removed):
+                if let old = nodes.removeValue(forKey: owner) { nodeOwners[old.nodeKey] = nil }
+            case let (.model(id), .model(card)): models[id] = card
+            case let (.gateway(k), .gateway(record)): gateways[k] = record
+            default: continue
+            }
+            dirtyRecords.insert(key)
+        }
+    }
+
+    /// Settles each request in `receipts` (consecutive receipts with the same
+    /// request id are one request's shares) on its own: a request that fails
+    /// a check is refused with a reason and moves nothing.
+    mutating func settle(_ receipts: [Receipt], gateway: Address) -> [Event] {
+        var events: [Event] = []
+        var i = 0
+        while i < receipts.count {
+            var j = i + 1
+            while j < receipts.count, receipts[j].requestId == receipts[i].requestId { j += 1 }
+            let parts = Array(receipts[i..<j])
+            i = j
+            let id = parts[0].requestId
+            do {
+                events.append(try settleOne(parts, gateway: gateway))
+            } catch let e as PlexusError {
+                events.append(.settlementRejected(requestId: id, reason: "\(e.code.rawValue): \(e.message)"))
+            } catch {
+                events.append(.settlementRejected(requestId: id, reason: "\(error)"))
+            }
+        }
+        return events
+    }
+
+    private mutating func settleOne(_ parts: [Receipt], gateway: Address) throws -> Event {
+        let id = parts[0].requestId, requestor = parts[0].requestor
+        guard settlements[id] == nil else { throw PlexusError(.invalidState, "request \(id.hex.prefix(16)) is already settled") }
+        guard parts.count <= Registry.maxParts else { throw PlexusError(.tooLarge, "more than \(Registry.maxParts) shares") }
+        guard requestor != .treasury else { throw PlexusError(.outOfRange, "the treasury has no escrow") }
+        var modelId: String?
+        var charge = Amount.zero
+        var payouts: [Payout] = []
+        var fee = Amount.zero, royalty = Amount.zero
+        var nextToken = parts[0].firstOutputToken
+        guard nextToken == 0 else { throw PlexusError(.malformed, "the first share must start at output token 0") }
+        for r in parts {
+            guard r.requestor == requestor else { throw PlexusError(.malformed, "shares name different requestors") }
+            guard r.gateway == gateway else { throw PlexusError(.badSignature, "receipt countersigned by another gateway") }
+            guard r.firstOutputToken == nextToken else { throw PlexusError(.malformed, "shares do not follow one another") }
+            nextToken = try Self.sum(nextToken, r.outputTokens)
+            try r.verify(chainId: chainId)
+            guard let owner = nodeOwners[r.node], let node = nodes[owner] else {
+                throw PlexusError(.notFound, "node \(r.node.short) is not registered")
+            }
+            guard let offer = node.offers.first(where: { models[$0.model]?.weightsHash == r.modelHash }),
+                  let card = models[offer.model] else {
+                throw PlexusError(.notFound, "node \(r.node.short) offers no model with weights \(r.modelHash.hex.prefix(16))")
+            }
+            guard modelId == nil || modelId == card.id else { throw PlexusError(.malformed, "shares name different models") }
+            modelId = card.id
+            guard r.priceIn <= offer.priceIn, r.priceOut <= offer.priceOut else {
+                throw PlexusError(.outOfRange, "receipt prices exceed node \(r.node.short)'s offer")
+            }
+            let cost = try r.cost()
+            let split = try Pricing.split(cost, feeBps: params[.protocolFeeBps], royaltyBps: UInt64(card.royaltyBps))
+            charge = try charge.adding(cost)
+            fee = try fee.adding(split.fee)
+            royalty = try royalty.adding(split.royalty)
+            payouts.append(Payout(account: owner, amount: split.node))
+        }
+        guard let modelId, let card = models[modelId] else { throw PlexusError(.malformed, "no shares") }
+        guard !charge.isZero else { throw PlexusError(.zeroAmount, "the request cost nothing") }
+        if !royalty.isZero { payouts.append(Payout(account: card.creator, amount: royalty)) }
+        var payer = account(requestor)
+        guard charge <= payer.escrow else {
+            throw PlexusError(.insufficientFunds, "\(requestor.short) has \(payer.escrow) in escrow, the request costs \(charge)")
+        }
+        let (finalHeight, o) = height.addingReportingOverflow(params[.challengeWindowBlocks])
+        guard !o else { throw PlexusError(.overflow, "final height overflows") }
+        payer.escrow = try payer.escrow.subtracting(charge)
+        store(requestor, payer)
+        settlements[id] = Settlement(requestId: id, requestor: requestor, gateway: gateway, model: modelId, charge: charge,
+                                     payouts: payouts, fee: fee, nodes: parts.map(\.node), outputTokens: parts.map(\.outputTokens),
+                                     settledHeight: height, finalHeight: finalHeight, status: .pending)
+        finalizations[finalHeight, default: []].insert(id)
+        dirtyRecords.insert(.settlement(id))
+        return .settlementPending(requestId: id, requestor: requestor, amount: charge, releaseHeight: finalHeight)
+    }
+
+    static func sum(_ a: UInt64, _ b: UInt64) throws -> UInt64 {
+        let (s, o) = a.addingReportingOverflow(b)
+        guard !o else { throw PlexusError(.overflow, "token counts overflow") }
+        return s
+    }
+}
+
+/// A planned record write.
+enum RecordValue {
+    case node(NodeRecord)
+    case model(ModelCard)
+    case gateway(GatewayRecord)
+    case removed
+}

@@ -1,0 +1,295 @@
+import PlexusCore
+
+/// One model a node serves, at its prices.
+public struct Offer: Sendable, Hashable, Codable, CanonicalCodable {
+    /// A registered model card's id.
+    public var model: String
+    /// Base units per million input and output tokens.
+    public var priceIn: Amount
+    public var priceOut: Amount
+    /// Requests served at once.
+    public var concurrency: UInt32
+    /// Longest context the node accepts, in tokens.
+    public var contextLength: UInt32
+    /// Privacy tier, e.g. "standard" or "no-logs".
+    public var privacy: String
+    /// Where the node runs, e.g. "eu-west".
+    public var region: String
+
+    public init(model: String, priceIn: Amount, priceOut: Amount, concurrency: UInt32 = 4, contextLength: UInt32 = 8192,
+                privacy: String = "standard", region: String = "local") {
+        self.model = model
+        self.priceIn = priceIn
+        self.priceOut = priceOut
+        self.concurrency = concurrency
+        self.contextLength = contextLength
+        self.privacy = privacy
+        self.region = region
+    }
+
+    public func encode(to w: inout CanonicalWriter) {
+        w.write(model); w.write(priceIn); w.write(priceOut); w.write(concurrency); w.write(contextLength)
+        w.write(privacy); w.write(region)
+    }
+
+    public init(from r: inout CanonicalReader) throws {
+        model = try r.readString(limit: Registry.maxName)
+        priceIn = try r.readAmount()
+        priceOut = try r.readAmount()
+        concurrency = try r.readUInt32()
+        contextLength = try r.readUInt32()
+        privacy = try r.readString(limit: Registry.maxName)
+        region = try r.readString(limit: Registry.maxName)
+    }
+}
+
+/// A node's registration: who operates it, the key that signs its receipts,
+/// where it listens and what it offers.
+public struct NodeRecord: Sendable, Hashable, Codable, CanonicalCodable {
+    /// The operator's account (pays fees, holds the stake, is paid).
+    public var owner: Address
+    /// The key that signs receipts and envelopes' answers.
+    public var nodeKey: Address
+    public var endpoint: String
+    public var offers: [Offer]
+    public var registeredHeight: UInt64
+
+    public func encode(to w: inout CanonicalWriter) {
+        w.write(owner); w.write(nodeKey); w.write(endpoint); w.write(array: offers); w.write(registeredHeight)
+    }
+
+    public init(owner: Address, nodeKey: Address, endpoint: String, offers: [Offer], registeredHeight: UInt64) {
+        self.owner = owner
+        self.nodeKey = nodeKey
+        self.endpoint = endpoint
+        self.offers = offers
+        self.registeredHeight = registeredHeight
+    }
+
+    public init(from r: inout CanonicalReader) throws {
+        owner = try r.readAddress()
+        nodeKey = try r.readAddress()
+        endpoint = try r.readString(limit: Registry.maxEndpoint)
+        offers = try r.readArray(of: Offer.self, limit: Registry.maxOffers)
+        registeredHeight = try r.readUInt64()
+    }
+
+    /// The offer for `model`, if any.
+    public func offer(for model: String) -> Offer? { offers.first { $0.model == model } }
+}
+
+/// A model version anyone may serve, with who gets its royalty.
+public struct ModelCard: Sendable, Hashable, Codable, CanonicalCodable {
+    public var id: String
+    /// SHA-256 of the weights file.
+    public var weightsHash: Hash256
+    public var architecture: String
+    public var quantization: String
+    public var contextLength: UInt32
+    public var license: String
+    public var capabilities: [String]
+    public var creator: Address
+    /// Share of every charge for this model paid to `creator`, in basis points.
+    public var royaltyBps: UInt16
+
+    public init(id: String, weightsHash: Hash256, architecture: String, quantization: String, contextLength: UInt32,
+                license: String, capabilities: [String], creator: Address, royaltyBps: UInt16) {
+        self.id = id
+        self.weightsHash = weightsHash
+        self.architecture = architecture
+        self.quantization = quantization
+        self.contextLength = contextLength
+        self.license = license
+        self.capabilities = capabilities
+        self.creator = creator
+        self.royaltyBps = royaltyBps
+    }
+
+    public func encode(to w: inout CanonicalWriter) {
+        w.write(id); w.write(weightsHash); w.write(architecture); w.write(quantization); w.write(contextLength)
+        w.write(license)
+        w.write(UInt32(capabilities.count))
+        for c in capabilities { w.write(c) }
+        w.write(creator); w.write(royaltyBps)
+    }
+
+    public init(from r: inout CanonicalReader) throws {
+        id = try r.readString(limit: Registry.maxName)
+        weightsHash = try r.readHash()
+        architecture = try r.readString(limit: Registry.maxName)
+        quantization = try r.readString(limit: Registry.maxName)
+        contextLength = try r.readUInt32()
+        license = try r.readString(limit: Registry.maxName)
+        let n = Int(try r.readUInt32())
+        guard n <= Registry.maxCapabilities else { throw PlexusError(.tooLarge, "a model card lists at most \(Registry.maxCapabilities) capabilities") }
+        capabilities = try (0..<n).map { _ in try r.readString(limit: Registry.maxName) }
+        creator = try r.readAddress()
+        royaltyBps = try r.readUInt16()
+    }
+}
+
+/// A gateway key bound to the account that operates it.
+public struct GatewayRecord: Sendable, Hashable, Codable, CanonicalCodable {
+    public var key: Address
+    public var owner: Address
+    public var registeredHeight: UInt64
+
+    public init(key: Address, owner: Address, registeredHeight: UInt64) {
+        self.key = key
+        self.owner = owner
+        self.registeredHeight = registeredHeight
+    }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(key); w.write(owner); w.write(registeredHeight) }
+
+    public init(from r: inout CanonicalReader) throws {
+        key = try r.readAddress()
+        owner = try r.readAddress()
+        registeredHeight = try r.readUInt64()
+    }
+}
+
+/// One payment out of a settled request.
+public struct Payout: Sendable, Hashable, Codable, CanonicalCodable {
+    public var account: Address
+    public var amount: Amount
+
+    public init(account: Address, amount: Amount) {
+        self.account = account
+        self.amount = amount
+    }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(account); w.write(amount) }
+    public init(from r: inout CanonicalReader) throws {
+        account = try r.readAddress()
+        amount = try r.readAmount()
+    }
+}
+
+/// A request's settlement: charged from escrow into pending, paid out after
+/// the challenge window. Kept after payment so that the id never settles again.
+public struct Settlement: Sendable, Hashable, Codable, CanonicalCodable {
+    public enum Status: String, Sendable, Codable {
+        case pending, final
+    }
+
+    public var requestId: Hash256
+    public var requestor: Address
+    public var gateway: Address
+    public var model: String
+    /// Everything taken from escrow: the payouts plus the fee.
+    public var charge: Amount
+    /// Node operators and the model's creator, in receipt order (creator last).
+    public var payouts: [Payout]
+    /// The protocol fee, to the treasury.
+    public var fee: Amount
+    /// The nodes (keys) that served, with their output tokens, in order.
+    public var nodes: [Address]
+    public var outputTokens: [UInt64]
+    public var settledHeight: UInt64
+    public var finalHeight: UInt64
+    public var status: Status
+
+    public func encode(to w: inout CanonicalWriter) {
+        w.write(requestId); w.write(requestor); w.write(gateway); w.write(model); w.write(charge)
+        w.write(array: payouts); w.write(fee)
+        w.write(UInt32(nodes.count))
+        for (n, t) in zip(nodes, outputTokens) { w.write(n); w.write(t) }
+        w.write(settledHeight); w.write(finalHeight); w.write(status == .final)
+    }
+
+    public init(requestId: Hash256, requestor: Address, gateway: Address, model: String, charge: Amount, payouts: [Payout],
+                fee: Amount, nodes: [Address], outputTokens: [UInt64], settledHeight: UInt64, finalHeight: UInt64, status: Status) {
+        self.requestId = requestId
+        self.requestor = requestor
+        self.gateway = gateway
+        self.model = model
+        self.charge = charge
+        self.payouts = payouts
+        self.fee = fee
+        self.nodes = nodes
+        self.outputTokens = outputTokens
+        self.settledHeight = settledHeight
+        self.finalHeight = finalHeight
+        self.status = status
+    }
+
+    public init(from r: inout CanonicalReader) throws {
+        requestId = try r.readHash()
+        requestor = try r.readAddress()
+        gateway = try r.readAddress()
+        model = try r.readString(limit: Registry.maxName)
+        charge = try r.readAmount()
+        payouts = try r.readArray(of: Payout.self, limit: Registry.maxParts + 1)
+        fee = try r.readAmount()
+        let n = Int(try r.readUInt32())
+        guard n <= Registry.maxParts else { throw PlexusError(.tooLarge, "too many parts in a settlement") }
+        var ns: [Address] = [], ts: [UInt64] = []
+        for _ in 0..<n { ns.append(try r.readAddress()); ts.append(try r.readUInt64()) }
+        nodes = ns
+        outputTokens = ts
+        settledHeight = try r.readUInt64()
+        finalHeight = try r.readUInt64()
+        status = try r.readBool() ? .final : .pending
+    }
+}
+
+/// Limits on registry records, part of the protocol.
+public enum Registry {
+    public static let maxName = 128
+    public static let maxEndpoint = 512
+    public static let maxOffers = 16
+    public static let maxCapabilities = 16
+    /// Most nodes that may share one request (failover hand-overs + 1).
+    public static let maxParts = 8
+
+    static let nodeKeyDomain = Array("plexus-node-key-v1".utf8)
+    static let gatewayKeyDomain = Array("plexus-gateway-key-v1".utf8)
+
+    /// What a node key signs to consent to being bound to `owner` on `chainId`.
+    public static func nodeKeyProofBytes(chainId: String, owner: Address) -> [UInt8] {
+        var w = CanonicalWriter(capacity: 96)
+        w.write(fixed: nodeKeyDomain); w.write(chainId); w.write(owner)
+        return w.bytes
+    }
+
+    /// What a gateway key signs to consent to being bound to `owner` on `chainId`.
+    public static func gatewayKeyProofBytes(chainId: String, owner: Address) -> [UInt8] {
+        var w = CanonicalWriter(capacity: 96)
+        w.write(fixed: gatewayKeyDomain); w.write(chainId); w.write(owner)
+        return w.bytes
+    }
+}
+
+/// A record kept in ledger state besides accounts, by its storage key.
+enum RecordKey: Hashable, Comparable {
+    case node(Address)  // by owner
+    case model(String)
+    case gateway(Address)  // by gateway key
+    case settlement(Hash256)
+
+    var bytes: [UInt8] {
+        switch self {
+        case let .node(a): [UInt8(ascii: "n")] + a.bytes
+        case let .model(id): [UInt8(ascii: "m")] + Array(id.utf8)
+        case let .gateway(a): [UInt8(ascii: "g")] + a.bytes
+        case let .settlement(h): [UInt8(ascii: "s")] + h.bytes
+        }
+    }
+
+    init(bytes: [UInt8]) throws {
+        guard let tag = bytes.first else { throw PlexusError(.malformed, "empty record key") }
+        let rest = Array(bytes.dropFirst())
+        switch tag {
+        case UInt8(ascii: "n"): self = .node(try Address(bytes: rest))
+        case UInt8(ascii: "m"):
+            guard let s = String(validating: rest, as: UTF8.self) else { throw PlexusError(.malformed, "model id is not UTF-8") }
+            self = .model(s)
+        case UInt8(ascii: "g"): self = .gateway(try Address(bytes: rest))
+        case UInt8(ascii: "s"): self = .settlement(try Hash256(bytes: rest))
+        default: throw PlexusError(.malformed, "unknown record key tag \(tag)")
+        }
+    }
+
+    static func < (a: RecordKey, b: RecordKey) -> Bool { a.bytes.lexicographicallyPrecedes(b.bytes) }
+}
