@@ -51,6 +51,15 @@ let package = Package(
             ]
         ),
         .target(
+            name: "PlexusNode",
+            dependencies: [
+                "PlexusCore", "PlexusEngine", "PlexusLedger",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+        .target(
             name: "PlexusTestKit",
             dependencies: ["PlexusCore", "PlexusEngine", "PlexusLedger"]
         ),
@@ -60,6 +69,7 @@ let package = Package(
                 "PlexusCore",
                 "PlexusEngine",
                 "PlexusLedger",
+                "PlexusNode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -9,12 +9,18 @@ public struct GenerationRequest: Sendable, Hashable {
     public var sampling: SamplingParameters
     /// Generation stops before the first occurrence of any of these.
     public var stop: [String]
+    /// How many of the prompt's last tokens are output already sent (by an
+    /// earlier engine): their text primes the decoder and the stop-string
+    /// check but is not emitted again, so the continuation streams exactly
+    /// the pieces an uninterrupted run would have.
+    public var continued: Int
 
-    public init(prompt: [TokenID], maxTokens: Int, sampling: SamplingParameters = .init(), stop: [String] = []) {
+    public init(prompt: [TokenID], maxTokens: Int, sampling: SamplingParameters = .init(), stop: [String] = [], continued: Int = 0) {
         self.prompt = prompt
         self.maxTokens = maxTokens
         self.sampling = sampling
         self.stop = stop
+        self.continued = continued
     }
 }
 
@@ -68,9 +74,15 @@ public struct Generator: Sendable {
         var logits = try state.forward(request.prompt)
         var sequence = request.prompt
         var out: [TokenID] = []
+        guard request.continued >= 0, request.continued < request.prompt.count else {
+            throw PlexusError(.outOfRange, "continued tokens must be fewer than the prompt's")
+        }
         var decoder = StreamDecoder(tokenizer: model.tokenizer)
         var text = ""
-        var emitted = text.startIndex
+        for id in request.prompt.suffix(request.continued) { text += decoder.push(id) }
+        // What the earlier engine held back (a partial character or a possible
+        // stop-string prefix) is emitted by this one.
+        var emitted = Self.heldBackStart(text, stop: request.stop)
         var finish = FinishReason.length
         let tok = model.tokenizer
         generation: while out.count < request.maxTokens && sequence.count < capacity {
@@ -117,6 +129,21 @@ public struct Generator: Sendable {
 }
 
 extension Generator {
+    /// Where the text that an engine would not yet have emitted begins: the
+    /// longest suffix that is a proper prefix of a stop string.
+    static func heldBackStart(_ text: String, stop: [String]) -> String.Index {
+        var safe = text.endIndex
+        for s in stop where !s.isEmpty {
+            var k = min(s.count - 1, text.count)
+            while k > 0 {
+                let start = text.index(text.endIndex, offsetBy: -k)
+                if s.hasPrefix(text[start...]) { safe = min(safe, start); break }
+                k -= 1
+            }
+        }
+        return safe
+    }
+
     /// The generation as an async sequence of pieces (text with its token id),
     /// produced on a background thread. Cancelling the consuming task stops
     /// generation at the next token.

@@ -154,7 +154,7 @@ public enum LedgerAPI {
         return e
     }()
 
-    static func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {
+    public static func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {
         let data = try encoder.encode(value)
         var buf = ByteBuffer()
         buf.writeBytes(data)
@@ -167,11 +167,14 @@ public struct APIError: HTTPResponseError {
     public var status: HTTPResponse.Status
     public var code: PlexusError.Code
     public var message: String
+    /// Seconds for a `Retry-After` header (429, 503).
+    public var retryAfter: Int?
 
-    public init(_ status: HTTPResponse.Status, _ code: PlexusError.Code, _ message: String) {
+    public init(_ status: HTTPResponse.Status, _ code: PlexusError.Code, _ message: String, retryAfter: Int? = nil) {
         self.status = status
         self.code = code
         self.message = message
+        self.retryAfter = retryAfter
     }
 
     /// Maps a ledger error to its HTTP status.
@@ -189,13 +192,17 @@ public struct APIError: HTTPResponseError {
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         let body = ["error": ["code": code.rawValue, "message": message]]
-        return try LedgerAPI.json(body, status: status)
+        var r = try LedgerAPI.json(body, status: status)
+        if let retryAfter { r.headers[.retryAfter] = String(retryAfter) }
+        return r
     }
 }
 
 /// Turns every error a handler throws into the JSON error envelope.
-struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    public init() {}
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
         } catch let e as APIError {

@@ -1,0 +1,72 @@
+import ArgumentParser
+import Foundation
+import Logging
+import PlexusCore
+import PlexusEngine
+import PlexusLedger
+import PlexusNode
+
+struct NodeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "node", abstract: "Run an inference node.", subcommands: [Start.self])
+
+    struct Start: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Serve a model to gateways, registered on the ledger with the key's stake.")
+
+        @OptionGroup var ledger: LedgerURLOptions
+        @OptionGroup var keyOptions: KeyOptions
+        @Option(name: .long, help: "Model card id (and, for the built-in engine, a store name or .gguf path via --weights).") var model: String = "smollm2-135m"
+        @Option(name: .long, help: "Weights: a model store name or .gguf path (default: the model id).") var weights: String?
+        @Option(name: .long, help: "Price per million input tokens, in PLX.") var priceIn: Amount
+        @Option(name: .long, help: "Price per million output tokens, in PLX.") var priceOut: Amount
+        @Option(name: .long, help: "engine (built-in) or echo (synthetic, for benchmarking gateways).") var backend: String = "engine"
+        @Option(name: .long, help: "Requests served at once.") var concurrency: Int = 4
+        @Option(name: .long, help: "Engine threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+        @Option(name: .long, help: "Address to listen on.") var host: String = "127.0.0.1"
+        @Option(name: .long, help: "Port (0 picks a free one).") var port: Int = 0
+        @Option(name: .long, help: "Region advertised in the offer.") var region: String = "local"
+        @Option(name: .long, help: "Model store directory.") var store: String?
+        @Option(name: .long, help: "Write the bound port to this file once listening.") var portFile: String?
+        @OptionGroup var log: LogOptions
+
+        func validate() throws {
+            guard ["engine", "echo"].contains(backend) else { throw ValidationError("--backend is engine or echo") }
+            guard (1...1024).contains(concurrency) else { throw ValidationError("--concurrency must be 1...1024") }
+            guard (1...64).contains(threads) else { throw ValidationError("--threads must be 1...64") }
+            guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
+        }
+
+        func run() async throws {
+            Bootstrap.run(level: log.level)
+            let logger = Logger(label: "plexus.node")
+            let key = try keyOptions.load()
+            let engine: any GenerationBackend
+            if backend == "echo" {
+                engine = EchoBackend()
+                logger.warning("serving the synthetic echo backend (for benchmarks), not a model")
+            } else {
+                let store = ModelStore(directory: self.store)
+                let path = try store.resolve(weights ?? model)
+                let hash = try ModelStore.sha256(ofFile: path)
+                engine = try EngineBackend(path: path, weightsHash: try Hash256(hex: hash), threads: threads)
+            }
+            var config = NodeConfig(ledgerURL: ledger.ledger, key: key, model: model, priceIn: priceIn, priceOut: priceOut)
+            config.host = host
+            config.port = port
+            config.concurrency = concurrency
+            config.region = region
+            let server = NodeServer(config: config, backend: engine, logger: logger, metrics: { Bootstrap.metricsText() })
+            let client = LedgerClient(baseURL: ledger.ledger)
+            let portFile = self.portFile, host = self.host
+            try await server.run { bound in
+                let endpoint = "http://\(host):\(bound)"
+                try await NodeServer.register(config, backend: engine, endpoint: endpoint, ledger: client)
+                logger.notice("node listening", metadata: ["address": "\(endpoint)", "node": "\(key.address.short)", "backend": "\(engine.name)"])
+                if let portFile {
+                    try? Data("\(bound)\n".utf8).write(to: URL(fileURLWithPath: portFile), options: .atomic)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+import PlexusCore
+import PlexusEngine
+import PlexusLedger
+
+/// What produced a node's answer.
+public struct BackendResult: Sendable {
+    public var promptTokens: Int
+    public var finish: String
+    public var tokens: [TokenID]
+}
+
+/// Something that generates tokens for a node.
+public protocol GenerationBackend: Sendable {
+    /// Shown in /health and the node's logs.
+    var name: String { get }
+    /// SHA-256 of the weights (what receipts and model cards name).
+    var modelHash: Hash256 { get }
+    var contextLength: Int { get }
+    /// Generates, calling `onToken` with each new token (nil for text that
+    /// completes without a new token, such as a final partial character) and
+    /// the text it completed; `onToken` throws to stop early (the client went away).
+    func generate(_ request: GenerateRequest, onToken: (TokenID?, String) throws -> Void) throws -> BackendResult
+}
+
+/// The built-in engine: deterministic, so another node can continue its output exactly.
+public struct EngineBackend: GenerationBackend {
+    public let model: LlamaModel
+    public let modelHash: Hash256
+    public let threads: Int
+    public var name: String { "engine" }
+    public var contextLength: Int { model.config.contextLength }
+    let template: ChatTemplate?
+
+    public init(path: String, weightsHash: Hash256, threads: Int) throws {
+        model = try LlamaModel(path: path)
+        modelHash = weightsHash
+        self.threads = threads
+        template = try model.file.metadata["tokenizer.chat_template"]?.string.map { try ChatTemplate(source: $0) }
+    }
+
+    /// The prompt's tokens: chat messages through the model's template, or raw text.
+    public func promptTokens(_ r: GenerateRequest) throws -> [TokenID] {
+        if let messages = r.messages {
+            guard let template else { throw PlexusError(.unsupported, "the model has no chat template") }
+            guard !messages.isEmpty else { throw PlexusError(.malformed, "messages are empty") }
+            return try template.tokens(messages, tokenizer: model.tokenizer)
+        }
+        guard let prompt = r.prompt, !prompt.isEmpty else { throw PlexusError(.malformed, "the request has neither messages nor a prompt") }
+        return try model.tokenizer.encode(prompt)
+    }
+
+    public func generate(_ r: GenerateRequest, onToken: (TokenID?, String) throws -> Void) throws -> BackendResult {
+        let prompt = try promptTokens(r)
+        let all = prompt + r.continuation
+        guard all.count < contextLength else {
+            throw PlexusError(.outOfRange, "the prompt has \(all.count) tokens; the model's context is \(contextLength)")
+        }
+        let sampling = SamplingParameters(temperature: r.temperature, topP: r.topP, seed: r.seed)
+        let request = GenerationRequest(prompt: all, maxTokens: r.maxTokens - r.continuation.count, sampling: sampling,
+                                        stop: r.stop, continued: r.continuation.count)
+        var lastPosition = -1
+        let g = try Generator(model: model, threads: threads).generate(request) { piece in
+            let isNew = piece.position > lastPosition
+            lastPosition = piece.position
+            try onToken(isNew ? piece.token : nil, piece.text)
+        }
+        return BackendResult(promptTokens: all.count, finish: g.finish == .endOfSequence ? "stop" : g.finish.rawValue, tokens: g.tokens)
+    }
+}
+
+/// A synthetic backend for benchmarking the gateway: it answers at once by
+/// echoing the words of the last message, one token per word. It serves the
+/// model "echo" only, and says so wherever it appears.
+public struct EchoBackend: GenerationBackend {
+    public init() {}
+    public var name: String { "echo (synthetic, for benchmarks)" }
+    public var modelHash: Hash256 { Hash256.of(Array("plexus-echo-backend".utf8)) }
+    public var contextLength: Int { 1 << 20 }
+
+    public func generate(_ r: GenerateRequest, onToken: (TokenID?, String) throws -> Void) throws -> BackendResult {
+        let text = r.messages?.last?.content ?? r.prompt ?? ""
+        let words = text.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+        guard !words.isEmpty else { throw PlexusError(.malformed, "nothing to echo") }
+        var out: [TokenID] = []
+        var i = r.continuation.count
+        while out.count + r.continuation.count < r.maxTokens && i < words.count {
+            let id = TokenID(i)
+            try onToken(id, (i == 0 ? "" : " ") + words[i])
+            out.append(id)
+            i += 1
+        }
+        return BackendResult(promptTokens: words.count + r.continuation.count,
+                             finish: i >= words.count ? "stop" : "length", tokens: out)
+    }
+}

@@ -1,0 +1,272 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import PlexusCore
+import PlexusEngine
+import PlexusLedger
+import Synchronization
+
+/// How a node runs.
+public struct NodeConfig: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 0
+    /// The URL registered on the ledger (default: http://host:port).
+    public var publicURL: String?
+    public var ledgerURL: String
+    /// Operator account and node key (one key signs transactions and receipts).
+    public var key: KeyPair
+    /// The model card id served.
+    public var model: String
+    public var priceIn: Amount
+    public var priceOut: Amount
+    public var concurrency = 4
+    public var region = "local"
+    public var privacy = "standard"
+
+    public init(ledgerURL: String, key: KeyPair, model: String, priceIn: Amount, priceOut: Amount) {
+        self.ledgerURL = ledgerURL
+        self.key = key
+        self.model = model
+        self.priceIn = priceIn
+        self.priceOut = priceOut
+    }
+}
+
+/// Checks envelopes: signed by a registered gateway, for this node, unexpired, not replayed.
+final class EnvelopeGuard: @unchecked Sendable {
+    // Invariant: mutable state only under `lock`.
+    private let lock = NSLock()
+    private var seen: [Hash256: UInt64] = [:]
+    private var gateways: Set<Address> = []
+    private var refreshedAt: UInt64 = 0
+    let chainId: String
+    let node: Address
+    let ledger: LedgerClient
+    static let maxLifetimeMillis: UInt64 = 10 * 60 * 1_000
+
+    init(chainId: String, node: Address, ledger: LedgerClient) {
+        self.chainId = chainId
+        self.node = node
+        self.ledger = ledger
+    }
+
+    func isGateway(_ key: Address) async -> Bool {
+        let now = SystemClock().nowMillis()
+        let (known, stale) = lock.withLock { (gateways.contains(key), now > refreshedAt + 1_000) }
+        if known { return true }
+        guard stale, let list = try? await ledger.gateways() else { return false }
+        return lock.withLock {
+            gateways = Set(list.map(\.key))
+            refreshedAt = now
+            return gateways.contains(key)
+        }
+    }
+
+    /// Throws an API error unless the envelope authorises `body` now.
+    func check(_ e: Envelope, body: [UInt8]) async throws {
+        let now = SystemClock().nowMillis()
+        guard e.node == node else { throw APIError(.forbidden, .badSignature, "the envelope is for another node") }
+        guard Hash256.of(body) == e.bodyHash else { throw APIError(.forbidden, .badSignature, "the body does not match the envelope") }
+        guard e.expiresAtMillis >= now else { throw APIError(.forbidden, .expired, "the envelope has expired") }
+        guard e.expiresAtMillis <= now + Self.maxLifetimeMillis else { throw APIError(.forbidden, .expired, "the envelope lives too long") }
+        guard e.gateway.verifies(e.signature, over: e.signingBytes(chainId: chainId)) else {
+            throw APIError(.unauthorized, .badSignature, "the envelope's signature does not verify")
+        }
+        guard await isGateway(e.gateway) else { throw APIError(.forbidden, .notFound, "\(e.gateway.short) is not a registered gateway") }
+        try lock.withLock {
+            if seen.count > 100_000 { seen = seen.filter { $0.value >= now } }
+            guard seen[e.requestId] == nil else { throw APIError(.conflict, .replayed, "request \(e.requestId.hex.prefix(16)) was already served") }
+            seen[e.requestId] = e.expiresAtMillis
+        }
+    }
+}
+
+/// Counts requests in flight against a limit.
+final class Admission: Sendable {
+    let limit: Int
+    private let inFlight = Atomic<Int>(0)
+    init(limit: Int) { self.limit = limit }
+    func enter() -> Bool {
+        if inFlight.add(1, ordering: .relaxed).newValue > limit {
+            inFlight.subtract(1, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+    func leave() { inFlight.subtract(1, ordering: .relaxed) }
+    var current: Int { inFlight.load(ordering: .relaxed) }
+}
+
+/// A node: serves `POST /v1/generate` (server-sent events) for envelopes
+/// signed by registered gateways, signs a receipt for each answer, and
+/// serves `/health` and `/metrics`.
+public struct NodeServer: Sendable {
+    public let config: NodeConfig
+    public let backend: any GenerationBackend
+    public let logger: Logger
+    public let metrics: @Sendable () -> [UInt8]
+
+    public init(config: NodeConfig, backend: any GenerationBackend, logger: Logger, metrics: @escaping @Sendable () -> [UInt8]) {
+        self.config = config
+        self.backend = backend
+        self.logger = logger
+        self.metrics = metrics
+    }
+
+    /// Registers or updates this node on the ledger (staking up to the
+    /// minimum if needed) so that its record matches `endpoint` and its offer.
+    public static func register(_ config: NodeConfig, backend: any GenerationBackend, endpoint: String, ledger: LedgerClient) async throws {
+        let status = try await ledger.status()
+        guard let card = try await ledger.models().first(where: { $0.id == config.model }) else {
+            throw PlexusError(.notFound, "model '\(config.model)' has no model card on the ledger; its creator registers it first")
+        }
+        guard card.weightsHash == backend.modelHash else {
+            throw PlexusError(.badModel, "the weights served (\(backend.modelHash.hex.prefix(16))) are not model '\(config.model)''s (\(card.weightsHash.hex.prefix(16)))")
+        }
+        let offer = Offer(model: config.model, priceIn: config.priceIn, priceOut: config.priceOut, concurrency: UInt32(config.concurrency),
+                          contextLength: UInt32(min(backend.contextLength, Int(UInt32.max))), privacy: config.privacy, region: config.region)
+        let me = config.key.address
+        if let existing = try await ledger.nodes().first(where: { $0.owner == me }) {
+            if existing.endpoint != endpoint || existing.offers != [offer] {
+                _ = try await ledger.send(.updateNode(endpoint: endpoint, offers: [offer]), from: config.key)
+            }
+            return
+        }
+        let params = try await ledger.params()
+        let minStake = params.params.first { $0.name == "minNodeStake" }?.value ?? 0
+        let account = try await ledger.account(me)
+        if account.staked.units < minStake {
+            _ = try await ledger.send(.stake(amount: Amount(units: minStake - account.staked.units)), from: config.key)
+        }
+        let proof = config.key.sign(Registry.nodeKeyProofBytes(chainId: status.chainId, owner: me))
+        _ = try await ledger.send(.registerNode(nodeKey: me, keyProof: proof, endpoint: endpoint, offers: [offer]), from: config.key)
+    }
+
+    /// Serves until a shutdown signal; `onListening` receives the bound port.
+    public func run(onListening: @escaping @Sendable (Int) async throws -> Void = { _ in }) async throws {
+        let ledger = LedgerClient(baseURL: config.ledgerURL)
+        let status = try await ledger.status()
+        let guardian = EnvelopeGuard(chainId: status.chainId, node: config.key.address, ledger: ledger)
+        let admission = Admission(limit: config.concurrency)
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: ErrorMiddleware())
+        let config = self.config, backend = self.backend, metrics = self.metrics, logger = self.logger
+        let chainId = status.chainId
+
+        router.get("/health") { _, _ -> Response in
+            try LedgerAPI.json(HealthView(status: "ok", node: config.key.address.text, model: config.model, backend: backend.name,
+                                             inFlight: admission.current, concurrency: config.concurrency))
+        }
+        router.get("/metrics") { _, _ -> Response in
+            var buf = ByteBuffer()
+            buf.writeBytes(metrics())
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: buf))
+        }
+        router.post("/v1/generate") { request, _ -> Response in
+            guard let header = request.headers[HTTPField.Name(Envelope.header)!] else {
+                throw APIError(.unauthorized, .badSignature, "missing \(Envelope.header)")
+            }
+            let envelope: Envelope
+            do { envelope = try Envelope(hex: header) } catch { throw APIError(.badRequest, .malformed, "malformed envelope") }
+            var request = request
+            let body: [UInt8]
+            do {
+                body = Array(buffer: try await request.collectBody(upTo: 1 << 20))
+            } catch {
+                throw APIError(.contentTooLarge, .tooLarge, "request body exceeds 1 MiB")
+            }
+            try await guardian.check(envelope, body: body)
+            let gen: GenerateRequest
+            do { gen = try JSONDecoder().decode(GenerateRequest.self, from: Data(body)) } catch {
+                throw APIError(.badRequest, .malformed, "body is not a generate request")
+            }
+            guard gen.model == config.model else { throw APIError(.notFound, .notFound, "this node serves '\(config.model)', not '\(gen.model.prefix(64))'") }
+            guard gen.maxTokens >= 1, gen.maxTokens <= backend.contextLength, gen.continuation.count < gen.maxTokens else {
+                throw APIError(.badRequest, .outOfRange, "max_tokens must be 1...\(backend.contextLength) and exceed the continuation")
+            }
+            guard admission.enter() else {
+                throw APIError(.tooManyRequests, .busy, "the node is serving \(config.concurrency) requests; retry shortly", retryAfter: 1)
+            }
+            NodeMetrics.requests.increment()
+            let (stream, continuation) = AsyncStream.makeStream(of: NodeEvent.self, bufferingPolicy: .unbounded)
+            let flag = SendableFlag()
+            continuation.onTermination = { _ in flag.set() }
+            Thread.detachNewThread {
+                defer { admission.leave() }
+                do {
+                    let result = try backend.generate(gen) { token, text in
+                        if flag.isSet { throw CancellationError() }
+                        continuation.yield(token.map { .token($0, text) } ?? NodeEvent(type: "text", text: text))
+                    }
+                    var receipt = Receipt(requestId: envelope.requestId, requestHash: envelope.bodyHash, requestor: envelope.requestor,
+                                          node: config.key.address, modelHash: backend.modelHash, inputTokens: UInt64(result.promptTokens),
+                                          outputTokens: UInt64(result.tokens.count), firstOutputToken: UInt64(gen.continuation.count),
+                                          priceIn: config.priceIn, priceOut: config.priceOut, outputHash: outputHash(result.tokens),
+                                          timeMillis: SystemClock().nowMillis())
+                    receipt.signAsNode(config.key, chainId: chainId)
+                    NodeMetrics.tokens.increment(by: result.tokens.count)
+                    continuation.yield(NodeEvent(type: "done", finishReason: result.finish, promptTokens: result.promptTokens, receipt: receipt))
+                } catch is CancellationError {
+                    logger.debug("request cancelled", metadata: ["request": "\(envelope.requestId.hex.prefix(16))"])
+                } catch let e as PlexusError {
+                    continuation.yield(.error(e))
+                } catch {
+                    continuation.yield(.error(PlexusError(.io, "\(error)")))
+                }
+                continuation.finish()
+            }
+            return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
+                            body: ResponseBody(asyncSequence: stream.map { ByteBuffer(bytes: $0.sse) }))
+        }
+
+        var appLogger = logger
+        appLogger.logLevel = max(logger.logLevel, .notice)
+        let app = Application(router: router, configuration: .init(address: .hostname(config.host, port: config.port), serverName: "plexus-node"),
+                              onServerRunning: { channel in
+                                  do {
+                                      try await onListening(channel.localAddress?.port ?? 0)
+                                  } catch {
+                                      // A node that cannot register must not sit unannounced.
+                                      logger.error("node start failed", metadata: ["error": "\(error)"])
+                                      FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+                                      exit(1)
+                                  }
+                              },
+                              logger: appLogger)
+        try await app.runService()
+    }
+}
+
+/// A cancellation flag shared with the generating thread.
+final class SendableFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .relaxed) }
+    var isSet: Bool { value.load(ordering: .relaxed) }
+}
+
+struct HealthView: Codable {
+    var status: String
+    var node: String
+    var model: String
+    var backend: String
+    var inFlight: Int
+    var concurrency: Int
+}
+
+import Metrics
+
+enum NodeMetrics {
+    static let requests = Counter(label: "plexus_node_requests_total")
+    static let tokens = Counter(label: "plexus_node_generated_tokens_total")
+}
+
+extension PlexusError.Code {
+    /// An envelope or key is past its expiry.
+    public static let expired = Self("expired")
+    /// A request id was seen before.
+    public static let replayed = Self("replayed")
+    /// A server is at its concurrency limit.
+    public static let busy = Self("busy")
+}

@@ -1,0 +1,150 @@
+import Foundation
+import PlexusCore
+import PlexusEngine
+import PlexusLedger
+
+/// What a gateway asks a node to generate (`POST /v1/generate`, JSON).
+public struct GenerateRequest: Codable, Sendable, Hashable {
+    /// The model card id.
+    public var model: String
+    /// Chat messages, rendered with the model's own template by the node.
+    public var messages: [ChatMessage]?
+    /// Raw prompt text (completions), used when `messages` is nil.
+    public var prompt: String?
+    /// Output tokens already streamed by an earlier node (failover).
+    public var continuation: [TokenID]
+    /// Most tokens to generate in total, counting the continuation.
+    public var maxTokens: Int
+    public var temperature: Double
+    public var topP: Double
+    public var seed: UInt64
+    public var stop: [String]
+
+    public init(model: String, messages: [ChatMessage]? = nil, prompt: String? = nil, continuation: [TokenID] = [],
+                maxTokens: Int, temperature: Double = 0, topP: Double = 1, seed: UInt64 = 0, stop: [String] = []) {
+        self.model = model
+        self.messages = messages
+        self.prompt = prompt
+        self.continuation = continuation
+        self.maxTokens = maxTokens
+        self.temperature = temperature
+        self.topP = topP
+        self.seed = seed
+        self.stop = stop
+    }
+}
+
+/// A gateway's signed authorisation for one request to one node, sent hex-encoded
+/// in the `x-plexus-envelope` header.
+public struct Envelope: Sendable, Hashable {
+    public var requestId: Hash256
+    public var requestor: Address
+    public var gateway: Address
+    /// The node key the request is for.
+    public var node: Address
+    /// SHA-256 of the request body bytes.
+    public var bodyHash: Hash256
+    public var expiresAtMillis: UInt64
+    public var signature: Signature
+
+    public static let header = "x-plexus-envelope"
+    static let domain = Array("plexus-envelope-v1".utf8)
+
+    public init(requestId: Hash256, requestor: Address, gateway: Address, node: Address, bodyHash: Hash256, expiresAtMillis: UInt64) {
+        self.requestId = requestId
+        self.requestor = requestor
+        self.gateway = gateway
+        self.node = node
+        self.bodyHash = bodyHash
+        self.expiresAtMillis = expiresAtMillis
+        signature = .empty
+    }
+
+    public func signingBytes(chainId: String) -> [UInt8] {
+        var w = CanonicalWriter(capacity: 200)
+        w.write(fixed: Self.domain)
+        w.write(chainId)
+        w.write(requestId); w.write(requestor); w.write(gateway); w.write(node); w.write(bodyHash); w.write(expiresAtMillis)
+        return w.bytes
+    }
+
+    public mutating func sign(_ key: KeyPair, chainId: String) {
+        gateway = key.address
+        signature = key.sign(signingBytes(chainId: chainId))
+    }
+
+    public var hex: String {
+        var w = CanonicalWriter(capacity: 260)
+        w.write(requestId); w.write(requestor); w.write(gateway); w.write(node); w.write(bodyHash); w.write(expiresAtMillis)
+        w.write(signature)
+        return Hex.encode(w.bytes)
+    }
+
+    public init(hex: String) throws {
+        guard hex.utf8.count <= 1_024 else { throw PlexusError(.tooLarge, "envelope header is too long") }
+        var r = CanonicalReader(try Hex.decode(hex))
+        requestId = try r.readHash()
+        requestor = try r.readAddress()
+        gateway = try r.readAddress()
+        node = try r.readAddress()
+        bodyHash = try r.readHash()
+        expiresAtMillis = try r.readUInt64()
+        signature = try r.readSignature()
+        try r.expectEnd()
+    }
+}
+
+/// One server-sent event of a node's answer stream.
+public struct NodeEvent: Codable, Sendable {
+    /// "token", "done" or "error".
+    public var type: String
+    public var token: TokenID?
+    public var text: String?
+    /// For "done": why generation ended ("stop", "length", "eos") and the
+    /// prompt tokens the node processed.
+    public var finishReason: String?
+    public var promptTokens: Int?
+    /// For "done": the node-signed receipt for this node's share.
+    public var receipt: Receipt?
+    /// For "error".
+    public var code: String?
+    public var message: String?
+
+    public static func token(_ id: TokenID, _ text: String) -> NodeEvent { NodeEvent(type: "token", token: id, text: text) }
+    public static func error(_ e: PlexusError) -> NodeEvent { NodeEvent(type: "error", code: e.code.rawValue, message: e.message) }
+
+    public init(type: String, token: TokenID? = nil, text: String? = nil, finishReason: String? = nil, promptTokens: Int? = nil,
+                receipt: Receipt? = nil, code: String? = nil, message: String? = nil) {
+        self.type = type
+        self.token = token
+        self.text = text
+        self.finishReason = finishReason
+        self.promptTokens = promptTokens
+        self.receipt = receipt
+        self.code = code
+        self.message = message
+    }
+
+    /// `data: {json}\n\n`.
+    public var sse: [UInt8] {
+        let json = (try? JSONEncoder.compact.encode(self)) ?? Data()
+        return Array("data: ".utf8) + Array(json) + Array("\n\n".utf8)
+    }
+}
+
+extension JSONEncoder {
+    /// Sorted keys, no extra whitespace.
+    public static var compact: JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return e
+    }
+}
+
+/// SHA-256 of a token sequence (each id as 4 big-endian bytes): a receipt's output hash.
+public func outputHash(_ tokens: [TokenID]) -> Hash256 {
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(tokens.count * 4)
+    for t in tokens { withUnsafeBytes(of: UInt32(bitPattern: t).bigEndian) { bytes += $0 } }
+    return Hash256.of(bytes)
+}
