@@ -56,12 +56,13 @@ struct NodeCommand: AsyncParsableCommand {
             config.port = port
             config.concurrency = concurrency
             config.region = region
-            let server = NodeServer(config: config, backend: engine, logger: logger, metrics: { Bootstrap.metricsText() })
+            let final = config
+            let server = NodeServer(config: final, backend: engine, logger: logger, metrics: { Bootstrap.metricsText() })
             let client = LedgerClient(baseURL: ledger.ledger)
             let portFile = self.portFile, host = self.host
             try await server.run { bound in
                 let endpoint = "http://\(host):\(bound)"
-                try await NodeServer.register(config, backend: engine, endpoint: endpoint, ledger: client)
+                try await NodeServer.register(final, backend: engine, endpoint: endpoint, ledger: client)
                 logger.notice("node listening", metadata: ["address": "\(endpoint)", "node": "\(key.address.short)", "backend": "\(engine.name)"])
                 if let portFile {
                     try? Data("\(bound)\n".utf8).write(to: URL(fileURLWithPath: portFile), options: .atomic)
