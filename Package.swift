@@ -60,6 +60,17 @@ let package = Package(
             ]
         ),
         .target(
+            name: "PlexusGateway",
+            dependencies: [
+                "PlexusCore", "PlexusEngine", "PlexusLedger", "PlexusNode",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+        .target(
             name: "PlexusTestKit",
             dependencies: ["PlexusCore", "PlexusEngine", "PlexusLedger"]
         ),
@@ -70,6 +81,7 @@ let package = Package(
                 "PlexusEngine",
                 "PlexusLedger",
                 "PlexusNode",
+                "PlexusGateway",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

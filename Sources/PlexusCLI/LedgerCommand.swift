@@ -72,6 +72,7 @@ struct LedgerCommand: AsyncParsableCommand {
         @Option(name: .long, help: "Port to listen on (0 picks a free one).") var port: Int = 7700
         @Option(name: .long, help: "Longest wait before pending transactions are sealed, in ms.") var blockInterval: Int = 100
         @Option(name: .long, help: "Write the bound port to this file once listening.") var portFile: String?
+        @Option(name: .long, help: "Seal an empty block after this many ms without one (0: only blocks with transactions).") var heartbeatMs: Int = 0
         @Flag(name: .long, help: "Development chain: create keys and a genesis funding your default key.") var dev = false
         @OptionGroup var log: LogOptions
 
@@ -103,6 +104,7 @@ struct LedgerCommand: AsyncParsableCommand {
             }
             let signer = try KeyFile.read(keyPath)
             let service = try LedgerService(store: store, signer: signer, blockInterval: .milliseconds(blockInterval), logger: logger)
+            if heartbeatMs > 0 { await service.setHeartbeat(.milliseconds(heartbeatMs)) }
             let status = await service.status()
             let server = LedgerServer(service: service, store: store, host: host, port: port, logger: logger,
                                       metrics: { Bootstrap.metricsText() })

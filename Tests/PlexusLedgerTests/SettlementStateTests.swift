@@ -167,7 +167,6 @@ import Testing
             [receipt("p", requestor: 5, node: 0, input: 5, output: 5, priceOut: 9_000_000)],  // above the offer
             [receipt("e", requestor: 5, node: 0, input: 100_000_000_000, output: 100_000_000_000)],  // beyond the escrow
             [receipt("gap", requestor: 5, node: 0, input: 5, output: 5), receipt("gap", requestor: 5, node: 1, input: 5, output: 5, first: 6)],
-            [receipt("late", requestor: 5, node: 0, input: 5, output: 5, first: 3)],
             [receipt("mix", requestor: 5, node: 0, input: 5, output: 5), receipt("mix", requestor: 6, node: 1, input: 5, output: 5, first: 5)],
             [receipt("zero", requestor: 5, node: 0, input: 0, output: 0)],
         ]

@@ -88,6 +88,16 @@ public struct Chain: Sendable {
         return (block.height, index)
     }
 
+    /// Opens a block with no transactions yet (if none is open), so that time
+    /// advances and due releases and settlements happen without traffic.
+    public mutating func openEmptyBlock(nowMillis: UInt64) throws {
+        guard open == nil else { return }
+        let height = state.height + 1
+        let time = max(nowMillis, state.timeMillis)
+        let events = try state.beginBlock(height: height, timeMillis: time)
+        open = OpenBlock(height: height, timeMillis: time, events: events.map { BlockEvent(height: height, txIndex: nil, event: $0) })
+    }
+
     /// Seals the open block, if any, with the orderer's key.
     public mutating func seal(signer: KeyPair) throws -> BlockStore.Commit? {
         guard let block = open else { return nil }

@@ -83,6 +83,14 @@ public actor LedgerService {
         heightGauge.record(Double(snap.state.height))
     }
 
+    /// With a heartbeat, an empty block is sealed whenever none was for that
+    /// long, so that block-counted delays (releases, challenge windows) pass
+    /// on an idle chain.
+    public var heartbeat: Duration?
+    private var lastSeal = ContinuousClock.now
+
+    public func setHeartbeat(_ d: Duration?) { heartbeat = d }
+
     /// Starts the sealing loop.
     public func start() {
         guard sealTask == nil else { return }
@@ -183,8 +191,12 @@ public actor LedgerService {
         guard failure == nil else { return }
         let commit: BlockStore.Commit
         do {
+            if let heartbeat, !chain.hasOpenBlock, ContinuousClock.now - lastSeal >= heartbeat {
+                try chain.openEmptyBlock(nowMillis: clock.nowMillis())
+            }
             guard let c = try chain.seal(signer: signer) else { return }
             commit = c
+            lastSeal = ContinuousClock.now
         } catch {
             fail(PlexusError(.invalidState, "sealing failed", cause: error))
             return

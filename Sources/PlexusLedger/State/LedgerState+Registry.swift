@@ -152,8 +152,9 @@ extension LedgerState {
         var charge = Amount.zero
         var payouts: [Payout] = []
         var fee = Amount.zero, royalty = Amount.zero
+        // Shares follow one another; a first share may start after 0 when an
+        // earlier node failed mid-stream (its unsigned share is not paid).
         var nextToken = parts[0].firstOutputToken
-        guard nextToken == 0 else { throw PlexusError(.malformed, "the first share must start at output token 0") }
         for r in parts {
             guard r.requestor == requestor else { throw PlexusError(.malformed, "shares name different requestors") }
             guard r.gateway == gateway else { throw PlexusError(.badSignature, "receipt countersigned by another gateway") }

@@ -1,0 +1,413 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import Metrics
+import NIOCore
+import NIOHTTP1
+import PlexusCore
+import PlexusEngine
+import PlexusLedger
+import PlexusNode
+
+/// How a gateway runs.
+public struct GatewayConfig: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 8080
+    public var ledgerURL: String
+    /// The gateway key (registered on the ledger; signs envelopes, receipts and settlement batches).
+    public var key: KeyPair
+    public var dataDirectory: String
+    public var defaultPolicy = RoutingPolicy()
+    public var defaultMaxTokens = 256
+    public var settleIntervalMillis: UInt64 = 2_000
+    public var attemptLimit = 4
+
+    public init(ledgerURL: String, key: KeyPair, dataDirectory: String) {
+        self.ledgerURL = ledgerURL
+        self.key = key
+        self.dataDirectory = dataDirectory
+    }
+
+    public var apiKeysPath: String { dataDirectory + "/api-keys.json" }
+    public var receiptsPath: String { dataDirectory + "/receipts.sqlite" }
+}
+
+/// Escrow reserved by requests in flight and charged but not yet settled.
+final class EscrowBook: @unchecked Sendable {
+    // Invariant: mutable state only under `lock`.
+    private let lock = NSLock()
+    private var reserved: [Address: UInt64] = [:]
+    private var unsettled: [Address: UInt64] = [:]
+    private var cache: [Address: (escrow: UInt64, at: UInt64)] = [:]
+
+    init(unsettled: [Address: UInt64]) { self.unsettled = unsettled }
+
+    func cached(_ a: Address, now: UInt64) -> UInt64? {
+        lock.withLock { cache[a].flatMap { now < $0.at + 1_000 ? $0.escrow : nil } }
+    }
+
+    func remember(_ a: Address, escrow: UInt64, now: UInt64) { lock.withLock { cache[a] = (escrow, now) } }
+
+    /// Reserves `amount` if the escrow not already committed covers it.
+    func reserve(_ a: Address, _ amount: UInt64, escrow: UInt64) -> Bool {
+        lock.withLock {
+            let used = (reserved[a] ?? 0) &+ (unsettled[a] ?? 0)
+            guard used <= escrow, amount <= escrow - used else { return false }
+            reserved[a, default: 0] += amount
+            return true
+        }
+    }
+
+    /// Ends a reservation, recording `charge` as unsettled.
+    func release(_ a: Address, _ amount: UInt64, charge: UInt64) {
+        lock.withLock {
+            reserved[a] = (reserved[a] ?? amount) - amount
+            if charge > 0 { unsettled[a, default: 0] += charge }
+        }
+    }
+
+    /// A charge reached the ledger (or was refused): it no longer counts here.
+    func settled(_ a: Address, _ charge: UInt64) {
+        lock.withLock {
+            unsettled[a] = (unsettled[a] ?? 0) >= charge ? unsettled[a]! - charge : 0
+            cache[a] = nil
+        }
+    }
+}
+
+/// A node's answer stream failed.
+struct NodeFailure: Error {
+    var status: Int
+    var code: String
+    var message: String
+    /// Whether another node may be tried (the node's fault, not the request's).
+    var retryable: Bool
+}
+
+/// What a served request produced.
+struct ServeResult {
+    var text: String
+    var finish: String
+    var promptTokens: Int
+    var completionTokens: Int
+    var record: RequestRecord
+    var attempts: Int
+    var lastNode: Address
+}
+
+/// The gateway's core: admission, routing, failover, metering and settlement.
+public final class Gateway: Sendable {
+    public let config: GatewayConfig
+    let ledger: LedgerClient
+    let directory: NodeDirectory
+    let store: ReceiptStore
+    let escrow: EscrowBook
+    let keys: APIKeys
+    let http: HTTPClient
+    let logger: Logger
+    let chainId: String
+
+    public init(config: GatewayConfig, logger: Logger) async throws {
+        try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
+        self.config = config
+        self.logger = logger
+        ledger = LedgerClient(baseURL: config.ledgerURL)
+        directory = NodeDirectory(ledger: ledger)
+        store = try ReceiptStore(path: config.receiptsPath)
+        escrow = EscrowBook(unsettled: try store.unsettledCharges())
+        keys = APIKeys(path: config.apiKeysPath)
+        var hc = HTTPClient.Configuration()
+        hc.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+        http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: hc)
+        chainId = try await ledger.status().chainId
+        try await directory.refresh()
+    }
+
+    /// Registers the gateway key under `owner` if it is not yet registered.
+    public static func register(key: KeyPair, owner: KeyPair, ledger: LedgerClient) async throws {
+        if try await ledger.gateways().contains(where: { $0.key == key.address }) { return }
+        let chain = try await ledger.status().chainId
+        let proof = key.sign(Registry.gatewayKeyProofBytes(chainId: chain, owner: owner.address))
+        _ = try await ledger.send(.registerGateway(key: key.address, keyProof: proof), from: owner)
+    }
+
+    func account(forAuthorization header: String?) throws -> Address {
+        guard let header, header.hasPrefix("Bearer ") else {
+            throw OpenAIError(401, "invalid_request_error", "invalid_api_key", "Missing API key: send 'Authorization: Bearer <key>'.")
+        }
+        let key = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        guard let account = try keys.table()[Hash256.of(Array(key.utf8)).hex] else {
+            throw OpenAIError(401, "invalid_request_error", "invalid_api_key", "Incorrect API key provided.")
+        }
+        return account
+    }
+
+    func escrow(of a: Address) async throws -> UInt64 {
+        let now = SystemClock().nowMillis()
+        if let e = escrow.cached(a, now: now) { return e }
+        let e = try await ledger.account(a).escrow.units
+        escrow.remember(a, escrow: e, now: now)
+        return e
+    }
+
+    /// Validates and serves one request, calling `emit` with each text piece.
+    func serve(_ req: ChatRequest, chat: Bool, requestor: Address, requestId: Hash256,
+               emit: @escaping @Sendable (String) async throws -> Void) async throws -> ServeResult {
+        guard let card = directory.model(req.model) else {
+            throw OpenAIError(404, "invalid_request_error", "model_not_found", "The model '\(req.model.prefix(100))' does not exist.")
+        }
+        if let n = req.n, n != 1 { throw OpenAIError.invalid("n must be 1: this gateway returns one choice per request", code: "unsupported_parameter") }
+        let maxTokens = req.maxCompletionTokens ?? req.maxTokens ?? config.defaultMaxTokens
+        guard (1...Int(card.contextLength)).contains(maxTokens) else {
+            throw OpenAIError.invalid("max_tokens must be 1...\(card.contextLength)", code: "invalid_value")
+        }
+        let temperature = req.temperature ?? 1
+        guard (0...2).contains(temperature) else { throw OpenAIError.invalid("temperature must be 0...2", code: "invalid_value") }
+        let topP = req.topP ?? 1
+        guard topP > 0, topP <= 1 else { throw OpenAIError.invalid("top_p must be in (0, 1]", code: "invalid_value") }
+        if let stop = req.stop, stop.count > 4 || stop.contains(where: { $0.isEmpty || $0.utf8.count > 256 }) {
+            throw OpenAIError.invalid("stop takes up to 4 non-empty strings", code: "invalid_value")
+        }
+        var policy = config.defaultPolicy
+        if let p = req.plexus {
+            do { try p.validate() } catch let e as PlexusError { throw OpenAIError.invalid(e.message, code: "invalid_value") }
+            policy.sort = p.sort ?? policy.sort
+            policy.maxPrice = p.maxPrice ?? policy.maxPrice
+            policy.minReputation = p.minReputation ?? policy.minReputation
+            policy.privacy = p.privacy ?? policy.privacy
+            policy.allow = p.allow ?? policy.allow
+            policy.deny = p.deny ?? policy.deny
+            policy.timeoutMs = p.timeoutMs ?? policy.timeoutMs
+        }
+        var gen = GenerateRequest(model: req.model, maxTokens: maxTokens, temperature: temperature, topP: topP,
+                                  seed: UInt64(bitPattern: req.seed ?? 0), stop: req.stop ?? [])
+        let inputBound: Int
+        if chat {
+            guard let messages = req.messages, !messages.isEmpty else { throw OpenAIError.invalid("messages must be a non-empty array", code: "invalid_value") }
+            gen.messages = messages.map { ChatMessage(role: $0.role, content: $0.content) }
+            inputBound = messages.reduce(16) { $0 + $1.content.utf8.count + $1.role.utf8.count + 8 }
+        } else {
+            guard let prompt = req.prompt, !prompt.isEmpty else { throw OpenAIError.invalid("prompt must be a non-empty string", code: "invalid_value") }
+            gen.prompt = prompt
+            inputBound = prompt.utf8.count + 1
+        }
+        // Byte-level BPE never makes more tokens than bytes (plus the template's own).
+        guard inputBound < 4 * Int(card.contextLength) + 64 else {
+            throw OpenAIError.invalid("The prompt exceeds the model's context of \(card.contextLength) tokens.", code: "context_length_exceeded")
+        }
+        let now = SystemClock().nowMillis()
+        var candidates = directory.candidates(model: req.model, policy: policy, now: now)
+        if candidates.isEmpty {
+            try? await directory.refresh()
+            candidates = directory.candidates(model: req.model, policy: policy, now: now)
+        }
+        guard !candidates.isEmpty else {
+            throw OpenAIError(503, "service_unavailable", "no_node_available", "No node can serve '\(req.model)' under this policy right now.", retryAfter: 1)
+        }
+        // Reserve the most the request could cost (a failover re-reads the prompt).
+        var reserve: UInt64 = 0
+        for c in candidates.prefix(config.attemptLimit) {
+            let worst = try Pricing.cost(inputTokens: UInt64(2 * inputBound + maxTokens), outputTokens: UInt64(maxTokens),
+                                         priceIn: c.offer.priceIn, priceOut: c.offer.priceOut)
+            reserve = max(reserve, worst.units)
+        }
+        let available = try await escrow(of: requestor)
+        guard escrow.reserve(requestor, reserve, escrow: available) else {
+            throw OpenAIError(402, "insufficient_quota", "insufficient_escrow",
+                              "The requestor's escrow cannot cover this request (up to \(Amount(units: reserve)); deposit more).")
+        }
+        var charge: UInt64 = 0
+        defer { escrow.release(requestor, reserve, charge: charge) }
+        let result = try await run(gen, candidates: candidates, policy: policy, requestor: requestor, requestId: requestId, emit: emit)
+        charge = result.record.charge.units
+        return result
+    }
+
+    /// Tries nodes in order; before the first token a failure moves to the next
+    /// node, after it the next node continues from the tokens already sent.
+    private func run(_ base: GenerateRequest, candidates initial: [Candidate], policy: RoutingPolicy, requestor: Address, requestId: Hash256,
+                     emit: @escaping @Sendable (String) async throws -> Void) async throws -> ServeResult {
+        var tokens: [TokenID] = []
+        var text = ""
+        var receipts: [Receipt] = []
+        var nodes: [Address] = [], shares: [UInt64] = []
+        var tried = Set<Address>()
+        var attempts = 0
+        var lastFailure: NodeFailure?
+        var candidates = initial
+        while true {
+            guard let c = candidates.first(where: { !tried.contains($0.node.nodeKey) }), attempts < config.attemptLimit else { break }
+            tried.insert(c.node.nodeKey)
+            attempts += 1
+            var gen = base
+            gen.continuation = tokens
+            let before = tokens.count
+            directory.begin(c.node.nodeKey)
+            let started = DispatchTime.now().uptimeNanoseconds
+            var firstAt: UInt64?
+            do {
+                let (receipt, finish, promptTokens) = try await call(c, gen, requestor: requestor, requestId: requestId, policy: policy) { event in
+                    if let t = event.token { tokens.append(t) }
+                    if firstAt == nil { firstAt = DispatchTime.now().uptimeNanoseconds }
+                    let piece = event.text ?? ""
+                    text += piece
+                    if !piece.isEmpty { try await emit(piece) }
+                }
+                let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+                directory.end(c.node.nodeKey, ok: true, ttftMillis: firstAt.map { Double($0 - started) / 1e6 },
+                              tokensPerSecond: elapsed > 0 ? Double(tokens.count - before) / elapsed : nil)
+                var r = receipt
+                r.countersign(config.key, chainId: chainId)
+                receipts.append(r)
+                nodes.append(c.node.nodeKey)
+                shares.append(UInt64(tokens.count - before))
+                let charge = try receipts.reduce(Amount.zero) { try $0.adding(try $1.cost()) }
+                let record = RequestRecord(requestId: requestId, requestor: requestor, model: base.model, nodes: nodes, outputTokens: shares,
+                                           receipts: receipts, charge: charge, state: "unsettled", reason: nil, createdMillis: SystemClock().nowMillis())
+                try store.save(record)
+                GatewayMetrics.requests.increment()
+                return ServeResult(text: text, finish: finish, promptTokens: promptTokens, completionTokens: tokens.count,
+                                   record: record, attempts: attempts, lastNode: c.node.nodeKey)
+            } catch let f as NodeFailure {
+                directory.end(c.node.nodeKey, ok: !f.retryable, ttftMillis: nil, tokensPerSecond: nil)
+                if tokens.count > before {
+                    nodes.append(c.node.nodeKey)
+                    shares.append(UInt64(tokens.count - before))
+                }
+                guard f.retryable else {
+                    throw OpenAIError(f.status, f.status == 400 ? "invalid_request_error" : "api_error", f.code, f.message)
+                }
+                GatewayMetrics.failovers.increment()
+                lastFailure = f
+                logger.info("node failed, trying another", metadata: ["node": "\(c.node.nodeKey.short)", "error": "\(f.message)", "tokens": "\(tokens.count)"])
+                candidates = directory.candidates(model: base.model, policy: policy, now: SystemClock().nowMillis())
+                    + initial.filter { !tried.contains($0.node.nodeKey) }
+            }
+        }
+        let why = lastFailure?.message ?? "no node left to try"
+        if tokens.isEmpty {
+            throw OpenAIError(503, "service_unavailable", "no_node_available", "Every node failed: \(why)", retryAfter: 1)
+        }
+        throw OpenAIError(502, "api_error", "stream_interrupted", "The answer was interrupted after \(tokens.count) tokens and no node could continue it: \(why)")
+    }
+
+    /// One attempt on one node: streams its events to `onEvent` and returns its receipt.
+    private func call(_ c: Candidate, _ gen: GenerateRequest, requestor: Address, requestId: Hash256, policy: RoutingPolicy,
+                      onEvent: (NodeEvent) async throws -> Void) async throws -> (Receipt, String, Int) {
+        let body = try JSONEncoder.sorted.encode(gen)
+        let timeout = Int64(policy.timeoutMs ?? 120_000)
+        var env = Envelope(requestId: requestId, requestor: requestor, gateway: config.key.address, node: c.node.nodeKey,
+                           bodyHash: Hash256.of(Array(body)), expiresAtMillis: SystemClock().nowMillis() + UInt64(timeout) + 5_000)
+        env.sign(config.key, chainId: chainId)
+        var hr = HTTPClientRequest(url: c.node.endpoint + "/v1/generate")
+        hr.method = .POST
+        hr.headers.add(name: "content-type", value: "application/json")
+        hr.headers.add(name: Envelope.header, value: env.hex)
+        hr.body = .bytes(ByteBuffer(data: body))
+        let response: HTTPClientResponse
+        do {
+            response = try await http.execute(hr, timeout: .milliseconds(timeout))
+        } catch {
+            throw NodeFailure(status: 503, code: "node_unreachable", message: "\(error)", retryable: true)
+        }
+        guard response.status == .ok else {
+            let bytes = (try? await response.body.collect(upTo: 64 * 1024)).map { Array(buffer: $0) } ?? []
+            struct E: Decodable { struct I: Decodable { var code: String; var message: String }; var error: I }
+            let e = try? JSONDecoder().decode(E.self, from: Data(bytes))
+            let code = e?.error.code ?? "node_error", message = e?.error.message ?? "node answered \(response.status.code)"
+            // The request's own faults go back to the client; the rest try another node.
+            let clientFault = response.status == .badRequest && ["out_of_range", "malformed", "unsupported"].contains(code)
+            throw NodeFailure(status: clientFault ? 400 : 503, code: clientFault ? (code == "out_of_range" ? "context_length_exceeded" : code) : code,
+                              message: message, retryable: !clientFault)
+        }
+        var buffer: [UInt8] = []
+        do {
+            for try await chunk in response.body {
+                buffer += Array(buffer: chunk)
+                while let end = Self.eventEnd(buffer) {
+                    let line = buffer[0..<end]
+                    buffer.removeFirst(end + 2)
+                    guard line.starts(with: Array("data: ".utf8)) else { continue }
+                    let event = try JSONDecoder().decode(NodeEvent.self, from: Data(line.dropFirst(6)))
+                    switch event.type {
+                    case "token", "text": try await onEvent(event)
+                    case "done":
+                        guard let receipt = event.receipt, receipt.node == c.node.nodeKey, receipt.requestId == requestId,
+                              receipt.node.verifies(receipt.nodeSignature, over: receipt.nodeSigningBytes(chainId: chainId)),
+                              receipt.priceIn <= c.offer.priceIn, receipt.priceOut <= c.offer.priceOut,
+                              receipt.firstOutputToken == UInt64(gen.continuation.count) else {
+                            throw NodeFailure(status: 502, code: "bad_receipt", message: "node \(c.node.nodeKey.short) sent an invalid receipt", retryable: true)
+                        }
+                        return (receipt, event.finishReason ?? "stop", event.promptTokens ?? Int(receipt.inputTokens))
+                    default:
+                        let code = event.code ?? "node_error"
+                        let clientFault = ["out_of_range", "malformed", "unsupported"].contains(code)
+                        throw NodeFailure(status: clientFault ? 400 : 502, code: code == "out_of_range" ? "context_length_exceeded" : code,
+                                          message: event.message ?? "node error", retryable: !clientFault)
+                    }
+                }
+            }
+        } catch let f as NodeFailure {
+            throw f
+        } catch let e as OpenAIError {
+            throw e
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            if Task.isCancelled { throw CancellationError() }
+            throw NodeFailure(status: 502, code: "node_stream_broken", message: "\(error)", retryable: true)
+        }
+        throw NodeFailure(status: 502, code: "node_stream_broken", message: "node \(c.node.nodeKey.short) ended its stream without finishing", retryable: true)
+    }
+
+    static func eventEnd(_ b: [UInt8]) -> Int? {
+        guard b.count >= 2 else { return nil }
+        for i in 0..<(b.count - 1) where b[i] == 10 && b[i + 1] == 10 { return i }
+        return nil
+    }
+
+    // MARK: settlement
+
+    /// Submits unsettled receipts in batches, and tracks them to finality.
+    func settleOnce() async {
+        do {
+            let batch = try store.records(in: ["unsettled", "submitted"], limit: 200)
+            if !batch.isEmpty {
+                for var r in batch where r.state == "unsettled" {
+                    r.state = "submitted"
+                    try store.save(r)
+                }
+                let receipts = batch.flatMap(\.receipts)
+                if !receipts.isEmpty {
+                    _ = try await ledger.send(.settle(receipts: receipts), from: config.key)
+                }
+                for var r in batch {
+                    if let s = try await ledger.settlement(r.requestId), s.gateway == config.key.address {
+                        r.state = s.status.rawValue
+                    } else {
+                        r.state = "rejected"
+                        r.reason = "the ledger refused the receipts"
+                    }
+                    try store.save(r)
+                    escrow.settled(r.requestor, r.charge.units)
+                }
+            }
+            for var r in try store.records(in: ["pending"], limit: 500) {
+                if let s = try await ledger.settlement(r.requestId), s.status == .final {
+                    r.state = "final"
+                    try store.save(r)
+                }
+            }
+        } catch {
+            logger.warning("settlement round failed; will retry", metadata: ["error": "\(error)"])
+        }
+    }
+
+    func shutdown() async { try? await http.shutdown() }
+}
+
+enum GatewayMetrics {
+    static let requests = Counter(label: "plexus_gateway_requests_total")
+    static let failovers = Counter(label: "plexus_gateway_failovers_total")
+    static let errors = Counter(label: "plexus_gateway_errors_total")
+}

@@ -1,0 +1,228 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import PlexusCore
+import PlexusLedger
+
+/// The gateway's HTTP API: OpenAI-compatible `POST /v1/chat/completions`,
+/// `POST /v1/completions` and `GET /v1/models`, plus `GET /v1/receipts/{id}`,
+/// `/health` and `/metrics`.
+public struct GatewayServer: Sendable {
+    public let gateway: Gateway
+    public let metrics: @Sendable () -> [UInt8]
+
+    public init(gateway: Gateway, metrics: @escaping @Sendable () -> [UInt8]) {
+        self.gateway = gateway
+        self.metrics = metrics
+    }
+
+    static func response(_ bytes: [UInt8], status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+        var h = headers
+        h[.contentType] = "application/json"
+        var buf = ByteBuffer()
+        buf.writeBytes(bytes)
+        return Response(status: status, headers: h, body: .init(byteBuffer: buf))
+    }
+
+    static func error(_ e: OpenAIError) -> Response {
+        GatewayMetrics.errors.increment()
+        var h: HTTPFields = [:]
+        if let r = e.retryAfter { h[.retryAfter] = String(r) }
+        return response(e.json, status: .init(code: e.status), headers: h)
+    }
+
+    public func router() -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        let g = gateway, metrics = self.metrics
+        router.get("/health") { _, _ -> Response in
+            Self.response(OpenAIShapes.data(["status": "ok", "gateway": g.config.key.address.text, "chain": g.chainId,
+                                             "models": g.directory.servedModels().sorted()]))
+        }
+        router.get("/metrics") { _, _ -> Response in
+            var buf = ByteBuffer()
+            buf.writeBytes(metrics())
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: buf))
+        }
+        router.get("/v1/models") { request, _ -> Response in
+            do { _ = try g.account(forAuthorization: request.headers[.authorization]) } catch let e as OpenAIError { return Self.error(e) }
+            let served = g.directory.servedModels()
+            let data: [[String: Any]] = g.directory.allModels().filter { served.contains($0.id) }.map {
+                ["id": $0.id, "object": "model", "created": 0, "owned_by": $0.creator.text, "context_length": Int($0.contextLength)]
+            }
+            return Self.response(OpenAIShapes.data(["object": "list", "data": data]))
+        }
+        router.get("/v1/receipts/:id") { request, context -> Response in
+            do { _ = try g.account(forAuthorization: request.headers[.authorization]) } catch let e as OpenAIError { return Self.error(e) }
+            guard let raw = context.parameters.get("id"), let id = try? Hash256(hex: raw), let record = try g.store.get(id) else {
+                return Self.error(OpenAIError(404, "invalid_request_error", "not_found", "No request with that id."))
+            }
+            var settlement: Settlement?
+            if record.state != "unsettled" { settlement = try? await g.ledger.settlement(id) }
+            struct View: Encodable { var request: RequestRecord; var settlement: Settlement? }
+            return Self.response(Array(try JSONEncoder.sorted.encode(View(request: record, settlement: settlement))))
+        }
+        router.post("/v1/chat/completions") { request, _ in await Self.complete(g, request, chat: true) }
+        router.post("/v1/completions") { request, _ in await Self.complete(g, request, chat: false) }
+        return router
+    }
+
+    /// A box for the pieces stream's iterator, handed from the handler to the body writer.
+    final class PieceIterator: @unchecked Sendable {
+        // Invariant: used by one task at a time (the handler, then the body writer).
+        var iterator: AsyncStream<Piece>.Iterator
+        init(_ it: AsyncStream<Piece>.Iterator) { iterator = it }
+    }
+
+    enum Piece: Sendable {
+        case text(String)
+        case done(finish: String, prompt: Int, completion: Int, node: Address, attempts: Int)
+        case failed(OpenAIError)
+    }
+
+    static func complete(_ g: Gateway, _ request: Request, chat: Bool) async -> Response {
+        var request = request
+        let requestor: Address
+        let req: ChatRequest
+        do {
+            requestor = try g.account(forAuthorization: request.headers[.authorization])
+            let body: ByteBuffer
+            do { body = try await request.collectBody(upTo: 1 << 20) } catch {
+                throw OpenAIError(413, "invalid_request_error", "request_too_large", "The request body exceeds 1 MiB.")
+            }
+            do {
+                req = try JSONDecoder().decode(ChatRequest.self, from: Data(buffer: body))
+            } catch let e as PlexusError {
+                throw OpenAIError.invalid(e.message)
+            } catch {
+                throw OpenAIError.invalid("We could not parse the JSON body of your request: \(describe(error))", code: "invalid_json")
+            }
+        } catch let e as OpenAIError {
+            return error(e)
+        } catch {
+            return Self.error(OpenAIError(500, "api_error", "internal_error", "\(error)"))
+        }
+        var idBytes = [UInt8](repeating: 0, count: 16)
+        var rng = SystemRandomNumberGenerator()
+        for i in 0..<16 { idBytes[i] = UInt8.random(in: 0...255, using: &rng) }
+        let requestId = Hash256.of(idBytes + Array(g.config.key.address.bytes))
+        let completionId = (chat ? "chatcmpl-" : "cmpl-") + requestId.hex.prefix(24)
+        let created = Int(Date().timeIntervalSince1970)
+        let (stream, cont) = AsyncStream.makeStream(of: Piece.self, bufferingPolicy: .unbounded)
+        let task = Task {
+            do {
+                let r = try await g.serve(req, chat: chat, requestor: requestor, requestId: requestId) { piece in cont.yield(.text(piece)) }
+                cont.yield(.done(finish: r.finish, prompt: r.promptTokens, completion: r.completionTokens, node: r.lastNode, attempts: r.attempts))
+            } catch let e as OpenAIError {
+                cont.yield(.failed(e))
+            } catch is CancellationError {
+                cont.yield(.failed(OpenAIError(499, "api_error", "cancelled", "The client went away.")))
+            } catch {
+                cont.yield(.failed(OpenAIError(500, "api_error", "internal_error", "\(error)")))
+            }
+            cont.finish()
+        }
+        cont.onTermination = { _ in task.cancel() }
+        let box = PieceIterator(stream.makeAsyncIterator())
+        var headers: HTTPFields = [HTTPField.Name("x-plexus-request-id")!: requestId.hex]
+        let model = req.model
+        @Sendable func chunk(_ delta: [String: Any], finish: String?) -> [UInt8] {
+            if chat {
+                return OpenAIShapes.sse(["id": completionId, "object": "chat.completion.chunk", "created": created, "model": model,
+                                         "choices": [["index": 0, "delta": delta, "finish_reason": finish as Any? ?? NSNull()]]])
+            }
+            return OpenAIShapes.sse(["id": completionId, "object": "text_completion", "created": created, "model": model,
+                                     "choices": [["index": 0, "text": delta["content"] ?? "", "logprobs": NSNull(), "finish_reason": finish as Any? ?? NSNull()]]])
+        }
+
+        if req.stream != true {
+            var text = ""
+            while let p = await box.iterator.next() {
+                switch p {
+                case let .text(t): text += t
+                case let .failed(e): return error(e)
+                case let .done(finish, prompt, completion, node, attempts):
+                    headers[HTTPField.Name("x-plexus-node")!] = node.text
+                    headers[HTTPField.Name("x-plexus-attempts")!] = String(attempts)
+                    let choice: [String: Any] = chat
+                        ? ["index": 0, "message": ["role": "assistant", "content": text], "finish_reason": finish, "logprobs": NSNull()]
+                        : ["index": 0, "text": text, "finish_reason": finish, "logprobs": NSNull()]
+                    return response(OpenAIShapes.data(["id": completionId, "object": chat ? "chat.completion" : "text_completion",
+                                                       "created": created, "model": model, "choices": [choice],
+                                                       "usage": OpenAIShapes.usage(prompt, completion)]), headers: headers)
+                }
+            }
+            return error(OpenAIError(500, "api_error", "internal_error", "the answer ended without a result"))
+        }
+
+        // Streaming: wait for the first piece so that errors before any output keep their status.
+        let first = await box.iterator.next()
+        if case let .failed(e)? = first { return error(e) }
+        let includeUsage = req.streamOptions?.includeUsage == true
+        headers[.contentType] = "text/event-stream"
+        headers[.cacheControl] = "no-cache"
+        let body = ResponseBody { writer in
+            func write(_ b: [UInt8]) async throws { try await writer.write(ByteBuffer(bytes: b)) }
+            var pending = first
+            if chat { try await write(chunk(["role": "assistant", "content": ""], finish: nil)) }
+            while let p = pending {
+                switch p {
+                case let .text(t): try await write(chunk(chat ? ["content": t] : ["content": t], finish: nil))
+                case let .failed(e):
+                    // After output has started the status is sent; say what happened in the stream.
+                    try await write(OpenAIShapes.sse(["error": ["message": e.message, "type": e.type, "code": e.code, "param": NSNull()]]))
+                    try await writer.finish(nil)
+                    return
+                case let .done(finish, prompt, completion, _, _):
+                    try await write(chunk([:], finish: finish))
+                    if includeUsage {
+                        try await write(OpenAIShapes.sse(["id": completionId, "object": chat ? "chat.completion.chunk" : "text_completion",
+                                                          "created": created, "model": model, "choices": [] as [Any],
+                                                          "usage": OpenAIShapes.usage(prompt, completion)]))
+                    }
+                }
+                pending = await box.iterator.next()
+            }
+            try await write(OpenAIShapes.done)
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: headers, body: body)
+    }
+
+    static func describe(_ error: any Error) -> String {
+        switch error {
+        case let DecodingError.keyNotFound(key, _): return "missing field '\(key.stringValue)'"
+        case let DecodingError.typeMismatch(_, ctx), let DecodingError.valueNotFound(_, ctx):
+            return "wrong type at '\(ctx.codingPath.map(\.stringValue).joined(separator: "."))'"
+        case DecodingError.dataCorrupted: return "not valid JSON"
+        case let e as PlexusError: return e.message
+        default: return "\(error)"
+        }
+    }
+
+    /// Serves until a shutdown signal, settling in the background.
+    public func run(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        let g = gateway
+        let settler = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(Int64(g.config.settleIntervalMillis)))
+                await g.settleOnce()
+                try? await g.directory.refresh()
+            }
+        }
+        var logger = g.logger
+        logger.logLevel = max(g.logger.logLevel, .notice)
+        let app = Application(router: router(), configuration: .init(address: .hostname(g.config.host, port: g.config.port), serverName: "plexus-gateway"),
+                              onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) }, logger: logger)
+        do {
+            try await app.runService()
+        } catch {
+            settler.cancel()
+            throw error
+        }
+        settler.cancel()
+        await g.settleOnce()
+        await g.shutdown()
+    }
+}

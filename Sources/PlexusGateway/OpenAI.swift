@@ -1,0 +1,126 @@
+import Foundation
+import PlexusCore
+import PlexusEngine
+
+/// The OpenAI request bodies the gateway accepts.
+struct ChatRequest: Decodable {
+    struct Message: Decodable {
+        var role: String
+        var content: String
+        enum CodingKeys: String, CodingKey { case role, content }
+        struct Part: Decodable { var type: String; var text: String? }
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            role = try c.decode(String.self, forKey: .role)
+            if let s = try? c.decode(String.self, forKey: .content) {
+                content = s
+            } else if let parts = try? c.decode([Part].self, forKey: .content) {
+                guard parts.allSatisfy({ $0.type == "text" }) else {
+                    throw PlexusError(.unsupported, "only text content parts are supported")
+                }
+                content = parts.compactMap(\.text).joined()
+            } else if try c.decodeNil(forKey: .content) {
+                content = ""
+            } else {
+                throw PlexusError(.malformed, "message content must be a string or text parts")
+            }
+        }
+    }
+    struct StreamOptions: Decodable { var includeUsage: Bool?; enum CodingKeys: String, CodingKey { case includeUsage = "include_usage" } }
+
+    var model: String
+    var messages: [Message]?
+    var prompt: String?
+    var maxTokens: Int?
+    var maxCompletionTokens: Int?
+    var temperature: Double?
+    var topP: Double?
+    var seed: Int64?
+    var stop: [String]?
+    var stream: Bool?
+    var streamOptions: StreamOptions?
+    var n: Int?
+    var plexus: RoutingPolicy?
+
+    enum CodingKeys: String, CodingKey {
+        case model, messages, prompt, temperature, seed, stop, stream, n, plexus
+        case maxTokens = "max_tokens", maxCompletionTokens = "max_completion_tokens", topP = "top_p", streamOptions = "stream_options"
+    }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        model = try c.decode(String.self, forKey: .model)
+        messages = try c.decodeIfPresent([Message].self, forKey: .messages)
+        if let p = try? c.decodeIfPresent(String.self, forKey: .prompt) {
+            prompt = p
+        } else if let ps = try? c.decodeIfPresent([String].self, forKey: .prompt) {
+            guard ps.count == 1 else { throw PlexusError(.unsupported, "one prompt per request is supported") }
+            prompt = ps[0]
+        }
+        maxTokens = try c.decodeIfPresent(Int.self, forKey: .maxTokens)
+        maxCompletionTokens = try c.decodeIfPresent(Int.self, forKey: .maxCompletionTokens)
+        temperature = try c.decodeIfPresent(Double.self, forKey: .temperature)
+        topP = try c.decodeIfPresent(Double.self, forKey: .topP)
+        seed = try c.decodeIfPresent(Int64.self, forKey: .seed)
+        if let s = try? c.decodeIfPresent(String.self, forKey: .stop) {
+            stop = [s]
+        } else {
+            stop = try c.decodeIfPresent([String].self, forKey: .stop)
+        }
+        stream = try c.decodeIfPresent(Bool.self, forKey: .stream)
+        streamOptions = try c.decodeIfPresent(StreamOptions.self, forKey: .streamOptions)
+        n = try c.decodeIfPresent(Int.self, forKey: .n)
+        plexus = try c.decodeIfPresent(RoutingPolicy.self, forKey: .plexus)
+    }
+}
+
+/// An error in OpenAI's envelope: `{"error": {"message", "type", "param", "code"}}`.
+public struct OpenAIError: Error, Sendable {
+    public var status: Int
+    public var type: String
+    public var code: String
+    public var message: String
+    public var retryAfter: Int?
+
+    public init(_ status: Int, _ type: String, _ code: String, _ message: String, retryAfter: Int? = nil) {
+        self.status = status
+        self.type = type
+        self.code = code
+        self.message = message
+        self.retryAfter = retryAfter
+    }
+
+    static func invalid(_ m: String, code: String = "invalid_request") -> Self { .init(400, "invalid_request_error", code, m) }
+
+    var json: [UInt8] {
+        struct Body: Encodable {
+            struct Inner: Encodable { var message: String; var type: String; var param: String?; var code: String }
+            var error: Inner
+        }
+        return Array((try? JSONEncoder.sorted.encode(Body(error: .init(message: message, type: type, param: nil, code: code)))) ?? Data())
+    }
+}
+
+extension JSONEncoder {
+    static var sorted: JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return e
+    }
+}
+
+/// Response bodies, built as JSON objects in OpenAI's shapes.
+enum OpenAIShapes {
+    static func usage(_ prompt: Int, _ completion: Int) -> [String: Any] {
+        ["prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion]
+    }
+
+    static func data(_ object: [String: Any]) -> [UInt8] {
+        let d = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        return Array(d)
+    }
+
+    static func sse(_ object: [String: Any]) -> [UInt8] { Array("data: ".utf8) + data(object) + Array("\n\n".utf8) }
+
+    static let done = Array("data: [DONE]\n\n".utf8)
+}
