@@ -162,10 +162,16 @@ final class LocalNetwork: @unchecked Sendable {
         }
         let stopped = Flag()
         for s in signals { s.setEventHandler { stopped.set() } }
+        var reported = Set<String>()
         while !stopped.isSet {
-            if let dead = children.first(where: { !$0.process.isRunning }) {
+            // A node may die (the gateway routes around it); the ledger and gateway may not.
+            if let dead = children.first(where: { !$0.process.isRunning && !$0.name.hasPrefix("node") }) {
                 FileHandle.standardError.write(Data("\(dead.name) exited (see \(dir)/\(dead.name).log); stopping the network\n".utf8))
                 break
+            }
+            for c in children where !c.process.isRunning && !reported.contains(c.name) {
+                reported.insert(c.name)
+                FileHandle.standardError.write(Data("\(c.name) exited (see \(dir)/\(c.name).log); the gateway routes around it\n".utf8))
             }
             try? await Task.sleep(for: .milliseconds(200))
         }
