@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import PlexusCore
 import PlexusLedger
+import PlexusNode
 import PlexusTestKit
 import Testing
 
@@ -159,5 +160,104 @@ import Testing
         let escrow1 = try await ledger.account(info.requestor).escrow
         #expect(escrow0.units - escrow1.units == charges.reduce(0, +))
         #expect(charges.allSatisfy { $0 > 0 })
+    }
+}
+
+/// Hostile requests to the gateway and to a node: clear errors, nothing charged.
+@Suite(.serialized) struct NetworkHostileInputTests {
+    @Test func badRequestsGetOpenAIErrorsAndCostNothing() async throws {
+        let dir = try TemporaryDirectory("plexus-hostile")
+        defer { dir.remove() }
+        let store = (try TestModels.smolLM2() as NSString).deletingLastPathComponent
+        let up = try PlexusProcess(["up", "--dir", dir.path + "/up", "--port", "0", "--store", store],
+                                   environment: ["PLEXUS_HOME": dir.path + "/home"], logDirectory: dir.path)
+        defer { up.terminate() }
+        let deadline = Date().addingTimeInterval(240)
+        while !FileManager.default.fileExists(atPath: dir.path + "/up/network.json") {
+            guard Date() < deadline, up.process.isRunning else { Issue.record("plexus up did not start: \(up.log)"); return }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let info = try JSONDecoder().decode(NetworkTests.Info.self, from: Data(contentsOf: URL(fileURLWithPath: dir.path + "/up/network.json")))
+        let ledger = LedgerClient(baseURL: info.ledger)
+        let escrow0 = try await ledger.account(info.requestor).escrow
+
+        func send(_ raw: String, key: String? = nil, path: String = "/chat/completions") async throws -> (Int, [String: Any]) {
+            var r = HTTPClientRequest(url: info.baseURL + path)
+            r.method = .POST
+            if let k = key ?? Optional(info.apiKey), !k.isEmpty { r.headers.add(name: "authorization", value: "Bearer \(k)") }
+            r.headers.add(name: "content-type", value: "application/json")
+            r.body = .bytes(ByteBuffer(string: raw))
+            let resp = try await HTTPClient.shared.execute(r, timeout: .seconds(120))
+            let bytes = try await resp.body.collect(upTo: 1 << 22)
+            let json = (try? JSONSerialization.jsonObject(with: Data(buffer: bytes))) as? [String: Any] ?? [:]
+            return (Int(resp.status.code), json)
+        }
+        func expectError(_ raw: String, _ status: Int, _ code: String, key: String? = nil, path: String = "/chat/completions") async throws {
+            let (s, j) = try await send(raw, key: key, path: path)
+            let err = j["error"] as? [String: Any] ?? [:]
+            #expect(s == status && err["code"] as? String == code && (err["message"] as? String)?.isEmpty == false,
+                    "\(raw.prefix(80)): \(s) \(j)")
+        }
+        func chat(_ extra: String, content: String = "Hi") -> String {
+            #"{"model": "smollm2-135m", "messages": [{"role": "user", "content": "\#(content)"}]\#(extra)}"#
+        }
+        try await expectError("{\"model\": ", 400, "invalid_json")
+        try await expectError("[1, 2]", 400, "invalid_json")
+        try await expectError(#"{"model": "no-such-model", "messages": [{"role": "user", "content": "Hi"}]}"#, 404, "model_not_found")
+        try await expectError(chat(""), 401, "invalid_api_key", key: "")
+        try await expectError(chat(""), 401, "invalid_api_key", key: "sk-plexus-wrong")
+        try await expectError(chat(#", "temperature": 5"#), 400, "invalid_value")
+        try await expectError(chat(#", "top_p": 0"#), 400, "invalid_value")
+        try await expectError(chat(#", "max_tokens": 0"#), 400, "invalid_value")
+        try await expectError(chat(#", "max_tokens": 100000000"#), 400, "invalid_value")
+        try await expectError(chat(#", "n": 2"#), 400, "unsupported_parameter")
+        try await expectError(chat(#", "stop": ["a", "b", "c", "d", "e"]"#), 400, "invalid_value")
+        try await expectError(chat(#", "plexus": {"sort": "cheapest-please"}"#), 400, "invalid_value")
+        try await expectError(#"{"model": "smollm2-135m", "messages": []}"#, 400, "invalid_value")
+        try await expectError(#"{"model": "smollm2-135m"}"#, 400, "invalid_value", path: "/completions")
+        // Beyond the context: caught at the gateway by size, or by the node by token count.
+        try await expectError(chat("", content: String(repeating: "a", count: 40_000)), 400, "context_length_exceeded")
+        try await expectError(chat("", content: (0..<9_000).map { String($0 % 10) }.joined(separator: " ")), 400, "context_length_exceeded")
+        // A key for an account with no escrow.
+        let (status, out) = try PlexusProcess.run(["gateway", "keys", "create", "--account", KeyPair.deterministic("poor").address.text,
+                                                   "--data", dir.path + "/up/gateway"], logDirectory: dir.path)
+        #expect(status == 0)
+        let poorKey = out.split(separator: "\n").last.map(String.init) ?? ""
+        try await expectError(chat(""), 402, "insufficient_escrow", key: poorKey)
+
+        // Nodes: no envelope, a stranger's envelope, an expired one, a replayed one.
+        let gatewayKey = try KeyFile.read(dir.path + "/up/keys/gateway.json")
+        let stranger = KeyPair.deterministic("stranger")
+        let nodes = try await ledger.nodes().sorted { $0.endpoint < $1.endpoint }
+        let node = try #require(nodes.first)
+        let chainId = try await ledger.status().chainId
+        let body = Array(#"{"continuation":[],"maxTokens":4,"messages":[{"content":"Hi","role":"user"}],"model":"smollm2-135m","seed":0,"stop":[],"temperature":0,"topP":1}"#.utf8)
+        func envelope(_ key: KeyPair, expires: UInt64, id: String) -> String {
+            var e = Envelope(requestId: Hash256.of(Array(id.utf8)), requestor: info.requestor, gateway: key.address, node: node.nodeKey,
+                             bodyHash: Hash256.of(body), expiresAtMillis: expires)
+            e.sign(key, chainId: chainId)
+            return e.hex
+        }
+        func toNode(_ env: String?) async throws -> Int {
+            var r = HTTPClientRequest(url: node.endpoint + "/v1/generate")
+            r.method = .POST
+            if let env { r.headers.add(name: "x-plexus-envelope", value: env) }
+            r.body = .bytes(ByteBuffer(bytes: body))
+            let resp = try await HTTPClient.shared.execute(r, timeout: .seconds(60))
+            _ = try await resp.body.collect(upTo: 1 << 20)
+            return Int(resp.status.code)
+        }
+        let later = SystemClock().nowMillis() + 60_000
+        #expect(try await toNode(nil) == 401)
+        #expect(try await toNode(envelope(stranger, expires: later, id: "s")) == 403)
+        #expect(try await toNode(envelope(gatewayKey, expires: SystemClock().nowMillis() - 1_000, id: "old")) == 403)
+        #expect(try await toNode("zz") == 400)
+        let good = envelope(gatewayKey, expires: later, id: "once")
+        #expect(try await toNode(good) == 200)
+        #expect(try await toNode(good) == 409)
+
+        // None of it was charged (the direct node call has no gateway receipt to settle).
+        try await Task.sleep(for: .seconds(5))
+        #expect(try await ledger.account(info.requestor).escrow == escrow0)
     }
 }
