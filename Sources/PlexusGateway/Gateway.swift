@@ -103,6 +103,7 @@ public final class Gateway: Sendable {
     let store: ReceiptStore
     let escrow: EscrowBook
     let keys: APIKeys
+    let keyCache: APIKeyCache
     let http: HTTPClient
     let logger: Logger
     let chainId: String
@@ -116,6 +117,7 @@ public final class Gateway: Sendable {
         store = try ReceiptStore(path: config.receiptsPath)
         escrow = EscrowBook(unsettled: try store.unsettledCharges())
         keys = APIKeys(path: config.apiKeysPath)
+        keyCache = APIKeyCache(keys)
         var hc = HTTPClient.Configuration()
         hc.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: hc)
@@ -136,7 +138,7 @@ public final class Gateway: Sendable {
             throw OpenAIError(401, "invalid_request_error", "invalid_api_key", "Missing API key: send 'Authorization: Bearer <key>'.")
         }
         let key = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
-        guard let account = try keys.table()[Hash256.of(Array(key.utf8)).hex] else {
+        guard let account = try keyCache.account(forKeyHash: Hash256.of(Array(key.utf8)).hex) else {
             throw OpenAIError(401, "invalid_request_error", "invalid_api_key", "Incorrect API key provided.")
         }
         return account
@@ -264,7 +266,7 @@ public final class Gateway: Sendable {
                 let charge = try receipts.reduce(Amount.zero) { try $0.adding(try $1.cost()) }
                 let record = RequestRecord(requestId: requestId, requestor: requestor, model: base.model, nodes: nodes, outputTokens: shares,
                                            receipts: receipts, charge: charge, state: "unsettled", reason: nil, createdMillis: SystemClock().nowMillis())
-                try store.save(record)
+                try await store.saveDurably(record)
                 GatewayMetrics.requests.increment()
                 return ServeResult(text: text, finish: finish, promptTokens: promptTokens, completionTokens: tokens.count,
                                    record: record, attempts: attempts, lastNode: c.node.nodeKey)
@@ -371,32 +373,37 @@ public final class Gateway: Sendable {
     /// Submits unsettled receipts in batches, and tracks them to finality.
     func settleOnce() async {
         do {
-            let batch = try store.records(in: ["unsettled", "submitted"], limit: 200)
+            var batch = try store.records(in: ["unsettled", "submitted"], limit: 500)
             if !batch.isEmpty {
-                for var r in batch where r.state == "unsettled" {
-                    r.state = "submitted"
-                    try store.save(r)
-                }
-                let receipts = batch.flatMap(\.receipts)
+                for i in batch.indices where batch[i].state == "unsettled" { batch[i].state = "submitted" }
+                try store.save(batch)
+                // Already settled (a resubmission after a restart) is skipped, so nothing settles twice.
+                let known = try await ledger.settlements(batch.map(\.requestId))
+                let receipts = batch.filter { known[$0.requestId] == nil }.flatMap(\.receipts)
                 if !receipts.isEmpty {
                     _ = try await ledger.send(.settle(receipts: receipts), from: config.key)
                 }
-                for var r in batch {
-                    if let s = try await ledger.settlement(r.requestId), s.gateway == config.key.address {
-                        r.state = s.status.rawValue
+                let after = try await ledger.settlements(batch.map(\.requestId))
+                for i in batch.indices {
+                    if let s = after[batch[i].requestId], s.gateway == config.key.address {
+                        batch[i].state = s.status.rawValue
                     } else {
-                        r.state = "rejected"
-                        r.reason = "the ledger refused the receipts"
+                        batch[i].state = "rejected"
+                        batch[i].reason = "the ledger refused the receipts"
                     }
-                    try store.save(r)
-                    escrow.settled(r.requestor, r.charge.units)
+                    escrow.settled(batch[i].requestor, batch[i].charge.units)
                 }
+                try store.save(batch)
             }
-            for var r in try store.records(in: ["pending"], limit: 500) {
-                if let s = try await ledger.settlement(r.requestId), s.status == .final {
-                    r.state = "final"
-                    try store.save(r)
+            var pending = try store.records(in: ["pending"], limit: 2_000)
+            if !pending.isEmpty {
+                let now = try await ledger.settlements(pending.map(\.requestId))
+                var changed: [RequestRecord] = []
+                for i in pending.indices where now[pending[i].requestId]?.status == .final {
+                    pending[i].state = "final"
+                    changed.append(pending[i])
                 }
+                try store.save(changed)
             }
         } catch {
             logger.warning("settlement round failed; will retry", metadata: ["error": "\(error)"])

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 import PlexusCore
 import PlexusLedger
 
@@ -46,6 +47,25 @@ public struct APIKeys: Sendable {
     }
 }
 
+/// The API key table, reloaded when its file changes.
+final class APIKeyCache: Sendable {
+    let keys: APIKeys
+    private let state = Mutex<(modified: Date?, size: Int, table: [String: Address])>((nil, -1, [:]))
+
+    init(_ keys: APIKeys) { self.keys = keys }
+
+    func account(forKeyHash h: String) throws -> Address? {
+        let attrs = try? FileManager.default.attributesOfItem(atPath: keys.path)
+        let modified = attrs?[.modificationDate] as? Date
+        let size = (attrs?[.size] as? NSNumber)?.intValue ?? 0
+        let cached = state.withLock { s -> [String: Address]? in s.modified == modified && s.size == size ? s.table : nil }
+        if let cached { return cached[h] }
+        let table = try keys.table()
+        state.withLock { $0 = (modified, size, table) }
+        return table[h]
+    }
+}
+
 /// What the gateway knows about a request it served.
 public struct RequestRecord: Codable, Sendable {
     public var requestId: Hash256
@@ -82,10 +102,52 @@ public final class ReceiptStore: Sendable {
     }
 
     public func save(_ r: RequestRecord) throws {
-        let data = try JSONEncoder.compact.encode(r)
+        try save([r])
+    }
+
+    /// Writes records in one transaction (one fsync).
+    public func save(_ records: [RequestRecord]) throws {
+        let rows = try records.map { ($0, try JSONEncoder.compact.encode($0)) }
         try pool.write { db in
-            try db.execute(sql: "INSERT OR REPLACE INTO requests (id, state, record, created) VALUES (?, ?, ?, ?)",
-                           arguments: [Data(r.requestId.bytes), r.state, data, Int64(r.createdMillis)])
+            let st = try db.cachedStatement(sql: "INSERT OR REPLACE INTO requests (id, state, record, created) VALUES (?, ?, ?, ?)")
+            for (r, data) in rows {
+                try st.execute(arguments: [Data(r.requestId.bytes), r.state, data, Int64(r.createdMillis)])
+            }
+        }
+    }
+
+    // Group commit: records saved while a write is in progress go together in the next one.
+    private let queue = Mutex<(pending: [(RequestRecord, CheckedContinuation<Void, any Error>)], writing: Bool)>(([], false))
+
+    /// Saves `r` durably, sharing the transaction (and its fsync) with
+    /// concurrent callers; returns once it is on disk.
+    public func saveDurably(_ r: RequestRecord) async throws {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+            let start = queue.withLock { q -> Bool in
+                q.pending.append((r, c))
+                if q.writing { return false }
+                q.writing = true
+                return true
+            }
+            if start { DispatchQueue.global().async { self.drain() } }
+        }
+    }
+
+    private func drain() {
+        while true {
+            let batch = queue.withLock { q -> [(RequestRecord, CheckedContinuation<Void, any Error>)] in
+                let b = q.pending
+                q.pending = []
+                if b.isEmpty { q.writing = false }
+                return b
+            }
+            if batch.isEmpty { return }
+            do {
+                try save(batch.map(\.0))
+                for (_, c) in batch { c.resume() }
+            } catch {
+                for (_, c) in batch { c.resume(throwing: error) }
+            }
         }
     }
 
@@ -104,6 +166,11 @@ public final class ReceiptStore: Sendable {
                                          arguments: StatementArguments(states + [String(limit)]))
             return try rows.map { try JSONDecoder().decode(RequestRecord.self, from: $0) }
         }
+    }
+
+    /// How many requests are recorded.
+    public func count() throws -> Int {
+        try pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM requests") ?? 0 }
     }
 
     /// Sum of charges not yet taken from escrow on the ledger, per requestor.

@@ -16,6 +16,7 @@ import PlexusCore
 /// | `GET /v1/params` | protocol parameters with bounds |
 /// | `GET /v1/nodes`, `/v1/models`, `/v1/gateways` | the registries |
 /// | `GET /v1/settlements/{request id}` | a request's settlement |
+/// | `POST /v1/settlements/lookup` | settlements of up to 1000 request ids (`{"ids": [...]}`) |
 /// | `GET /v1/events?since=H[&timeout_ms=T]` | events after height H (long-poll) |
 /// | `GET /metrics` | Prometheus text |
 public enum LedgerAPI {
@@ -102,6 +103,17 @@ public enum LedgerAPI {
         router.get("/v1/nodes") { _, _ -> Response in try json(["nodes": await service.nodes()]) }
         router.get("/v1/models") { _, _ -> Response in try json(["models": await service.models()]) }
         router.get("/v1/gateways") { _, _ -> Response in try json(["gateways": await service.gateways()]) }
+        router.post("/v1/settlements/lookup") { request, _ -> Response in
+            var request = request
+            let body = try await request.collectBody(upTo: maxBodyBytes)
+            struct Query: Decodable { var ids: [Hash256] }
+            guard let q = try? JSONDecoder().decode(Query.self, from: Data(buffer: body)), q.ids.count <= 1_000 else {
+                throw APIError(.badRequest, .malformed, "body must be {\"ids\": [up to 1000 request ids]}")
+            }
+            var found: [Settlement] = []
+            for id in q.ids { if let s = await service.settlement(id) { found.append(s) } }
+            return try json(["settlements": found])
+        }
         router.get("/v1/settlements/:id") { _, context -> Response in
             let id = try Hash256(hex: context.parameters.get("id") ?? "")
             guard let s = await service.settlement(id) else {

@@ -71,6 +71,20 @@ public struct LedgerClient: Sendable {
         return r["gateways"] ?? []
     }
 
+    /// The settlements of those of `ids` that were settled.
+    public func settlements(_ ids: [Hash256]) async throws -> [Hash256: Settlement] {
+        struct Query: Encodable { var ids: [Hash256] }
+        var out: [Hash256: Settlement] = [:]
+        var i = 0
+        while i < ids.count {
+            let chunk = Array(ids[i..<min(ids.count, i + 1_000)])
+            let r: [String: [Settlement]] = try await send(.POST, "/v1/settlements/lookup", body: Array(try JSONEncoder().encode(Query(ids: chunk))))
+            for s in r["settlements"] ?? [] { out[s.requestId] = s }
+            i += chunk.count
+        }
+        return out
+    }
+
     /// A request's settlement, or nil if it has not been settled.
     public func settlement(_ id: Hash256) async throws -> Settlement? {
         do {

@@ -1,0 +1,156 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Dispatch
+import Foundation
+import NIOCore
+import PlexusCore
+import PlexusGateway
+import PlexusLedger
+import PlexusNode
+
+/// What the gateway adds: latency over calling a node directly, and
+/// requests per second, on a local network of echo nodes (synthetic: the
+/// node work is negligible, so the figures are the gateway's own).
+struct GatewayBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gateway", abstract: "Latency the gateway adds over a direct node call, and requests/s it sustains.")
+
+    @Option(name: .long, help: "Sequential requests for the latency figures (each way).") var requests: Int = 500
+    @Option(name: .long, help: "Requests in flight for the throughput figure.") var concurrency: Int = 32
+    @Option(name: .long, help: "Seconds of the throughput run.") var seconds: Double = 10
+    @Flag(name: .long, help: "Print JSON.") var json = false
+
+    struct Result: Codable {
+        var benchmark = "gateway"
+        var backend = "echo (synthetic)"
+        var requests: Int
+        var directP50Ms: Double
+        var directP99Ms: Double
+        var gatewayP50Ms: Double
+        var gatewayP99Ms: Double
+        var addedP50Ms: Double
+        var addedP99Ms: Double
+        var concurrency: Int
+        var requestsPerS: Double
+        var errors: Int
+        var receiptsStored: Int
+
+        enum CodingKeys: String, CodingKey {
+            case benchmark, backend, requests, concurrency, errors
+            case directP50Ms = "direct_p50_ms", directP99Ms = "direct_p99_ms"
+            case gatewayP50Ms = "gateway_p50_ms", gatewayP99Ms = "gateway_p99_ms"
+            case addedP50Ms = "added_p50_ms", addedP99Ms = "added_p99_ms"
+            case requestsPerS = "requests_per_s"
+            case receiptsStored = "receipts_stored"
+        }
+    }
+
+    func validate() throws {
+        guard (10...1_000_000).contains(requests), (1...4096).contains(concurrency), seconds > 0, seconds <= 3_600 else {
+            throw ValidationError("requests 10..., concurrency 1...4096, seconds in (0, 3600]")
+        }
+    }
+
+    static func percentile(_ v: [Double], _ p: Double) -> Double {
+        let s = v.sorted()
+        return s[min(s.count - 1, Int((Double(s.count - 1) * p).rounded()))]
+    }
+
+    func run() async throws {
+        let dir = NSTemporaryDirectory() + "plexus-bench-gateway-\(getpid())"
+        let net = LocalNetwork(dir: dir, store: nil, backend: "echo")
+        defer {
+            net.stop()
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        let info = try await net.start(gatewayPort: 0) { _ in }
+        let ledger = LedgerClient(baseURL: info.ledger)
+        let chainId = try await ledger.status().chainId
+        let gatewayKey = try KeyFile.read(dir + "/keys/gateway.json")
+        let node = try requireNode(await ledger.nodes())
+        let message = "one two three four five six seven eight"
+        let nodeBody = try JSONEncoder.compact.encode(GenerateRequest(model: "echo", messages: [.init(role: "user", content: message)], maxTokens: 16))
+        let chatBody = try JSONSerialization.data(withJSONObject: [
+            "model": "echo", "max_tokens": 16, "messages": [["role": "user", "content": message]]])
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+
+        func direct(_ i: Int) async throws -> Double {
+            var e = Envelope(requestId: Hash256.of(Array("bench-\(i)".utf8)), requestor: info.requestor, gateway: gatewayKey.address,
+                             node: node.nodeKey, bodyHash: Hash256.of(Array(nodeBody)), expiresAtMillis: SystemClock().nowMillis() + 60_000)
+            e.sign(gatewayKey, chainId: chainId)
+            var r = HTTPClientRequest(url: node.endpoint + "/v1/generate")
+            r.method = .POST
+            r.headers.add(name: Envelope.header, value: e.hex)
+            r.body = .bytes(ByteBuffer(data: nodeBody))
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let resp = try await http.execute(r, timeout: .seconds(30))
+            let body = try await resp.body.collect(upTo: 1 << 20)
+            let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
+            // The receipt is signed by the node and checked here, as the gateway does.
+            let text = String(buffer: body)
+            guard resp.status == .ok, let line = text.components(separatedBy: "\n\n").first(where: { $0.contains("\"done\"") }),
+                  let event = try? JSONDecoder().decode(NodeEvent.self, from: Data(line.dropFirst(6).utf8)), let receipt = event.receipt,
+                  receipt.node.verifies(receipt.nodeSignature, over: receipt.nodeSigningBytes(chainId: chainId)) else {
+                throw PlexusError(.io, "direct call failed: \(resp.status) \(text.prefix(200))")
+            }
+            return ms
+        }
+        func viaGateway() async throws -> (Double, Bool) {
+            var r = HTTPClientRequest(url: info.baseURL + "/chat/completions")
+            r.method = .POST
+            r.headers.add(name: "authorization", value: "Bearer \(info.apiKey)")
+            r.headers.add(name: "content-type", value: "application/json")
+            r.body = .bytes(ByteBuffer(data: chatBody))
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let resp = try await http.execute(r, timeout: .seconds(30))
+            _ = try await resp.body.collect(upTo: 1 << 20)
+            return (Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6, resp.status == .ok)
+        }
+
+        // Warm up both paths, then alternate so that both see the same machine.
+        for i in 0..<50 { _ = try await direct(-1 - i); _ = try await viaGateway() }
+        var d: [Double] = [], g: [Double] = []
+        var errors = 0
+        for i in 0..<requests {
+            d.append(try await direct(i))
+            let (ms, ok) = try await viaGateway()
+            g.append(ms)
+            if !ok { errors += 1 }
+        }
+        // Throughput: `concurrency` clients for `seconds`.
+        let end = DispatchTime.now().uptimeNanoseconds + UInt64(seconds * 1e9)
+        let counts = try await withThrowingTaskGroup(of: (Int, Int).self) { group in
+            for _ in 0..<concurrency {
+                group.addTask {
+                    var n = 0, bad = 0
+                    while DispatchTime.now().uptimeNanoseconds < end {
+                        let (_, ok) = try await viaGateway()
+                        if ok { n += 1 } else { bad += 1 }
+                    }
+                    return (n, bad)
+                }
+            }
+            var total = (0, 0)
+            for try await c in group { total = (total.0 + c.0, total.1 + c.1) }
+            return total
+        }
+        errors += counts.1
+        try await http.shutdown()
+        // Every answered request left a countersigned receipt in the gateway's store.
+        let stored = try ReceiptStore(path: dir + "/gateway/receipts.sqlite").count()
+        let r = Result(requests: requests, directP50Ms: Self.percentile(d, 0.5), directP99Ms: Self.percentile(d, 0.99),
+                       gatewayP50Ms: Self.percentile(g, 0.5), gatewayP99Ms: Self.percentile(g, 0.99),
+                       addedP50Ms: Self.percentile(g, 0.5) - Self.percentile(d, 0.5),
+                       addedP99Ms: Self.percentile(g, 0.99) - Self.percentile(d, 0.99),
+                       concurrency: concurrency, requestsPerS: Double(counts.0) / seconds, errors: errors, receiptsStored: stored)
+        if json { try printJSON(r) } else {
+            print(String(format: "gateway adds %.2f ms (p50), %.2f ms (p99); %.0f requests/s at %d in flight",
+                         r.addedP50Ms, r.addedP99Ms, r.requestsPerS, concurrency))
+        }
+    }
+}
+
+private func requireNode(_ nodes: [NodeRecord]) throws -> NodeRecord {
+    guard let n = nodes.first else { throw PlexusError(.notFound, "no node registered") }
+    return n
+}
