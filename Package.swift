@@ -92,6 +92,6 @@ let package = Package(
         .testTarget(name: "PlexusEngineTests", dependencies: ["PlexusEngine", "CPlexusKernels", "PlexusTestKit"]),
         .testTarget(name: "PlexusLedgerTests", dependencies: ["PlexusLedger", "PlexusTestKit"]),
         .testTarget(name: "PlexusTestKitTests", dependencies: ["PlexusTestKit"]),
-        .testTarget(name: "PlexusCLITests", dependencies: ["PlexusCore", "PlexusLedger", "PlexusNode", "PlexusTestKit"]),
+        .testTarget(name: "PlexusCLITests", dependencies: ["PlexusCore", "PlexusLedger", "PlexusNode", "PlexusGateway", "PlexusTestKit"]),
     ]
 )

@@ -379,10 +379,21 @@ public final class Gateway: Sendable {
                 try store.save(batch)
                 // Already settled (a resubmission after a restart) is skipped, so nothing settles twice.
                 let known = try await ledger.settlements(batch.map(\.requestId))
-                let receipts = batch.filter { known[$0.requestId] == nil }.flatMap(\.receipts)
-                if !receipts.isEmpty {
-                    _ = try await ledger.send(.settle(receipts: receipts), from: config.key)
+                // One transaction per chunk that fits the ledger's `maxTxBytes` (a request's shares stay together).
+                let params = try await ledger.params()
+                let limit = Int(params.params.first { $0.name == "maxTxBytes" }?.value ?? 16_384) - 512
+                var chunk: [Receipt] = [], size = 0
+                for r in batch where known[r.requestId] == nil && !r.receipts.isEmpty {
+                    let bytes = r.receipts.reduce(0) { $0 + $1.canonicalBytes.count }
+                    if size + bytes > limit, !chunk.isEmpty {
+                        _ = try await ledger.send(.settle(receipts: chunk), from: config.key)
+                        chunk = []
+                        size = 0
+                    }
+                    chunk += r.receipts
+                    size += bytes
                 }
+                if !chunk.isEmpty { _ = try await ledger.send(.settle(receipts: chunk), from: config.key) }
                 let after = try await ledger.settlements(batch.map(\.requestId))
                 for i in batch.indices {
                     if let s = after[batch[i].requestId], s.gateway == config.key.address {
