@@ -55,6 +55,7 @@ let package = Package(
             dependencies: [
                 "PlexusCore", "PlexusEngine", "PlexusLedger",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]

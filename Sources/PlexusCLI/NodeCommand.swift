@@ -21,6 +21,10 @@ struct NodeCommand: AsyncParsableCommand {
         @Option(name: .long, help: "Price per million input tokens, in PLX.") var priceIn: Amount
         @Option(name: .long, help: "Price per million output tokens, in PLX.") var priceOut: Amount
         @Option(name: .long, help: "engine (built-in) or echo (synthetic, for benchmarking gateways).") var backend: String = "engine"
+        @Option(name: .long, help: "Front this OpenAI-compatible server (llama.cpp's server, vLLM, Ollama) instead of the built-in engine.") var upstream: String?
+        @Option(name: .long, help: "With --upstream: the model name the server knows (default: --model).") var upstreamModel: String?
+        @Option(name: .long, help: "With --upstream: an API key for it (or PLEXUS_UPSTREAM_KEY).") var upstreamKey: String?
+        @Option(name: .long, help: "With --upstream: SHA-256 of the weights it serves, as on the model card (default: that of --weights).") var weightsHash: String?
         @Option(name: .long, help: "Requests served at once.") var concurrency: Int = 4
         @Option(name: .long, help: "Engine threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
         @Option(name: .long, help: "Address to listen on.") var host: String = "127.0.0.1"
@@ -42,7 +46,16 @@ struct NodeCommand: AsyncParsableCommand {
             let logger = Logger(label: "plexus.node")
             let key = try keyOptions.load()
             let engine: any GenerationBackend
-            if backend == "echo" {
+            if let upstream {
+                let hash: Hash256
+                if let weightsHash {
+                    hash = try Hash256(hex: weightsHash)
+                } else {
+                    hash = try Hash256(hex: try ModelStore.sha256(ofFile: try ModelStore(directory: store).resolve(weights ?? model)))
+                }
+                engine = UpstreamBackend(baseURL: upstream, upstreamModel: upstreamModel ?? model, modelHash: hash, contextLength: 8192,
+                                         apiKey: upstreamKey ?? ProcessInfo.processInfo.environment["PLEXUS_UPSTREAM_KEY"])
+            } else if backend == "echo" {
                 engine = EchoBackend()
                 logger.warning("serving the synthetic echo backend (for benchmarks), not a model")
             } else {

@@ -230,6 +230,7 @@ public final class Gateway: Sendable {
     private func run(_ base: GenerateRequest, candidates initial: [Candidate], policy: RoutingPolicy, requestor: Address, requestId: Hash256,
                      emit: @escaping @Sendable (String) async throws -> Void) async throws -> ServeResult {
         var tokens: [TokenID] = []
+        var opaque = false  // an upstream-backed node sent pieces without token ids: no continuation
         var text = ""
         var receipts: [Receipt] = []
         var nodes: [Address] = [], shares: [UInt64] = []
@@ -238,7 +239,7 @@ public final class Gateway: Sendable {
         var lastFailure: NodeFailure?
         var candidates = initial
         while true {
-            guard let c = candidates.first(where: { !tried.contains($0.node.nodeKey) }), attempts < config.attemptLimit else { break }
+            guard !opaque, let c = candidates.first(where: { !tried.contains($0.node.nodeKey) }), attempts < config.attemptLimit else { break }
             tried.insert(c.node.nodeKey)
             attempts += 1
             var gen = base
@@ -249,7 +250,10 @@ public final class Gateway: Sendable {
             var firstAt: UInt64?
             do {
                 let (receipt, finish, promptTokens) = try await call(c, gen, requestor: requestor, requestId: requestId, policy: policy) { event in
-                    if let t = event.token { tokens.append(t) }
+                    if let t = event.token {
+                        tokens.append(t)
+                        if t < 0 { opaque = true }
+                    }
                     if firstAt == nil { firstAt = DispatchTime.now().uptimeNanoseconds }
                     let piece = event.text ?? ""
                     text += piece
@@ -289,6 +293,9 @@ public final class Gateway: Sendable {
         let why = lastFailure?.message ?? "no node left to try"
         if tokens.isEmpty {
             throw OpenAIError(503, "service_unavailable", "no_node_available", "Every node failed: \(why)", retryAfter: 1)
+        }
+        if opaque {
+            throw OpenAIError(502, "api_error", "stream_interrupted", "The answer was interrupted after \(tokens.count) pieces; its node fronts an upstream server, whose output no other node can continue: \(why)")
         }
         throw OpenAIError(502, "api_error", "stream_interrupted", "The answer was interrupted after \(tokens.count) tokens and no node could continue it: \(why)")
     }
