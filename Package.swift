@@ -93,6 +93,7 @@ let package = Package(
         .testTarget(name: "PlexusEngineTests", dependencies: ["PlexusEngine", "CPlexusKernels", "PlexusTestKit"]),
         .testTarget(name: "PlexusLedgerTests", dependencies: ["PlexusLedger", "PlexusTestKit"]),
         .testTarget(name: "PlexusTestKitTests", dependencies: ["PlexusTestKit"]),
+        .testTarget(name: "PlexusNodeTests", dependencies: ["PlexusNode", "PlexusTestKit"]),
         .testTarget(name: "PlexusCLITests", dependencies: ["PlexusCore", "PlexusLedger", "PlexusNode", "PlexusGateway", "PlexusTestKit"]),
     ]
 )

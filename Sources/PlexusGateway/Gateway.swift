@@ -337,7 +337,12 @@ public final class Gateway: Sendable {
                     let line = buffer[0..<end]
                     buffer.removeFirst(end + 2)
                     guard line.starts(with: Array("data: ".utf8)) else { continue }
-                    let event = try JSONDecoder().decode(NodeEvent.self, from: Data(line.dropFirst(6)))
+                    let event: NodeEvent
+                    if let (t, text) = FastJSON.parseTokenEvent(line.dropFirst(6)) {
+                        event = .token(t, text)
+                    } else {
+                        event = try JSONDecoder().decode(NodeEvent.self, from: Data(line.dropFirst(6)))
+                    }
                     switch event.type {
                     case "token", "text": try await onEvent(event)
                     case "done":

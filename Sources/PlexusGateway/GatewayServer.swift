@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import PlexusCore
 import PlexusLedger
+import PlexusNode
 
 /// The gateway's HTTP API: OpenAI-compatible `POST /v1/chat/completions`,
 /// `POST /v1/completions` and `GET /v1/models`, plus `GET /v1/receipts/{id}`,
@@ -127,13 +128,23 @@ public struct GatewayServer: Sendable {
         let box = PieceIterator(stream.makeAsyncIterator())
         var headers: HTTPFields = [HTTPField.Name("x-plexus-request-id")!: requestId.hex]
         let model = req.model
-        @Sendable func chunk(_ delta: [String: Any], finish: String?) -> [UInt8] {
+        // Hand-written JSON (see FastJSON): one chunk per token.
+        let head = "{\"id\":\"\(completionId)\",\"object\":\"\(chat ? "chat.completion.chunk" : "text_completion")\",\"created\":\(created),\"model\":\(FastJSON.quote(model)),"
+        @Sendable func chunk(_ content: String?, role: Bool = false, finish: String?) -> [UInt8] {
+            let f = finish.map { FastJSON.quote($0) } ?? "null"
+            let body: String
             if chat {
-                return OpenAIShapes.sse(["id": completionId, "object": "chat.completion.chunk", "created": created, "model": model,
-                                         "choices": [["index": 0, "delta": delta, "finish_reason": finish as Any? ?? NSNull()]]])
+                var delta = role ? "\"role\":\"assistant\"," : ""
+                if let content { delta += "\"content\":" + FastJSON.quote(content) }
+                if delta.hasSuffix(",") { delta.removeLast() }
+                body = head + "\"choices\":[{\"index\":0,\"delta\":{\(delta)},\"finish_reason\":\(f)}]}"
+            } else {
+                body = head + "\"choices\":[{\"index\":0,\"text\":\(FastJSON.quote(content ?? "")),\"logprobs\":null,\"finish_reason\":\(f)}]}"
             }
-            return OpenAIShapes.sse(["id": completionId, "object": "text_completion", "created": created, "model": model,
-                                     "choices": [["index": 0, "text": delta["content"] ?? "", "logprobs": NSNull(), "finish_reason": finish as Any? ?? NSNull()]]])
+            return Array(("data: " + body + "\n\n").utf8)
+        }
+        @Sendable func usage(_ p: Int, _ c: Int) -> String {
+            "{\"prompt_tokens\":\(p),\"completion_tokens\":\(c),\"total_tokens\":\(p + c)}"
         }
 
         if req.stream != true {
@@ -145,12 +156,12 @@ public struct GatewayServer: Sendable {
                 case let .done(finish, prompt, completion, node, attempts):
                     headers[HTTPField.Name("x-plexus-node")!] = node.text
                     headers[HTTPField.Name("x-plexus-attempts")!] = String(attempts)
-                    let choice: [String: Any] = chat
-                        ? ["index": 0, "message": ["role": "assistant", "content": text], "finish_reason": finish, "logprobs": NSNull()]
-                        : ["index": 0, "text": text, "finish_reason": finish, "logprobs": NSNull()]
-                    return response(OpenAIShapes.data(["id": completionId, "object": chat ? "chat.completion" : "text_completion",
-                                                       "created": created, "model": model, "choices": [choice],
-                                                       "usage": OpenAIShapes.usage(prompt, completion)]), headers: headers)
+                    let choice = chat
+                        ? "{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\(FastJSON.quote(text))},\"logprobs\":null,\"finish_reason\":\(FastJSON.quote(finish))}"
+                        : "{\"index\":0,\"text\":\(FastJSON.quote(text)),\"logprobs\":null,\"finish_reason\":\(FastJSON.quote(finish))}"
+                    let json = "{\"id\":\"\(completionId)\",\"object\":\"\(chat ? "chat.completion" : "text_completion")\",\"created\":\(created),"
+                        + "\"model\":\(FastJSON.quote(model)),\"choices\":[\(choice)],\"usage\":\(usage(prompt, completion))}"
+                    return response(Array(json.utf8), headers: headers)
                 }
             }
             return error(OpenAIError(500, "api_error", "internal_error", "the answer ended without a result"))
@@ -165,21 +176,19 @@ public struct GatewayServer: Sendable {
         let body = ResponseBody { writer in
             func write(_ b: [UInt8]) async throws { try await writer.write(ByteBuffer(bytes: b)) }
             var pending = first
-            if chat { try await write(chunk(["role": "assistant", "content": ""], finish: nil)) }
+            if chat { try await write(chunk("", role: true, finish: nil)) }
             while let p = pending {
                 switch p {
-                case let .text(t): try await write(chunk(chat ? ["content": t] : ["content": t], finish: nil))
+                case let .text(t): try await write(chunk(t, finish: nil))
                 case let .failed(e):
                     // After output has started the status is sent; say what happened in the stream.
                     try await write(OpenAIShapes.sse(["error": ["message": e.message, "type": e.type, "code": e.code, "param": NSNull()]]))
                     try await writer.finish(nil)
                     return
                 case let .done(finish, prompt, completion, _, _):
-                    try await write(chunk([:], finish: finish))
+                    try await write(chunk(nil, finish: finish))
                     if includeUsage {
-                        try await write(OpenAIShapes.sse(["id": completionId, "object": chat ? "chat.completion.chunk" : "text_completion",
-                                                          "created": created, "model": model, "choices": [] as [Any],
-                                                          "usage": OpenAIShapes.usage(prompt, completion)]))
+                        try await write(Array(("data: " + head + "\"choices\":[],\"usage\":\(usage(prompt, completion))}\n\n").utf8))
                     }
                 }
                 pending = await box.iterator.next()

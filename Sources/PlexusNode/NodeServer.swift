@@ -190,7 +190,7 @@ public struct NodeServer: Sendable {
                 throw APIError(.tooManyRequests, .busy, "the node is serving \(config.concurrency) requests; retry shortly", retryAfter: 1)
             }
             NodeMetrics.requests.increment()
-            let (stream, continuation) = AsyncStream.makeStream(of: NodeEvent.self, bufferingPolicy: .unbounded)
+            let (stream, continuation) = AsyncStream.makeStream(of: [UInt8].self, bufferingPolicy: .unbounded)
             let flag = SendableFlag()
             continuation.onTermination = { _ in flag.set() }
             Thread.detachNewThread {
@@ -198,7 +198,7 @@ public struct NodeServer: Sendable {
                 do {
                     let result = try backend.generate(gen) { token, text in
                         if flag.isSet { throw CancellationError() }
-                        continuation.yield(token.map { .token($0, text) } ?? NodeEvent(type: "text", text: text))
+                        continuation.yield(token.map { FastJSON.tokenEvent($0, text) } ?? NodeEvent(type: "text", text: text).sse)
                     }
                     var receipt = Receipt(requestId: envelope.requestId, requestHash: envelope.bodyHash, requestor: envelope.requestor,
                                           node: config.key.address, modelHash: backend.modelHash, inputTokens: UInt64(result.promptTokens),
@@ -207,18 +207,18 @@ public struct NodeServer: Sendable {
                                           timeMillis: SystemClock().nowMillis())
                     receipt.signAsNode(config.key, chainId: chainId)
                     NodeMetrics.tokens.increment(by: result.tokens.count)
-                    continuation.yield(NodeEvent(type: "done", finishReason: result.finish, promptTokens: result.promptTokens, receipt: receipt))
+                    continuation.yield(NodeEvent(type: "done", finishReason: result.finish, promptTokens: result.promptTokens, receipt: receipt).sse)
                 } catch is CancellationError {
                     logger.debug("request cancelled", metadata: ["request": "\(envelope.requestId.hex.prefix(16))"])
                 } catch let e as PlexusError {
-                    continuation.yield(.error(e))
+                    continuation.yield(NodeEvent.error(e).sse)
                 } catch {
-                    continuation.yield(.error(PlexusError(.io, "\(error)")))
+                    continuation.yield(NodeEvent.error(PlexusError(.io, "\(error)")).sse)
                 }
                 continuation.finish()
             }
             return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
-                            body: ResponseBody(asyncSequence: stream.map { ByteBuffer(bytes: $0.sse) }))
+                            body: ResponseBody(asyncSequence: stream.map { ByteBuffer(bytes: $0) }))
         }
 
         var appLogger = logger

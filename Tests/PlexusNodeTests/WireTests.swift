@@ -1,0 +1,57 @@
+import Foundation
+import PlexusCore
+import PlexusEngine
+@testable import PlexusNode
+import PlexusTestKit
+import Testing
+
+@Suite struct WireTests {
+    @Test func fastTokenEventsRoundTripAnyText() throws {
+        var rng = SeededGenerator(seed: 4)
+        var samples = ["", "plain", "quote \" and \\ backslash", "new\nline\ttab\r", "\u{0}\u{1}\u{1f}", "emoji 👩🏽‍💻 and é", "/slash/", "\u{7f}"]
+        for _ in 0..<500 {
+            let n = Int(rng.next() % 12)
+            var s = ""
+            for _ in 0..<n {
+                let pick = rng.next() % 5
+                s.unicodeScalars.append(pick == 0 ? Unicode.Scalar(UInt8(rng.next() % 0x80)) :
+                                        pick == 1 ? Unicode.Scalar(UInt32(0x1F300 + rng.next() % 200))! :
+                                        Unicode.Scalar(UInt32(0x20 + rng.next() % 0x2000)) ?? "x")
+            }
+            samples.append(s)
+        }
+        for (i, s) in samples.enumerated() {
+            let token = TokenID(i % 3 == 0 ? -1 : i * 977)
+            let event = FastJSON.tokenEvent(token, s)
+            #expect(event.starts(with: Array("data: ".utf8)) && event.suffix(2) == [10, 10])
+            let line = event.dropFirst(6).dropLast(2)
+            let parsed = try #require(FastJSON.parseTokenEvent(line), "\(s.debugDescription)")
+            #expect(parsed.0 == token && parsed.1 == s)
+            // The generic decoder reads the same event.
+            let generic = try JSONDecoder().decode(NodeEvent.self, from: Data(line))
+            #expect(generic.type == "token" && generic.token == token && generic.text == s)
+        }
+        // Standard escapes written by other encoders, and malformed input, are handled.
+        let other = Array(#"{"type":"token","token":7,"text":"a\/b\u00e9\ud83d\ude00\b\f"}"#.utf8)
+        #expect(FastJSON.parseTokenEvent(other[...])?.1 == "a/bé😀\u{8}\u{c}")
+        for bad in [#"{"type":"token","token":,"text":"x"}"#, #"{"type":"token","token":1,"text":"x\q"}"#,
+                    #"{"type":"token","token":1,"text":"\ud83d"}"#, #"{"type":"token","token":1,"text":"a"b"}"#,
+                    #"{"type":"token","token":99999999999,"text":"x"}"#, #"{"type":"done"}"#] {
+            #expect(FastJSON.parseTokenEvent(Array(bad.utf8)[...]) == nil, "\(bad)")
+        }
+    }
+
+    @Test func envelopesRoundTripAndRejectTampering() throws {
+        let g = KeyPair.deterministic("gw")
+        var e = Envelope(requestId: Hash256.of([1]), requestor: KeyPair.deterministic("r").address, gateway: g.address,
+                         node: KeyPair.deterministic("n").address, bodyHash: Hash256.of([2]), expiresAtMillis: 123)
+        e.sign(g, chainId: "c")
+        let back = try Envelope(hex: e.hex)
+        #expect(back == e)
+        #expect(back.gateway.verifies(back.signature, over: back.signingBytes(chainId: "c")))
+        #expect(!back.gateway.verifies(back.signature, over: back.signingBytes(chainId: "other")))
+        #expect(throws: PlexusError.self) { try Envelope(hex: String(e.hex.dropLast(2))) }
+        #expect(throws: PlexusError.self) { try Envelope(hex: e.hex + "00") }
+        #expect(throws: PlexusError.self) { try Envelope(hex: String(repeating: "ab", count: 600)) }
+    }
+}
