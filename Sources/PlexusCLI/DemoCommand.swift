@@ -97,11 +97,13 @@ struct DemoCommand: AsyncParsableCommand {
                 last = state
             }
             if state == "final", let s = r["settlement"] as? [String: Any] {
-                print("final settlement at height \(s["finalHeight"] ?? "?"): charged \(s["charge"] ?? "?") from escrow; "
-                      + "protocol fee \(s["fee"] ?? "?")")
+                print("final settlement at height \(s["finalHeight"] ?? "?"): \(s["charge"] ?? "?") base units from the requestor's escrow")
+                let nodes = Set((s["nodes"] as? [String]) ?? [])
                 for p in s["payouts"] as? [[String: Any]] ?? [] {
-                    print("  paid \(p["amount"] ?? "?") to \(p["account"] ?? "?")")
+                    let who = String(describing: p["account"] ?? "?")
+                    print("  \(p["amount"] ?? "?") to \(nodes.contains(who) ? "the node" : "the model's creator (royalty)") \(who.prefix(20))…")
                 }
+                print("  \(s["fee"] ?? "?") protocol fee to the treasury")
                 return
             }
             if state == "rejected" { throw PlexusError(.invalidState, "the ledger rejected the settlement: \(r)") }
