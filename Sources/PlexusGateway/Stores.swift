@@ -84,6 +84,43 @@ public struct RequestRecord: Codable, Sendable {
     public var createdMillis: UInt64
 }
 
+extension RequestRecord: CanonicalCodable {
+    public func encode(to w: inout CanonicalWriter) {
+        w.write(UInt8(1))  // format version
+        w.write(requestId); w.write(requestor); w.write(model)
+        w.write(UInt32(nodes.count))
+        for (n, t) in zip(nodes, outputTokens) { w.write(n); w.write(t) }
+        w.write(array: receipts)
+        w.write(charge); w.write(state)
+        w.write(reason ?? ""); w.write(createdMillis)
+    }
+
+    public init(from r: inout CanonicalReader) throws {
+        guard try r.readUInt8() == 1 else { throw PlexusError(.malformed, "unknown request record format") }
+        requestId = try r.readHash()
+        requestor = try r.readAddress()
+        model = try r.readString(limit: Registry.maxName)
+        let n = Int(try r.readUInt32())
+        guard n <= 64 else { throw PlexusError(.tooLarge, "too many nodes in a request record") }
+        var ns: [Address] = [], ts: [UInt64] = []
+        for _ in 0..<n { ns.append(try r.readAddress()); ts.append(try r.readUInt64()) }
+        nodes = ns
+        outputTokens = ts
+        receipts = try r.readArray(of: Receipt.self, limit: Registry.maxParts)
+        charge = try r.readAmount()
+        state = try r.readString(limit: 32)
+        let why = try r.readString(limit: 4096)
+        reason = why.isEmpty ? nil : why
+        createdMillis = try r.readUInt64()
+    }
+
+    /// Stored form: canonical bytes (older stores hold JSON, still readable).
+    static func decodeStored(_ d: Data) throws -> RequestRecord {
+        if d.first == UInt8(ascii: "{") { return try JSONDecoder().decode(RequestRecord.self, from: d) }
+        return try RequestRecord(canonicalBytes: Array(d))
+    }
+}
+
 /// Durable store of receipts and their settlement state (SQLite, synchronous=FULL).
 public final class ReceiptStore: Sendable {
     let pool: DatabasePool
@@ -107,7 +144,7 @@ public final class ReceiptStore: Sendable {
 
     /// Writes records in one transaction (one fsync).
     public func save(_ records: [RequestRecord]) throws {
-        let rows = try records.map { ($0, try JSONEncoder.compact.encode($0)) }
+        let rows = records.map { ($0, Data($0.canonicalBytes)) }
         try pool.write { db in
             let st = try db.cachedStatement(sql: "INSERT OR REPLACE INTO requests (id, state, record, created) VALUES (?, ?, ?, ?)")
             for (r, data) in rows {
@@ -154,7 +191,7 @@ public final class ReceiptStore: Sendable {
     public func get(_ id: Hash256) throws -> RequestRecord? {
         try pool.read { db in
             guard let d = try Data.fetchOne(db, sql: "SELECT record FROM requests WHERE id = ?", arguments: [Data(id.bytes)]) else { return nil }
-            return try JSONDecoder().decode(RequestRecord.self, from: d)
+            return try RequestRecord.decodeStored(d)
         }
     }
 
@@ -164,7 +201,7 @@ public final class ReceiptStore: Sendable {
             let marks = states.map { _ in "?" }.joined(separator: ",")
             let rows = try Data.fetchAll(db, sql: "SELECT record FROM requests WHERE state IN (\(marks)) ORDER BY created LIMIT ?",
                                          arguments: StatementArguments(states + [String(limit)]))
-            return try rows.map { try JSONDecoder().decode(RequestRecord.self, from: $0) }
+            return try rows.map { try RequestRecord.decodeStored($0) }
         }
     }
 
