@@ -47,7 +47,7 @@ struct GatewayCommand: AsyncParsableCommand {
             let portFile = self.portFile, host = self.host
             try await server.run { bound in
                 logger.notice("gateway listening", metadata: ["address": "http://\(host):\(bound)/v1", "gateway": "\(key.address.short)"])
-                if let portFile { try? Data("\(bound)\n".utf8).write(to: URL(fileURLWithPath: portFile), options: .atomic) }
+                if let portFile { try? AtomicFile.write(Array("\(bound)\n".utf8), to: portFile) }
             }
         }
     }

@@ -113,7 +113,7 @@ struct LedgerCommand: AsyncParsableCommand {
             try await server.run { bound in
                 logger.notice("ledger listening", metadata: ["address": "http://\(host):\(bound)", "chain": "\(status.chainId)", "height": "\(status.height)"])
                 if let portFile {
-                    try? Data("\(bound)\n".utf8).write(to: URL(fileURLWithPath: portFile), options: .atomic)
+                    try? AtomicFile.write(Array("\(bound)\n".utf8), to: portFile)
                 }
             }
             if let failure = await service.failed { throw failure }

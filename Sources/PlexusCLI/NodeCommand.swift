@@ -78,7 +78,7 @@ struct NodeCommand: AsyncParsableCommand {
                 try await NodeServer.register(final, backend: engine, endpoint: endpoint, ledger: client)
                 logger.notice("node listening", metadata: ["address": "\(endpoint)", "node": "\(key.address.short)", "backend": "\(engine.name)"])
                 if let portFile {
-                    try? Data("\(bound)\n".utf8).write(to: URL(fileURLWithPath: portFile), options: .atomic)
+                    try? AtomicFile.write(Array("\(bound)\n".utf8), to: portFile)
                 }
             }
         }

@@ -41,7 +41,7 @@ final class LocalNetwork: @unchecked Sendable {
         p.executableURL = URL(fileURLWithPath: Self.executable)
         p.arguments = args
         let log = dir + "/\(name).log"
-        FileManager.default.createFile(atPath: log, contents: nil)
+        try AtomicFile.write([], to: log)
         let h = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         p.standardOutput = h
         p.standardError = h
@@ -64,11 +64,14 @@ final class LocalNetwork: @unchecked Sendable {
         throw PlexusError(.io, "\(name) did not start within \(Int(timeout)) s (see \(dir)/\(name).log)")
     }
 
+    /// Stops the gateway first, then the nodes, then the ledger, each given a
+    /// few seconds to finish before it is killed.
     func stop() {
-        for (_, p) in children.reversed() where p.isRunning { p.terminate() }
-        let deadline = Date().addingTimeInterval(10)
-        for (_, p) in children {
-            while p.isRunning && Date() < deadline { usleep(50_000) }
+        for (_, p) in children.reversed() {
+            guard p.isRunning else { continue }
+            p.terminate()
+            let deadline = Date().addingTimeInterval(4)
+            while p.isRunning && Date() < deadline { usleep(20_000) }
             if p.isRunning { kill(p.processIdentifier, SIGKILL) }
         }
         children.removeAll()

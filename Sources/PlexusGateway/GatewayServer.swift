@@ -231,7 +231,13 @@ public struct GatewayServer: Sendable {
             throw error
         }
         settler.cancel()
-        await g.settleOnce()
+        // One last settlement round, bounded: what is left is resubmitted on the next start.
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await g.settleOnce() }
+            group.addTask { try? await Task.sleep(for: .seconds(3)) }
+            await group.next()
+            group.cancelAll()
+        }
         await g.shutdown()
     }
 }

@@ -27,8 +27,7 @@ public struct APIKeys: Sendable {
         let data = try JSONEncoder.compact.encode(entries)
         let dir = (path as NSString).deletingLastPathComponent
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: path + ".tmp", contents: data, attributes: [.posixPermissions: 0o600])
-        guard rename(path + ".tmp", path) == 0 else { throw PlexusError(.io, "cannot write \(path) (errno \(errno))") }
+        try AtomicFile.write(Array(data), to: path, permissions: 0o600)
         return key
     }
 

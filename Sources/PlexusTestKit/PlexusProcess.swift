@@ -32,7 +32,7 @@ public final class PlexusProcess: @unchecked Sendable {
         for (k, v) in environment { env[k] = v }
         process.environment = env
         stderrPath = logDirectory + "/proc-\(UInt32.random(in: 0...UInt32.max)).log"
-        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        try AtomicFile.write([], to: stderrPath)
         let handle = FileHandle(forWritingAtPath: stderrPath)
         process.standardError = handle
         process.standardOutput = handle

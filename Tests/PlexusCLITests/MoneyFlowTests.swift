@@ -21,7 +21,7 @@ import Testing
         var extra: [PlexusProcess] = []
         defer {
             for p in extra { p.terminate() }
-            up.terminate()
+            up.terminate(seconds: 30)
         }
         let deadline = Date().addingTimeInterval(120)
         while !FileManager.default.fileExists(atPath: upDir + "/network.json") {

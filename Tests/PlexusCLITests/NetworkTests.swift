@@ -95,7 +95,7 @@ import Testing
         let store = (try TestModels.smolLM2() as NSString).deletingLastPathComponent
         let up = try PlexusProcess(["up", "--dir", dir.path + "/up", "--port", "0", "--store", store],
                                    environment: ["PLEXUS_HOME": dir.path + "/home"], logDirectory: dir.path)
-        defer { up.terminate() }
+        defer { up.terminate(seconds: 30) }
         let deadline = Date().addingTimeInterval(240)
         while !FileManager.default.fileExists(atPath: dir.path + "/up/network.json") {
             guard Date() < deadline, up.process.isRunning else { Issue.record("plexus up did not start: \(up.log)"); return }
@@ -171,7 +171,7 @@ import Testing
         let store = (try TestModels.smolLM2() as NSString).deletingLastPathComponent
         let up = try PlexusProcess(["up", "--dir", dir.path + "/up", "--port", "0", "--store", store],
                                    environment: ["PLEXUS_HOME": dir.path + "/home"], logDirectory: dir.path)
-        defer { up.terminate() }
+        defer { up.terminate(seconds: 30) }
         let deadline = Date().addingTimeInterval(240)
         while !FileManager.default.fileExists(atPath: dir.path + "/up/network.json") {
             guard Date() < deadline, up.process.isRunning else { Issue.record("plexus up did not start: \(up.log)"); return }

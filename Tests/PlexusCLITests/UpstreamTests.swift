@@ -27,7 +27,7 @@ import Testing
                 p.waitUntilExit()
             }
             for n in nodes { n.terminate() }
-            up.terminate()
+            up.terminate(seconds: 30)
         }
         let deadline = Date().addingTimeInterval(120)
         while !FileManager.default.fileExists(atPath: upDir + "/network.json") {

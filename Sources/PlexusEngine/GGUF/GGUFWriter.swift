@@ -94,6 +94,6 @@ public struct GGUFWriter: Sendable {
 
     /// Writes the file atomically.
     public func write(to path: String) throws {
-        try Data(bytes()).write(to: URL(fileURLWithPath: path), options: .atomic)
+        try AtomicFile.write(bytes(), to: path)
     }
 }
