@@ -35,6 +35,8 @@ static inline float half_to_float(uint16_t h) {
     return f;
 }
 
+float plx_half_to_float(uint16_t h) { return half_to_float(h); }
+
 static inline float load_half(const uint8_t *p) {
     return half_to_float((uint16_t)(p[0] | (p[1] << 8)));
 }

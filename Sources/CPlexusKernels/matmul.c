@@ -1,9 +1,5 @@
-// Quantized matrix times a batch of quantized vectors, eight rows at a time.
-//
-// Each output is the same sequence of float operations as the one-row kernels
-// in kernels.c (sequential over blocks, no fused multiply-add); the vector path
-// only computes eight rows side by side, one row per lane, so the bits do not
-// depend on the path, the batch size or how rows are split between threads.
+// Activation quantization, f16 rounding, and the matrix product for weights
+// that are not repacked (packed.c has the one for repacked weights).
 
 #include "plexus_kernels.h"
 
@@ -13,32 +9,6 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
-
-static inline float h2f(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-    uint32_t exp = (h >> 10) & 0x1f;
-    uint32_t mant = h & 0x3ff;
-    uint32_t bits;
-    if (exp == 0) {
-        if (mant == 0) {
-            bits = sign;
-        } else {
-            int e = -1;
-            do { mant <<= 1; e++; } while ((mant & 0x400) == 0);
-            mant &= 0x3ff;
-            bits = sign | ((uint32_t)(127 - 15 - e) << 23) | (mant << 13);
-        }
-    } else if (exp == 31) {
-        bits = sign | 0x7f800000u | (mant << 13);
-    } else {
-        bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-float plx_half_to_float(uint16_t h) { return h2f(h); }
 
 uint16_t plx_float_to_half(float f) {
     uint32_t x;
@@ -64,7 +34,7 @@ uint16_t plx_float_to_half(float f) {
     return (uint16_t)(sign | h);
 }
 
-static inline float round_half(float f) { return h2f(plx_float_to_half(f)); }
+static inline float round_half(float f) { return plx_half_to_float(plx_float_to_half(f)); }
 
 // ---------------------------------------------------------------- quantize
 
@@ -162,152 +132,24 @@ void plx_quantize_q8(const float *x, int n, int8_t *q, float *d, float *s, int32
     plx_quantize_q8_level(x, n, q, d, s, isum, 2);
 }
 
-// ---------------------------------------------------------------- one row
+// ---------------------------------------------------------------- unpacked rows
 
-static inline int32_t isum_nib(const uint8_t *qs, const int8_t *x, int offset) {
-    int32_t s = 0;
-    for (int j = 0; j < 16; j++) {
-        s += ((int32_t)(qs[j] & 0x0f) - offset) * x[j];
-        s += ((int32_t)(qs[j] >> 4) - offset) * x[j + 16];
-    }
-    return s;
-}
-
-static inline uint16_t ld16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
-
-static float row_dot(int type, const uint8_t *row, int blocks, const int8_t *xq, const float *xd, const float *xs) {
-    float sum = 0;
-    for (int b = 0; b < blocks; b++) {
-        const int8_t *y = xq + 32 * b;
-        if (type == PLX_Q4_1) {
-            const uint8_t *p = row + 20 * b;
-            float t = (h2f(ld16(p)) * xd[b]) * (float)isum_nib(p + 4, y, 0);
-            float u = h2f(ld16(p + 2)) * xs[b];
-            sum = sum + (t + u);
-        } else if (type == PLX_Q4_0) {
-            const uint8_t *p = row + 18 * b;
-            float t = ((float)isum_nib(p + 2, y, 8) * h2f(ld16(p))) * xd[b];
-            sum = sum + t;
-        } else {
-            const uint8_t *p = row + 34 * b;
-            const int8_t *w = (const int8_t *)(p + 2);
-            int32_t si = 0;
-            for (int j = 0; j < 32; j++) si += (int32_t)w[j] * y[j];
-            float t = (float)si * (h2f(ld16(p)) * xd[b]);
-            sum = sum + t;
-        }
-    }
-    return sum;
-}
-
-// ---------------------------------------------------------------- AVX2, 8 rows
-
-#if defined(__x86_64__)
-#define AVX2 __attribute__((target("avx2,f16c")))
-
-// Eight vectors of eight int32 into one vector of their eight totals.
-AVX2 static inline __m256i reduce8(__m256i v0, __m256i v1, __m256i v2, __m256i v3,
-                                   __m256i v4, __m256i v5, __m256i v6, __m256i v7) {
-    __m256i a = _mm256_hadd_epi32(v0, v1), b = _mm256_hadd_epi32(v2, v3);
-    __m256i c = _mm256_hadd_epi32(v4, v5), e = _mm256_hadd_epi32(v6, v7);
-    __m256i ab = _mm256_hadd_epi32(a, b), ce = _mm256_hadd_epi32(c, e);
-    // ab = [r0 r1 r2 r3 | r0 r1 r2 r3] (low and high halves), likewise ce for r4..r7.
-    __m256i lo = _mm256_permute2x128_si256(ab, ce, 0x20);
-    __m256i hi = _mm256_permute2x128_si256(ab, ce, 0x31);
-    return _mm256_add_epi32(lo, hi);
-}
-
-AVX2 static inline __m256i nib_madd(const uint8_t *qs, __m256i y) {
-    __m128i packed = _mm_loadu_si128((const __m128i *)qs);
-    __m256i w = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
-    w = _mm256_and_si256(w, _mm256_set1_epi8(0x0f));
-    // u8 (0..15) x s8 pairs into s16: at most 2*15*128, no saturation.
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(w, y), _mm256_set1_epi16(1));
-}
-
-AVX2 static inline __m256i q8_madd(const int8_t *w8, __m256i y) {
-    __m256i w = _mm256_loadu_si256((const __m256i *)w8);
-    __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(y, w));
-    return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
-}
-
-AVX2 static inline __m256 halves8(const uint8_t *base, long stride) {
-    __m128i h = _mm_setr_epi16((short)ld16(base), (short)ld16(base + stride), (short)ld16(base + 2 * stride),
-                               (short)ld16(base + 3 * stride), (short)ld16(base + 4 * stride),
-                               (short)ld16(base + 5 * stride), (short)ld16(base + 6 * stride),
-                               (short)ld16(base + 7 * stride));
-    return _mm256_cvtph_ps(h);
-}
-
-AVX2 static void rows8_avx2(int type, const uint8_t *w, long rb, int blocks,
-                            const int8_t *xq, const float *xd, const float *xs, float *out) {
-    __m256 acc = _mm256_setzero_ps();
-    for (int b = 0; b < blocks; b++) {
-        __m256i y = _mm256_loadu_si256((const __m256i *)(xq + 32 * b));
-        if (type == PLX_Q4_1) {
-            const uint8_t *p = w + 20 * b;
-            __m256i s = reduce8(nib_madd(p + 4, y), nib_madd(p + rb + 4, y), nib_madd(p + 2 * rb + 4, y),
-                                nib_madd(p + 3 * rb + 4, y), nib_madd(p + 4 * rb + 4, y), nib_madd(p + 5 * rb + 4, y),
-                                nib_madd(p + 6 * rb + 4, y), nib_madd(p + 7 * rb + 4, y));
-            __m256 t = _mm256_mul_ps(_mm256_mul_ps(halves8(p, rb), _mm256_set1_ps(xd[b])), _mm256_cvtepi32_ps(s));
-            __m256 u = _mm256_mul_ps(halves8(p + 2, rb), _mm256_set1_ps(xs[b]));
-            acc = _mm256_add_ps(acc, _mm256_add_ps(t, u));
-        } else if (type == PLX_Q4_0) {
-            const uint8_t *p = w + 18 * b;
-            __m256i s = reduce8(nib_madd(p + 2, y), nib_madd(p + rb + 2, y), nib_madd(p + 2 * rb + 2, y),
-                                nib_madd(p + 3 * rb + 2, y), nib_madd(p + 4 * rb + 2, y), nib_madd(p + 5 * rb + 2, y),
-                                nib_madd(p + 6 * rb + 2, y), nib_madd(p + 7 * rb + 2, y));
-            // Σ(n − 8)·y = Σn·y − 8·Σy.
-            __m256i sy = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), y), _mm256_set1_epi16(1));
-            __m256i ysum = reduce8(sy, sy, sy, sy, sy, sy, sy, sy);
-            s = _mm256_sub_epi32(s, _mm256_slli_epi32(ysum, 3));
-            __m256 t = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(s), halves8(p, rb)), _mm256_set1_ps(xd[b]));
-            acc = _mm256_add_ps(acc, t);
-        } else {
-            const uint8_t *p = w + 34 * b;
-            __m256i s = reduce8(q8_madd((const int8_t *)(p + 2), y), q8_madd((const int8_t *)(p + rb + 2), y),
-                                q8_madd((const int8_t *)(p + 2 * rb + 2), y), q8_madd((const int8_t *)(p + 3 * rb + 2), y),
-                                q8_madd((const int8_t *)(p + 4 * rb + 2), y), q8_madd((const int8_t *)(p + 5 * rb + 2), y),
-                                q8_madd((const int8_t *)(p + 6 * rb + 2), y), q8_madd((const int8_t *)(p + 7 * rb + 2), y));
-            __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(halves8(p, rb), _mm256_set1_ps(xd[b])));
-            acc = _mm256_add_ps(acc, t);
-        }
-    }
-    _mm256_storeu_ps(out, acc);
-}
-
-static int have_avx2_f16c(void) {
-    static int cached = -1;
-    if (cached < 0) cached = (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) ? 1 : 0;
-    return cached;
-}
-#endif
-
+// Matrices whose row count is not a multiple of eight are not repacked; they
+// are rare (none in the default model), so they use the one-row kernels.
 void plx_matmul(int type, const uint8_t *w, long rowBytes, int blocks, int rowLo, int rowHi,
                 const int8_t *xq, const float *xd, const float *xs, int tokens,
-                float *out, long outStride, int vectorized) {
-    int cols = 32 * blocks;
-    int r = rowLo;
-#if defined(__x86_64__)
-    if (vectorized && have_avx2_f16c()) {
-        float tmp[8];
-        for (; r + 8 <= rowHi; r += 8) {
-            const uint8_t *wr = w + (long)r * rowBytes;
-            for (int t = 0; t < tokens; t++) {
-                rows8_avx2(type, wr, rowBytes, blocks, xq + (long)t * cols, xd + (long)t * blocks,
-                           xs ? xs + (long)t * blocks : NULL, tmp);
-                memcpy(out + (long)t * outStride + r, tmp, sizeof tmp);
-            }
-        }
-    }
-#else
-    (void)vectorized;
-#endif
-    for (; r < rowHi; r++) {
-        const uint8_t *wr = w + (long)r * rowBytes;
+                float *out, long outStride) {
+    long cols = 32L * blocks;
+    for (int r = rowLo; r < rowHi; r++) {
+        const uint8_t *row = w + (long)r * rowBytes;
         for (int t = 0; t < tokens; t++) {
-            out[(long)t * outStride + r] = row_dot(type, wr, blocks, xq + (long)t * cols, xd + (long)t * blocks,
-                                                   xs ? xs + (long)t * blocks : NULL);
+            const int8_t *q = xq + t * cols;
+            const float *d = xd + (long)t * blocks;
+            float v;
+            if (type == PLX_Q4_1) v = plx_dot_q4_1_q8_1(row, q, d, xs + (long)t * blocks, blocks);
+            else if (type == PLX_Q4_0) v = plx_dot_q4_0_q8_0(row, q, d, blocks);
+            else v = plx_dot_q8_0_q8_0(row, q, d, blocks);
+            out[(long)t * outStride + r] = v;
         }
     }
 }

@@ -175,7 +175,7 @@ final class LocalNetwork: @unchecked Sendable {
             s.resume()
             return s
         }
-        let stopped = Flag()
+        let stopped = OnceFlag()
         for s in signals { s.setEventHandler { stopped.set() } }
         var reported = Set<String>()
         while !stopped.isSet {
@@ -188,13 +188,6 @@ final class LocalNetwork: @unchecked Sendable {
             try? await Task.sleep(for: .milliseconds(200))
         }
         stop()
-    }
-
-    final class Flag: @unchecked Sendable {
-        private let lock = NSLock()
-        private var value = false
-        func set() { lock.withLock { value = true } }
-        var isSet: Bool { lock.withLock { value } }
     }
 }
 

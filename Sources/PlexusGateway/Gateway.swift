@@ -303,7 +303,7 @@ public final class Gateway: Sendable {
     /// One attempt on one node: streams its events to `onEvent` and returns its receipt.
     private func call(_ c: Candidate, _ gen: GenerateRequest, requestor: Address, requestId: Hash256, policy: RoutingPolicy,
                       onEvent: (NodeEvent) async throws -> Void) async throws -> (Receipt, String, Int) {
-        let body = try JSONEncoder.sorted.encode(gen)
+        let body = try JSONEncoder.compact.encode(gen)
         let timeout = Int64(policy.timeoutMs ?? 120_000)
         var env = Envelope(requestId: requestId, requestor: requestor, gateway: config.key.address, node: c.node.nodeKey,
                            bodyHash: Hash256.of(Array(body)), expiresAtMillis: SystemClock().nowMillis() + UInt64(timeout) + 5_000)

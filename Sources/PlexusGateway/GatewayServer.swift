@@ -62,7 +62,7 @@ public struct GatewayServer: Sendable {
             var settlement: Settlement?
             if record.state != "unsettled" { settlement = try? await g.ledger.settlement(id) }
             struct View: Encodable { var request: RequestRecord; var settlement: Settlement? }
-            return Self.response(Array(try JSONEncoder.sorted.encode(View(request: record, settlement: settlement))))
+            return Self.response(Array(try JSONEncoder.compact.encode(View(request: record, settlement: settlement))))
         }
         router.post("/v1/chat/completions") { request, _ in await Self.complete(g, request, chat: true) }
         router.post("/v1/completions") { request, _ in await Self.complete(g, request, chat: false) }
@@ -97,7 +97,7 @@ public struct GatewayServer: Sendable {
             } catch let e as PlexusError {
                 throw OpenAIError.invalid(e.message)
             } catch {
-                throw OpenAIError.invalid("We could not parse the JSON body of your request: \(describe(error))", code: "invalid_json")
+                throw OpenAIError.invalid("We could not parse the JSON body of your request: \(LedgerAPI.describe(error))", code: "invalid_json")
             }
         } catch let e as OpenAIError {
             return error(e)
@@ -197,17 +197,6 @@ public struct GatewayServer: Sendable {
             try await writer.finish(nil)
         }
         return Response(status: .ok, headers: headers, body: body)
-    }
-
-    static func describe(_ error: any Error) -> String {
-        switch error {
-        case let DecodingError.keyNotFound(key, _): return "missing field '\(key.stringValue)'"
-        case let DecodingError.typeMismatch(_, ctx), let DecodingError.valueNotFound(_, ctx):
-            return "wrong type at '\(ctx.codingPath.map(\.stringValue).joined(separator: "."))'"
-        case DecodingError.dataCorrupted: return "not valid JSON"
-        case let e as PlexusError: return e.message
-        default: return "\(error)"
-        }
     }
 
     /// Serves until a shutdown signal, settling in the background.

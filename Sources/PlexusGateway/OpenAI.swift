@@ -1,6 +1,7 @@
 import Foundation
 import PlexusCore
 import PlexusEngine
+import PlexusNode
 
 /// The OpenAI request bodies the gateway accepts.
 struct ChatRequest: Decodable {
@@ -97,24 +98,12 @@ public struct OpenAIError: Error, Sendable {
             struct Inner: Encodable { var message: String; var type: String; var param: String?; var code: String }
             var error: Inner
         }
-        return Array((try? JSONEncoder.sorted.encode(Body(error: .init(message: message, type: type, param: nil, code: code)))) ?? Data())
-    }
-}
-
-extension JSONEncoder {
-    static var sorted: JSONEncoder {
-        let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return e
+        return Array((try? JSONEncoder.compact.encode(Body(error: .init(message: message, type: type, param: nil, code: code)))) ?? Data())
     }
 }
 
 /// Response bodies, built as JSON objects in OpenAI's shapes.
 enum OpenAIShapes {
-    static func usage(_ prompt: Int, _ completion: Int) -> [String: Any] {
-        ["prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion]
-    }
-
     static func data(_ object: [String: Any]) -> [UInt8] {
         let d = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
         return Array(d)

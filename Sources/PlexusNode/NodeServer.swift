@@ -191,7 +191,7 @@ public struct NodeServer: Sendable {
             }
             NodeMetrics.requests.increment()
             let (stream, continuation) = AsyncStream.makeStream(of: [UInt8].self, bufferingPolicy: .unbounded)
-            let flag = SendableFlag()
+            let flag = OnceFlag()
             continuation.onTermination = { _ in flag.set() }
             Thread.detachNewThread {
                 defer { admission.leave() }
@@ -237,13 +237,6 @@ public struct NodeServer: Sendable {
                               logger: appLogger)
         try await app.runService()
     }
-}
-
-/// A cancellation flag shared with the generating thread.
-final class SendableFlag: Sendable {
-    private let value = Atomic<Bool>(false)
-    func set() { value.store(true, ordering: .relaxed) }
-    var isSet: Bool { value.load(ordering: .relaxed) }
 }
 
 struct HealthView: Codable {

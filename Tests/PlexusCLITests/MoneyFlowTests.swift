@@ -23,12 +23,7 @@ import Testing
             for p in extra { p.terminate() }
             up.terminate(seconds: 30)
         }
-        let deadline = Date().addingTimeInterval(120)
-        while !FileManager.default.fileExists(atPath: upDir + "/network.json") {
-            guard Date() < deadline, up.process.isRunning else { Issue.record("plexus up did not start: \(up.log)"); return }
-            try await Task.sleep(for: .milliseconds(200))
-        }
-        let info = try JSONDecoder().decode(NetworkTests.Info.self, from: Data(contentsOf: URL(fileURLWithPath: upDir + "/network.json")))
+        let info = try await NetworkTests.waitForNetwork(up, directory: upDir, seconds: 120)
         let ledger = LedgerClient(baseURL: info.ledger)
         func address(_ name: String) throws -> Address { try KeyFile.read(upDir + "/keys/\(name).json").address }
         let owners = try (1...3).map { try address("node-\($0)") }

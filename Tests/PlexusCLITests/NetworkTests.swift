@@ -18,6 +18,16 @@ import Testing
         var pids: [Int32]
     }
 
+    /// Waits for `plexus up` to write `directory/network.json`, and reads it.
+    static func waitForNetwork(_ up: PlexusProcess, directory: String, seconds: Double) async throws -> Info {
+        let deadline = Date().addingTimeInterval(seconds)
+        while !FileManager.default.fileExists(atPath: directory + "/network.json") {
+            guard Date() < deadline, up.process.isRunning else { throw PlexusError(.io, "plexus up did not start: \(up.log)") }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        return try JSONDecoder().decode(Info.self, from: Data(contentsOf: URL(fileURLWithPath: directory + "/network.json")))
+    }
+
     struct Streamed {
         var text = ""
         var id = ""
@@ -96,12 +106,7 @@ import Testing
         let up = try PlexusProcess(["up", "--dir", dir.path + "/up", "--port", "0", "--store", store],
                                    environment: ["PLEXUS_HOME": dir.path + "/home"], logDirectory: dir.path)
         defer { up.terminate(seconds: 30) }
-        let deadline = Date().addingTimeInterval(240)
-        while !FileManager.default.fileExists(atPath: dir.path + "/up/network.json") {
-            guard Date() < deadline, up.process.isRunning else { Issue.record("plexus up did not start: \(up.log)"); return }
-            try await Task.sleep(for: .milliseconds(200))
-        }
-        let info = try JSONDecoder().decode(Info.self, from: Data(contentsOf: URL(fileURLWithPath: dir.path + "/up/network.json")))
+        let info = try await NetworkTests.waitForNetwork(up, directory: dir.path + "/up", seconds: 240)
         let ledger = LedgerClient(baseURL: info.ledger)
         let escrow0 = try await ledger.account(info.requestor).escrow
         let messages: [[String: Any]] = [["role": "user", "content": "Count from 1 to 60, separated by commas."]]
@@ -172,12 +177,7 @@ import Testing
         let up = try PlexusProcess(["up", "--dir", dir.path + "/up", "--port", "0", "--store", store],
                                    environment: ["PLEXUS_HOME": dir.path + "/home"], logDirectory: dir.path)
         defer { up.terminate(seconds: 30) }
-        let deadline = Date().addingTimeInterval(240)
-        while !FileManager.default.fileExists(atPath: dir.path + "/up/network.json") {
-            guard Date() < deadline, up.process.isRunning else { Issue.record("plexus up did not start: \(up.log)"); return }
-            try await Task.sleep(for: .milliseconds(200))
-        }
-        let info = try JSONDecoder().decode(NetworkTests.Info.self, from: Data(contentsOf: URL(fileURLWithPath: dir.path + "/up/network.json")))
+        let info = try await NetworkTests.waitForNetwork(up, directory: dir.path + "/up", seconds: 240)
         let ledger = LedgerClient(baseURL: info.ledger)
         let escrow0 = try await ledger.account(info.requestor).escrow
 

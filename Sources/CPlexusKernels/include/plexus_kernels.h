@@ -37,12 +37,11 @@ void plx_quantize_q8(const float *x, int n, int8_t *q, float *d, float *s, int32
 /// out[t * outStride + r] = W[r] . X[t] for rows r in [rowLo, rowHi) and
 /// tokens t in [0, tokens): `w` holds rows of `rowBytes` bytes (`blocks`
 /// blocks each); token t's quantized activations start at xq + t*32*blocks,
-/// xd + t*blocks and xs + t*blocks (xs only for Q4_1). Every output has the
-/// bits of the one-row kernels above, whatever `vectorized` says (0 forces
-/// the portable path, for tests).
+/// xd + t*blocks and xs + t*blocks (xs only for Q4_1), with the one-row
+/// kernels above. For matrices that are not repacked (see plx_matmul_packed).
 void plx_matmul(int type, const uint8_t *w, long rowBytes, int blocks, int rowLo, int rowHi,
                 const int8_t *xq, const float *xd, const float *xs, int tokens,
-                float *out, long outStride, int vectorized);
+                float *out, long outStride);
 
 /// The reference engine's vectorised exp (no fused multiply-add), one lane,
 /// and SiLU built on it.

@@ -100,7 +100,7 @@ public struct WeightMatrix: @unchecked Sendable {
         if let kt = kernelType {
             plx_matmul(kt, base.assumingMemoryBound(to: UInt8.self), rowBytes, Int32(cols / Blocks.elements),
                        Int32(range.lowerBound), Int32(range.upperBound), batch.q, batch.d, batch.s,
-                       Int32(batch.tokens), out, outStride, level > 0 ? 1 : 0)
+                       Int32(batch.tokens), out, outStride)
             return
         }
         for t in 0..<batch.tokens {

@@ -149,7 +149,7 @@ extension Generator {
     /// generation at the next token.
     public func stream(_ request: GenerationRequest) -> AsyncThrowingStream<GeneratedPiece, any Error> {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: GeneratedPiece.self)
-        let cancelled = CancellationFlag()
+        let cancelled = OnceFlag()
         continuation.onTermination = { _ in cancelled.set() }
         let generator = self
         Thread.detachNewThread {
@@ -167,13 +167,4 @@ extension Generator {
         }
         return stream
     }
-}
-
-/// A flag set once from any thread.
-final class CancellationFlag: @unchecked Sendable {
-    // Invariant: `value` is only touched while holding `lock`.
-    private let lock = NSLock()
-    private var value = false
-    func set() { lock.withLock { value = true } }
-    var isSet: Bool { lock.withLock { value } }
 }

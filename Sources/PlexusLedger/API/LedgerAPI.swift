@@ -146,7 +146,8 @@ public enum LedgerAPI {
         return router
     }
 
-    static func describe(_ error: any Error) -> String {
+    /// A short description of a decoding error for an API answer.
+    public static func describe(_ error: any Error) -> String {
         switch error {
         case let DecodingError.keyNotFound(key, _): return "missing field '\(key.stringValue)'"
         case let DecodingError.typeMismatch(_, ctx), let DecodingError.valueNotFound(_, ctx):
