@@ -109,7 +109,10 @@ final class LocalNetwork: @unchecked Sendable {
         for i in 0..<3 { nodes.append(try key("node-\(i + 1)")) }
         let genesis = Genesis(
             chainId: "plexus-local", timeMillis: SystemClock().nowMillis(), orderer: orderer.address,
-            params: ["challengeWindowBlocks": 10, "escrowWithdrawDelayBlocks": 10, "unbondingBlocks": 20],
+            // Short windows so that settlement and governance can be watched
+            // live (blocks come at least every 500 ms).
+            params: ["challengeWindowBlocks": 10, "escrowWithdrawDelayBlocks": 10, "unbondingBlocks": 20,
+                     "votingDelayBlocks": 1, "votingPeriodBlocks": 10, "timelockBlocks": 2, "lateQuorumExtensionBlocks": 2],
             accounts: [.init(address: requestor.address, balance: try .plx(1_000)),
                        .init(address: creator.address, balance: try .plx(10)),
                        .init(address: gatewayOwner.address, balance: try .plx(10)),

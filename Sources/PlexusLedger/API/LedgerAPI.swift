@@ -18,6 +18,11 @@ import PlexusCore
 /// | `GET /v1/settlements/{request id}` | a request's settlement |
 /// | `POST /v1/settlements/lookup` | settlements of up to 1000 request ids (`{"ids": [...]}`) |
 /// | `GET /v1/events?since=H[&timeout_ms=T]` | events after height H (long-poll) |
+/// | `GET /v1/governance/proposals[/{id}]` | proposals with state and tallies |
+/// | `GET /v1/governance/voters/{address}` | delegate, voting power, reputation, communities |
+/// | `GET /v1/governance/federation` | federated communities, seats, the assembly |
+/// | `GET /v1/governance/holders` | stake and reputation of every holder (for analysis) |
+/// | `GET /v1/communities[/{id}]` | communities, members, councils |
 /// | `GET /metrics` | Prometheus text |
 public enum LedgerAPI {
     /// Largest request body accepted, in bytes.
@@ -136,6 +141,42 @@ public enum LedgerAPI {
             let through = min(height, since + UInt64(maxEventBlocks))
             let events = try store.events(after: since, through: through, limit: maxEventBlocks)
             return try json(EventsView(since: since, through: max(through, since), height: height, events: events))
+        }
+
+        router.get("/v1/governance/proposals") { _, _ -> Response in
+            let list = await service.read { st in
+                st.proposals.values.sorted { ($0.createdHeight, $0.id) < ($1.createdHeight, $1.id) }
+                    .map { ProposalView(st.proposalView($0.id) ?? $0, state: $0.state(at: st.height)) }
+            }
+            return try json(["proposals": list])
+        }
+        router.get("/v1/governance/proposals/:id") { _, context -> Response in
+            let id = try Hash256(hex: context.parameters.get("id") ?? "")
+            guard let view = await service.read({ st in st.proposalView(id).map { ProposalView($0, state: $0.state(at: st.height)) } }) else {
+                throw APIError(.notFound, .notFound, "no proposal \(id)")
+            }
+            return try json(view)
+        }
+        router.get("/v1/governance/voters/:address") { _, context -> Response in
+            let a = try Address(context.parameters.get("address") ?? "")
+            return try json(await service.read { VoterView(a, state: $0) })
+        }
+        router.get("/v1/governance/federation") { _, _ -> Response in
+            try json(await service.read { FederationView($0.govTotals) })
+        }
+        router.get("/v1/governance/holders") { _, _ -> Response in
+            try json(["holders": await service.read { $0.holders() }])
+        }
+        router.get("/v1/communities") { _, _ -> Response in
+            let list = await service.read { st in st.communities.keys.sorted().compactMap { st.communities[$0].map { CommunityView($0, state: st) } } }
+            return try json(["communities": list])
+        }
+        router.get("/v1/communities/:id") { _, context -> Response in
+            let id = context.parameters.get("id") ?? ""
+            guard let view = await service.read({ st in st.communities[id].map { CommunityView($0, state: st) } }) else {
+                throw APIError(.notFound, .notFound, "no community '\(id.prefix(64))'")
+            }
+            return try json(view)
         }
 
         router.get("/metrics") { _, _ -> Response in

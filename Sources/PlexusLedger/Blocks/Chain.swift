@@ -56,7 +56,7 @@ public struct Chain: Sendable {
             let height = state.height + 1
             let time = max(nowMillis, state.timeMillis)
             opened = (state.height, state.timeMillis, false)
-            let releases = try state.beginBlock(height: height, timeMillis: time)
+            let releases = try state.beginBlock(height: height, timeMillis: time, parentHash: tipHash)
             opened?.releases = !releases.isEmpty
             open = OpenBlock(height: height, timeMillis: time,
                              events: releases.map { BlockEvent(height: height, txIndex: nil, event: $0) })
@@ -94,7 +94,7 @@ public struct Chain: Sendable {
         guard open == nil else { return }
         let height = state.height + 1
         let time = max(nowMillis, state.timeMillis)
-        let events = try state.beginBlock(height: height, timeMillis: time)
+        let events = try state.beginBlock(height: height, timeMillis: time, parentHash: tipHash)
         open = OpenBlock(height: height, timeMillis: time, events: events.map { BlockEvent(height: height, txIndex: nil, event: $0) })
     }
 
@@ -140,7 +140,7 @@ public struct Chain: Sendable {
         if let bad = valid.firstIndex(of: false) {
             throw PlexusError(.invalidBlock, "block \(h.height) transaction \(bad) has a bad signature")
         }
-        var events = try state.beginBlock(height: h.height, timeMillis: h.timeMillis)
+        var events = try state.beginBlock(height: h.height, timeMillis: h.timeMillis, parentHash: h.previousHash)
             .map { BlockEvent(height: h.height, txIndex: nil, event: $0) }
         for (i, tx) in block.transactions.enumerated() {
             do {

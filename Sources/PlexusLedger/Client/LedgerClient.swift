@@ -94,6 +94,39 @@ public struct LedgerClient: Sendable {
         }
     }
 
+    /// All proposals.
+    public func proposals() async throws -> [ProposalView] {
+        let r: [String: [ProposalView]] = try await get("/v1/governance/proposals")
+        return r["proposals"] ?? []
+    }
+
+    /// One proposal.
+    public func proposal(_ id: Hash256) async throws -> ProposalView { try await get("/v1/governance/proposals/\(id.hex)") }
+
+    /// An account's governance standing.
+    public func voter(_ a: Address) async throws -> VoterView { try await get("/v1/governance/voters/\(a)") }
+
+    /// The federation.
+    public func federation() async throws -> FederationView { try await get("/v1/governance/federation") }
+
+    /// Every holder's stake and reputation.
+    public func holders() async throws -> [FairnessAnalysis.Holder] {
+        let r: [String: [FairnessAnalysis.Holder]] = try await get("/v1/governance/holders")
+        return r["holders"] ?? []
+    }
+
+    /// All communities.
+    public func communities() async throws -> [CommunityView] {
+        let r: [String: [CommunityView]] = try await get("/v1/communities")
+        return r["communities"] ?? []
+    }
+
+    /// One community.
+    public func community(_ id: String) async throws -> CommunityView {
+        let escaped = id.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? id
+        return try await get("/v1/communities/\(escaped)")
+    }
+
     /// Events after `since`, waiting up to `timeoutMillis` for new blocks.
     public func events(since: UInt64, timeoutMillis: UInt64 = 10_000) async throws -> EventsView {
         try await get("/v1/events?since=\(since)&timeout_ms=\(timeoutMillis)")

@@ -269,6 +269,9 @@ public actor LedgerService {
     /// A request's settlement, if it was settled.
     public func settlement(_ id: Hash256) -> Settlement? { chain.state.settlements[id] }
 
+    /// Runs `f` on the current state (including the open block).
+    public func read<T: Sendable>(_ f: (LedgerState) throws -> T) rethrows -> T { try f(chain.state) }
+
     /// Height of the last durable block.
     public func height() -> UInt64 { committedHeight }
 

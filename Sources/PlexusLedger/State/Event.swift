@@ -32,6 +32,10 @@ public enum Event: Sendable, Hashable {
     case settlementRejected(requestId: Hash256, reason: String)
     /// A pending settlement was paid out.
     case settlementFinal(requestId: Hash256, amount: Amount)
+    /// A governance effect: `action` (e.g. `proposal_created`, `vote_cast`,
+    /// `param_changed`, `council_seated`) on `subject` (a proposal id, a
+    /// community, an account), with a short `detail`.
+    case governance(action: String, subject: String, detail: String)
 
     /// The event's name in JSON.
     public var name: String {
@@ -52,6 +56,7 @@ public enum Event: Sendable, Hashable {
         case .settlementPending: "settlement_pending"
         case .settlementRejected: "settlement_rejected"
         case .settlementFinal: "settlement_final"
+        case .governance: "governance"
         }
     }
 }
@@ -75,6 +80,7 @@ extension Event: CanonicalCodable {
         case let .settlementPending(id, r, amount, h): w.write(UInt8(14)); w.write(id); w.write(r); w.write(amount); w.write(h)
         case let .settlementRejected(id, reason): w.write(UInt8(15)); w.write(id); w.write(reason)
         case let .settlementFinal(id, amount): w.write(UInt8(16)); w.write(id); w.write(amount)
+        case let .governance(a, s, d): w.write(UInt8(17)); w.write(a); w.write(s); w.write(d)
         }
     }
 
@@ -98,6 +104,7 @@ extension Event: CanonicalCodable {
                                       releaseHeight: try r.readUInt64())
         case 15: self = .settlementRejected(requestId: try r.readHash(), reason: try r.readString(limit: 512))
         case 16: self = .settlementFinal(requestId: try r.readHash(), amount: try r.readAmount())
+        case 17: self = .governance(action: try r.readString(limit: 64), subject: try r.readString(limit: 256), detail: try r.readString(limit: 1024))
         case let t: throw PlexusError(.malformed, "unknown event tag \(t)")
         }
     }
@@ -107,6 +114,7 @@ extension Event: Codable {
     enum Keys: String, CodingKey {
         case kind, from, to, amount, account, releaseHeight, payer, requestor
         case owner, nodeKey, model, creator, key, requestId, reason
+        case action, subject, detail
     }
 
     public init(from decoder: any Decoder) throws {
@@ -135,6 +143,9 @@ extension Event: Codable {
         case "settlement_rejected":
             self = .settlementRejected(requestId: try c.decode(Hash256.self, forKey: .requestId), reason: try c.decode(String.self, forKey: .reason))
         case "settlement_final": self = .settlementFinal(requestId: try c.decode(Hash256.self, forKey: .requestId), amount: try amt())
+        case "governance":
+            self = .governance(action: try c.decode(String.self, forKey: .action), subject: try c.decode(String.self, forKey: .subject),
+                               detail: try c.decode(String.self, forKey: .detail))
         case let k: throw PlexusError(.unknownKind, "unknown event kind '\(k.prefix(64))'")
         }
     }
@@ -172,6 +183,8 @@ extension Event: Codable {
             try c.encode(id, forKey: .requestId); try c.encode(reason, forKey: .reason)
         case let .settlementFinal(id, amount):
             try c.encode(id, forKey: .requestId); try c.encode(amount, forKey: .amount)
+        case let .governance(a, s, d):
+            try c.encode(a, forKey: .action); try c.encode(s, forKey: .subject); try c.encode(d, forKey: .detail)
         }
     }
 }

@@ -4,7 +4,8 @@ extension LedgerState {
     /// Starts block `height` at `timeMillis`: releases every unbonding and
     /// escrow withdrawal due at or before it. Accounts are visited in address
     /// order so the events are deterministic.
-    public mutating func beginBlock(height newHeight: UInt64, timeMillis newTime: UInt64) throws -> [Event] {
+    /// `parentHash` is the previous block's hash; it seeds draws by lot.
+    public mutating func beginBlock(height newHeight: UInt64, timeMillis newTime: UInt64, parentHash: Hash256 = .zero) throws -> [Event] {
         guard newHeight == height + 1 else {
             throw PlexusError(.invalidBlock, "block \(newHeight) does not follow height \(height)")
         }
@@ -14,6 +15,7 @@ extension LedgerState {
         height = newHeight
         timeMillis = newTime
         var events = try finalizeSettlements(at: newHeight)
+        events += governanceBlock(parentHash: parentHash)
         guard let due = releases.removeValue(forKey: newHeight) else { return events }
         for address in due.sorted() {
             var a = account(address)
@@ -67,6 +69,8 @@ extension LedgerState {
         var events: [Event] = [.feePaid(from: tx.from, amount: tx.fee)]
         var writes: [(Address, Account)] = []
         var plan: (records: [RecordKey: RecordValue], events: [Event]) = ([:], [])
+        var governance: GovernancePlan?
+        let stakeBefore = sender.staked.units
 
         switch tx.body {
         case let .transfer(to, amount):
@@ -131,6 +135,10 @@ extension LedgerState {
 
         case .registerNode, .updateNode, .deregisterNode, .registerModel, .registerGateway, .settle:
             plan = try planRegistry(tx, sender: sender)
+
+        case .propose, .vote, .delegate, .queue, .execute, .cancel, .createCommunity, .joinCommunity, .leaveCommunity,
+             .admitMember, .forkCommunity, .approveCandidates, .recordSummary:
+            governance = try planGovernance(tx)
         }
 
         // Every check has passed: commit all writes together.
@@ -142,6 +150,8 @@ extension LedgerState {
         write(plan.records)
         events += plan.events
         if case let .settle(receipts) = tx.body { events += settle(receipts, gateway: tx.from) }
+        if sender.staked.units != stakeBefore { stakeChanged(tx.from, from: stakeBefore, to: sender.staked.units) }
+        if let governance { events += applyGovernance(governance, from: tx.from) }
         return events
     }
 

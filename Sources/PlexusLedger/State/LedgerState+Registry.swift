@@ -13,6 +13,9 @@ extension LedgerState {
                 a.balance = try a.balance.adding(p.amount)
                 store(p.account, a)
             }
+            // The first payouts go to the serving nodes' operators, one per
+            // share; each earns reputation for work paid out.
+            for p in s.payouts.prefix(s.nodes.count) { addReputation(p.account, params[.reputationPerSettlement]) }
             if !s.fee.isZero {
                 var t = account(.treasury)
                 t.balance = try t.balance.adding(s.fee)
@@ -41,6 +44,9 @@ extension LedgerState {
         var seen = Set<String>()
         for o in offers {
             guard models[o.model] != nil else { throw PlexusError(.notFound, "model '\(o.model.prefix(64))' is not registered") }
+            guard params[.modelListing] == 0 || listedModels.contains(o.model) else {
+                throw PlexusError(.invalidState, "model '\(o.model.prefix(64))' is not listed by governance; nodes may offer listed models only")
+            }
             guard seen.insert(o.model).inserted else { throw PlexusError(.malformed, "model '\(o.model.prefix(64))' is offered twice") }
             guard o.concurrency >= 1, o.concurrency <= 4096 else { throw PlexusError(.outOfRange, "concurrency must be 1...4096") }
             guard o.contextLength >= 1 else { throw PlexusError(.outOfRange, "context length must be positive") }

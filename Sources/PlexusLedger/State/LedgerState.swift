@@ -28,6 +28,22 @@ public struct LedgerState: Sendable {
     public internal(set) var gateways: [Address: GatewayRecord] = [:]
     /// Every settled request, pending or final, by request id.
     public internal(set) var settlements: [Hash256: Settlement] = [:]
+    /// Governance: delegates and voting-power histories, by account.
+    public internal(set) var voters: [Address: VoterRecord] = [:]
+    /// Governance: network-wide totals and the federation.
+    public internal(set) var govTotals = GovernanceTotals()
+    /// Governance proposals, by id.
+    public internal(set) var proposals: [Hash256: Proposal] = [:]
+    /// Ballots cast, by proposal and voter.
+    public internal(set) var ballots: [Hash256: [Address: Ballot]] = [:]
+    /// Communities, by id (the root community and the federation included).
+    public internal(set) var communities: [String: Community] = [:]
+    /// Memberships, by community and account.
+    public internal(set) var memberships: [String: [Address: Membership]] = [:]
+    /// Council approvals, by community and approver.
+    public internal(set) var approvals: [String: [Address: [Address]]] = [:]
+    /// Models listed by governance.
+    public internal(set) var listedModels: Set<String> = []
     /// Node key → owner. Derived from `nodes`.
     var nodeOwners: [Address: Address] = [:]
     /// Pending settlements by the height they become final. Derived.
@@ -56,6 +72,7 @@ public struct LedgerState: Sendable {
             indexReleases(of: address, account)
             dirtyAccounts.insert(address)
         }
+        setUpGovernance()
     }
 
     /// Reconstructs a state loaded from storage at `height`.
@@ -147,6 +164,18 @@ public struct LedgerState: Sendable {
         case let .model(id): models[id]?.canonicalBytes
         case let .gateway(k): gateways[k]?.canonicalBytes
         case let .settlement(id): settlements[id]?.canonicalBytes
+        case let .voter(a): voters[a]?.canonicalBytes
+        case .govTotals: govTotals.canonicalBytes
+        case let .proposal(id): proposals[id]?.canonicalBytes
+        case let .ballot(id, a): ballots[id]?[a]?.canonicalBytes
+        case let .community(id): communities[id]?.canonicalBytes
+        case let .member(c, a): memberships[c]?[a]?.canonicalBytes
+        case let .approval(c, a): approvals[c]?[a].map { list in
+            var w = CanonicalWriter(capacity: 4 + 32 * list.count)
+            w.write(array: list)
+            return w.bytes
+        }
+        case let .listed(id): listedModels.contains(id) ? [1] : nil
         }
     }
 
@@ -165,6 +194,16 @@ public struct LedgerState: Sendable {
                 let s = try Settlement(canonicalBytes: v)
                 settlements[id] = s
                 if s.status == .pending { finalizations[s.finalHeight, default: []].insert(id) }
+            case let .voter(a): voters[a] = try VoterRecord(canonicalBytes: v)
+            case .govTotals: govTotals = try GovernanceTotals(canonicalBytes: v)
+            case let .proposal(id): proposals[id] = try Proposal(canonicalBytes: v)
+            case let .ballot(id, a): ballots[id, default: [:]][a] = try Ballot(canonicalBytes: v)
+            case let .community(id): communities[id] = try Community(canonicalBytes: v)
+            case let .member(c, a): memberships[c, default: [:]][a] = try Membership(canonicalBytes: v)
+            case let .approval(c, a):
+                var r = CanonicalReader(v)
+                approvals[c, default: [:]][a] = try r.readArray(of: Address.self, limit: 100)
+            case .listed(let id): listedModels.insert(id)
             }
             dirtyRecords.insert(key)
         }

@@ -24,23 +24,58 @@ public struct ParamSpec: Sendable, Hashable {
 public struct Params: Sendable, Hashable, CanonicalCodable {
     /// Identifies a parameter; the raw value is its index in `specs`.
     public enum Key: Int, CaseIterable, Sendable {
+        case assemblyFloor
+        case assemblySeats
+        case assemblyTermBlocks
         case challengeWindowBlocks
+        case councilApprovals
+        case councilEpochBlocks
+        case councilSize
         case escrowWithdrawDelayBlocks
+        case gracePeriodBlocks
+        case lateQuorumExtensionBlocks
         case maxBlockTransactions
         case maxPendingReleases
         case maxTxBytes
         case minFee
         case minNodeStake
+        case modelListing
+        case proposalThreshold
         case protocolFeeBps
+        case quorumBps
+        case reputationPerSettlement
+        case sortitionDelayBlocks
+        case timelockBlocks
         case unbondingBlocks
+        case votingDelayBlocks
+        case votingPeriodBlocks
+
+        /// The parameter's name.
+        public var name: String { Params.specs[rawValue].name }
     }
 
     /// Name, bounds and default of every parameter, indexed by `Key.rawValue`.
     public static let specs: [ParamSpec] = [
+        ParamSpec(name: "assemblyFloor", min: 0, max: 100, defaultValue: 1,
+                  summary: "seats every federated community is guaranteed in the assembly (at most its size)"),
+        ParamSpec(name: "assemblySeats", min: 1, max: 10_000, defaultValue: 20,
+                  summary: "seats in the federation assembly, shared in proportion to community sizes"),
+        ParamSpec(name: "assemblyTermBlocks", min: 1, max: 10_000_000, defaultValue: 200,
+                  summary: "blocks an assembly sits before it is redrawn"),
         ParamSpec(name: "challengeWindowBlocks", min: 1, max: 1_000_000, defaultValue: 20,
                   summary: "blocks a settled request stays pending (open to challenge) before it is paid out"),
+        ParamSpec(name: "councilApprovals", min: 1, max: 100, defaultValue: 3,
+                  summary: "candidates one account may approve in a council election"),
+        ParamSpec(name: "councilEpochBlocks", min: 1, max: 1_000_000, defaultValue: 50,
+                  summary: "blocks between council elections and sortition draws"),
+        ParamSpec(name: "councilSize", min: 1, max: 1_000, defaultValue: 5,
+                  summary: "seats on an elected or sortition council"),
         ParamSpec(name: "escrowWithdrawDelayBlocks", min: 1, max: 1_000_000, defaultValue: 50,
                   summary: "blocks between an escrow withdrawal request and its release"),
+        ParamSpec(name: "gracePeriodBlocks", min: 1, max: 1_000_000, defaultValue: 100,
+                  summary: "blocks after a queued proposal's eta during which it may execute; then it expires"),
+        ParamSpec(name: "lateQuorumExtensionBlocks", min: 0, max: 100_000, defaultValue: 5,
+                  summary: "least voting left after quorum is first reached (the deadline moves out once if needed)"),
         ParamSpec(name: "maxBlockTransactions", min: 1, max: 1_000_000, defaultValue: 50_000,
                   summary: "most transactions in one block"),
         ParamSpec(name: "maxPendingReleases", min: 1, max: 1_000, defaultValue: 32,
@@ -51,10 +86,26 @@ public struct Params: Sendable, Hashable, CanonicalCodable {
                   summary: "smallest fee per transaction, in base units"),
         ParamSpec(name: "minNodeStake", min: 0, max: 1_000_000_000 * Amount.unitsPerPLX, defaultValue: 100 * Amount.unitsPerPLX,
                   summary: "least stake, in base units, an operator must hold to register and keep a node"),
+        ParamSpec(name: "modelListing", min: 0, max: 1, defaultValue: 0,
+                  summary: "1: nodes may offer only models listed by governance"),
+        ParamSpec(name: "proposalThreshold", min: 0, max: 1_000_000_000 * Amount.unitsPerPLX, defaultValue: 0,
+                  summary: "least voting power (at the previous block) needed to make a proposal"),
         ParamSpec(name: "protocolFeeBps", min: 0, max: 2_000, defaultValue: 500,
                   summary: "share of every settled charge paid to the treasury, in basis points"),
+        ParamSpec(name: "quorumBps", min: 0, max: 10_000, defaultValue: 400,
+                  summary: "quorum: share of the total voting power at the snapshot that must vote For or Abstain, in basis points"),
+        ParamSpec(name: "reputationPerSettlement", min: 0, max: 1_000_000, defaultValue: 1,
+                  summary: "reputation points a node's operator earns per request paid out"),
+        ParamSpec(name: "sortitionDelayBlocks", min: 1, max: 1_000, defaultValue: 2,
+                  summary: "blocks between announcing a draw by lot and drawing it from the then-latest block hash"),
+        ParamSpec(name: "timelockBlocks", min: 0, max: 1_000_000, defaultValue: 2,
+                  summary: "blocks between queueing a passed proposal and the earliest execution"),
         ParamSpec(name: "unbondingBlocks", min: 1, max: 1_000_000, defaultValue: 100,
                   summary: "blocks between unstaking and the release of the stake"),
+        ParamSpec(name: "votingDelayBlocks", min: 0, max: 100_000, defaultValue: 1,
+                  summary: "blocks from a proposal to its snapshot; voting opens after the snapshot"),
+        ParamSpec(name: "votingPeriodBlocks", min: 1, max: 1_000_000, defaultValue: 20,
+                  summary: "blocks voting stays open after the snapshot (deadline inclusive)"),
     ]
 
     private var values: [UInt64]
@@ -69,14 +120,21 @@ public struct Params: Sendable, Hashable, CanonicalCodable {
 
     /// Sets `name` to `value`, or throws if the name is unknown or the value is out of bounds.
     public mutating func set(_ name: String, to value: UInt64) throws {
-        guard let i = Self.specs.firstIndex(where: { $0.name == name }) else {
-            throw PlexusError(.notFound, "unknown parameter '\(name)'")
+        let key = try Self.check(name, value)
+        values[key.rawValue] = value
+    }
+
+    /// The key for `name` if `value` is within its bounds; throws otherwise.
+    @discardableResult
+    public static func check(_ name: String, _ value: UInt64) throws -> Key {
+        guard let i = specs.firstIndex(where: { $0.name == name }), let key = Key(rawValue: i) else {
+            throw PlexusError(.notFound, "unknown parameter '\(name.prefix(64))'")
         }
-        let spec = Self.specs[i]
+        let spec = specs[i]
         guard value >= spec.min, value <= spec.max else {
             throw PlexusError(.outOfRange, "parameter \(name) = \(value) is outside its bounds \(spec.min)...\(spec.max)")
         }
-        values[i] = value
+        return key
     }
 
     /// Name-value pairs in canonical order.

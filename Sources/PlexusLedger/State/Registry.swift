@@ -267,6 +267,14 @@ enum RecordKey: Hashable, Comparable {
     case model(String)
     case gateway(Address)  // by gateway key
     case settlement(Hash256)
+    case voter(Address)
+    case govTotals
+    case proposal(Hash256)
+    case ballot(Hash256, Address)
+    case community(String)
+    case member(String, Address)
+    case approval(String, Address)
+    case listed(String)
 
     var bytes: [UInt8] {
         switch self {
@@ -274,19 +282,43 @@ enum RecordKey: Hashable, Comparable {
         case let .model(id): [UInt8(ascii: "m")] + Array(id.utf8)
         case let .gateway(a): [UInt8(ascii: "g")] + a.bytes
         case let .settlement(h): [UInt8(ascii: "s")] + h.bytes
+        case let .voter(a): [UInt8(ascii: "V")] + a.bytes
+        case .govTotals: [UInt8(ascii: "T")]
+        case let .proposal(h): [UInt8(ascii: "P")] + h.bytes
+        case let .ballot(h, a): [UInt8(ascii: "B")] + h.bytes + a.bytes
+        case let .community(id): [UInt8(ascii: "C")] + Array(id.utf8)
+        case let .member(c, a): [UInt8(ascii: "M")] + a.bytes + Array(c.utf8)
+        case let .approval(c, a): [UInt8(ascii: "A")] + a.bytes + Array(c.utf8)
+        case let .listed(id): [UInt8(ascii: "L")] + Array(id.utf8)
         }
     }
 
     init(bytes: [UInt8]) throws {
         guard let tag = bytes.first else { throw PlexusError(.malformed, "empty record key") }
         let rest = Array(bytes.dropFirst())
+        func text(_ b: [UInt8]) throws -> String {
+            guard let s = String(validating: b, as: UTF8.self) else { throw PlexusError(.malformed, "record key name is not UTF-8") }
+            return s
+        }
+        func split() throws -> (Address, String) {
+            guard rest.count > 32 else { throw PlexusError(.malformed, "record key too short") }
+            return (try Address(bytes: Array(rest[0..<32])), try text(Array(rest[32...])))
+        }
         switch tag {
         case UInt8(ascii: "n"): self = .node(try Address(bytes: rest))
-        case UInt8(ascii: "m"):
-            guard let s = String(validating: rest, as: UTF8.self) else { throw PlexusError(.malformed, "model id is not UTF-8") }
-            self = .model(s)
+        case UInt8(ascii: "m"): self = .model(try text(rest))
         case UInt8(ascii: "g"): self = .gateway(try Address(bytes: rest))
         case UInt8(ascii: "s"): self = .settlement(try Hash256(bytes: rest))
+        case UInt8(ascii: "V"): self = .voter(try Address(bytes: rest))
+        case UInt8(ascii: "T"): self = .govTotals
+        case UInt8(ascii: "P"): self = .proposal(try Hash256(bytes: rest))
+        case UInt8(ascii: "B"):
+            guard rest.count == 64 else { throw PlexusError(.malformed, "ballot key has \(rest.count) bytes") }
+            self = .ballot(try Hash256(bytes: Array(rest[0..<32])), try Address(bytes: Array(rest[32...])))
+        case UInt8(ascii: "C"): self = .community(try text(rest))
+        case UInt8(ascii: "M"): let (a, c) = try split(); self = .member(c, a)
+        case UInt8(ascii: "A"): let (a, c) = try split(); self = .approval(c, a)
+        case UInt8(ascii: "L"): self = .listed(try text(rest))
         default: throw PlexusError(.malformed, "unknown record key tag \(tag)")
         }
     }

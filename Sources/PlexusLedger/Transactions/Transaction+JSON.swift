@@ -10,6 +10,7 @@ extension Transaction: Codable {
 
     enum BodyKeys: String, CodingKey {
         case to, amount, requestor, nodeKey, keyProof, endpoint, offers, card, key, receipts
+        case content, proposal, weights, id, scheme, open, community, account, parent, candidates, summaryHash, model, requestId
     }
 
     public init(from decoder: any Decoder) throws {
@@ -41,6 +42,25 @@ extension Transaction: Codable {
         case .registerGateway:
             body = .registerGateway(key: try b.decode(Address.self, forKey: .key), keyProof: try b.decode(Signature.self, forKey: .keyProof))
         case .settle: body = .settle(receipts: try b.decode([Receipt].self, forKey: .receipts))
+        case .propose: body = .propose(try b.decode(ProposalContent.self, forKey: .content))
+        case .vote: body = .vote(proposal: try b.decode(Hash256.self, forKey: .proposal), weights: try b.decode([UInt32].self, forKey: .weights))
+        case .delegate: body = .delegate(to: try b.decode(Address.self, forKey: .to))
+        case .queue: body = .queue(proposal: try b.decode(Hash256.self, forKey: .proposal))
+        case .execute: body = .execute(proposal: try b.decode(Hash256.self, forKey: .proposal))
+        case .cancel: body = .cancel(proposal: try b.decode(Hash256.self, forKey: .proposal))
+        case .createCommunity:
+            body = .createCommunity(id: try b.decode(String.self, forKey: .id), scheme: try b.decode(VotingScheme.self, forKey: .scheme),
+                                    open: try b.decode(Bool.self, forKey: .open))
+        case .joinCommunity: body = .joinCommunity(id: try b.decode(String.self, forKey: .id))
+        case .leaveCommunity: body = .leaveCommunity(id: try b.decode(String.self, forKey: .id))
+        case .admitMember:
+            body = .admitMember(community: try b.decode(String.self, forKey: .community), account: try b.decode(Address.self, forKey: .account))
+        case .forkCommunity: body = .forkCommunity(parent: try b.decode(String.self, forKey: .parent), id: try b.decode(String.self, forKey: .id))
+        case .approveCandidates:
+            body = .approveCandidates(community: try b.decode(String.self, forKey: .community), candidates: try b.decode([Address].self, forKey: .candidates))
+        case .recordSummary:
+            body = .recordSummary(proposal: try b.decode(Hash256.self, forKey: .proposal), summaryHash: try b.decode(Hash256.self, forKey: .summaryHash),
+                                  model: try b.decode(String.self, forKey: .model), requestId: try b.decode(Hash256.self, forKey: .requestId))
         }
         signature = try c.decode(Signature.self, forKey: .signature)
     }
@@ -75,6 +95,26 @@ extension Transaction: Codable {
             try b.encode(key, forKey: .key); try b.encode(proof, forKey: .keyProof)
         case let .settle(receipts):
             try b.encode(receipts, forKey: .receipts)
+        case let .propose(content):
+            try b.encode(content, forKey: .content)
+        case let .vote(p, weights):
+            try b.encode(p, forKey: .proposal); try b.encode(weights, forKey: .weights)
+        case let .delegate(to):
+            try b.encode(to, forKey: .to)
+        case let .queue(p), let .execute(p), let .cancel(p):
+            try b.encode(p, forKey: .proposal)
+        case let .createCommunity(id, scheme, open):
+            try b.encode(id, forKey: .id); try b.encode(scheme, forKey: .scheme); try b.encode(open, forKey: .open)
+        case let .joinCommunity(id), let .leaveCommunity(id):
+            try b.encode(id, forKey: .id)
+        case let .admitMember(c, a):
+            try b.encode(c, forKey: .community); try b.encode(a, forKey: .account)
+        case let .forkCommunity(parent, id):
+            try b.encode(parent, forKey: .parent); try b.encode(id, forKey: .id)
+        case let .approveCandidates(c, candidates):
+            try b.encode(c, forKey: .community); try b.encode(candidates, forKey: .candidates)
+        case let .recordSummary(p, h, m, r):
+            try b.encode(p, forKey: .proposal); try b.encode(h, forKey: .summaryHash); try b.encode(m, forKey: .model); try b.encode(r, forKey: .requestId)
         }
         try c.encode(signature, forKey: .signature)
     }

@@ -44,6 +44,33 @@ public struct Transaction: Sendable, Hashable {
         case registerGateway(key: Address, keyProof: Signature)
         /// Settles receipts (sent by the countersigning gateway's key).
         case settle(receipts: [Receipt])
+        /// Makes a governance proposal; its id is the hash of `content`.
+        case propose(ProposalContent)
+        /// Votes on a proposal: weights for (against, for, abstain).
+        case vote(proposal: Hash256, weights: [UInt32])
+        /// Lends the sender's stake-weighted voting power to `to` (itself to take it back).
+        case delegate(to: Address)
+        /// Queues a succeeded proposal behind the timelock.
+        case queue(proposal: Hash256)
+        /// Executes a queued proposal whose timelock has passed (anyone may).
+        case execute(proposal: Hash256)
+        /// Withdraws the sender's own proposal while it is pending.
+        case cancel(proposal: Hash256)
+        /// Founds a community; the sender is its first member.
+        case createCommunity(id: String, scheme: VotingScheme, open: Bool)
+        /// Joins a community (or applies, if it admits by approval).
+        case joinCommunity(id: String)
+        /// Leaves a community.
+        case leaveCommunity(id: String)
+        /// Admits an applicant (sent by a member).
+        case admitMember(community: String, account: Address)
+        /// Forks a community: the new one keeps its settings and history.
+        case forkCommunity(parent: String, id: String)
+        /// Approves up to `councilApprovals` candidates for a community's elected council.
+        case approveCandidates(community: String, candidates: [Address])
+        /// Records a network-produced summary of a proposal: its hash, the
+        /// model and the settled request that produced it.
+        case recordSummary(proposal: Hash256, summaryHash: Hash256, model: String, requestId: Hash256)
 
         /// The wire name of this kind.
         public var kind: Kind {
@@ -59,6 +86,19 @@ public struct Transaction: Sendable, Hashable {
             case .registerModel: .registerModel
             case .registerGateway: .registerGateway
             case .settle: .settle
+            case .propose: .propose
+            case .vote: .vote
+            case .delegate: .delegate
+            case .queue: .queue
+            case .execute: .execute
+            case .cancel: .cancel
+            case .createCommunity: .createCommunity
+            case .joinCommunity: .joinCommunity
+            case .leaveCommunity: .leaveCommunity
+            case .admitMember: .admitMember
+            case .forkCommunity: .forkCommunity
+            case .approveCandidates: .approveCandidates
+            case .recordSummary: .recordSummary
             }
         }
     }
@@ -76,6 +116,19 @@ public struct Transaction: Sendable, Hashable {
         case registerModel = 9
         case registerGateway = 10
         case settle = 11
+        case propose = 12
+        case vote = 13
+        case delegate = 14
+        case queue = 15
+        case execute = 16
+        case cancel = 17
+        case createCommunity = 18
+        case joinCommunity = 19
+        case leaveCommunity = 20
+        case admitMember = 21
+        case forkCommunity = 22
+        case approveCandidates = 23
+        case recordSummary = 24
 
         /// The name used in JSON and on the command line.
         public var name: String {
@@ -85,6 +138,13 @@ public struct Transaction: Sendable, Hashable {
             case .deregisterNode: "deregister_node"
             case .registerModel: "register_model"
             case .registerGateway: "register_gateway"
+            case .createCommunity: "create_community"
+            case .joinCommunity: "join_community"
+            case .leaveCommunity: "leave_community"
+            case .admitMember: "admit_member"
+            case .forkCommunity: "fork_community"
+            case .approveCandidates: "approve_candidates"
+            case .recordSummary: "record_summary"
             default: String(describing: self)
             }
         }
@@ -156,6 +216,26 @@ public struct Transaction: Sendable, Hashable {
             w.write(key); w.write(proof)
         case let .settle(receipts):
             w.write(array: receipts)
+        case let .propose(content):
+            w.write(content)
+        case let .vote(p, weights):
+            w.write(p); w.write(UInt32(weights.count)); for x in weights { w.write(x) }
+        case let .delegate(to):
+            w.write(to)
+        case let .queue(p), let .execute(p), let .cancel(p):
+            w.write(p)
+        case let .createCommunity(id, scheme, open):
+            w.write(id); w.write(scheme.rawValue); w.write(open)
+        case let .joinCommunity(id), let .leaveCommunity(id):
+            w.write(id)
+        case let .admitMember(c, a):
+            w.write(c); w.write(a)
+        case let .forkCommunity(parent, id):
+            w.write(parent); w.write(id)
+        case let .approveCandidates(c, candidates):
+            w.write(c); w.write(array: candidates)
+        case let .recordSummary(p, h, m, r):
+            w.write(p); w.write(h); w.write(m); w.write(r)
         }
     }
 
@@ -216,6 +296,29 @@ extension Transaction: CanonicalCodable {
         case .registerModel: body = .registerModel(try ModelCard(from: &r))
         case .registerGateway: body = .registerGateway(key: try r.readAddress(), keyProof: try r.readSignature())
         case .settle: body = .settle(receipts: try r.readArray(of: Receipt.self, limit: 4096))
+        case .propose: body = .propose(try ProposalContent(from: &r))
+        case .vote:
+            let p = try r.readHash()
+            let n = Int(try r.readUInt32())
+            guard n <= 8 else { throw PlexusError(.tooLarge, "a ballot has at most 8 weights") }
+            body = .vote(proposal: p, weights: try (0..<n).map { _ in try r.readUInt32() })
+        case .delegate: body = .delegate(to: try r.readAddress())
+        case .queue: body = .queue(proposal: try r.readHash())
+        case .execute: body = .execute(proposal: try r.readHash())
+        case .cancel: body = .cancel(proposal: try r.readHash())
+        case .createCommunity:
+            let id = try r.readString(limit: Registry.maxName)
+            guard let s = VotingScheme(rawValue: try r.readUInt8()) else { throw PlexusError(.malformed, "unknown voting scheme") }
+            body = .createCommunity(id: id, scheme: s, open: try r.readBool())
+        case .joinCommunity: body = .joinCommunity(id: try r.readString(limit: Registry.maxName))
+        case .leaveCommunity: body = .leaveCommunity(id: try r.readString(limit: Registry.maxName))
+        case .admitMember: body = .admitMember(community: try r.readString(limit: Registry.maxName), account: try r.readAddress())
+        case .forkCommunity: body = .forkCommunity(parent: try r.readString(limit: Registry.maxName), id: try r.readString(limit: Registry.maxName))
+        case .approveCandidates:
+            body = .approveCandidates(community: try r.readString(limit: Registry.maxName), candidates: try r.readArray(of: Address.self, limit: 100))
+        case .recordSummary:
+            body = .recordSummary(proposal: try r.readHash(), summaryHash: try r.readHash(), model: try r.readString(limit: Registry.maxName),
+                                  requestId: try r.readHash())
         }
         signature = try r.readSignature()
     }

@@ -1,0 +1,86 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import PlexusCore
+import PlexusLedger
+import PlexusTestKit
+import Testing
+
+/// Governance through the real binaries: node operators (who hold the stake
+/// in `plexus up`) pass and execute a protocol-fee change with `plexus gov`,
+/// and the next settlement charges the new fee; out-of-bounds values are
+/// refused.
+@Suite(.serialized) struct GovernanceNetworkTests {
+    @Test func anExecutedFeeChangeChangesTheNextSettlement() async throws {
+        let dir = try TemporaryDirectory("plexus-gov")
+        defer { dir.remove() }
+        let upDir = dir.path + "/up"
+        let up = try PlexusProcess(["up", "--dir", upDir, "--port", "0", "--backend", "echo"],
+                                   environment: ["PLEXUS_HOME": dir.path + "/home"], logDirectory: dir.path)
+        defer { up.terminate(seconds: 30) }
+        let info = try await NetworkTests.waitForNetwork(up, directory: upDir, seconds: 120)
+        let ledger = LedgerClient(baseURL: info.ledger)
+        func plexus(_ args: [String]) throws -> (Int32, String) {
+            try PlexusProcess.run(args + ["--ledger", info.ledger], logDirectory: dir.path)
+        }
+        func key(_ n: Int) -> [String] { ["--key", upDir + "/keys/node-\(n).json"] }
+        /// The settlement of one chat request, once final.
+        func settledRequest() async throws -> Settlement {
+            let (resp, _) = try await NetworkTests.post(info, ["model": "echo", "max_tokens": 8, "messages": [["role": "user", "content": "one two three"]]])
+            #expect(resp.status == .ok)
+            let id = try Hash256(hex: resp.headers.first(name: "x-plexus-request-id") ?? "")
+            let deadline = Date().addingTimeInterval(60)
+            while Date() < deadline {
+                if let s = try await ledger.settlement(id), s.status == .final { return s }
+                try await Task.sleep(for: .milliseconds(250))
+            }
+            throw PlexusError(.io, "request \(id) did not settle")
+        }
+        func waitFor(_ id: Hash256, _ state: ProposalState) async throws {
+            let deadline = Date().addingTimeInterval(60)
+            while try await ledger.proposal(id).state != state {
+                guard Date() < deadline else { throw PlexusError(.io, "proposal never became \(state): \(try await ledger.proposal(id))") }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+
+        let before = try await settledRequest()
+        #expect(before.fee.units == before.charge.units * 500 / 10_000)
+
+        // Out of bounds: refused at proposal time, nothing recorded.
+        let (badStatus, badOut) = try plexus(["gov", "propose", "--title", "too high", "--set", "protocolFeeBps=5000"] + key(1))
+        #expect(badStatus != 0)
+        #expect(badOut.contains("outside its bounds"))
+        #expect(try await ledger.proposals().isEmpty)
+
+        // Propose 10%; two of three operators vote for, one against.
+        let (status, out) = try plexus(["gov", "propose", "--title", "Raise the protocol fee to 10%", "--set", "protocolFeeBps=1000"] + key(1))
+        #expect(status == 0, "\(out)")
+        let line = try #require(out.split(separator: "\n").first { $0.hasPrefix("proposal ") })
+        let id = try Hash256(hex: String(line.dropFirst("proposal ".count)))
+        try await waitFor(id, .active)
+        for (n, choice) in [(1, "for"), (2, "for"), (3, "against")] {
+            let (s, o) = try plexus(["gov", "vote", id.hex, "--choice", choice] + key(n))
+            #expect(s == 0, "\(o)")
+        }
+        let (dup, dupOut) = try plexus(["gov", "vote", id.hex, "--choice", "against"] + key(1))
+        #expect(dup != 0 && dupOut.contains("already voted"))
+        try await waitFor(id, .succeeded)
+        let view = try await ledger.proposal(id)
+        #expect(view.counts[0].forVotes == 2 * view.counts[0].againstVotes)
+        #expect(try plexus(["gov", "queue", id.hex] + key(3)).0 == 0)
+        let eta = try #require(try await ledger.proposal(id).eta)
+        while try await ledger.status().height < eta { try await Task.sleep(for: .milliseconds(200)) }
+        let (execStatus, execOut) = try plexus(["gov", "execute", id.hex] + key(3))  // anyone may execute
+        #expect(execStatus == 0, "\(execOut)")
+        #expect(try await ledger.proposal(id).state == .executed)
+        let (_, params) = try plexus(["gov", "params", "--json"])
+        let table = try JSONDecoder().decode(ParamsView.self, from: Data(params.utf8))
+        #expect(table.params.first { $0.name == "protocolFeeBps" }?.value == 1_000)
+
+        // The running network now charges the new fee.
+        let after = try await settledRequest()
+        #expect(after.fee.units == after.charge.units * 1_000 / 10_000)
+        #expect(after.settledHeight > eta)
+    }
+}
