@@ -58,6 +58,7 @@ public final class BlockStore: Sendable {
             }
             try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('genesis', ?)", arguments: [Data(json)])
             try Self.writeAccounts(changes.accounts, db)
+            try Self.writeRecords(changes.records, db)
             try Self.writeMeta(db, height: 0, timeMillis: genesis.timeMillis, params: changes.params)
         }
     }
