@@ -82,5 +82,18 @@ import Testing
         let after = try await settledRequest()
         #expect(after.fee.units == after.charge.units * 1_000 / 10_000)
         #expect(after.settledHeight > eta)
+
+        // A summary from the network, recorded on the proposal by the requestor who paid for it.
+        let (sumStatus, sumOut) = try plexus(["gov", "summarize", id.hex, "--gateway", info.baseURL, "--api-key", info.apiKey, "--model", "echo",
+                                               "--key", upDir + "/keys/requestor.json"])
+        #expect(sumStatus == 0, "\(sumOut)")
+        let summary = try #require(try await ledger.proposal(id).summary)
+        #expect(summary.model == "echo")
+        #expect(summary.recordedBy == info.requestor)
+        #expect(try await ledger.settlement(summary.requestId)?.model == "echo")
+        #expect(sumOut.contains("summary hash \(summary.summaryHash)"))
+        let (again, againOut) = try plexus(["gov", "summarize", id.hex, "--gateway", info.baseURL, "--api-key", info.apiKey, "--model", "echo",
+                                             "--key", upDir + "/keys/node-1.json"])
+        #expect(again != 0, "\(againOut)")  // the node operator did not pay for that request, and a summary is recorded once
     }
 }
