@@ -60,7 +60,7 @@ public struct Address: Hashable, Comparable, Sendable, CustomStringConvertible, 
     }
 
     public static func < (a: Address, b: Address) -> Bool {
-        a.bytes.lexicographicallyPrecedes(b.bytes)
+        ByteOrder.less(a.bytes, b.bytes)
     }
 
     /// Whether `signature` is a valid Ed25519 signature by this address over `message`.
@@ -108,5 +108,12 @@ public struct Signature: Hashable, Sendable, Codable, CustomStringConvertible {
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.singleValueContainer()
         try c.encode(description)
+    }
+}
+
+extension Address {
+    /// Hashes the 32 bytes in one call (the synthesized version feeds them one at a time).
+    public func hash(into hasher: inout Hasher) {
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
     }
 }

@@ -40,7 +40,7 @@ public struct Hash256: Hashable, Comparable, Sendable, CustomStringConvertible, 
     public var description: String { hex }
 
     public static func < (a: Hash256, b: Hash256) -> Bool {
-        a.bytes.lexicographicallyPrecedes(b.bytes)
+        ByteOrder.less(a.bytes, b.bytes)
     }
 
     public init(from decoder: any Decoder) throws {
@@ -87,5 +87,12 @@ public enum MerkleRoot {
             level = next
         }
         return level[0]
+    }
+}
+
+extension Hash256 {
+    /// Hashes the 32 bytes in one call (the synthesized version feeds them one at a time).
+    public func hash(into hasher: inout Hasher) {
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
     }
 }

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 /// Lower-case hexadecimal encoding and strict decoding.
 public enum Hex {
     private static let digits: [UInt8] = Array("0123456789abcdef".utf8)
@@ -39,5 +44,16 @@ public enum Hex {
         case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
         default: return nil
         }
+    }
+}
+
+/// Byte-string helpers for hot paths.
+public enum ByteOrder {
+    /// Whether `a` sorts before `b` (lexicographic, shorter first on a tie), by `memcmp`.
+    @inlinable
+    public static func less(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        let n = Swift.min(a.count, b.count)
+        let c = a.withUnsafeBytes { pa in b.withUnsafeBytes { pb in n == 0 ? 0 : memcmp(pa.baseAddress!, pb.baseAddress!, n) } }
+        return c != 0 ? c < 0 : a.count < b.count
     }
 }

@@ -410,8 +410,12 @@ extension LedgerState {
                 }
                 p.votes[i].tally.add(power: powers[i], weights: weights)
             }
-            events.append(.governance(action: "vote_cast", subject: id.hex,
-                                      detail: "\(me.short) weights \(weights.map(String.init).joined(separator: "/")) power \(powers.map(String.init).joined(separator: "/"))"))
+            // The voter is the transaction's sender; the detail is the ballot and its power.
+            var detail = "weights"
+            for w in weights { detail += " \(w)" }
+            detail += " power"
+            for p in powers { detail += " \(p)" }
+            events.append(.governance(action: "vote_cast", subject: id.hex, detail: detail))
             // Late quorum: the first time quorum is reached, voting stays open
             // at least `lateQuorumExtensionBlocks` more (applied once).
             if !p.extended, !wasReached, p.votes.allSatisfy({ quorumReached($0) }) {

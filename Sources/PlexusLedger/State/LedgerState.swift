@@ -120,10 +120,13 @@ public struct LedgerState: Sendable {
             out.append((address, account))
         }
         var records: [(key: [UInt8], value: [UInt8]?)] = []
-        for key in dirtyRecords.sorted() {
+        // Sort by the storage key's bytes, computed once per key.
+        let keyed = dirtyRecords.map { ($0.bytes, $0) }.sorted { ByteOrder.less($0.0, $1.0) }
+        records.reserveCapacity(keyed.count)
+        for (bytes, key) in keyed {
             let value = recordBytes(key)
-            commitment.update(key: Digest32.hashing(Array("plexus-state:record:".utf8) + key.bytes), value: value.map { Digest32.hashing($0) })
-            records.append((key.bytes, value))
+            commitment.update(key: Digest32.hashing(Self.recordPrefix + bytes), value: value.map { Digest32.hashing($0) })
+            records.append((bytes, value))
         }
         dirtyRecords.removeAll(keepingCapacity: true)
         let changedParams = paramsDirty ? params : nil
@@ -135,6 +138,7 @@ public struct LedgerState: Sendable {
     }
 
     static let paramsKey = Digest32.hashing(Array("plexus-state:params".utf8))
+    static let recordPrefix = Array("plexus-state:record:".utf8)
 
     static func accountKey(_ address: Address) -> Digest32 {
         Digest32.hashing(Array("plexus-state:account:".utf8) + address.bytes)

@@ -323,5 +323,5 @@ enum RecordKey: Hashable, Comparable {
         }
     }
 
-    static func < (a: RecordKey, b: RecordKey) -> Bool { a.bytes.lexicographicallyPrecedes(b.bytes) }
+    static func < (a: RecordKey, b: RecordKey) -> Bool { ByteOrder.less(a.bytes, b.bytes) }
 }
