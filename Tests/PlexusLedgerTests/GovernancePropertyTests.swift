@@ -138,3 +138,35 @@ import Testing
         #expect(buckets.allSatisfy { abs($0 - 10_000) < 500 })
     }
 }
+
+/// Histories stay short: what no open proposal can look up is forgotten.
+@Suite struct CheckpointPruningTests {
+    @Test func historiesKeepOnlyWhatOpenSnapshotsNeed() throws {
+        let l = try GovLedger(params: ["votingDelayBlocks": 2, "votingPeriodBlocks": 30])
+        // A node operator's reputation (or anyone's stake) changing every block.
+        for _ in 0..<200 {
+            try l.stake(0, 1)
+            try l.next()
+        }
+        #expect(l.state.voters[l.address(0)]!.stake.heights.count <= 2)
+        // An open proposal keeps the entries its snapshot needs.
+        let id = try l.propose(1, GovLedger.text("keep"))
+        let snapshot = l.proposal(id).snapshot
+        for _ in 0..<20 {
+            try l.stake(0, 1)
+            try l.next()
+        }
+        let stake = l.state.voters[l.address(0)]!.stake
+        #expect(stake.heights.first! < snapshot)
+        // One unit staked in each of blocks 1...202 counts; the proposal was made at 201, snapshot 203.
+        #expect(l.proposal(id).createdHeight == 201 && snapshot == 203)
+        #expect(stake.value(before: snapshot) == 202)
+        try l.vote(0, id, .for)
+        #expect(l.state.ballots[id]![l.address(0)]!.power == [202])
+        // After voting closes, the history shrinks again and the proposal keeps its totals.
+        try l.advance(to: l.proposal(id).deadline + 2)
+        try l.stake(0, 1)
+        #expect(l.state.voters[l.address(0)]!.stake.heights.count <= 2)
+        #expect(l.state.proposals[id]!.votes[0].totalPower != nil)
+    }
+}

@@ -12,13 +12,21 @@ public struct Checkpoints: Sendable, Hashable, CanonicalCodable {
     /// The value now (0 if never set).
     public var latest: UInt64 { values.last ?? 0 }
 
-    /// Records `value` as of `height` (which must not precede the last entry).
-    public mutating func push(height: UInt64, value: UInt64) {
+    /// Records `value` as of `height` (which must not precede the last entry),
+    /// forgetting entries no lookup at or after `floor` can reach: only the
+    /// last entry below `floor` is kept of those below it.
+    public mutating func push(height: UInt64, value: UInt64, floor: UInt64 = 0) {
         if let last = heights.last, last == height {
             values[values.count - 1] = value
         } else {
             heights.append(height)
             values.append(value)
+        }
+        var drop = 0
+        while drop + 1 < heights.count && heights[drop + 1] < floor { drop += 1 }
+        if drop > 0 {
+            heights.removeFirst(drop)
+            values.removeFirst(drop)
         }
     }
 

@@ -43,12 +43,13 @@ extension LedgerState {
     mutating func stakeChanged(_ account: Address, from old: UInt64, to new: UInt64) {
         guard old != new else { return }
         let h = height
-        updateVoter(account) { $0.stake.push(height: h, value: new) }
+        let floor = governanceFloor
+        updateVoter(account) { $0.stake.push(height: h, value: new, floor: floor) }
         updateVoter(delegate(of: account)) { v in
-            v.votes.push(height: h, value: new > old ? v.votes.latest &+ (new - old) : v.votes.latest &- (old - new))
+            v.votes.push(height: h, value: new > old ? v.votes.latest &+ (new - old) : v.votes.latest &- (old - new), floor: floor)
         }
         let t = govTotals.stake.latest
-        govTotals.stake.push(height: h, value: new > old ? t &+ (new - old) : t &- (old - new))
+        govTotals.stake.push(height: h, value: new > old ? t &+ (new - old) : t &- (old - new), floor: floor)
         dirtyRecords.insert(.govTotals)
     }
 
@@ -56,8 +57,9 @@ extension LedgerState {
     mutating func addReputation(_ account: Address, _ points: UInt64) {
         guard points > 0, account != .treasury else { return }
         let h = height
-        updateVoter(account) { $0.reputation.push(height: h, value: $0.reputation.latest &+ points) }
-        govTotals.reputation.push(height: h, value: govTotals.reputation.latest &+ points)
+        let floor = governanceFloor
+        updateVoter(account) { $0.reputation.push(height: h, value: $0.reputation.latest &+ points, floor: floor) }
+        govTotals.reputation.push(height: h, value: govTotals.reputation.latest &+ points, floor: floor)
         dirtyRecords.insert(.govTotals)
     }
 
@@ -396,6 +398,7 @@ extension LedgerState {
         switch plan {
         case let .propose(p):
             proposals[p.id] = p
+            openProposals[p.id] = p.snapshot
             dirtyRecords.insert(.proposal(p.id))
             return [.governance(action: "proposal_created", subject: p.id.hex,
                                 detail: "by \(me.short); snapshot \(p.snapshot), deadline \(p.deadline)")]
@@ -435,8 +438,9 @@ extension LedgerState {
         case let .delegate(to):
             let old = delegate(of: me)
             let stake = account(me).staked.units
-            updateVoter(old) { $0.votes.push(height: h, value: $0.votes.latest &- stake) }
-            updateVoter(to) { $0.votes.push(height: h, value: $0.votes.latest &+ stake) }
+            let floor = governanceFloor
+            updateVoter(old) { $0.votes.push(height: h, value: $0.votes.latest &- stake, floor: floor) }
+            updateVoter(to) { $0.votes.push(height: h, value: $0.votes.latest &+ stake, floor: floor) }
             updateVoter(me) { $0.delegate = to == me ? nil : to }
             return [.governance(action: "delegate_changed", subject: me.description, detail: "from \(old.short) to \(to.short)")]
 
@@ -461,6 +465,7 @@ extension LedgerState {
 
         case let .cancel(id):
             proposals[id]?.canceled = true
+            openProposals[id] = nil
             dirtyRecords.insert(.proposal(id))
             return [.governance(action: "proposal_canceled", subject: id.hex, detail: "by \(me.short)")]
 
@@ -512,7 +517,7 @@ extension LedgerState {
     mutating func setMembership(_ id: String, _ a: Address, member: Bool) {
         var m = memberships[id]?[a] ?? Membership()
         let was = m.isMember
-        m.history.push(height: height, value: member ? 1 : 0)
+        m.history.push(height: height, value: member ? 1 : 0, floor: governanceFloor)
         m.applied = false
         memberships[id, default: [:]][a] = m
         dirtyRecords.insert(.member(id, a))
@@ -592,6 +597,7 @@ extension LedgerState {
     mutating func governanceBlock(parentHash: Hash256) -> [Event] {
         var events: [Event] = []
         let h = height
+        closeVoting()
         for id in communities.keys.sorted() {
             guard var c = communities[id] else { continue }
             let epoch = setting(.councilEpochBlocks, of: c)
@@ -627,6 +633,29 @@ extension LedgerState {
             events.append(.governance(action: "draw_announced", subject: Governance.federation, detail: "at height \(govTotals.pendingDraw!)"))
         }
         return events
+    }
+
+    /// Proposals whose voting has closed get their totals fixed (for views),
+    /// and histories may forget what no open proposal's snapshot can reach:
+    /// the floor is the earliest snapshot still open, or the height.
+    mutating func closeVoting() {
+        var floor = height
+        for (id, snapshot) in openProposals.sorted(by: { $0.key < $1.key }) {
+            guard var p = proposals[id] else { openProposals[id] = nil; continue }
+            if p.deadline < height {
+                for i in p.votes.indices where p.votes[i].totalPower == nil {
+                    if let c = communities[p.votes[i].community] {
+                        p.votes[i].totalPower = totalPower(in: c, scheme: p.votes[i].scheme, before: p.snapshot)
+                    }
+                }
+                proposals[id] = p
+                dirtyRecords.insert(.proposal(id))
+                openProposals[id] = nil
+            } else {
+                floor = min(floor, snapshot)
+            }
+        }
+        governanceFloor = max(governanceFloor, floor)
     }
 
     /// The top `councilSize` candidates by stake-weighted approval of current members.

@@ -44,6 +44,11 @@ public struct LedgerState: Sendable {
     public internal(set) var approvals: [String: [Address: [Address]]] = [:]
     /// Models listed by governance.
     public internal(set) var listedModels: Set<String> = []
+    /// Proposals still open to votes → their snapshot. Derived.
+    var openProposals: [Hash256: UInt64] = [:]
+    /// No voting-power lookup happens below this height any more (the
+    /// earliest open snapshot); histories drop what lies below it. Derived.
+    var governanceFloor: UInt64 = 0
     /// Node key → owner. Derived from `nodes`.
     var nodeOwners: [Address: Address] = [:]
     /// Pending settlements by the height they become final. Derived.
@@ -200,7 +205,10 @@ public struct LedgerState: Sendable {
                 if s.status == .pending { finalizations[s.finalHeight, default: []].insert(id) }
             case let .voter(a): voters[a] = try VoterRecord(canonicalBytes: v)
             case .govTotals: govTotals = try GovernanceTotals(canonicalBytes: v)
-            case let .proposal(id): proposals[id] = try Proposal(canonicalBytes: v)
+            case let .proposal(id):
+                let p = try Proposal(canonicalBytes: v)
+                proposals[id] = p
+                if !p.canceled && p.deadline >= height { openProposals[id] = p.snapshot }
             case let .ballot(id, a): ballots[id, default: [:]][a] = try Ballot(canonicalBytes: v)
             case let .community(id): communities[id] = try Community(canonicalBytes: v)
             case let .member(c, a): memberships[c, default: [:]][a] = try Membership(canonicalBytes: v)
