@@ -231,7 +231,15 @@ struct UpCommand: AsyncParsableCommand {
             -H "Authorization: Bearer \(info.apiKey)" -H "Content-Type: application/json" \\
             -d '{"model": "\(net.model)", "messages": [{"role": "user", "content": "Say hello."}]}'
 
-        or, in another terminal: plexus demo. Ctrl-C stops the network.
+        or, in another terminal: plexus demo.
+
+        Govern it (the three node operators hold the stake; voting lasts 10 blocks):
+          export PLEXUS_LEDGER=\(info.ledger)
+          plexus gov propose --title "Lower the protocol fee" --set protocolFeeBps=300 --key \(net.dir)/keys/node-1.json
+          plexus gov vote PROPOSAL_ID --choice for --key \(net.dir)/keys/node-2.json
+          plexus gov list; plexus gov queue PROPOSAL_ID --key …; plexus gov execute PROPOSAL_ID --key …
+
+        Ctrl-C stops the network.
         """)
         await net.waitUntilStopped()
     }

@@ -83,6 +83,23 @@ public enum ProposalAction: Sendable, Hashable {
     }
 }
 
+extension ProposalAction: CustomStringConvertible {
+    public var description: String {
+        switch self {
+        case let .setParam(n, v): "set_param \(n) = \(v)"
+        case let .setCommunityParam(c, n, v): "set_community_param \(c): \(n) = \(v)"
+        case let .setScheme(c, s): "set_scheme \(c): \(s.name)"
+        case let .setOpen(c, o): "set_open \(c): \(o ? "open" : "by approval")"
+        case let .listModel(m): "list_model \(m)"
+        case let .delistModel(m): "delist_model \(m)"
+        case let .treasurySpend(to, a): "treasury_spend \(a) PLX to \(to)"
+        case let .grantReputation(a, p): "grant_reputation \(p) points to \(a)"
+        case let .federationJoin(c): "federation_join \(c)"
+        case let .federationLeave(c): "federation_leave \(c)"
+        }
+    }
+}
+
 extension ProposalAction: CanonicalCodable {
     public func encode(to w: inout CanonicalWriter) {
         switch self {
