@@ -398,7 +398,7 @@ extension LedgerState {
         switch plan {
         case let .propose(p):
             proposals[p.id] = p
-            openProposals[p.id] = p.snapshot
+            trackOpen(p)
             dirtyRecords.insert(.proposal(p.id))
             return [.governance(action: "proposal_created", subject: p.id.hex,
                                 detail: "by \(me.short); snapshot \(p.snapshot), deadline \(p.deadline)")]
@@ -425,7 +425,9 @@ extension LedgerState {
                 p.extended = true
                 let (ext, o) = h.addingReportingOverflow(params[.lateQuorumExtensionBlocks])
                 if !o, ext > p.deadline {
+                    untrackOpen(p)
                     p.deadline = ext
+                    trackOpen(p)
                     events.append(.governance(action: "proposal_extended", subject: id.hex, detail: "deadline \(ext)"))
                 }
             }
@@ -465,7 +467,7 @@ extension LedgerState {
 
         case let .cancel(id):
             proposals[id]?.canceled = true
-            openProposals[id] = nil
+            if let p = proposals[id] { untrackOpen(p) }
             dirtyRecords.insert(.proposal(id))
             return [.governance(action: "proposal_canceled", subject: id.hex, detail: "by \(me.short)")]
 
@@ -639,23 +641,34 @@ extension LedgerState {
     /// and histories may forget what no open proposal's snapshot can reach:
     /// the floor is the earliest snapshot still open, or the height.
     mutating func closeVoting() {
-        var floor = height
-        for (id, snapshot) in openProposals.sorted(by: { $0.key < $1.key }) {
-            guard var p = proposals[id] else { openProposals[id] = nil; continue }
-            if p.deadline < height {
-                for i in p.votes.indices where p.votes[i].totalPower == nil {
-                    if let c = communities[p.votes[i].community] {
-                        p.votes[i].totalPower = totalPower(in: c, scheme: p.votes[i].scheme, before: p.snapshot)
-                    }
+        // Blocks come one at a time, so only proposals whose deadline was the previous block close now.
+        for id in (closing.removeValue(forKey: height &- 1) ?? []) {
+            guard var p = proposals[id] else { continue }
+            openSnapshots[p.snapshot, default: 1] -= 1
+            if openSnapshots[p.snapshot] == 0 { openSnapshots[p.snapshot] = nil }
+            for i in p.votes.indices where p.votes[i].totalPower == nil {
+                if let c = communities[p.votes[i].community] {
+                    p.votes[i].totalPower = totalPower(in: c, scheme: p.votes[i].scheme, before: p.snapshot)
                 }
-                proposals[id] = p
-                dirtyRecords.insert(.proposal(id))
-                openProposals[id] = nil
-            } else {
-                floor = min(floor, snapshot)
             }
+            proposals[id] = p
+            dirtyRecords.insert(.proposal(id))
         }
-        governanceFloor = max(governanceFloor, floor)
+        governanceFloor = max(governanceFloor, min(height, openSnapshots.keys.min() ?? height))
+    }
+
+    /// Indexes a proposal open to votes (by deadline and snapshot).
+    mutating func trackOpen(_ p: Proposal) {
+        closing[p.deadline, default: []].insert(p.id)
+        openSnapshots[p.snapshot, default: 0] += 1
+    }
+
+    /// Removes a proposal from the open index.
+    mutating func untrackOpen(_ p: Proposal) {
+        guard closing[p.deadline]?.remove(p.id) != nil else { return }
+        if closing[p.deadline]?.isEmpty == true { closing[p.deadline] = nil }
+        openSnapshots[p.snapshot, default: 1] -= 1
+        if openSnapshots[p.snapshot] == 0 { openSnapshots[p.snapshot] = nil }
     }
 
     /// The top `councilSize` candidates by stake-weighted approval of current members.

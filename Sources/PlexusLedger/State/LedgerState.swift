@@ -44,8 +44,10 @@ public struct LedgerState: Sendable {
     public internal(set) var approvals: [String: [Address: [Address]]] = [:]
     /// Models listed by governance.
     public internal(set) var listedModels: Set<String> = []
-    /// Proposals still open to votes → their snapshot. Derived.
-    var openProposals: [Hash256: UInt64] = [:]
+    /// Proposals still open to votes, by their deadline. Derived.
+    var closing: [UInt64: Set<Hash256>] = [:]
+    /// How many open proposals have each snapshot height. Derived.
+    var openSnapshots: [UInt64: Int] = [:]
     /// No voting-power lookup happens below this height any more (the
     /// earliest open snapshot); histories drop what lies below it. Derived.
     var governanceFloor: UInt64 = 0
@@ -208,7 +210,7 @@ public struct LedgerState: Sendable {
             case let .proposal(id):
                 let p = try Proposal(canonicalBytes: v)
                 proposals[id] = p
-                if !p.canceled && p.deadline >= height { openProposals[id] = p.snapshot }
+                if !p.canceled && p.deadline >= height { trackOpen(p) }
             case let .ballot(id, a): ballots[id, default: [:]][a] = try Ballot(canonicalBytes: v)
             case let .community(id): communities[id] = try Community(canonicalBytes: v)
             case let .member(c, a): memberships[c, default: [:]][a] = try Membership(canonicalBytes: v)
