@@ -34,6 +34,8 @@ struct GatewayBench: AsyncParsableCommand {
         var requestsPerS: Double
         var errors: Int
         var receiptsStored: Int
+        /// CPU time per request during the throughput phase, by process: gateway, nodes (all three), ledger, load generator.
+        var cpuMsPerRequest: [String: Double] = [:]
 
         enum CodingKeys: String, CodingKey {
             case benchmark, backend, requests, concurrency, errors
@@ -42,6 +44,7 @@ struct GatewayBench: AsyncParsableCommand {
             case addedP50Ms = "added_p50_ms", addedP99Ms = "added_p99_ms"
             case requestsPerS = "requests_per_s"
             case receiptsStored = "receipts_stored"
+            case cpuMsPerRequest = "cpu_ms_per_request"
         }
     }
 
@@ -117,7 +120,8 @@ struct GatewayBench: AsyncParsableCommand {
             g.append(ms)
             if !ok { errors += 1 }
         }
-        // Throughput: `concurrency` clients for `seconds`.
+        // Throughput: `concurrency` clients for `seconds`, with each process's CPU time measured.
+        let cpuBefore = Self.cpuSeconds(info.pids), selfBefore = Self.cpuSeconds([getpid()])
         let end = DispatchTime.now().uptimeNanoseconds + UInt64(seconds * 1e9)
         let counts = try await withThrowingTaskGroup(of: (Int, Int).self) { group in
             for _ in 0..<concurrency {
@@ -135,6 +139,7 @@ struct GatewayBench: AsyncParsableCommand {
             return total
         }
         errors += counts.1
+        let cpuAfter = Self.cpuSeconds(info.pids), selfAfter = Self.cpuSeconds([getpid()])
         try await http.shutdown()
         // Every answered request left a countersigned receipt in the gateway's store.
         let stored = try ReceiptStore(path: dir + "/gateway/receipts.sqlite").count()
@@ -143,9 +148,31 @@ struct GatewayBench: AsyncParsableCommand {
                        addedP50Ms: Self.percentile(g, 0.5) - Self.percentile(d, 0.5),
                        addedP99Ms: Self.percentile(g, 0.99) - Self.percentile(d, 0.99),
                        concurrency: concurrency, requestsPerS: Double(counts.0) / seconds, errors: errors, receiptsStored: stored)
-        if json { try printJSON(r) } else {
+        let served = Double(max(1, counts.0))
+        func perRequest(_ i: [Int]) -> Double { i.reduce(0.0) { $0 + cpuAfter[$1] - cpuBefore[$1] } * 1_000 / served }
+        // `plexus up` starts the ledger, the three nodes and then the gateway.
+        var result = r
+        if info.pids.count == 5 {
+            result.cpuMsPerRequest = ["ledger": perRequest([0]), "nodes": perRequest([1, 2, 3]), "gateway": perRequest([4]),
+                                      "client": (selfAfter[0] - selfBefore[0]) * 1_000 / served]
+        }
+        if json { try printJSON(result) } else {
             print(String(format: "gateway adds %.2f ms (p50), %.2f ms (p99); %.0f requests/s at %d in flight",
                          r.addedP50Ms, r.addedP99Ms, r.requestsPerS, concurrency))
+        }
+    }
+}
+
+extension GatewayBench {
+    /// User + system CPU seconds of each process, from /proc (0 where unreadable).
+    static func cpuSeconds(_ pids: [Int32]) -> [Double] {
+        pids.map { pid in
+            guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = text.lastIndex(of: ")") else { return 0 }
+            let fields = text[text.index(after: close)...].split(separator: " ")
+            // After the command name: state is field 3, utime 14 and stime 15 (1-based over the whole line).
+            guard fields.count > 13, let u = Double(fields[11]), let s = Double(fields[12]) else { return 0 }
+            return (u + s) / Double(sysconf(Int32(_SC_CLK_TCK)))
         }
     }
 }
