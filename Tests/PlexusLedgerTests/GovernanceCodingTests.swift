@@ -60,7 +60,7 @@ import Testing
     /// community and its draw: a replica applying the sealed blocks reaches the
     /// same state root at every height, draws included.
     @Test func aReplicaReplaysGovernanceBlocksToTheSameRoots() throws {
-        let net = TestNetwork(accounts: 6, params: ["votingDelayBlocks": 1, "votingPeriodBlocks": 3, "timelockBlocks": 1,
+        let net = TestNetwork(accounts: 6, params: ["votingDelayBlocks": 1, "votingPeriodBlocks": 3, "timelockBlocks": 1, "lateQuorumExtensionBlocks": 0,
                                                     "councilSize": 2, "councilEpochBlocks": 4, "sortitionDelayBlocks": 2])
         var chain = try Chain(genesis: net.genesis)
         var nonces = [UInt64](repeating: 0, count: 6)

@@ -243,6 +243,22 @@ import Testing
         #expect(l.stateOf(id) == .succeeded)
     }
 
+    @Test func aFirstVoteThatReachesQuorumLateAlsoExtends() throws {
+        let l = try ledger(["quorumBps": 2_000, "lateQuorumExtensionBlocks": 3])
+        let id = try l.propose(0, GovLedger.text("first vote decides"))
+        let deadline = l.proposal(id).deadline
+        try l.advance(to: deadline)
+        try l.vote(0, id, .for)  // 25% ≥ 20%: quorum on the first vote, in the last block
+        #expect(l.proposal(id).extended)
+        #expect(l.proposal(id).deadline == deadline + 3)
+        try l.next()
+        #expect(l.stateOf(id) == .active)
+        try l.vote(1, id, .against)
+        try l.vote(2, id, .against)
+        try l.advance(to: deadline + 4)
+        #expect(l.stateOf(id) == .defeated)
+    }
+
     @Test func outOfBoundsValuesCanBeNeitherProposedNorExecuted() throws {
         let l = try ledger()
         let before = l.fingerprint()

@@ -406,13 +406,14 @@ extension LedgerState {
         case let .vote(id, weights, powers):
             guard var p = proposals[id] else { return [] }
             var events: [Event] = []
-            let wasReached = p.votes.allSatisfy { quorumReached($0) }
-            for i in p.votes.indices {
-                if p.votes[i].totalPower == nil, let c = communities[p.votes[i].community] {
+            // Totals at the snapshot are fixed by the first vote, before quorum is judged.
+            for i in p.votes.indices where p.votes[i].totalPower == nil {
+                if let c = communities[p.votes[i].community] {
                     p.votes[i].totalPower = totalPower(in: c, scheme: p.votes[i].scheme, before: p.snapshot)
                 }
-                p.votes[i].tally.add(power: powers[i], weights: weights)
             }
+            let wasReached = p.votes.allSatisfy { quorumReached($0) }
+            for i in p.votes.indices { p.votes[i].tally.add(power: powers[i], weights: weights) }
             // The voter is the transaction's sender; the detail is the ballot and its power.
             var detail = "weights"
             for w in weights { detail += " \(w)" }
