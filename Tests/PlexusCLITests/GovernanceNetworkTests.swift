@@ -78,6 +78,12 @@ import Testing
         let table = try JSONDecoder().decode(ParamsView.self, from: Data(params.utf8))
         #expect(table.params.first { $0.name == "protocolFeeBps" }?.value == 1_000)
 
+        // The ledger's metrics count proposals.
+        let metrics = try await HTTPClient.shared.execute(HTTPClientRequest(url: info.ledger + "/metrics"), timeout: .seconds(10))
+        let text = String(buffer: try await metrics.body.collect(upTo: 1 << 20))
+        #expect(text.contains("plexus_ledger_proposals{voting=\"any\"} 1"), "\(text)")
+        #expect(text.contains("plexus_ledger_communities 2"))
+
         // The running network now charges the new fee.
         let after = try await settledRequest()
         #expect(after.fee.units == after.charge.units * 1_000 / 10_000)

@@ -54,6 +54,10 @@ public actor LedgerService {
     private let rejectCounter = Counter(label: "plexus_ledger_transactions_total", dimensions: [("result", "rejected")])
     private let blockCounter = Counter(label: "plexus_ledger_blocks_total")
     private let heightGauge = Gauge(label: "plexus_ledger_height")
+    private let proposalsGauge = Gauge(label: "plexus_ledger_proposals", dimensions: [("voting", "any")])
+    private let openProposalsGauge = Gauge(label: "plexus_ledger_proposals", dimensions: [("voting", "open")])
+    private let communitiesGauge = Gauge(label: "plexus_ledger_communities")
+    private let federatedGauge = Gauge(label: "plexus_ledger_federated_communities")
     private let commitTimer = Metrics.Timer(label: "plexus_ledger_block_commit_seconds")
 
     /// Opens the chain stored in `store`, checking that the loaded state
@@ -224,6 +228,11 @@ public actor LedgerService {
         committedHash = c.hash
         blockCounter.increment()
         heightGauge.record(Double(h))
+        let g = chain.state.governanceCounts
+        proposalsGauge.record(Double(g.proposals))
+        openProposalsGauge.record(Double(g.open))
+        communitiesGauge.record(Double(g.communities))
+        federatedGauge.record(Double(g.federated))
         logger.debug("block committed", metadata: ["height": "\(h)", "txs": "\(c.block.transactions.count)"])
         for key in commitWaiters.keys.filter({ $0 <= h }) {
             for w in commitWaiters.removeValue(forKey: key) ?? [] { w.resume() }

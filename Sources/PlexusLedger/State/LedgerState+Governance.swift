@@ -29,6 +29,12 @@ extension LedgerState {
         dirtyRecords.insert(.govTotals)
     }
 
+    /// Proposals in all, those still open to votes, communities (the network and
+    /// the federation included) and federated communities, for metrics.
+    public var governanceCounts: (proposals: Int, open: Int, communities: Int, federated: Int) {
+        (proposals.count, openSnapshots.values.reduce(0, +), communities.count, govTotals.federation.count)
+    }
+
     /// Whom `account`'s stake votes with.
     public func delegate(of account: Address) -> Address { voters[account]?.delegate ?? account }
 
