@@ -214,11 +214,13 @@ struct UpCommand: AsyncParsableCommand {
         let net = LocalNetwork(dir: dir ?? Self.defaultDir, store: store, backend: backend)
         let info: LocalNetwork.Info
         do {
-            info = try await net.start(gatewayPort: port) { print($0) }
+            // Flushed line by line, so that progress shows up at once in a log file or pipe too.
+            info = try await net.start(gatewayPort: port) { print($0); fflush(nil) }
         } catch {
             net.stop()
             throw error
         }
+        defer { fflush(nil) }
         print("""
 
         Plexus is up: a ledger, three nodes and a gateway.
@@ -241,6 +243,7 @@ struct UpCommand: AsyncParsableCommand {
 
         Ctrl-C stops the network.
         """)
+        fflush(nil)
         await net.waitUntilStopped()
     }
 }
