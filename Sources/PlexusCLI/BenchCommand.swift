@@ -137,7 +137,10 @@ struct LedgerBench: AsyncParsableCommand {
         return out.compactMap { $0 }
     }
 
-    func progress(_ s: String) {
-        FileHandle.standardError.write(Data("bench: \(s)\n".utf8))
-    }
+    func progress(_ s: String) { benchProgress(s) }
+}
+
+/// A progress line for a benchmark, on stderr (stdout carries the result).
+func benchProgress(_ s: String) {
+    FileHandle.standardError.write(Data("bench: \(s)\n".utf8))
 }

@@ -43,9 +43,7 @@ struct GovernanceBench: AsyncParsableCommand {
         guard votes >= 1, votes <= 10_000_000 else { throw ValidationError("--votes is 1...10000000") }
     }
 
-    func progress(_ s: String) {
-        FileHandle.standardError.write(Data("bench: \(s)\n".utf8))
-    }
+    func progress(_ s: String) { benchProgress(s) }
 
     static func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
 

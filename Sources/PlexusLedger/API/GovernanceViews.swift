@@ -52,7 +52,7 @@ public struct ProposalView: Codable, Sendable {
             let s = v.tally.scores
             return Count(community: v.community, scheme: v.scheme, quorumBps: v.quorumBps, quorum: quorum, totalPower: v.totalPower,
                          forVotes: s[Choice.for.rawValue], againstVotes: s[Choice.against.rawValue], abstainVotes: s[Choice.abstain.rawValue],
-                         voters: v.tally.voters, quorumReached: quorum.map { $0 <= s[Choice.for.rawValue] &+ s[Choice.abstain.rawValue] } ?? false)
+                         voters: v.tally.voters, quorumReached: v.totalPower != nil && v.quorumReached)
         }
     }
 }

@@ -241,6 +241,18 @@ public struct CommunityVote: Sendable, Hashable, CanonicalCodable {
         UInt64((UInt128(total) * UInt128(bps)) / 10_000)
     }
 
+    /// For + Abstain reach the quorum of the total at the snapshot (0 while it is unknown).
+    public var quorumReached: Bool {
+        let s = tally.scores
+        return Self.quorum(total: totalPower ?? 0, bps: quorumBps) <= s[Choice.for.rawValue] &+ s[Choice.abstain.rawValue]
+    }
+
+    /// Quorum reached and For > Against strictly.
+    public var succeeded: Bool {
+        let s = tally.scores
+        return tally.voters > 0 && quorumReached && s[Choice.for.rawValue] > s[Choice.against.rawValue]
+    }
+
     public func encode(to w: inout CanonicalWriter) {
         w.write(community); w.write(scheme.rawValue); w.write(quorumBps); w.write(tally)
         w.write(totalPower != nil); w.write(totalPower ?? 0)
@@ -319,11 +331,7 @@ public struct Proposal: Sendable, Hashable, CanonicalCodable {
 
     /// Every named community reached quorum and For > Against strictly.
     public var succeededVote: Bool {
-        votes.allSatisfy { v in
-            let total = v.totalPower ?? 0
-            let quorumMet = CommunityVote.quorum(total: total, bps: v.quorumBps) <= v.tally.forVotes &+ v.tally.abstainVotes
-            return v.tally.voters > 0 && quorumMet && v.tally.forVotes > v.tally.againstVotes
-        }
+        votes.allSatisfy(\.succeeded)
     }
 
     public func encode(to w: inout CanonicalWriter) {

@@ -137,14 +137,18 @@ extension LedgerState {
     /// A proposal with its totals at the snapshot filled in where voting has begun.
     public func proposalView(_ id: Hash256) -> Proposal? {
         guard var p = proposals[id] else { return nil }
-        if height > p.snapshot {
-            for i in p.votes.indices where p.votes[i].totalPower == nil {
-                if let c = communities[p.votes[i].community] {
-                    p.votes[i].totalPower = totalPower(in: c, scheme: p.votes[i].scheme, before: p.snapshot)
-                }
+        if height > p.snapshot { fillTotals(&p) }
+        return p
+    }
+
+    /// Fills in each community's total power at the snapshot where it is not fixed
+    /// yet (call only once the snapshot has passed, when it can no longer change).
+    func fillTotals(_ p: inout Proposal) {
+        for i in p.votes.indices where p.votes[i].totalPower == nil {
+            if let c = communities[p.votes[i].community] {
+                p.votes[i].totalPower = totalPower(in: c, scheme: p.votes[i].scheme, before: p.snapshot)
             }
         }
-        return p
     }
 
     // MARK: Transactions
@@ -413,12 +417,8 @@ extension LedgerState {
             guard var p = proposals[id] else { return [] }
             var events: [Event] = []
             // Totals at the snapshot are fixed by the first vote, before quorum is judged.
-            for i in p.votes.indices where p.votes[i].totalPower == nil {
-                if let c = communities[p.votes[i].community] {
-                    p.votes[i].totalPower = totalPower(in: c, scheme: p.votes[i].scheme, before: p.snapshot)
-                }
-            }
-            let wasReached = p.votes.allSatisfy { quorumReached($0) }
+            fillTotals(&p)
+            let wasReached = p.votes.allSatisfy(\.quorumReached)
             for i in p.votes.indices { p.votes[i].tally.add(power: powers[i], weights: weights) }
             // The voter is the transaction's sender; the detail is the ballot and its power.
             var detail = "weights"
@@ -428,7 +428,7 @@ extension LedgerState {
             events.append(.governance(action: "vote_cast", subject: id.hex, detail: detail))
             // Late quorum: the first time quorum is reached, voting stays open
             // at least `lateQuorumExtensionBlocks` more (applied once).
-            if !p.extended, !wasReached, p.votes.allSatisfy({ quorumReached($0) }) {
+            if !p.extended, !wasReached, p.votes.allSatisfy(\.quorumReached) {
                 p.extended = true
                 let (ext, o) = h.addingReportingOverflow(params[.lateQuorumExtensionBlocks])
                 if !o, ext > p.deadline {
@@ -517,10 +517,6 @@ extension LedgerState {
             dirtyRecords.insert(.proposal(id))
             return [.governance(action: "summary_recorded", subject: id.hex, detail: "\(s.model) request \(s.requestId.hex.prefix(16))")]
         }
-    }
-
-    func quorumReached(_ v: CommunityVote) -> Bool {
-        CommunityVote.quorum(total: v.totalPower ?? 0, bps: v.quorumBps) <= v.tally.forVotes &+ v.tally.abstainVotes
     }
 
     mutating func setMembership(_ id: String, _ a: Address, member: Bool) {
@@ -651,13 +647,8 @@ extension LedgerState {
         // Blocks come one at a time, so only proposals whose deadline was the previous block close now.
         for id in (closing.removeValue(forKey: height &- 1) ?? []) {
             guard var p = proposals[id] else { continue }
-            openSnapshots[p.snapshot, default: 1] -= 1
-            if openSnapshots[p.snapshot] == 0 { openSnapshots[p.snapshot] = nil }
-            for i in p.votes.indices where p.votes[i].totalPower == nil {
-                if let c = communities[p.votes[i].community] {
-                    p.votes[i].totalPower = totalPower(in: c, scheme: p.votes[i].scheme, before: p.snapshot)
-                }
-            }
+            releaseSnapshot(p.snapshot)
+            fillTotals(&p)
             proposals[id] = p
             dirtyRecords.insert(.proposal(id))
         }
@@ -674,8 +665,13 @@ extension LedgerState {
     mutating func untrackOpen(_ p: Proposal) {
         guard closing[p.deadline]?.remove(p.id) != nil else { return }
         if closing[p.deadline]?.isEmpty == true { closing[p.deadline] = nil }
-        openSnapshots[p.snapshot, default: 1] -= 1
-        if openSnapshots[p.snapshot] == 0 { openSnapshots[p.snapshot] = nil }
+        releaseSnapshot(p.snapshot)
+    }
+
+    /// One open proposal fewer with this snapshot.
+    mutating func releaseSnapshot(_ snapshot: UInt64) {
+        openSnapshots[snapshot, default: 1] -= 1
+        if openSnapshots[snapshot] == 0 { openSnapshots[snapshot] = nil }
     }
 
     /// The top `councilSize` candidates by stake-weighted approval of current members.
