@@ -8,6 +8,7 @@ import PlexusCore
 import PlexusEngine
 import PlexusLedger
 import PlexusNode
+import Synchronization
 
 /// How a gateway runs.
 public struct GatewayConfig: Sendable {
@@ -105,13 +106,20 @@ public final class Gateway: Sendable {
     let keys: APIKeys
     let keyCache: APIKeyCache
     let http: HTTPClient
+    let plain = PlainHTTPClient()
     let logger: Logger
     let chainId: String
+    /// Request ids: SHA-256 of a secret drawn at start, a counter and the gateway key
+    /// (unique, and unpredictable to others, without a system call per request).
+    private let idSeed: [UInt8]
+    private let idCounter = Atomic<UInt64>(0)
 
     public init(config: GatewayConfig, logger: Logger) async throws {
         try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
         self.config = config
         self.logger = logger
+        var rng = SystemRandomNumberGenerator()
+        idSeed = (0..<4).flatMap { _ in withUnsafeBytes(of: rng.next() as UInt64) { Array($0) } }
         ledger = LedgerClient(baseURL: config.ledgerURL)
         directory = NodeDirectory(ledger: ledger)
         store = try ReceiptStore(path: config.receiptsPath)
@@ -131,6 +139,11 @@ public final class Gateway: Sendable {
         let chain = try await ledger.status().chainId
         let proof = key.sign(Registry.gatewayKeyProofBytes(chainId: chain, owner: owner.address))
         _ = try await ledger.send(.registerGateway(key: key.address, keyProof: proof), from: owner)
+    }
+
+    func newRequestId() -> Hash256 {
+        let n = idCounter.add(1, ordering: .relaxed).newValue
+        return Hash256.of(idSeed + withUnsafeBytes(of: n.bigEndian) { Array($0) } + config.key.address.bytes)
     }
 
     func account(forAuthorization header: String?) throws -> Address {
@@ -308,6 +321,23 @@ public final class Gateway: Sendable {
         var env = Envelope(requestId: requestId, requestor: requestor, gateway: config.key.address, node: c.node.nodeKey,
                            bodyHash: Hash256.of(Array(body)), expiresAtMillis: SystemClock().nowMillis() + UInt64(timeout) + 5_000)
         env.sign(config.key, chainId: chainId)
+        if let target = PlainHTTPClient.Target(url: c.node.endpoint) {
+            // Plain HTTP: pooled connections of our own.
+            do {
+                return try await plain.post(target, path: "/v1/generate", headers: [("content-type", "application/json"), (Envelope.header, env.hex)],
+                                            body: Array(body), timeout: .milliseconds(timeout)) { response in
+                    var source = PipeSource(pipe: response.body)
+                    return try await answer(status: response.status, &source, c, gen, requestId: requestId, onEvent: onEvent)
+                }
+            } catch let f as NodeFailure {
+                throw f
+            } catch let e as OpenAIError {
+                throw e
+            } catch {
+                if Task.isCancelled { throw CancellationError() }
+                throw NodeFailure(status: 503, code: "node_unreachable", message: "\(error)", retryable: true)
+            }
+        }
         var hr = HTTPClientRequest(url: c.node.endpoint + "/v1/generate")
         hr.method = .POST
         hr.headers.add(name: "content-type", value: "application/json")
@@ -319,29 +349,41 @@ public final class Gateway: Sendable {
         } catch {
             throw NodeFailure(status: 503, code: "node_unreachable", message: "\(error)", retryable: true)
         }
-        guard response.status == .ok else {
-            let bytes = (try? await response.body.collect(upTo: 64 * 1024)).map { Array(buffer: $0) } ?? []
-            struct E: Decodable { struct I: Decodable { var code: String; var message: String }; var error: I }
-            let e = try? JSONDecoder().decode(E.self, from: Data(bytes))
-            let code = e?.error.code ?? "node_error", message = e?.error.message ?? "node answered \(response.status.code)"
+        var source = ClientSource(iterator: response.body.makeAsyncIterator())
+        return try await answer(status: Int(response.status.code), &source, c, gen, requestId: requestId, onEvent: onEvent)
+    }
+
+    /// Reads a node's answer: its error, or its events up to the receipt.
+    private func answer<S: BodySource>(status: Int, _ source: inout S, _ c: Candidate, _ gen: GenerateRequest, requestId: Hash256,
+                                       onEvent: (NodeEvent) async throws -> Void) async throws -> (Receipt, String, Int) {
+        guard status == 200 else {
+            var bytes: [UInt8] = []
+            while bytes.count < 64 * 1024, let piece = try? await source.next() { bytes += piece }
+            let e = try? JSONDecoder().decode(NodeErrorBody.self, from: Data(bytes))
+            let code = e?.error.code ?? "node_error", message = e?.error.message ?? "node answered \(status)"
             // The request's own faults go back to the client; the rest try another node.
-            let clientFault = response.status == .badRequest && ["out_of_range", "malformed", "unsupported"].contains(code)
+            let clientFault = status == 400 && ["out_of_range", "malformed", "unsupported"].contains(code)
             throw NodeFailure(status: clientFault ? 400 : 503, code: clientFault ? (code == "out_of_range" ? "context_length_exceeded" : code) : code,
                               message: message, retryable: !clientFault)
         }
         var buffer: [UInt8] = []
         do {
-            for try await chunk in response.body {
-                buffer += Array(buffer: chunk)
-                while let end = Self.eventEnd(buffer) {
-                    let line = buffer[0..<end]
-                    buffer.removeFirst(end + 2)
-                    guard line.starts(with: Array("data: ".utf8)) else { continue }
+            while let chunk = try await source.next() {
+                buffer += chunk
+                var start = 0
+                defer { if start > 0 { buffer.removeFirst(start) } }
+                while let end = Self.eventEnd(buffer, from: start) {
+                    let line = buffer[start..<end]
+                    start = end + 2
+                    guard line.starts(with: Self.dataPrefix) else { continue }
+                    let payload = line.dropFirst(6)
                     let event: NodeEvent
-                    if let (t, text) = FastJSON.parseTokenEvent(line.dropFirst(6)) {
+                    if let (t, text) = FastJSON.parseTokenEvent(payload) {
                         event = .token(t, text)
+                    } else if let done = FastJSON.parseDoneEvent(payload) {
+                        event = NodeEvent(type: "done", finishReason: done.finish, promptTokens: done.promptTokens, receipt: done.receipt)
                     } else {
-                        event = try JSONDecoder().decode(NodeEvent.self, from: Data(line.dropFirst(6)))
+                        event = try JSONDecoder().decode(NodeEvent.self, from: Data(payload))
                     }
                     switch event.type {
                     case "token", "text": try await onEvent(event)
@@ -374,9 +416,12 @@ public final class Gateway: Sendable {
         throw NodeFailure(status: 502, code: "node_stream_broken", message: "node \(c.node.nodeKey.short) ended its stream without finishing", retryable: true)
     }
 
-    static func eventEnd(_ b: [UInt8]) -> Int? {
-        guard b.count >= 2 else { return nil }
-        for i in 0..<(b.count - 1) where b[i] == 10 && b[i + 1] == 10 { return i }
+    static let dataPrefix = Array("data: ".utf8)
+
+    /// Where the event starting at `from` ends (the first blank line), if it has arrived.
+    static func eventEnd(_ b: [UInt8], from: Int = 0) -> Int? {
+        guard b.count >= from + 2 else { return nil }
+        for i in from..<(b.count - 1) where b[i] == 10 && b[i + 1] == 10 { return i }
         return nil
     }
 
@@ -433,11 +478,38 @@ public final class Gateway: Sendable {
         }
     }
 
-    func shutdown() async { try? await http.shutdown() }
+    func shutdown() async {
+        plain.closeIdle()
+        try? await http.shutdown()
+    }
 }
 
 enum GatewayMetrics {
     static let requests = Counter(label: "plexus_gateway_requests_total")
     static let failovers = Counter(label: "plexus_gateway_failovers_total")
     static let errors = Counter(label: "plexus_gateway_errors_total")
+}
+
+/// A node's error answer.
+struct NodeErrorBody: Decodable {
+    struct Inner: Decodable {
+        var code: String
+        var message: String
+    }
+    var error: Inner
+}
+
+/// A response body read piece by piece.
+protocol BodySource {
+    mutating func next() async throws -> [UInt8]?
+}
+
+struct PipeSource: BodySource {
+    let pipe: BytePipe
+    mutating func next() async throws -> [UInt8]? { try await pipe.next() }
+}
+
+struct ClientSource: BodySource {
+    var iterator: HTTPClientResponse.Body.AsyncIterator
+    mutating func next() async throws -> [UInt8]? { try await iterator.next().map { Array(buffer: $0) } }
 }

@@ -104,28 +104,9 @@ public struct GatewayServer: Sendable {
         } catch {
             return Self.error(OpenAIError(500, "api_error", "internal_error", "\(error)"))
         }
-        var idBytes = [UInt8](repeating: 0, count: 16)
-        var rng = SystemRandomNumberGenerator()
-        for i in 0..<16 { idBytes[i] = UInt8.random(in: 0...255, using: &rng) }
-        let requestId = Hash256.of(idBytes + Array(g.config.key.address.bytes))
+        let requestId = g.newRequestId()
         let completionId = (chat ? "chatcmpl-" : "cmpl-") + requestId.hex.prefix(24)
         let created = Int(Date().timeIntervalSince1970)
-        let (stream, cont) = AsyncStream.makeStream(of: Piece.self, bufferingPolicy: .unbounded)
-        let task = Task {
-            do {
-                let r = try await g.serve(req, chat: chat, requestor: requestor, requestId: requestId) { piece in cont.yield(.text(piece)) }
-                cont.yield(.done(finish: r.finish, prompt: r.promptTokens, completion: r.completionTokens, node: r.lastNode, attempts: r.attempts))
-            } catch let e as OpenAIError {
-                cont.yield(.failed(e))
-            } catch is CancellationError {
-                cont.yield(.failed(OpenAIError(499, "api_error", "cancelled", "The client went away.")))
-            } catch {
-                cont.yield(.failed(OpenAIError(500, "api_error", "internal_error", "\(error)")))
-            }
-            cont.finish()
-        }
-        cont.onTermination = { _ in task.cancel() }
-        let box = PieceIterator(stream.makeAsyncIterator())
         var headers: HTTPFields = [HTTPField.Name("x-plexus-request-id")!: requestId.hex]
         let model = req.model
         // Hand-written JSON (see FastJSON): one chunk per token.
@@ -148,25 +129,43 @@ public struct GatewayServer: Sendable {
         }
 
         if req.stream != true {
-            var text = ""
-            while let p = await box.iterator.next() {
-                switch p {
-                case let .text(t): text += t
-                case let .failed(e): return error(e)
-                case let .done(finish, prompt, completion, node, attempts):
-                    headers[HTTPField.Name("x-plexus-node")!] = node.text
-                    headers[HTTPField.Name("x-plexus-attempts")!] = String(attempts)
-                    let choice = chat
-                        ? "{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\(FastJSON.quote(text))},\"logprobs\":null,\"finish_reason\":\(FastJSON.quote(finish))}"
-                        : "{\"index\":0,\"text\":\(FastJSON.quote(text)),\"logprobs\":null,\"finish_reason\":\(FastJSON.quote(finish))}"
-                    let json = "{\"id\":\"\(completionId)\",\"object\":\"\(chat ? "chat.completion" : "text_completion")\",\"created\":\(created),"
-                        + "\"model\":\(FastJSON.quote(model)),\"choices\":[\(choice)],\"usage\":\(usage(prompt, completion))}"
-                    return response(Array(json.utf8), headers: headers)
-                }
+            // One answer: served in this task, no stream between.
+            let r: ServeResult
+            do {
+                r = try await g.serve(req, chat: chat, requestor: requestor, requestId: requestId) { _ in }
+            } catch let e as OpenAIError {
+                return error(e)
+            } catch is CancellationError {
+                return error(OpenAIError(499, "api_error", "cancelled", "The client went away."))
+            } catch {
+                return Self.error(OpenAIError(500, "api_error", "internal_error", "\(error)"))
             }
-            return error(OpenAIError(500, "api_error", "internal_error", "the answer ended without a result"))
+            headers[HTTPField.Name("x-plexus-node")!] = r.lastNode.text
+            headers[HTTPField.Name("x-plexus-attempts")!] = String(r.attempts)
+            let choice = chat
+                ? "{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\(FastJSON.quote(r.text))},\"logprobs\":null,\"finish_reason\":\(FastJSON.quote(r.finish))}"
+                : "{\"index\":0,\"text\":\(FastJSON.quote(r.text)),\"logprobs\":null,\"finish_reason\":\(FastJSON.quote(r.finish))}"
+            let json = "{\"id\":\"\(completionId)\",\"object\":\"\(chat ? "chat.completion" : "text_completion")\",\"created\":\(created),"
+                + "\"model\":\(FastJSON.quote(model)),\"choices\":[\(choice)],\"usage\":\(usage(r.promptTokens, r.completionTokens))}"
+            return response(Array(json.utf8), headers: headers)
         }
 
+        let (stream, cont) = AsyncStream.makeStream(of: Piece.self, bufferingPolicy: .unbounded)
+        let task = Task {
+            do {
+                let r = try await g.serve(req, chat: chat, requestor: requestor, requestId: requestId) { piece in cont.yield(.text(piece)) }
+                cont.yield(.done(finish: r.finish, prompt: r.promptTokens, completion: r.completionTokens, node: r.lastNode, attempts: r.attempts))
+            } catch let e as OpenAIError {
+                cont.yield(.failed(e))
+            } catch is CancellationError {
+                cont.yield(.failed(OpenAIError(499, "api_error", "cancelled", "The client went away.")))
+            } catch {
+                cont.yield(.failed(OpenAIError(500, "api_error", "internal_error", "\(error)")))
+            }
+            cont.finish()
+        }
+        cont.onTermination = { _ in task.cancel() }
+        let box = PieceIterator(stream.makeAsyncIterator())
         // Streaming: wait for the first piece so that errors before any output keep their status.
         let first = await box.iterator.next()
         if case let .failed(e)? = first { return error(e) }

@@ -1,4 +1,6 @@
+import PlexusCore
 import PlexusEngine
+import PlexusLedger
 
 /// Hand-written JSON for the hot path: every streamed token is one event on
 /// the node and one chunk on the gateway, and generic coders cost more than
@@ -27,6 +29,39 @@ public enum FastJSON {
     /// A token event: `data: {"type":"token","token":N,"text":"…"}\n\n`.
     public static func tokenEvent(_ token: TokenID, _ text: String) -> [UInt8] {
         Array("data: {\"type\":\"token\",\"token\":\(token),\"text\":\(quote(text))}\n\n".utf8)
+    }
+
+    /// The final event, with the receipt in its canonical bytes (hex):
+    /// `data: {"type":"done","finishReason":"…","promptTokens":N,"receiptBytes":"…"}\n\n`.
+    public static func doneEvent(finish: String, promptTokens: Int, receipt: Receipt) -> [UInt8] {
+        Array("data: {\"type\":\"done\",\"finishReason\":\(quote(finish)),\"promptTokens\":\(promptTokens),\"receiptBytes\":\"\(Hex.encode(receipt.canonicalBytes))\"}\n\n".utf8)
+    }
+
+    static let donePrefix = Array("{\"type\":\"done\",\"finishReason\":\"".utf8)
+    static let promptKey = Array("\",\"promptTokens\":".utf8)
+    static let receiptKey = Array(",\"receiptBytes\":\"".utf8)
+
+    /// Parses what `doneEvent` writes (without `data: `); nil for anything else.
+    public static func parseDoneEvent(_ b: ArraySlice<UInt8>) -> (finish: String, promptTokens: Int, receipt: Receipt)? {
+        guard b.starts(with: donePrefix), b.count < 8_192 else { return nil }
+        var i = b.startIndex + donePrefix.count
+        let finishStart = i
+        while i < b.endIndex, b[i] != UInt8(ascii: "\""), b[i] != UInt8(ascii: "\\") { i += 1 }
+        guard i < b.endIndex, b[i] == UInt8(ascii: "\""), i - finishStart <= 64,
+              let finish = String(validating: b[finishStart..<i], as: UTF8.self), b[i...].starts(with: promptKey) else { return nil }
+        i += promptKey.count
+        var prompt = 0
+        let digitsStart = i
+        while i < b.endIndex, b[i] >= 48, b[i] <= 57, i - digitsStart < 10 {
+            prompt = prompt * 10 + Int(b[i] - 48)
+            i += 1
+        }
+        guard i > digitsStart, b[i...].starts(with: receiptKey) else { return nil }
+        i += receiptKey.count
+        guard b.count >= 2, b[b.endIndex - 1] == UInt8(ascii: "}"), b[b.endIndex - 2] == UInt8(ascii: "\""), b.endIndex - 2 >= i,
+              let hex = String(validating: b[i..<(b.endIndex - 2)], as: UTF8.self),
+              let bytes = try? Hex.decode(hex), let receipt = try? Receipt(canonicalBytes: bytes) else { return nil }
+        return (finish, prompt, receipt)
     }
 
     static let tokenPrefix = Array("{\"type\":\"token\",\"token\":".utf8)

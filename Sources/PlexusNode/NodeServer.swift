@@ -150,6 +150,7 @@ public struct NodeServer: Sendable {
         let status = try await ledger.status()
         let guardian = EnvelopeGuard(chainId: status.chainId, node: config.key.address, ledger: ledger)
         let admission = Admission(limit: config.concurrency)
+        let workers = WorkerPool(limit: config.concurrency, name: "plexus-generate")
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: ErrorMiddleware())
         let config = self.config, backend = self.backend, metrics = self.metrics, logger = self.logger
@@ -190,15 +191,14 @@ public struct NodeServer: Sendable {
                 throw APIError(.tooManyRequests, .busy, "the node is serving \(config.concurrency) requests; retry shortly", retryAfter: 1)
             }
             NodeMetrics.requests.increment()
-            let (stream, continuation) = AsyncStream.makeStream(of: [UInt8].self, bufferingPolicy: .unbounded)
-            let flag = OnceFlag()
-            continuation.onTermination = { _ in flag.set() }
-            Thread.detachNewThread {
+            let pipe = BytePipe()
+            workers.submit {
                 defer { admission.leave() }
                 do {
                     let result = try backend.generate(gen) { token, text in
-                        if flag.isSet { throw CancellationError() }
-                        continuation.yield(token.map { FastJSON.tokenEvent($0, text) } ?? NodeEvent(type: "text", text: text).sse)
+                        guard pipe.write(token.map { FastJSON.tokenEvent($0, text) } ?? NodeEvent(type: "text", text: text).sse) else {
+                            throw CancellationError()
+                        }
                     }
                     var receipt = Receipt(requestId: envelope.requestId, requestHash: envelope.bodyHash, requestor: envelope.requestor,
                                           node: config.key.address, modelHash: backend.modelHash, inputTokens: UInt64(result.promptTokens),
@@ -207,18 +207,23 @@ public struct NodeServer: Sendable {
                                           timeMillis: SystemClock().nowMillis())
                     receipt.signAsNode(config.key, chainId: chainId)
                     NodeMetrics.tokens.increment(by: result.tokens.count)
-                    continuation.yield(NodeEvent(type: "done", finishReason: result.finish, promptTokens: result.promptTokens, receipt: receipt).sse)
+                    pipe.write(FastJSON.doneEvent(finish: result.finish, promptTokens: result.promptTokens, receipt: receipt))
                 } catch is CancellationError {
                     logger.debug("request cancelled", metadata: ["request": "\(envelope.requestId.hex.prefix(16))"])
                 } catch let e as PlexusError {
-                    continuation.yield(NodeEvent.error(e).sse)
+                    pipe.write(NodeEvent.error(e).sse)
                 } catch {
-                    continuation.yield(NodeEvent.error(PlexusError(.io, "\(error)")).sse)
+                    pipe.write(NodeEvent.error(PlexusError(.io, "\(error)")).sse)
                 }
-                continuation.finish()
+                pipe.finish()
             }
             return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
-                            body: ResponseBody(asyncSequence: stream.map { ByteBuffer(bytes: $0) }))
+                            body: ResponseBody { writer in
+                                // The generation stops at its next token once the client is gone.
+                                defer { pipe.close() }
+                                while let bytes = try await pipe.next() { try await writer.write(ByteBuffer(bytes: bytes)) }
+                                try await writer.finish(nil)
+                            })
         }
 
         var appLogger = logger

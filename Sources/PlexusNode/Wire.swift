@@ -125,6 +125,39 @@ public struct NodeEvent: Codable, Sendable {
         self.message = message
     }
 
+    enum CodingKeys: String, CodingKey {
+        case type, token, text, finishReason, promptTokens, receipt, receiptBytes, code, message
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        type = try c.decode(String.self, forKey: .type)
+        token = try c.decodeIfPresent(TokenID.self, forKey: .token)
+        text = try c.decodeIfPresent(String.self, forKey: .text)
+        finishReason = try c.decodeIfPresent(String.self, forKey: .finishReason)
+        promptTokens = try c.decodeIfPresent(Int.self, forKey: .promptTokens)
+        // The receipt comes as an object, or as its canonical bytes in hex (what nodes send).
+        if let hex = try c.decodeIfPresent(String.self, forKey: .receiptBytes) {
+            receipt = try Receipt(canonicalBytes: Hex.decode(hex))
+        } else {
+            receipt = try c.decodeIfPresent(Receipt.self, forKey: .receipt)
+        }
+        code = try c.decodeIfPresent(String.self, forKey: .code)
+        message = try c.decodeIfPresent(String.self, forKey: .message)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(type, forKey: .type)
+        try c.encodeIfPresent(token, forKey: .token)
+        try c.encodeIfPresent(text, forKey: .text)
+        try c.encodeIfPresent(finishReason, forKey: .finishReason)
+        try c.encodeIfPresent(promptTokens, forKey: .promptTokens)
+        try c.encodeIfPresent(receipt, forKey: .receipt)
+        try c.encodeIfPresent(code, forKey: .code)
+        try c.encodeIfPresent(message, forKey: .message)
+    }
+
     /// `data: {json}\n\n`.
     public var sse: [UInt8] {
         let json = (try? JSONEncoder.compact.encode(self)) ?? Data()

@@ -1,0 +1,148 @@
+import Foundation
+
+/// Bytes handed from a producer (a generation thread, a socket) to one
+/// consumer task. The consumer takes everything written since its last read
+/// in one piece, so a burst of small writes (tokens of a fast backend) costs
+/// one wake-up and one socket write instead of one per token.
+public final class BytePipe: @unchecked Sendable {
+    // Invariant: mutable state only under `lock`; at most one consumer waits.
+    private let lock = NSLock()
+    private var buffer: [UInt8] = []
+    private var finished = false
+    private var failure: (any Error)?
+    private var closed = false
+    private var waiter: CheckedContinuation<[UInt8]?, any Error>?
+
+    public init() {}
+
+    /// Appends `bytes`; false once the consumer has gone away (stop producing).
+    @discardableResult
+    public func write(_ bytes: [UInt8]) -> Bool {
+        lock.lock()
+        if closed || finished {
+            lock.unlock()
+            return !closed
+        }
+        if let w = waiter {
+            waiter = nil
+            lock.unlock()
+            w.resume(returning: bytes)
+            return true
+        }
+        buffer += bytes
+        lock.unlock()
+        return true
+    }
+
+    /// Ends the stream; with `error`, the consumer's next read throws it once the buffer is drained.
+    public func finish(_ error: (any Error)? = nil) {
+        lock.lock()
+        guard !finished else { return lock.unlock() }
+        finished = true
+        failure = error
+        let w = waiter
+        waiter = nil
+        lock.unlock()
+        if let w {
+            if let error { w.resume(throwing: error) } else { w.resume(returning: nil) }
+        }
+    }
+
+    /// The consumer went away: later writes return false and a waiting read returns nil.
+    public func close() {
+        lock.lock()
+        closed = true
+        buffer = []
+        let w = waiter
+        waiter = nil
+        lock.unlock()
+        w?.resume(returning: nil)
+    }
+
+    /// Whether the consumer went away.
+    public var isClosed: Bool { lock.withLock { closed } }
+
+    /// Everything written since the last read; nil at the end of the stream.
+    public func next() async throws -> [UInt8]? {
+        if let ready = lock.withLock({ poll() }) { return try ready.get() }
+        return try await withCheckedThrowingContinuation { (c: CheckedContinuation<[UInt8]?, any Error>) in
+            // Checked again under the lock: a writer cannot slip in between the check and the wait.
+            let ready = lock.withLock { () -> Result<[UInt8]?, any Error>? in
+                if let r = poll() { return r }
+                waiter = c
+                return nil
+            }
+            if let ready { c.resume(with: ready) }
+        }
+    }
+
+    /// What a read returns now, if anything (under `lock`).
+    private func poll() -> Result<[UInt8]?, any Error>? {
+        if !buffer.isEmpty {
+            let out = buffer
+            buffer = []
+            return .success(out)
+        }
+        if closed { return .success(nil) }
+        if finished {
+            let f = failure
+            failure = nil
+            return f.map { .failure($0) } ?? .success(nil)
+        }
+        return nil
+    }
+}
+
+/// Threads that run blocking work (generation) off the server's event loops.
+/// Threads start on demand up to `limit` and then wait for more work, so a
+/// request costs a hand-off to a waiting thread, not a new thread.
+public final class WorkerPool: @unchecked Sendable {
+    // Invariant: `jobs`, `idle` and `threads` only under `condition`.
+    private let condition = NSCondition()
+    private var jobs: [@Sendable () -> Void] = []
+    private var head = 0
+    private var idle = 0
+    private var threads = 0
+    public let limit: Int
+    private let name: String
+
+    public init(limit: Int, name: String) {
+        self.limit = max(1, limit)
+        self.name = name
+    }
+
+    /// Runs `job` on a pool thread.
+    public func submit(_ job: @escaping @Sendable () -> Void) {
+        condition.lock()
+        jobs.append(job)
+        let waiting = jobs.count - head
+        let spawn = waiting > idle && threads < limit
+        if spawn { threads += 1 }
+        condition.signal()
+        condition.unlock()
+        if spawn {
+            let t = Thread { [self] in loop() }
+            t.name = name
+            t.start()
+        }
+    }
+
+    private func loop() {
+        while true {
+            condition.lock()
+            while head == jobs.count {
+                idle += 1
+                condition.wait()
+                idle -= 1
+            }
+            let job = jobs[head]
+            head += 1
+            if head == jobs.count {
+                jobs.removeAll(keepingCapacity: true)
+                head = 0
+            }
+            condition.unlock()
+            job()
+        }
+    }
+}

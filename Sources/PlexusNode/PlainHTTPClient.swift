@@ -1,0 +1,314 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import PlexusCore
+import Synchronization
+
+/// A lean HTTP/1.1 client for plain `http://` endpoints (nodes on a private
+/// network or loopback): persistent connections kept per host, the request
+/// written in one event-loop hop, and the response body handed over in
+/// coalesced pieces through a `BytePipe`. TLS endpoints go through a general
+/// client instead.
+public final class PlainHTTPClient: Sendable {
+    /// Where requests go: host and port of a plain `http://` URL.
+    public struct Target: Hashable, Sendable {
+        public var host: String
+        public var port: Int
+
+        /// The target of `url` (`http://host[:port][/…]`), or nil for anything else (https, malformed).
+        public init?(url: String) {
+            guard url.hasPrefix("http://") else { return nil }
+            var rest = url.dropFirst(7)
+            if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
+            guard !rest.isEmpty, !rest.contains("@"), !rest.hasPrefix("[") else { return nil }
+            if let colon = rest.lastIndex(of: ":") {
+                guard let p = Int(rest[rest.index(after: colon)...]), (1...65_535).contains(p), colon > rest.startIndex else { return nil }
+                host = String(rest[..<colon])
+                port = p
+            } else {
+                host = String(rest)
+                port = 80
+            }
+        }
+    }
+
+    /// A response whose head has arrived; its body streams through `body`.
+    public struct Response: Sendable {
+        public var status: Int
+        public var headers: HTTPHeaders
+        public var body: BytePipe
+    }
+
+    /// The connection closed (or timed out) before the response ended.
+    public struct ConnectionClosed: Error, CustomStringConvertible {
+        public var description: String { "the connection closed before the response ended" }
+    }
+
+    private let group: any EventLoopGroup
+    private let idle = Mutex<[Target: [Connection]]>([:])
+    private let maxIdlePerTarget: Int
+
+    public init(group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, maxIdlePerTarget: Int = 64) {
+        self.group = group
+        self.maxIdlePerTarget = maxIdlePerTarget
+    }
+
+    /// Sends `POST path` with `body` and hands the response to `consume`. The
+    /// connection goes back to the pool once the response has ended, even if
+    /// `consume` returns before reading all of it; a connection left in an
+    /// unknown state (an error, a cancellation, `timeout`) is closed.
+    public func post<T: Sendable>(_ target: Target, path: String, headers: [(String, String)], body: [UInt8], timeout: TimeAmount,
+                                  consume: (Response) async throws -> T) async throws -> T {
+        var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: path)
+        head.headers.add(name: "host", value: "\(target.host):\(target.port)")
+        head.headers.add(name: "content-length", value: String(body.count))
+        for (n, v) in headers { head.headers.add(name: n, value: v) }
+        // A pooled connection the server has meanwhile closed fails before any answer: then once more on a new one.
+        var reused = true
+        while true {
+            let connection: Connection
+            if reused, let c = checkout(target) {
+                connection = c
+            } else {
+                connection = try await connect(target)
+                reused = false
+            }
+            let exchange = Exchange()
+            do {
+                let response = try await withTaskCancellationHandler {
+                    try await connection.start(exchange, head: head, body: body, timeout: timeout)
+                } onCancel: {
+                    connection.channel.close(promise: nil)
+                }
+                let result: T
+                do {
+                    result = try await withTaskCancellationHandler {
+                        try await consume(response)
+                    } onCancel: {
+                        connection.channel.close(promise: nil)
+                    }
+                } catch {
+                    finish(connection, exchange, target: target, abandon: false)
+                    throw error
+                }
+                finish(connection, exchange, target: target, abandon: true)
+                return result
+            } catch let e as ConnectionClosed where reused && !exchange.sawResponse && !Task.isCancelled {
+                _ = e
+                reused = false
+                continue
+            }
+        }
+    }
+
+    /// Closes idle connections.
+    public func closeIdle() {
+        let all = idle.withLock { d -> [Connection] in
+            let v = d.values.flatMap { $0 }
+            d = [:]
+            return v
+        }
+        for c in all { c.channel.close(promise: nil) }
+    }
+
+    private func checkout(_ t: Target) -> Connection? {
+        idle.withLock { d -> Connection? in
+            while var list = d[t], let c = list.popLast() {
+                d[t] = list
+                if c.channel.isActive { return c }
+            }
+            return nil
+        }
+    }
+
+    private func release(_ c: Connection, _ t: Target) {
+        let kept = c.channel.isActive && idle.withLock { d -> Bool in
+            guard d[t, default: []].count < maxIdlePerTarget else { return false }
+            d[t, default: []].append(c)
+            return true
+        }
+        if !kept { c.channel.close(promise: nil) }
+    }
+
+    /// After `consume`: with the response ended and the connection reusable,
+    /// back to the pool; with the response still arriving and `abandon`, back
+    /// to the pool when it ends; otherwise closed.
+    private func finish(_ c: Connection, _ e: Exchange, target: Target, abandon: Bool) {
+        e.body.close()
+        switch e.settle(abandon: abandon) {
+        case .release: release(c, target)
+        case .later: e.onEnd = { [self] keepAlive in keepAlive ? release(c, target) : c.channel.close(promise: nil) }
+        case .close: c.channel.close(promise: nil)
+        }
+    }
+
+    private func connect(_ t: Target) async throws -> Connection {
+        let channel = try await ClientBootstrap(group: group)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connectTimeout(.seconds(3))
+            .channelInitializer { ch in
+                ch.eventLoop.makeCompletedFuture {
+                    try ch.pipeline.syncOperations.addHTTPClientHandlers()
+                    try ch.pipeline.syncOperations.addHandler(ExchangeHandler())
+                }
+            }
+            .connect(host: t.host, port: t.port).get()
+        let handler = try await channel.pipeline.handler(type: ExchangeHandler.self).get()
+        return Connection(channel: channel, handler: handler)
+    }
+}
+
+/// One pooled connection and its response handler.
+final class Connection: Sendable {
+    let channel: any Channel
+    let handler: ExchangeHandler
+
+    init(channel: any Channel, handler: ExchangeHandler) {
+        self.channel = channel
+        self.handler = handler
+    }
+
+    /// Writes the request and returns when the response head arrives.
+    func start(_ e: Exchange, head: HTTPRequestHead, body: [UInt8], timeout: TimeAmount) async throws -> PlainHTTPClient.Response {
+        let channel = self.channel, handler = self.handler
+        let h: HTTPResponseHead = try await withCheckedThrowingContinuation { c in
+            e.setHeadWaiter(c)
+            channel.eventLoop.execute {
+                guard channel.isActive else { return e.fail(PlainHTTPClient.ConnectionClosed()) }
+                handler.exchange = e
+                e.timer = channel.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+                var buf = channel.allocator.buffer(capacity: body.count)
+                buf.writeBytes(body)
+                channel.write(NIOAny(HTTPClientRequestPart.head(head)), promise: nil)
+                channel.write(NIOAny(HTTPClientRequestPart.body(.byteBuffer(buf))), promise: nil)
+                let done = channel.eventLoop.makePromise(of: Void.self)
+                done.futureResult.whenFailure { _ in
+                    e.fail(PlainHTTPClient.ConnectionClosed())
+                    channel.close(promise: nil)
+                }
+                channel.writeAndFlush(NIOAny(HTTPClientRequestPart.end(nil)), promise: done)
+            }
+        }
+        return PlainHTTPClient.Response(status: Int(h.status.code), headers: h.headers, body: e.body)
+    }
+}
+
+/// The state of one request on a connection.
+final class Exchange: @unchecked Sendable {
+    // Invariant: mutable state only under `lock` (`timer` and `onEnd` too).
+    private let lock = NSLock()
+    private var headWaiter: CheckedContinuation<HTTPResponseHead, any Error>?
+    private var ended = false
+    private var abandoned = false
+    private var keepAlive = false
+    private var _sawResponse = false
+    private var _timer: Scheduled<Void>?
+    private var _onEnd: (@Sendable (Bool) -> Void)?
+    let body = BytePipe()
+
+    enum Settlement { case release, later, close }
+
+    var sawResponse: Bool { lock.withLock { _sawResponse } }
+    var timer: Scheduled<Void>? {
+        get { lock.withLock { _timer } }
+        set { lock.withLock { _timer = newValue } }
+    }
+    /// Called with whether the connection may be reused, once an abandoned response ends.
+    var onEnd: (@Sendable (Bool) -> Void)? {
+        get { lock.withLock { _onEnd } }
+        set {
+            // Set only after `settle` said `.later`: the end may have come in between.
+            let run = lock.withLock { () -> Bool? in
+                if ended { return keepAlive }
+                _onEnd = newValue
+                return nil
+            }
+            if let run { newValue?(run) }
+        }
+    }
+
+    func setHeadWaiter(_ c: CheckedContinuation<HTTPResponseHead, any Error>) { lock.withLock { headWaiter = c } }
+
+    func head(_ h: HTTPResponseHead) {
+        let w = lock.withLock { () -> CheckedContinuation<HTTPResponseHead, any Error>? in
+            _sawResponse = true
+            keepAlive = h.isKeepAlive
+            defer { headWaiter = nil }
+            return headWaiter
+        }
+        w?.resume(returning: h)
+    }
+
+    func bodyPart(_ b: ByteBuffer) { body.write(Array(buffer: b)) }
+
+    /// The response ended on the wire.
+    func end() {
+        let (t, run, keep) = lock.withLock { () -> (Scheduled<Void>?, (@Sendable (Bool) -> Void)?, Bool) in
+            ended = true
+            defer { _onEnd = nil }
+            return (_timer, abandoned ? _onEnd : nil, keepAlive)
+        }
+        t?.cancel()
+        body.finish()
+        run?(keep)
+    }
+
+    /// The connection failed or closed.
+    func fail(_ error: any Error) {
+        let (w, t) = lock.withLock { () -> (CheckedContinuation<HTTPResponseHead, any Error>?, Scheduled<Void>?) in
+            ended = true
+            keepAlive = false
+            _onEnd = nil
+            defer { headWaiter = nil }
+            return (headWaiter, _timer)
+        }
+        t?.cancel()
+        w?.resume(throwing: error)
+        body.finish(error)
+    }
+
+    /// What becomes of the connection once the consumer is done with it.
+    func settle(abandon: Bool) -> Settlement {
+        lock.withLock {
+            if ended { return keepAlive ? .release : .close }
+            guard abandon else { return .close }
+            abandoned = true
+            return .later
+        }
+    }
+}
+
+/// Hands a connection's response parts to its current exchange (on the event loop only).
+final class ExchangeHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = HTTPClientResponsePart
+    // Invariant: `exchange` only on the channel's event loop.
+    var exchange: Exchange?
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard let e = exchange else {
+            // Nothing was asked: the connection is out of step.
+            context.close(promise: nil)
+            return
+        }
+        switch unwrapInboundIn(data) {
+        case let .head(h): e.head(h)
+        case let .body(b): e.bodyPart(b)
+        case .end:
+            exchange = nil
+            e.end()
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        exchange?.fail(PlainHTTPClient.ConnectionClosed())
+        exchange = nil
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        exchange?.fail(error)
+        exchange = nil
+        context.close(promise: nil)
+    }
+}
