@@ -60,6 +60,7 @@ struct GatewayBench: AsyncParsableCommand {
     }
 
     func run() async throws {
+        Bootstrap.tasksOnEventLoops()
         let dir = NSTemporaryDirectory() + "plexus-bench-gateway-\(getpid())"
         let net = LocalNetwork(dir: dir, store: nil, backend: "echo")
         defer {
@@ -72,42 +73,40 @@ struct GatewayBench: AsyncParsableCommand {
         let gatewayKey = try KeyFile.read(dir + "/keys/gateway.json")
         let node = try requireNode(await ledger.nodes())
         let message = "one two three four five six seven eight"
-        let nodeBody = try JSONEncoder.compact.encode(GenerateRequest(model: "echo", messages: [.init(role: "user", content: message)], maxTokens: 16))
-        let chatBody = try JSONSerialization.data(withJSONObject: [
-            "model": "echo", "max_tokens": 16, "messages": [["role": "user", "content": message]]])
-        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        let nodeBody = try Array(JSONEncoder.compact.encode(GenerateRequest(model: "echo", messages: [.init(role: "user", content: message)], maxTokens: 16)))
+        let chatBody = try Array(JSONSerialization.data(withJSONObject: [
+            "model": "echo", "max_tokens": 16, "messages": [["role": "user", "content": message]]]))
+        // The load generator: pooled keep-alive connections, as a load tool such as wrk uses.
+        let http = PlainHTTPClient()
+        guard let nodeTarget = PlainHTTPClient.Target(url: node.endpoint), let gatewayTarget = PlainHTTPClient.Target(url: info.baseURL) else {
+            throw PlexusError(.io, "the local network's URLs are not plain http")
+        }
+        let gatewayPath = (URL(string: info.baseURL)?.path ?? "/v1") + "/chat/completions"
+        let gatewayHeaders = [("authorization", "Bearer \(info.apiKey)"), ("content-type", "application/json")]
 
         func direct(_ i: Int) async throws -> Double {
             var e = Envelope(requestId: Hash256.of(Array("bench-\(i)".utf8)), requestor: info.requestor, gateway: gatewayKey.address,
                              node: node.nodeKey, bodyHash: Hash256.of(Array(nodeBody)), expiresAtMillis: SystemClock().nowMillis() + 60_000)
             e.sign(gatewayKey, chainId: chainId)
-            var r = HTTPClientRequest(url: node.endpoint + "/v1/generate")
-            r.method = .POST
-            r.headers.add(name: Envelope.header, value: e.hex)
-            r.body = .bytes(ByteBuffer(data: nodeBody))
             let t0 = DispatchTime.now().uptimeNanoseconds
-            let resp = try await http.execute(r, timeout: .seconds(30))
-            let body = try await resp.body.collect(upTo: 1 << 20)
+            let (status, text) = try await http.post(nodeTarget, path: "/v1/generate", headers: [(Envelope.header, e.hex)], body: nodeBody,
+                                                     timeout: .seconds(30)) { r in (r.status, try await Self.collect(r.body)) }
             let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
             // The receipt is signed by the node and checked here, as the gateway does.
-            let text = String(buffer: body)
-            guard resp.status == .ok, let line = text.components(separatedBy: "\n\n").first(where: { $0.contains("\"done\"") }),
+            guard status == 200, let line = text.components(separatedBy: "\n\n").first(where: { $0.contains("\"done\"") }),
                   let event = try? JSONDecoder().decode(NodeEvent.self, from: Data(line.dropFirst(6).utf8)), let receipt = event.receipt,
                   receipt.node.verifies(receipt.nodeSignature, over: receipt.nodeSigningBytes(chainId: chainId)) else {
-                throw PlexusError(.io, "direct call failed: \(resp.status) \(text.prefix(200))")
+                throw PlexusError(.io, "direct call failed: \(status) \(text.prefix(200))")
             }
             return ms
         }
         func viaGateway() async throws -> (Double, Bool) {
-            var r = HTTPClientRequest(url: info.baseURL + "/chat/completions")
-            r.method = .POST
-            r.headers.add(name: "authorization", value: "Bearer \(info.apiKey)")
-            r.headers.add(name: "content-type", value: "application/json")
-            r.body = .bytes(ByteBuffer(data: chatBody))
             let t0 = DispatchTime.now().uptimeNanoseconds
-            let resp = try await http.execute(r, timeout: .seconds(30))
-            _ = try await resp.body.collect(upTo: 1 << 20)
-            return (Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6, resp.status == .ok)
+            let status = try await http.post(gatewayTarget, path: gatewayPath, headers: gatewayHeaders, body: chatBody, timeout: .seconds(30)) { r in
+                _ = try await Self.collect(r.body)
+                return r.status
+            }
+            return (Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6, status == 200)
         }
 
         // Warm up both paths, then alternate so that both see the same machine.
@@ -140,7 +139,7 @@ struct GatewayBench: AsyncParsableCommand {
         }
         errors += counts.1
         let cpuAfter = Self.cpuSeconds(info.pids), selfAfter = Self.cpuSeconds([getpid()])
-        try await http.shutdown()
+        http.closeIdle()
         // Every answered request left a countersigned receipt in the gateway's store.
         let stored = try ReceiptStore(path: dir + "/gateway/receipts.sqlite").count()
         let r = Result(requests: requests, directP50Ms: Self.percentile(d, 0.5), directP99Ms: Self.percentile(d, 0.99),
@@ -164,6 +163,13 @@ struct GatewayBench: AsyncParsableCommand {
 }
 
 extension GatewayBench {
+    /// A whole response body as text.
+    static func collect(_ pipe: BytePipe) async throws -> String {
+        var bytes: [UInt8] = []
+        while let piece = try await pipe.next() { bytes += piece }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     /// User + system CPU seconds of each process, from /proc (0 where unreadable).
     static func cpuSeconds(_ pids: [Int32]) -> [Double] {
         pids.map { pid in

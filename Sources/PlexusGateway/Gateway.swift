@@ -316,7 +316,7 @@ public final class Gateway: Sendable {
     /// One attempt on one node: streams its events to `onEvent` and returns its receipt.
     private func call(_ c: Candidate, _ gen: GenerateRequest, requestor: Address, requestId: Hash256, policy: RoutingPolicy,
                       onEvent: (NodeEvent) async throws -> Void) async throws -> (Receipt, String, Int) {
-        let body = try JSONEncoder.compact.encode(gen)
+        let body = gen.json
         let timeout = Int64(policy.timeoutMs ?? 120_000)
         var env = Envelope(requestId: requestId, requestor: requestor, gateway: config.key.address, node: c.node.nodeKey,
                            bodyHash: Hash256.of(Array(body)), expiresAtMillis: SystemClock().nowMillis() + UInt64(timeout) + 5_000)
@@ -325,7 +325,7 @@ public final class Gateway: Sendable {
             // Plain HTTP: pooled connections of our own.
             do {
                 return try await plain.post(target, path: "/v1/generate", headers: [("content-type", "application/json"), (Envelope.header, env.hex)],
-                                            body: Array(body), timeout: .milliseconds(timeout)) { response in
+                                            body: body, timeout: .milliseconds(timeout)) { response in
                     var source = PipeSource(pipe: response.body)
                     return try await answer(status: response.status, &source, c, gen, requestId: requestId, onEvent: onEvent)
                 }
@@ -342,7 +342,7 @@ public final class Gateway: Sendable {
         hr.method = .POST
         hr.headers.add(name: "content-type", value: "application/json")
         hr.headers.add(name: Envelope.header, value: env.hex)
-        hr.body = .bytes(ByteBuffer(data: body))
+        hr.body = .bytes(ByteBuffer(bytes: body))
         let response: HTTPClientResponse
         do {
             response = try await http.execute(hr, timeout: .milliseconds(timeout))

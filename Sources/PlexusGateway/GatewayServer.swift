@@ -93,7 +93,12 @@ public struct GatewayServer: Sendable {
                 throw OpenAIError(413, "invalid_request_error", "request_too_large", "The request body exceeds 1 MiB.")
             }
             do {
-                req = try JSONDecoder().decode(ChatRequest.self, from: Data(buffer: body))
+                let bytes = Array(buffer: body)
+                if let tree = JSONTree.parse(bytes), let r = ChatRequest(tree: tree) {
+                    req = r
+                } else {
+                    req = try JSONDecoder().decode(ChatRequest.self, from: Data(bytes))
+                }
             } catch let e as PlexusError {
                 throw OpenAIError.invalid(e.message)
             } catch {

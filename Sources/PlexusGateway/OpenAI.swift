@@ -9,6 +9,10 @@ struct ChatRequest: Decodable {
         var role: String
         var content: String
         enum CodingKeys: String, CodingKey { case role, content }
+        init(role: String, content: String) {
+            self.role = role
+            self.content = content
+        }
         struct Part: Decodable { var type: String; var text: String? }
         init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -27,7 +31,10 @@ struct ChatRequest: Decodable {
             }
         }
     }
-    struct StreamOptions: Decodable { var includeUsage: Bool?; enum CodingKeys: String, CodingKey { case includeUsage = "include_usage" } }
+    struct StreamOptions: Decodable {
+        var includeUsage: Bool?
+        enum CodingKeys: String, CodingKey { case includeUsage = "include_usage" }
+    }
 
     var model: String
     var messages: [Message]?
@@ -72,6 +79,81 @@ struct ChatRequest: Decodable {
         streamOptions = try c.decodeIfPresent(StreamOptions.self, forKey: .streamOptions)
         n = try c.decodeIfPresent(Int.self, forKey: .n)
         plexus = try c.decodeIfPresent(RoutingPolicy.self, forKey: .plexus)
+    }
+}
+
+extension ChatRequest {
+    /// Reads the common shapes of a request from parsed JSON; nil for anything
+    /// else (content parts, the `plexus` object, unusual types), which
+    /// `JSONDecoder` then judges with its usual errors.
+    init?(tree: JSONTree) {
+        guard case .object = tree, let model = tree["model"]?.string else { return nil }
+        self.model = model
+        func present(_ k: String) -> JSONTree? {
+            guard let v = tree[k], !v.isNull else { return nil }
+            return v
+        }
+        if let m = present("messages") {
+            guard let list = m.array else { return nil }
+            var out: [Message] = []
+            for item in list {
+                guard let role = item["role"]?.string else { return nil }
+                let content: String
+                if let c = item["content"]?.string { content = c } else if item["content"]?.isNull == true { content = "" } else { return nil }
+                out.append(Message(role: role, content: content))
+            }
+            messages = out
+        }
+        if let p = present("prompt") {
+            guard let text = p.string else { return nil }
+            prompt = text
+        }
+        func int(_ k: String) -> Int?? {
+            guard let v = present(k) else { return .some(nil) }
+            return v.int.map { .some($0) }
+        }
+        func double(_ k: String) -> Double?? {
+            guard let v = present(k) else { return .some(nil) }
+            return v.double.map { .some($0) }
+        }
+        guard let maxTokens = int("max_tokens"), let maxCompletionTokens = int("max_completion_tokens"), let n = int("n"),
+              let temperature = double("temperature"), let topP = double("top_p") else { return nil }
+        self.maxTokens = maxTokens
+        self.maxCompletionTokens = maxCompletionTokens
+        self.n = n
+        self.temperature = temperature
+        self.topP = topP
+        if let v = present("seed") {
+            guard let seed = v.int64 else { return nil }
+            self.seed = seed
+        }
+        if let v = present("stop") {
+            if let one = v.string {
+                stop = [one]
+            } else {
+                guard let list = v.array else { return nil }
+                var out: [String] = []
+                for s in list {
+                    guard let text = s.string else { return nil }
+                    out.append(text)
+                }
+                stop = out
+            }
+        }
+        if let v = present("stream") {
+            guard let b = v.bool else { return nil }
+            stream = b
+        }
+        if let v = present("stream_options") {
+            guard case .object = v else { return nil }
+            var options = StreamOptions()
+            if let u = v["include_usage"], !u.isNull {
+                guard let b = u.bool else { return nil }
+                options.includeUsage = b
+            }
+            streamOptions = options
+        }
+        guard present("plexus") == nil else { return nil }
     }
 }
 

@@ -49,14 +49,16 @@ public struct APIKeys: Sendable {
 /// The API key table, reloaded when its file changes.
 final class APIKeyCache: Sendable {
     let keys: APIKeys
-    private let state = Mutex<(modified: Date?, size: Int, table: [String: Address])>((nil, -1, [:]))
+    private let state = Mutex<(modified: Int?, size: Int, table: [String: Address])>((nil, -1, [:]))
 
     init(_ keys: APIKeys) { self.keys = keys }
 
     func account(forKeyHash h: String) throws -> Address? {
-        let attrs = try? FileManager.default.attributesOfItem(atPath: keys.path)
-        let modified = attrs?[.modificationDate] as? Date
-        let size = (attrs?[.size] as? NSNumber)?.intValue ?? 0
+        // One stat(2) per lookup: the table is read again only when the file changed.
+        var st = stat()
+        let found = stat(keys.path, &st) == 0
+        let modified = found ? Int(st.st_mtim.tv_sec) * 1_000_000_000 + Int(st.st_mtim.tv_nsec) : nil
+        let size = found ? Int(st.st_size) : 0
         let cached = state.withLock { s -> [String: Address]? in s.modified == modified && s.size == size ? s.table : nil }
         if let cached { return cached[h] }
         let table = try keys.table()

@@ -21,6 +21,14 @@ public protocol GenerationBackend: Sendable {
     /// completes without a new token, such as a final partial character) and
     /// the text it completed; `onToken` throws to stop early (the client went away).
     func generate(_ request: GenerateRequest, onToken: (TokenID?, String) throws -> Void) throws -> BackendResult
+    /// True for a backend that never blocks (it answers at once): the node
+    /// then runs it in the request's own task and sends the answer in one
+    /// piece; other backends run on the node's generation threads and stream.
+    var answersAtOnce: Bool { get }
+}
+
+extension GenerationBackend {
+    public var answersAtOnce: Bool { false }
 }
 
 /// The built-in engine: deterministic, so another node can continue its output exactly.
@@ -77,6 +85,7 @@ public struct EchoBackend: GenerationBackend {
     public var name: String { "echo (synthetic, for benchmarks)" }
     public var modelHash: Hash256 { Hash256.of(Array("plexus-echo-backend".utf8)) }
     public var contextLength: Int { 1 << 20 }
+    public var answersAtOnce: Bool { true }
 
     public func generate(_ r: GenerateRequest, onToken: (TokenID?, String) throws -> Void) throws -> BackendResult {
         let text = r.messages?.last?.content ?? r.prompt ?? ""

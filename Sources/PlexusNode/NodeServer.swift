@@ -180,7 +180,7 @@ public struct NodeServer: Sendable {
             }
             try await guardian.check(envelope, body: body)
             let gen: GenerateRequest
-            do { gen = try JSONDecoder().decode(GenerateRequest.self, from: Data(body)) } catch {
+            do { gen = try GenerateRequest.decode(body) } catch {
                 throw APIError(.badRequest, .malformed, "body is not a generate request")
             }
             guard gen.model == config.model else { throw APIError(.notFound, .notFound, "this node serves '\(config.model)', not '\(gen.model.prefix(64))'") }
@@ -191,12 +191,11 @@ public struct NodeServer: Sendable {
                 throw APIError(.tooManyRequests, .busy, "the node is serving \(config.concurrency) requests; retry shortly", retryAfter: 1)
             }
             NodeMetrics.requests.increment()
-            let pipe = BytePipe()
-            workers.submit {
-                defer { admission.leave() }
+            /// Runs the backend, writing events to `sink`; false once `sink` refuses (the client went away).
+            @Sendable func generate(_ sink: ([UInt8]) -> Bool) {
                 do {
                     let result = try backend.generate(gen) { token, text in
-                        guard pipe.write(token.map { FastJSON.tokenEvent($0, text) } ?? NodeEvent(type: "text", text: text).sse) else {
+                        guard sink(token.map { FastJSON.tokenEvent($0, text) } ?? NodeEvent(type: "text", text: text).sse) else {
                             throw CancellationError()
                         }
                     }
@@ -207,17 +206,32 @@ public struct NodeServer: Sendable {
                                           timeMillis: SystemClock().nowMillis())
                     receipt.signAsNode(config.key, chainId: chainId)
                     NodeMetrics.tokens.increment(by: result.tokens.count)
-                    pipe.write(FastJSON.doneEvent(finish: result.finish, promptTokens: result.promptTokens, receipt: receipt))
+                    _ = sink(FastJSON.doneEvent(finish: result.finish, promptTokens: result.promptTokens, receipt: receipt))
                 } catch is CancellationError {
                     logger.debug("request cancelled", metadata: ["request": "\(envelope.requestId.hex.prefix(16))"])
                 } catch let e as PlexusError {
-                    pipe.write(NodeEvent.error(e).sse)
+                    _ = sink(NodeEvent.error(e).sse)
                 } catch {
-                    pipe.write(NodeEvent.error(PlexusError(.io, "\(error)")).sse)
+                    _ = sink(NodeEvent.error(PlexusError(.io, "\(error)")).sse)
                 }
+            }
+            let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
+            if backend.answersAtOnce {
+                defer { admission.leave() }
+                var buffer = ByteBuffer()
+                generate { bytes in
+                    buffer.writeBytes(bytes)
+                    return true
+                }
+                return Response(status: .ok, headers: headers, body: .init(byteBuffer: buffer))
+            }
+            let pipe = BytePipe()
+            workers.submit {
+                defer { admission.leave() }
+                generate { pipe.write($0) }
                 pipe.finish()
             }
-            return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
+            return Response(status: .ok, headers: headers,
                             body: ResponseBody { writer in
                                 // The generation stops at its next token once the client is gone.
                                 defer { pipe.close() }

@@ -181,3 +181,60 @@ public func outputHash(_ tokens: [TokenID]) -> Hash256 {
     for t in tokens { withUnsafeBytes(of: UInt32(bitPattern: t).bigEndian) { bytes += $0 } }
     return Hash256.of(bytes)
 }
+
+extension GenerateRequest {
+    /// The request as JSON, written by hand (the same document `JSONEncoder.compact` writes).
+    public var json: [UInt8] {
+        guard temperature.isFinite, topP.isFinite else { return (try? Array(JSONEncoder.compact.encode(self))) ?? [] }
+        var s = "{\"continuation\":[" + continuation.map(String.init).joined(separator: ",") + "],\"maxTokens\":\(maxTokens)"
+        if let messages {
+            s += ",\"messages\":[" + messages.map { "{\"content\":\(FastJSON.quote($0.content)),\"role\":\(FastJSON.quote($0.role))}" }.joined(separator: ",") + "]"
+        }
+        s += ",\"model\":" + FastJSON.quote(model)
+        if let prompt { s += ",\"prompt\":" + FastJSON.quote(prompt) }
+        s += ",\"seed\":\(seed),\"stop\":[" + stop.map(FastJSON.quote).joined(separator: ",") + "]"
+        s += ",\"temperature\":\(temperature),\"topP\":\(topP)}"
+        return Array(s.utf8)
+    }
+
+    /// Reads a request from parsed JSON; nil for anything `JSONDecoder` should judge instead.
+    public init?(tree: JSONTree) {
+        guard case .object = tree, let model = tree["model"]?.string, let cont = tree["continuation"]?.array,
+              let maxTokens = tree["maxTokens"]?.int, let temperature = tree["temperature"]?.double, let topP = tree["topP"]?.double,
+              let seed = tree["seed"]?.uint64, let stopList = tree["stop"]?.array else { return nil }
+        var continuation: [TokenID] = []
+        continuation.reserveCapacity(cont.count)
+        for t in cont {
+            guard let v = t.int64, let id = TokenID(exactly: v) else { return nil }
+            continuation.append(id)
+        }
+        var stop: [String] = []
+        for s in stopList {
+            guard let v = s.string else { return nil }
+            stop.append(v)
+        }
+        var messages: [ChatMessage]?
+        if let m = tree["messages"], !m.isNull {
+            guard let list = m.array else { return nil }
+            var out: [ChatMessage] = []
+            for item in list {
+                guard let role = item["role"]?.string, let content = item["content"]?.string else { return nil }
+                out.append(ChatMessage(role: role, content: content))
+            }
+            messages = out
+        }
+        var prompt: String?
+        if let p = tree["prompt"], !p.isNull {
+            guard let v = p.string else { return nil }
+            prompt = v
+        }
+        self.init(model: model, messages: messages, prompt: prompt, continuation: continuation, maxTokens: maxTokens,
+                  temperature: temperature, topP: topP, seed: seed, stop: stop)
+    }
+
+    /// Reads a request body: the hand-written reader first, `JSONDecoder` for anything else.
+    public static func decode(_ body: [UInt8]) throws -> GenerateRequest {
+        if let tree = JSONTree.parse(body), let r = GenerateRequest(tree: tree) { return r }
+        return try JSONDecoder().decode(GenerateRequest.self, from: Data(body))
+    }
+}

@@ -1,0 +1,178 @@
+import PlexusEngine
+
+/// A parsed JSON document, for the request bodies on the hot path (the
+/// gateway's chat requests, the node's generate requests), where Foundation's
+/// `JSONDecoder` costs more than the work around it. It reads standard JSON
+/// (RFC 8259) and refuses anything else; callers fall back to `JSONDecoder`
+/// whenever a document is not what they expect, so that errors keep their
+/// usual wording.
+public indirect enum JSONTree: Sendable, Equatable {
+    case object([(String, JSONTree)])
+    case array([JSONTree])
+    case string(String)
+    /// The number's text, as written (validated against JSON's grammar).
+    case number(String)
+    case bool(Bool)
+    case null
+
+    public static func == (a: JSONTree, b: JSONTree) -> Bool {
+        switch (a, b) {
+        case let (.object(x), .object(y)): x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+        case let (.array(x), .array(y)): x == y
+        case let (.string(x), .string(y)): x == y
+        case let (.number(x), .number(y)): x == y
+        case let (.bool(x), .bool(y)): x == y
+        case (.null, .null): true
+        default: false
+        }
+    }
+
+    /// Parses `bytes`; nil if they are not one JSON value (or nest deeper than `maxDepth`).
+    public static func parse(_ bytes: [UInt8], maxDepth: Int = 32) -> JSONTree? {
+        bytes.withUnsafeBufferPointer { buf in
+            var p = Parser(b: buf, maxDepth: maxDepth)
+            guard let v = p.value(depth: 0) else { return nil }
+            p.skipSpace()
+            return p.i == buf.count ? v : nil
+        }
+    }
+
+    /// The member `key` of an object (the last one if repeated, as `JSONDecoder` does).
+    public subscript(key: String) -> JSONTree? {
+        guard case let .object(members) = self else { return nil }
+        return members.last { $0.0 == key }?.1
+    }
+
+    public var string: String? { if case let .string(s) = self { s } else { nil } }
+    public var array: [JSONTree]? { if case let .array(a) = self { a } else { nil } }
+    public var bool: Bool? { if case let .bool(b) = self { b } else { nil } }
+    public var isNull: Bool { self == .null }
+
+    /// An integer written without fraction or exponent, in range.
+    public var int64: Int64? {
+        guard case let .number(t) = self, !t.contains("."), !t.contains("e"), !t.contains("E") else { return nil }
+        return Int64(t)
+    }
+
+    public var uint64: UInt64? {
+        guard case let .number(t) = self, !t.contains("."), !t.contains("e"), !t.contains("E"), !t.hasPrefix("-") else { return nil }
+        return UInt64(t)
+    }
+
+    public var int: Int? { int64.flatMap { Int(exactly: $0) } }
+
+    public var double: Double? {
+        guard case let .number(t) = self, let d = Double(t), d.isFinite else { return nil }
+        return d
+    }
+
+    private struct Parser {
+        let b: UnsafeBufferPointer<UInt8>
+        let maxDepth: Int
+        var i = 0
+
+        mutating func skipSpace() {
+            while i < b.count, b[i] == 0x20 || b[i] == 0x0A || b[i] == 0x0D || b[i] == 0x09 { i += 1 }
+        }
+
+        mutating func literal(_ word: StaticString, _ v: JSONTree) -> JSONTree? {
+            let n = word.utf8CodeUnitCount
+            guard i + n <= b.count else { return nil }
+            for k in 0..<n where b[i + k] != word.utf8Start[k] { return nil }
+            i += n
+            return v
+        }
+
+        mutating func value(depth: Int) -> JSONTree? {
+            skipSpace()
+            guard i < b.count, depth <= maxDepth else { return nil }
+            switch b[i] {
+            case UInt8(ascii: "{"):
+                i += 1
+                var members: [(String, JSONTree)] = []
+                skipSpace()
+                if i < b.count, b[i] == UInt8(ascii: "}") { i += 1; return .object(members) }
+                while true {
+                    skipSpace()
+                    guard let k = string() else { return nil }
+                    skipSpace()
+                    guard i < b.count, b[i] == UInt8(ascii: ":") else { return nil }
+                    i += 1
+                    guard let v = value(depth: depth + 1) else { return nil }
+                    members.append((k, v))
+                    skipSpace()
+                    guard i < b.count else { return nil }
+                    if b[i] == UInt8(ascii: ",") { i += 1; continue }
+                    if b[i] == UInt8(ascii: "}") { i += 1; return .object(members) }
+                    return nil
+                }
+            case UInt8(ascii: "["):
+                i += 1
+                var items: [JSONTree] = []
+                skipSpace()
+                if i < b.count, b[i] == UInt8(ascii: "]") { i += 1; return .array(items) }
+                while true {
+                    guard let v = value(depth: depth + 1) else { return nil }
+                    items.append(v)
+                    skipSpace()
+                    guard i < b.count else { return nil }
+                    if b[i] == UInt8(ascii: ",") { i += 1; continue }
+                    if b[i] == UInt8(ascii: "]") { i += 1; return .array(items) }
+                    return nil
+                }
+            case UInt8(ascii: "\""): return string().map { .string($0) }
+            case UInt8(ascii: "t"): return literal("true", .bool(true))
+            case UInt8(ascii: "f"): return literal("false", .bool(false))
+            case UInt8(ascii: "n"): return literal("null", .null)
+            default: return number()
+            }
+        }
+
+        /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
+        mutating func number() -> JSONTree? {
+            let start = i
+            func digits(_ p: inout Parser) -> Int {
+                let s = p.i
+                while p.i < p.b.count, p.b[p.i] >= 48, p.b[p.i] <= 57 { p.i += 1 }
+                return p.i - s
+            }
+            if i < b.count, b[i] == UInt8(ascii: "-") { i += 1 }
+            guard i < b.count else { return nil }
+            if b[i] == UInt8(ascii: "0") { i += 1 } else if digits(&self) == 0 { return nil }
+            if i < b.count, b[i] == UInt8(ascii: ".") {
+                i += 1
+                guard digits(&self) > 0 else { return nil }
+            }
+            if i < b.count, b[i] == UInt8(ascii: "e") || b[i] == UInt8(ascii: "E") {
+                i += 1
+                if i < b.count, b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") { i += 1 }
+                guard digits(&self) > 0 else { return nil }
+            }
+            guard i - start <= 64 else { return nil }
+            return .number(String(decoding: UnsafeBufferPointer(rebasing: b[start..<i]), as: UTF8.self))
+        }
+
+        /// A string literal starting at `"`.
+        mutating func string() -> String? {
+            guard i < b.count, b[i] == UInt8(ascii: "\"") else { return nil }
+            i += 1
+            let start = i
+            var escaped = false
+            while i < b.count {
+                let c = b[i]
+                if c == UInt8(ascii: "\"") {
+                    let body = Array(UnsafeBufferPointer(rebasing: b[start..<i]))
+                    i += 1
+                    return escaped ? FastJSON.unescape(body[...]) : (body.contains { $0 < 0x20 } ? nil : String(validating: body, as: UTF8.self))
+                }
+                if c == UInt8(ascii: "\\") {
+                    escaped = true
+                    i += 2
+                    continue
+                }
+                i += 1
+            }
+            return nil
+        }
+    }
+}
