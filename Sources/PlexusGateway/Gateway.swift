@@ -107,6 +107,8 @@ public final class Gateway: Sendable {
     let keyCache: APIKeyCache
     let http: HTTPClient
     let plain = PlainHTTPClient()
+    /// Node receipts arriving together are verified together.
+    let signatures = SignatureBatcher()
     let logger: Logger
     let chainId: String
     /// Request ids: SHA-256 of a secret drawn at start, a counter and the gateway key
@@ -389,7 +391,7 @@ public final class Gateway: Sendable {
                     case "token", "text": try await onEvent(event)
                     case "done":
                         guard let receipt = event.receipt, receipt.node == c.node.nodeKey, receipt.requestId == requestId,
-                              receipt.node.verifies(receipt.nodeSignature, over: receipt.nodeSigningBytes(chainId: chainId)),
+                              await signatures.verify(receipt.nodeSignature, by: receipt.node, over: receipt.nodeSigningBytes(chainId: chainId)),
                               receipt.priceIn <= c.offer.priceIn, receipt.priceOut <= c.offer.priceOut,
                               receipt.firstOutputToken == UInt64(gen.continuation.count) else {
                             throw NodeFailure(status: 502, code: "bad_receipt", message: "node \(c.node.nodeKey.short) sent an invalid receipt", retryable: true)

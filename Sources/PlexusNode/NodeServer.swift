@@ -45,6 +45,8 @@ final class EnvelopeGuard: @unchecked Sendable {
     let node: Address
     let ledger: LedgerClient
     static let maxLifetimeMillis: UInt64 = 10 * 60 * 1_000
+    /// Envelopes arriving together are verified together.
+    let signatures = SignatureBatcher()
 
     init(chainId: String, node: Address, ledger: LedgerClient) {
         self.chainId = chainId
@@ -71,7 +73,7 @@ final class EnvelopeGuard: @unchecked Sendable {
         guard Hash256.of(body) == e.bodyHash else { throw APIError(.forbidden, .badSignature, "the body does not match the envelope") }
         guard e.expiresAtMillis >= now else { throw APIError(.forbidden, .expired, "the envelope has expired") }
         guard e.expiresAtMillis <= now + Self.maxLifetimeMillis else { throw APIError(.forbidden, .expired, "the envelope lives too long") }
-        guard e.gateway.verifies(e.signature, over: e.signingBytes(chainId: chainId)) else {
+        guard await signatures.verify(e.signature, by: e.gateway, over: e.signingBytes(chainId: chainId)) else {
             throw APIError(.unauthorized, .badSignature, "the envelope's signature does not verify")
         }
         guard await isGateway(e.gateway) else { throw APIError(.forbidden, .notFound, "\(e.gateway.short) is not a registered gateway") }

@@ -1,6 +1,9 @@
 import CEd25519
 import Crypto
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Ed25519 signature verification with the cofactored equation (ZIP-215 rules),
 /// single and batched.
@@ -62,17 +65,21 @@ public enum Ed25519 {
         var r = [UInt8](), a = [UInt8](), s = [UInt8](), k = [UInt8](), z = [UInt8]()
         r.reserveCapacity(32 * n); a.reserveCapacity(32 * n); s.reserveCapacity(32 * n)
         k.reserveCapacity(64 * n); z.reserveCapacity(16 * n)
-        var rng = SystemRandomNumberGenerator()
         for item in items {
             guard item.signature.count == 64, item.publicKey.count == 32 else { return false }
             r.append(contentsOf: item.signature[0..<32])
             s.append(contentsOf: item.signature[32..<64])
             a.append(contentsOf: item.publicKey)
             k.append(contentsOf: challenge(signature: item.signature, publicKey: item.publicKey, message: item.message))
-            var w0 = rng.next() as UInt64, w1 = rng.next() as UInt64
-            if w0 == 0 && w1 == 0 { w0 = 1 }
-            withUnsafeBytes(of: &w0) { z.append(contentsOf: $0) }
-            withUnsafeBytes(of: &w1) { z.append(contentsOf: $0) }
+        }
+        if n == 1 {
+            // One signature: its own equation, no weight needed.
+            z = [UInt8](repeating: 0, count: 16)
+            z[0] = 1
+        } else {
+            // Random 128-bit weights, drawn in one go; a zero weight becomes one.
+            z = randomBytes(16 * n)
+            for i in 0..<n where z[(16 * i)..<(16 * i + 16)].allSatisfy({ $0 == 0 }) { z[16 * i] = 1 }
         }
         if prepared.isEmpty {
             return plx_ed25519_verify_batch(n, r, a, s, k, z) == 1
@@ -81,6 +88,29 @@ public enum Ed25519 {
         let ok = plx_ed25519_verify_batch_prepared(n, r, tables, s, k, z) == 1
         withExtendedLifetime(prepared) {}
         return ok
+    }
+
+    /// `count` bytes from the system's secure random source.
+    static func randomBytes(_ count: Int) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        var rng = SystemRandomNumberGenerator()
+        var filled = 0
+        #if canImport(Glibc)
+        while filled < count {
+            let n = min(256, count - filled)
+            guard out.withUnsafeMutableBytes({ getentropy($0.baseAddress! + filled, n) }) == 0 else { break }
+            filled += n
+        }
+        #endif
+        while filled < count {
+            withUnsafeBytes(of: rng.next() as UInt64) { w in
+                for b in w where filled < count {
+                    out[filled] = b
+                    filled += 1
+                }
+            }
+        }
+        return out
     }
 
     /// A public key decoded and expanded for fast verification.
