@@ -430,43 +430,20 @@ public final class Gateway: Sendable {
     // MARK: settlement
 
     /// Submits unsettled receipts in batches, and tracks them to finality.
+    /// Each round goes on until nothing is left (up to `settleRounds`
+    /// batches), so settlement keeps pace with any request rate.
     func settleOnce() async {
         do {
-            var batch = try store.records(in: ["unsettled", "submitted"], limit: 500)
-            if !batch.isEmpty {
-                for i in batch.indices where batch[i].state == "unsettled" { batch[i].state = "submitted" }
-                try store.save(batch)
-                // Already settled (a resubmission after a restart) is skipped, so nothing settles twice.
-                let known = try await ledger.settlements(batch.map(\.requestId))
-                // One transaction per chunk that fits the ledger's `maxTxBytes` (a request's shares stay together).
-                let params = try await ledger.params()
-                let limit = Int(params.params.first { $0.name == "maxTxBytes" }?.value ?? 16_384) - 512
-                var chunk: [Receipt] = [], size = 0
-                for r in batch where known[r.requestId] == nil && !r.receipts.isEmpty {
-                    let bytes = r.receipts.reduce(0) { $0 + $1.canonicalBytes.count }
-                    if size + bytes > limit, !chunk.isEmpty {
-                        _ = try await ledger.send(.settle(receipts: chunk), from: config.key)
-                        chunk = []
-                        size = 0
-                    }
-                    chunk += r.receipts
-                    size += bytes
-                }
-                if !chunk.isEmpty { _ = try await ledger.send(.settle(receipts: chunk), from: config.key) }
-                let after = try await ledger.settlements(batch.map(\.requestId))
-                for i in batch.indices {
-                    if let s = after[batch[i].requestId], s.gateway == config.key.address {
-                        batch[i].state = s.status.rawValue
-                    } else {
-                        batch[i].state = "rejected"
-                        batch[i].reason = "the ledger refused the receipts"
-                    }
-                    escrow.settled(batch[i].requestor, batch[i].charge.units)
-                }
-                try store.save(batch)
+            for _ in 0..<Self.settleRounds {
+                // Records stay "unsettled" until the ledger has answered; "submitted" is what older stores wrote.
+                let batch = try store.records(in: ["unsettled", "submitted"], limit: Self.settleBatch)
+                if batch.isEmpty { break }
+                try await submit(batch)
+                if batch.count < Self.settleBatch { break }
             }
-            var pending = try store.records(in: ["pending"], limit: 2_000)
-            if !pending.isEmpty {
+            for _ in 0..<Self.settleRounds {
+                var pending = try store.records(in: ["pending"], limit: 4 * Self.settleBatch)
+                if pending.isEmpty { break }
                 let now = try await ledger.settlements(pending.map(\.requestId))
                 var changed: [RequestRecord] = []
                 for i in pending.indices where now[pending[i].requestId]?.status == .final {
@@ -474,10 +451,48 @@ public final class Gateway: Sendable {
                     changed.append(pending[i])
                 }
                 try store.save(changed)
+                // Oldest first: once one is not final, the later ones are not either.
+                if changed.count < pending.count || pending.count < 4 * Self.settleBatch { break }
             }
         } catch {
             logger.warning("settlement round failed; will retry", metadata: ["error": "\(error)"])
         }
+    }
+
+    static let settleBatch = 500
+    static let settleRounds = 40
+
+    /// Sends one batch's receipts to the ledger and records what it made of them.
+    private func submit(_ records: [RequestRecord]) async throws {
+        var batch = records
+        // Already settled (a resubmission after a restart) is skipped, so nothing settles twice.
+        let known = try await ledger.settlements(batch.map(\.requestId))
+        // One transaction per chunk that fits the ledger's `maxTxBytes` (a request's shares stay together).
+        let params = try await ledger.params()
+        let limit = Int(params.params.first { $0.name == "maxTxBytes" }?.value ?? 16_384) - 512
+        var chunk: [Receipt] = [], size = 0
+        for r in batch where known[r.requestId] == nil && !r.receipts.isEmpty {
+            let bytes = r.receipts.reduce(0) { $0 + $1.canonicalBytes.count }
+            if size + bytes > limit, !chunk.isEmpty {
+                _ = try await ledger.send(.settle(receipts: chunk), from: config.key)
+                chunk = []
+                size = 0
+            }
+            chunk += r.receipts
+            size += bytes
+        }
+        if !chunk.isEmpty { _ = try await ledger.send(.settle(receipts: chunk), from: config.key) }
+        let after = try await ledger.settlements(batch.map(\.requestId))
+        for i in batch.indices {
+            if let s = after[batch[i].requestId], s.gateway == config.key.address {
+                batch[i].state = s.status.rawValue
+            } else {
+                batch[i].state = "rejected"
+                batch[i].reason = "the ledger refused the receipts"
+            }
+            escrow.settled(batch[i].requestor, batch[i].charge.units)
+        }
+        try store.save(batch)
     }
 
     func shutdown() async {
