@@ -229,6 +229,10 @@ typedef struct { fe YplusX, YminusX, Z2, T2d; } ge_cached;
 
 static fe CONST_D, CONST_D2, CONST_SQRTM1;
 static ge_p3 CONST_B;
+// The base point's odd multiples, built once: its scalar uses width-7 digits.
+#define B_WIDTH 7
+#define B_TABLE_SIZE (1 << (B_WIDTH - 2))
+static ge_cached B_TABLE[B_TABLE_SIZE];
 static int constants_ok = 0;
 static pthread_once_t constants_once = PTHREAD_ONCE_INIT;
 
@@ -250,30 +254,34 @@ static void ge_neg(ge_p3 *r, const ge_p3 *p) {
     fe_neg(r->T, p->T);
 }
 
+// The operations below leave T out when `with_t` is 0: a doubling reads
+// only X, Y and Z, so a result that is doubled next needs no T (one field
+// multiplication saved each time).
+
 // r = p + q (add-2008-hwcd-3, a = -1).
-static void ge_add(ge_p3 *r, const ge_p3 *p, const ge_cached *q) {
+static void ge_add_t(ge_p3 *r, const ge_p3 *p, const ge_cached *q, int with_t) {
     fe a, b, c, d, e, f, g, h;
     fe_sub(a, p->Y, p->X); fe_mul(a, a, q->YminusX);
     fe_add(b, p->Y, p->X); fe_mul(b, b, q->YplusX);
     fe_mul(c, p->T, q->T2d);
     fe_mul(d, p->Z, q->Z2);
     fe_sub(e, b, a); fe_sub(f, d, c); fe_add(g, d, c); fe_add(h, b, a);
-    fe_mul(r->X, e, f); fe_mul(r->Y, g, h); fe_mul(r->T, e, h); fe_mul(r->Z, f, g);
+    fe_mul(r->X, e, f); fe_mul(r->Y, g, h); if (with_t) fe_mul(r->T, e, h); fe_mul(r->Z, f, g);
 }
 
 // r = p - q.
-static void ge_sub(ge_p3 *r, const ge_p3 *p, const ge_cached *q) {
+static void ge_sub_t(ge_p3 *r, const ge_p3 *p, const ge_cached *q, int with_t) {
     fe a, b, c, d, e, f, g, h;
     fe_sub(a, p->Y, p->X); fe_mul(a, a, q->YplusX);
     fe_add(b, p->Y, p->X); fe_mul(b, b, q->YminusX);
     fe_mul(c, p->T, q->T2d);
     fe_mul(d, p->Z, q->Z2);
     fe_sub(e, b, a); fe_add(f, d, c); fe_sub(g, d, c); fe_add(h, b, a);
-    fe_mul(r->X, e, f); fe_mul(r->Y, g, h); fe_mul(r->T, e, h); fe_mul(r->Z, f, g);
+    fe_mul(r->X, e, f); fe_mul(r->Y, g, h); if (with_t) fe_mul(r->T, e, h); fe_mul(r->Z, f, g);
 }
 
-// r = 2p (dbl-2008-hwcd, a = -1).
-static void ge_dbl(ge_p3 *r, const ge_p3 *p) {
+// r = 2p (dbl-2008-hwcd, a = -1); reads X, Y, Z only.
+static void ge_dbl_t(ge_p3 *r, const ge_p3 *p, int with_t) {
     fe a, b, c, e, f, g, h, t;
     fe_sq(a, p->X);
     fe_sq(b, p->Y);
@@ -284,8 +292,11 @@ static void ge_dbl(ge_p3 *r, const ge_p3 *p) {
     fe_sub(g, b, a);
     fe_sub(f, g, c);
     fe_neg(h, h);
-    fe_mul(r->X, e, f); fe_mul(r->Y, g, h); fe_mul(r->T, e, h); fe_mul(r->Z, f, g);
+    fe_mul(r->X, e, f); fe_mul(r->Y, g, h); if (with_t) fe_mul(r->T, e, h); fe_mul(r->Z, f, g);
 }
+
+static void ge_add(ge_p3 *r, const ge_p3 *p, const ge_cached *q) { ge_add_t(r, p, q, 1); }
+static void ge_dbl(ge_p3 *r, const ge_p3 *p) { ge_dbl_t(r, p, 1); }
 
 static int ge_is_identity(const ge_p3 *p) {
     fe t;
@@ -356,6 +367,17 @@ static void init_constants(void) {
     memset(b, 0x66, 32);
     b[0] = 0x58;
     if (!ge_frombytes(&CONST_B, b)) return;
+    // B, 3B, ..., 63B for the base point's width-7 digits.
+    ge_p3 b2, cur;
+    ge_cached c2;
+    ge_to_cached(&B_TABLE[0], &CONST_B);
+    ge_dbl(&b2, &CONST_B);
+    ge_to_cached(&c2, &b2);
+    cur = CONST_B;
+    for (int i = 1; i < B_TABLE_SIZE; i++) {
+        ge_add(&cur, &cur, &c2);
+        ge_to_cached(&B_TABLE[i], &cur);
+    }
     constants_ok = 1;
 }
 
@@ -438,16 +460,17 @@ static void sc_add(uint64_t r[4], const uint64_t a[4], const uint64_t b[4]) {
     sc_reduce_bytes(r, bytes, 33);
 }
 
-// Width-5 non-adjacent form: digits odd in [-15, 15]. Returns the top index or -1.
-static int wnaf5(int8_t naf[257], const uint64_t k_in[4]) {
+// Width-w non-adjacent form: digits odd in [-(2^(w-1) - 1), 2^(w-1) - 1]. Returns the top index or -1.
+static int wnaf(int8_t naf[257], const uint64_t k_in[4], int w) {
+    const uint64_t window = (uint64_t)1 << w, half = window >> 1;
     uint64_t k[5] = {k_in[0], k_in[1], k_in[2], k_in[3], 0};
     memset(naf, 0, 257);
     int top = -1;
     for (int i = 0; i < 257; i++) {
         if ((k[0] | k[1] | k[2] | k[3] | k[4]) == 0) break;
         if (k[0] & 1) {
-            int d = (int)(k[0] & 31);
-            if (d >= 16) d -= 32;
+            int d = (int)(k[0] & (window - 1));
+            if ((uint64_t)d >= half) d -= (int)window;
             naf[i] = (int8_t)d;
             top = i;
             if (d > 0) {
@@ -469,6 +492,8 @@ static int wnaf5(int8_t naf[257], const uint64_t k_in[4]) {
     }
     return top;
 }
+
+static int wnaf5(int8_t naf[257], const uint64_t k_in[4]) { return wnaf(naf, k_in, 5); }
 
 // P, 3P, 5P, ..., 15P in cached form.
 static void build_table(ge_cached t[8], const ge_p3 *p) {
@@ -511,15 +536,41 @@ int plx_ed25519_prepare_key(const uint8_t a[32], uint8_t table[PLX_ED25519_KEY_T
     return 1;
 }
 
+// The first `count` odd multiples of p (P, 3P, ...) in cached form.
+static void build_table_n(ge_cached *t, const ge_p3 *p, int count) {
+    ge_to_cached(&t[0], p);
+    if (count <= 1) return;
+    ge_p3 p2, cur;
+    ge_cached c2;
+    ge_dbl(&p2, p);
+    ge_to_cached(&c2, &p2);
+    cur = *p;
+    for (int i = 1; i < count; i++) {
+        ge_add(&cur, &cur, &c2);
+        ge_to_cached(&t[i], &cur);
+    }
+}
+
+// Table entries a digit string needs: up to its largest |digit|.
+static int entries_needed(const int8_t *naf, int top) {
+    int most = 1;
+    for (int i = 0; i <= top; i++) {
+        int d = naf[i] < 0 ? -naf[i] : naf[i];
+        if (d > most) most = d;
+    }
+    return (most >> 1) + 1;
+}
+
 // Shared core: keys come either as bytes (`a`) or prepared tables.
 static int verify_batch(size_t n, const uint8_t *r, const uint8_t *a, const uint8_t *const *prepared,
                         const uint8_t *s, const uint8_t *k, const uint8_t *z) {
     pthread_once(&constants_once, init_constants);
     if (!constants_ok || n == 0 || n > 256) return 0;
-    size_t points = 2 * n + 1;
+    // Points 0 .. 2n-1: -R_i and -A_i with width-5 digits; the base point separately with width-7 digits.
+    size_t points = 2 * n;
     ge_cached *tables = malloc(points * 8 * sizeof(ge_cached));
-    int8_t *nafs = malloc(points * 257);
-    int *tops = malloc(points * sizeof(int));
+    int8_t *nafs = malloc((points + 1) * 257);
+    int *tops = malloc((points + 1) * sizeof(int));
     int ok = 0;
     if (!tables || !nafs || !tops) goto done;
 
@@ -544,30 +595,39 @@ static int verify_batch(size_t n, const uint8_t *r, const uint8_t *a, const uint
         sc_add(sum, sum, t);
         sc_mul(zk, zi, ki);
         // -z_i R_i and -(z_i k_i) A_i: the points are negated, the scalars stay short.
-        ge_neg(&neg, &R);
-        build_table(tables + 8 * (2 * i), &neg);
         tops[2 * i] = wnaf5(nafs + 257 * (2 * i), zi);
         tops[2 * i + 1] = wnaf5(nafs + 257 * (2 * i + 1), zk);
+        ge_neg(&neg, &R);
+        // A weight of 1 (a lone signature) needs R alone, not its multiples.
+        build_table_n(tables + 8 * (2 * i), &neg, entries_needed(nafs + 257 * (2 * i), tops[2 * i]));
     }
-    build_table(tables + 8 * (2 * n), &CONST_B);
-    tops[2 * n] = wnaf5(nafs + 257 * (2 * n), sum);
+    int8_t *bnaf = nafs + 257 * points;
+    tops[points] = wnaf(bnaf, sum, B_WIDTH);
 
     int top = -1;
-    for (size_t j = 0; j < points; j++) if (tops[j] > top) top = tops[j];
+    for (size_t j = 0; j <= points; j++) if (tops[j] > top) top = tops[j];
     ge_p3 acc;
     ge_identity(&acc);
     for (int i = top; i >= 0; i--) {
-        ge_dbl(&acc, &acc);
-        for (size_t j = 0; j < points; j++) {
+        // How many additions follow this doubling: the last operation before the next doubling skips T.
+        int adds = bnaf[i] != 0;
+        for (size_t j = 0; j < points; j++) adds += nafs[257 * j + i] != 0;
+        ge_dbl_t(&acc, &acc, adds > 0);
+        for (size_t j = 0; j < points && adds > 0; j++) {
             int d = nafs[257 * j + i];
-            if (d > 0) ge_add(&acc, &acc, &tables[8 * j + (d >> 1)]);
-            else if (d < 0) ge_sub(&acc, &acc, &tables[8 * j + ((-d) >> 1)]);
+            if (d == 0) continue;
+            adds--;
+            if (d > 0) ge_add_t(&acc, &acc, &tables[8 * j + (d >> 1)], adds > 0);
+            else ge_sub_t(&acc, &acc, &tables[8 * j + ((-d) >> 1)], adds > 0);
         }
+        int d = bnaf[i];
+        if (d > 0) ge_add_t(&acc, &acc, &B_TABLE[d >> 1], 0);
+        else if (d < 0) ge_sub_t(&acc, &acc, &B_TABLE[(-d) >> 1], 0);
     }
-    // Cofactored: [8] * sum must be the identity.
-    ge_dbl(&acc, &acc);
-    ge_dbl(&acc, &acc);
-    ge_dbl(&acc, &acc);
+    // Cofactored: [8] * sum must be the identity (the check reads X, Y and Z only).
+    ge_dbl_t(&acc, &acc, 0);
+    ge_dbl_t(&acc, &acc, 0);
+    ge_dbl_t(&acc, &acc, 0);
     ok = ge_is_identity(&acc);
 
 done:

@@ -8,6 +8,8 @@ import PlexusLedger
 public enum FastJSON {
     /// `s` as a JSON string literal (quotes included).
     public static func quote(_ s: String) -> String {
+        // Most text needs no escapes: copied as it is.
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) { return "\"" + s + "\"" }
         var out = "\""
         out.reserveCapacity(s.utf8.count + 2)
         for u in s.unicodeScalars {
@@ -28,13 +30,28 @@ public enum FastJSON {
 
     /// A token event: `data: {"type":"token","token":N,"text":"…"}\n\n`.
     public static func tokenEvent(_ token: TokenID, _ text: String) -> [UInt8] {
-        Array("data: {\"type\":\"token\",\"token\":\(token),\"text\":\(quote(text))}\n\n".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(48 + text.utf8.count)
+        out += tokenEventHead
+        out += Array(String(token).utf8)
+        out += textKey.dropLast()
+        out += Array(quote(text).utf8)
+        out += [UInt8(ascii: "}"), 10, 10]
+        return out
     }
+
+    static let tokenEventHead = Array("data: {\"type\":\"token\",\"token\":".utf8)
 
     /// The final event, with the receipt in its canonical bytes (hex):
     /// `data: {"type":"done","finishReason":"…","promptTokens":N,"receiptBytes":"…"}\n\n`.
     public static func doneEvent(finish: String, promptTokens: Int, receipt: Receipt) -> [UInt8] {
-        Array("data: {\"type\":\"done\",\"finishReason\":\(quote(finish)),\"promptTokens\":\(promptTokens),\"receiptBytes\":\"\(Hex.encode(receipt.canonicalBytes))\"}\n\n".utf8)
+        let bytes = receipt.canonicalBytes
+        var out: [UInt8] = []
+        out.reserveCapacity(128 + 2 * bytes.count)
+        out += Array("data: {\"type\":\"done\",\"finishReason\":\(quote(finish)),\"promptTokens\":\(promptTokens),\"receiptBytes\":\"".utf8)
+        Hex.append(bytes, to: &out)
+        out += Array("\"}\n\n".utf8)
+        return out
     }
 
     static let donePrefix = Array("{\"type\":\"done\",\"finishReason\":\"".utf8)

@@ -18,6 +18,29 @@ public enum Hex {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// Encodes bytes as lower-case hex (the common case, without generic dispatch per byte).
+    public static func encode(_ bytes: [UInt8]) -> String {
+        var out = [UInt8]()
+        append(bytes, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends the lower-case hex of `bytes` to `out`.
+    public static func append(_ bytes: [UInt8], to out: inout [UInt8]) {
+        let start = out.count
+        out.append(contentsOf: repeatElement(0, count: bytes.count * 2))
+        out.withUnsafeMutableBufferPointer { o in
+            bytes.withUnsafeBufferPointer { b in
+                digits.withUnsafeBufferPointer { d in
+                    for i in 0..<b.count {
+                        o[start + 2 * i] = d[Int(b[i] >> 4)]
+                        o[start + 2 * i + 1] = d[Int(b[i] & 0x0f)]
+                    }
+                }
+            }
+        }
+    }
+
     /// Decodes hex (either case); throws `malformed` on odd length or a non-hex character.
     public static func decode(_ text: String) throws -> [UInt8] {
         let utf8 = Array(text.utf8)
