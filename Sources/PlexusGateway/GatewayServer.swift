@@ -1,6 +1,4 @@
 import Foundation
-import HTTPTypes
-import Hummingbird
 import Logging
 import NIOCore
 import PlexusCore
@@ -19,54 +17,54 @@ public struct GatewayServer: Sendable {
         self.metrics = metrics
     }
 
-    static func response(_ bytes: [UInt8], status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
-        var h = headers
-        h[.contentType] = "application/json"
-        var buf = ByteBuffer()
-        buf.writeBytes(bytes)
-        return Response(status: status, headers: h, body: .init(byteBuffer: buf))
+    static func response(_ bytes: [UInt8], status: Int = 200, headers: [(String, String)] = []) -> HTTPResponseOut {
+        .json(bytes, status: status, headers: headers)
     }
 
-    static func error(_ e: OpenAIError) -> Response {
+    static func error(_ e: OpenAIError) -> HTTPResponseOut {
         GatewayMetrics.errors.increment()
-        var h: HTTPFields = [:]
-        if let r = e.retryAfter { h[.retryAfter] = String(r) }
-        return response(e.json, status: .init(code: e.status), headers: h)
+        return response(e.json, status: e.status, headers: e.retryAfter.map { [("retry-after", String($0))] } ?? [])
     }
 
-    public func router() -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
-        let g = gateway, metrics = self.metrics
-        router.get("/health") { _, _ -> Response in
-            Self.response(OpenAIShapes.data(["status": "ok", "gateway": g.config.key.address.text, "chain": g.chainId,
-                                             "models": g.directory.servedModels().sorted()]))
-        }
-        router.get("/metrics") { _, _ -> Response in
-            var buf = ByteBuffer()
-            buf.writeBytes(metrics())
-            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: buf))
-        }
-        router.get("/v1/models") { request, _ -> Response in
-            do { _ = try g.account(forAuthorization: request.headers[.authorization]) } catch let e as OpenAIError { return Self.error(e) }
+    /// Answers one request.
+    public func handle(_ request: HTTPRequestIn) async -> HTTPResponseOut {
+        let g = gateway
+        switch (request.method, request.path) {
+        case (.GET, "/health"):
+            return Self.response(OpenAIShapes.data(["status": "ok", "gateway": g.config.key.address.text, "chain": g.chainId,
+                                                    "models": g.directory.servedModels().sorted()]))
+        case (.GET, "/metrics"):
+            return .full(status: 200, headers: [("content-type", "text/plain; version=0.0.4")], body: metrics())
+        case (.GET, "/v1/models"):
+            do { _ = try g.account(forAuthorization: request.header("authorization")) } catch let e as OpenAIError { return Self.error(e) } catch {
+                return Self.error(OpenAIError(500, "api_error", "internal_error", "\(error)"))
+            }
             let served = g.directory.servedModels()
             let data: [[String: Any]] = g.directory.allModels().filter { served.contains($0.id) }.map {
                 ["id": $0.id, "object": "model", "created": 0, "owned_by": $0.creator.text, "context_length": Int($0.contextLength)]
             }
             return Self.response(OpenAIShapes.data(["object": "list", "data": data]))
-        }
-        router.get("/v1/receipts/:id") { request, context -> Response in
-            do { _ = try g.account(forAuthorization: request.headers[.authorization]) } catch let e as OpenAIError { return Self.error(e) }
-            guard let raw = context.parameters.get("id"), let id = try? Hash256(hex: raw), let record = try g.store.get(id) else {
-                return Self.error(OpenAIError(404, "invalid_request_error", "not_found", "No request with that id."))
+        case (.GET, _) where request.path.hasPrefix("/v1/receipts/"):
+            do {
+                _ = try g.account(forAuthorization: request.header("authorization"))
+                let raw = String(request.path.dropFirst("/v1/receipts/".count))
+                guard let id = try? Hash256(hex: raw), let record = try g.store.get(id) else {
+                    return Self.error(OpenAIError(404, "invalid_request_error", "not_found", "No request with that id."))
+                }
+                var settlement: Settlement?
+                if record.state != "unsettled" { settlement = try? await g.ledger.settlement(id) }
+                struct View: Encodable { var request: RequestRecord; var settlement: Settlement? }
+                return Self.response(Array(try JSONEncoder.compact.encode(View(request: record, settlement: settlement))))
+            } catch let e as OpenAIError {
+                return Self.error(e)
+            } catch {
+                return Self.error(OpenAIError(500, "api_error", "internal_error", "\(error)"))
             }
-            var settlement: Settlement?
-            if record.state != "unsettled" { settlement = try? await g.ledger.settlement(id) }
-            struct View: Encodable { var request: RequestRecord; var settlement: Settlement? }
-            return Self.response(Array(try JSONEncoder.compact.encode(View(request: record, settlement: settlement))))
+        case (.POST, "/v1/chat/completions"): return await Self.complete(g, request, chat: true)
+        case (.POST, "/v1/completions"): return await Self.complete(g, request, chat: false)
+        default:
+            return Self.error(OpenAIError(404, "invalid_request_error", "unknown_url", "Unknown request URL: \(request.method) \(request.path.prefix(100))."))
         }
-        router.post("/v1/chat/completions") { request, _ in await Self.complete(g, request, chat: true) }
-        router.post("/v1/completions") { request, _ in await Self.complete(g, request, chat: false) }
-        return router
     }
 
     /// A box for the pieces stream's iterator, handed from the handler to the body writer.
@@ -82,18 +80,13 @@ public struct GatewayServer: Sendable {
         case failed(OpenAIError)
     }
 
-    static func complete(_ g: Gateway, _ request: Request, chat: Bool) async -> Response {
-        var request = request
+    static func complete(_ g: Gateway, _ request: HTTPRequestIn, chat: Bool) async -> HTTPResponseOut {
         let requestor: Address
         let req: ChatRequest
         do {
-            requestor = try g.account(forAuthorization: request.headers[.authorization])
-            let body: ByteBuffer
-            do { body = try await request.collectBody(upTo: 1 << 20) } catch {
-                throw OpenAIError(413, "invalid_request_error", "request_too_large", "The request body exceeds 1 MiB.")
-            }
+            requestor = try g.account(forAuthorization: request.header("authorization"))
             do {
-                let bytes = Array(buffer: body)
+                let bytes = request.body
                 if let tree = JSONTree.parse(bytes), let r = ChatRequest(tree: tree) {
                     req = r
                 } else {
@@ -112,7 +105,7 @@ public struct GatewayServer: Sendable {
         let requestId = g.newRequestId()
         let completionId = (chat ? "chatcmpl-" : "cmpl-") + requestId.hex.prefix(24)
         let created = Int(Date().timeIntervalSince1970)
-        var headers: HTTPFields = [HTTPField.Name("x-plexus-request-id")!: requestId.hex]
+        var headers: [(String, String)] = [("x-plexus-request-id", requestId.hex)]
         let model = req.model
         // Hand-written JSON (see FastJSON): one chunk per token.
         let head = "{\"id\":\"\(completionId)\",\"object\":\"\(chat ? "chat.completion.chunk" : "text_completion")\",\"created\":\(created),\"model\":\(FastJSON.quote(model)),"
@@ -145,8 +138,7 @@ public struct GatewayServer: Sendable {
             } catch {
                 return Self.error(OpenAIError(500, "api_error", "internal_error", "\(error)"))
             }
-            headers[HTTPField.Name("x-plexus-node")!] = r.lastNode.text
-            headers[HTTPField.Name("x-plexus-attempts")!] = String(r.attempts)
+            headers += [("x-plexus-node", r.lastNode.text), ("x-plexus-attempts", String(r.attempts))]
             let choice = chat
                 ? "{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\(FastJSON.quote(r.text))},\"logprobs\":null,\"finish_reason\":\(FastJSON.quote(r.finish))}"
                 : "{\"index\":0,\"text\":\(FastJSON.quote(r.text)),\"logprobs\":null,\"finish_reason\":\(FastJSON.quote(r.finish))}"
@@ -175,32 +167,36 @@ public struct GatewayServer: Sendable {
         let first = await box.iterator.next()
         if case let .failed(e)? = first { return error(e) }
         let includeUsage = req.streamOptions?.includeUsage == true
-        headers[.contentType] = "text/event-stream"
-        headers[.cacheControl] = "no-cache"
-        let body = ResponseBody { writer in
-            func write(_ b: [UInt8]) async throws { try await writer.write(ByteBuffer(bytes: b)) }
+        headers += [("content-type", "text/event-stream"), ("cache-control", "no-cache")]
+        let out = BytePipe()
+        Task {
+            // The client going away closes `out`: then the serving task is cancelled.
+            func write(_ b: [UInt8]) -> Bool {
+                if out.write(b) { return true }
+                task.cancel()
+                return false
+            }
+            defer { out.finish() }
             var pending = first
-            if chat { try await write(chunk("", role: true, finish: nil)) }
+            if chat { guard write(chunk("", role: true, finish: nil)) else { return } }
             while let p = pending {
                 switch p {
-                case let .text(t): try await write(chunk(t, finish: nil))
+                case let .text(t): guard write(chunk(t, finish: nil)) else { return }
                 case let .failed(e):
                     // After output has started the status is sent; say what happened in the stream.
-                    try await write(OpenAIShapes.sse(["error": ["message": e.message, "type": e.type, "code": e.code, "param": NSNull()]]))
-                    try await writer.finish(nil)
+                    _ = write(OpenAIShapes.sse(["error": ["message": e.message, "type": e.type, "code": e.code, "param": NSNull()]]))
                     return
                 case let .done(finish, prompt, completion, _, _):
-                    try await write(chunk(nil, finish: finish))
+                    guard write(chunk(nil, finish: finish)) else { return }
                     if includeUsage {
-                        try await write(Array(("data: " + head + "\"choices\":[],\"usage\":\(usage(prompt, completion))}\n\n").utf8))
+                        guard write(Array(("data: " + head + "\"choices\":[],\"usage\":\(usage(prompt, completion))}\n\n").utf8)) else { return }
                     }
                 }
                 pending = await box.iterator.next()
             }
-            try await write(OpenAIShapes.done)
-            try await writer.finish(nil)
+            _ = write(OpenAIShapes.done)
         }
-        return Response(status: .ok, headers: headers, body: body)
+        return .stream(status: 200, headers: headers, body: out)
     }
 
     /// Serves until a shutdown signal, settling in the background.
@@ -213,12 +209,9 @@ public struct GatewayServer: Sendable {
                 try? await g.directory.refresh()
             }
         }
-        var logger = g.logger
-        logger.logLevel = max(g.logger.logLevel, .notice)
-        let app = Application(router: router(), configuration: .init(address: .hostname(g.config.host, port: g.config.port), serverName: "plexus-gateway"),
-                              onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) }, logger: logger)
+        let server = PlainHTTPServer(host: g.config.host, port: g.config.port, name: "plexus-gateway") { request in await self.handle(request) }
         do {
-            try await app.runService()
+            try await server.run { port in await onListening(port) }
         } catch {
             settler.cancel()
             throw error

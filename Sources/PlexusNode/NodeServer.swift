@@ -1,6 +1,4 @@
 import Foundation
-import HTTPTypes
-import Hummingbird
 import Logging
 import NIOCore
 import PlexusCore
@@ -153,33 +151,16 @@ public struct NodeServer: Sendable {
         let guardian = EnvelopeGuard(chainId: status.chainId, node: config.key.address, ledger: ledger)
         let admission = Admission(limit: config.concurrency)
         let workers = WorkerPool(limit: config.concurrency, name: "plexus-generate")
-        let router = Router(context: BasicRequestContext.self)
-        router.add(middleware: ErrorMiddleware())
         let config = self.config, backend = self.backend, metrics = self.metrics, logger = self.logger
         let chainId = status.chainId
 
-        router.get("/health") { _, _ -> Response in
-            try LedgerAPI.json(HealthView(status: "ok", node: config.key.address.text, model: config.model, backend: backend.name,
-                                             inFlight: admission.current, concurrency: config.concurrency))
-        }
-        router.get("/metrics") { _, _ -> Response in
-            var buf = ByteBuffer()
-            buf.writeBytes(metrics())
-            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: buf))
-        }
-        router.post("/v1/generate") { request, _ -> Response in
-            guard let header = request.headers[HTTPField.Name(Envelope.header)!] else {
+        @Sendable func generate(_ request: HTTPRequestIn) async throws -> HTTPResponseOut {
+            guard let header = request.header(Envelope.header) else {
                 throw APIError(.unauthorized, .badSignature, "missing \(Envelope.header)")
             }
             let envelope: Envelope
             do { envelope = try Envelope(hex: header) } catch { throw APIError(.badRequest, .malformed, "malformed envelope") }
-            var request = request
-            let body: [UInt8]
-            do {
-                body = Array(buffer: try await request.collectBody(upTo: 1 << 20))
-            } catch {
-                throw APIError(.contentTooLarge, .tooLarge, "request body exceeds 1 MiB")
-            }
+            let body = request.body
             try await guardian.check(envelope, body: body)
             let gen: GenerateRequest
             do { gen = try GenerateRequest.decode(body) } catch {
@@ -194,7 +175,7 @@ public struct NodeServer: Sendable {
             }
             NodeMetrics.requests.increment()
             /// Runs the backend, writing events to `sink`; false once `sink` refuses (the client went away).
-            @Sendable func generate(_ sink: ([UInt8]) -> Bool) {
+            @Sendable func run(_ sink: ([UInt8]) -> Bool) {
                 do {
                     let result = try backend.generate(gen) { token, text in
                         guard sink(token.map { FastJSON.tokenEvent($0, text) } ?? NodeEvent(type: "text", text: text).sse) else {
@@ -217,46 +198,66 @@ public struct NodeServer: Sendable {
                     _ = sink(NodeEvent.error(PlexusError(.io, "\(error)")).sse)
                 }
             }
-            let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
+            let headers = [("content-type", "text/event-stream"), ("cache-control", "no-cache")]
             if backend.answersAtOnce {
                 defer { admission.leave() }
-                var buffer = ByteBuffer()
-                generate { bytes in
-                    buffer.writeBytes(bytes)
+                var out: [UInt8] = []
+                run { bytes in
+                    out += bytes
                     return true
                 }
-                return Response(status: .ok, headers: headers, body: .init(byteBuffer: buffer))
+                return .full(status: 200, headers: headers, body: out)
             }
+            // Streamed: the generation stops at its next token once the client is gone (the server closes the pipe).
             let pipe = BytePipe()
             workers.submit {
                 defer { admission.leave() }
-                generate { pipe.write($0) }
+                run { pipe.write($0) }
                 pipe.finish()
             }
-            return Response(status: .ok, headers: headers,
-                            body: ResponseBody { writer in
-                                // The generation stops at its next token once the client is gone.
-                                defer { pipe.close() }
-                                while let bytes = try await pipe.next() { try await writer.write(ByteBuffer(bytes: bytes)) }
-                                try await writer.finish(nil)
-                            })
+            return .stream(status: 200, headers: headers, body: pipe)
         }
 
-        var appLogger = logger
-        appLogger.logLevel = max(logger.logLevel, .notice)
-        let app = Application(router: router, configuration: .init(address: .hostname(config.host, port: config.port), serverName: "plexus-node"),
-                              onServerRunning: { channel in
-                                  do {
-                                      try await onListening(channel.localAddress?.port ?? 0)
-                                  } catch {
-                                      // A node that cannot register must not sit unannounced.
-                                      logger.error("node start failed", metadata: ["error": "\(error)"])
-                                      FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-                                      exit(1)
-                                  }
-                              },
-                              logger: appLogger)
-        try await app.runService()
+        let server = PlainHTTPServer(host: config.host, port: config.port, name: "plexus-node") { request in
+            do {
+                switch (request.method, request.path) {
+                case (.GET, "/health"):
+                    return .json(Array(try LedgerAPI.encoder.encode(HealthView(status: "ok", node: config.key.address.text, model: config.model,
+                                                                                 backend: backend.name, inFlight: admission.current,
+                                                                                 concurrency: config.concurrency))))
+                case (.GET, "/metrics"):
+                    return .full(status: 200, headers: [("content-type", "text/plain; version=0.0.4")], body: metrics())
+                case (.POST, "/v1/generate"):
+                    return try await generate(request)
+                default:
+                    throw APIError(.notFound, .notFound, "no route \(request.method) \(request.path.prefix(64))")
+                }
+            } catch let e as APIError {
+                return e.plainResponse
+            } catch let e as PlexusError {
+                return APIError(e).plainResponse
+            } catch {
+                return APIError(.internalServerError, .init("internal"), "internal error").plainResponse
+            }
+        }
+        try await server.run { port in
+            do {
+                try await onListening(port)
+            } catch {
+                // A node that cannot register must not sit unannounced.
+                logger.error("node start failed", metadata: ["error": "\(error)"])
+                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+                exit(1)
+            }
+        }
+    }
+}
+
+extension APIError {
+    /// The error as the lean server's answer: `{"error": {"code", "message"}}` with its status.
+    public var plainResponse: HTTPResponseOut {
+        let body = (try? LedgerAPI.encoder.encode(["error": ["code": code.rawValue, "message": message]])).map(Array.init) ?? []
+        return .json(body, status: Int(status.code), headers: retryAfter.map { [("retry-after", String($0))] } ?? [])
     }
 }
 
