@@ -60,7 +60,13 @@ public final class PlainHTTPClient: Sendable {
     /// unknown state (an error, a cancellation, `timeout`) is closed.
     public func post<T: Sendable>(_ target: Target, path: String, headers: [(String, String)], body: [UInt8], timeout: TimeAmount,
                                   consume: (Response) async throws -> T) async throws -> T {
-        var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: path)
+        try await send(target, method: .POST, path: path, headers: headers, body: body, timeout: timeout, consume: consume)
+    }
+
+    /// As `post`, with any method.
+    public func send<T: Sendable>(_ target: Target, method: HTTPMethod, path: String, headers: [(String, String)], body: [UInt8],
+                                  timeout: TimeAmount, consume: (Response) async throws -> T) async throws -> T {
+        var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
         head.headers.add(name: "host", value: "\(target.host):\(target.port)")
         head.headers.add(name: "content-length", value: String(body.count))
         for (n, v) in headers { head.headers.add(name: n, value: v) }

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import NIOPosix
 import PlexusCore
 import PlexusEngine
 import PlexusLedger
@@ -276,5 +277,120 @@ import Testing
         #expect(PlainHTTPClient.Target(url: "http://") == nil && PlainHTTPClient.Target(url: "http://h:99999") == nil)
         #expect(PlainHTTPClient.Target(url: "http://h:8080/x") == PlainHTTPClient.Target(url: "http://h:8080"))
         #expect(PlainHTTPClient.Target(url: "http://h")?.port == 80)
+    }
+
+    @Test func leanServerAnswersInOrderLimitsBodiesAndStopsStreamsForGoneClients() async throws {
+        let stopped = Atomic<Bool>(false)
+        let server = PlainHTTPServer(host: "127.0.0.1", port: 0, maxBody: 1_000, name: "test") { request in
+            switch (request.method, request.path) {
+            case (.POST, "/echo"):
+                return .full(status: 200, headers: [("x-query", request.query ?? "")], body: request.body)
+            case (.GET, "/forever"):
+                let pipe = BytePipe()
+                Thread.detachNewThread {
+                    for _ in 0..<100_000 where pipe.write(Array("tick\n".utf8)) { usleep(1_000) }
+                    stopped.store(true, ordering: .relaxed)
+                    pipe.finish()
+                }
+                return .stream(status: 200, headers: [], body: pipe)
+            case (.GET, "/few"):
+                let pipe = BytePipe()
+                Thread.detachNewThread {
+                    for i in 0..<5 { pipe.write(Array("\(i);".utf8)) }
+                    pipe.finish()
+                }
+                return .stream(status: 201, headers: [("content-type", "text/plain")], body: pipe)
+            default:
+                return .full(status: 404, headers: [], body: [])
+            }
+        }
+        let port = Mutex<Int>(0)
+        let run = Task { try await server.run { p in port.withLock { $0 = p } } }
+        defer { run.cancel() }
+        var waited = 0
+        while port.withLock({ $0 }) == 0, waited < 500 {
+            try await Task.sleep(for: .milliseconds(10))
+            waited += 1
+        }
+        let target = try #require(PlainHTTPClient.Target(url: "http://127.0.0.1:\(port.withLock { $0 })"))
+        let client = PlainHTTPClient()
+        defer { client.closeIdle() }
+        func call(_ path: String, body: [UInt8] = [], timeout: TimeAmount = .seconds(5)) async throws -> (Int, String) {
+            try await client.post(target, path: path, headers: [], body: body, timeout: timeout) { r in
+                var bytes: [UInt8] = []
+                while let p = try await r.body.next() { bytes += p }
+                return (r.status, String(decoding: bytes, as: UTF8.self))
+            }
+        }
+        // Bodies come back whole, on reused connections, also many at once.
+        for i in 0..<20 { #expect(try await call("/echo?n=\(i)", body: Array("body \(i)".utf8)) == (200, "body \(i)")) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<30 {
+                group.addTask {
+                    let letter = UInt8(65 + i % 26)
+                    let (status, text) = try await call("/echo", body: Array(repeating: letter, count: i))
+                    #expect(status == 200 && text == String(decoding: Array(repeating: letter, count: i), as: UTF8.self))
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try await call("/nowhere").0 == 404)
+        // Pipelined requests on one connection are answered in order.
+        let raw = try await Self.rawExchange(port: port.withLock { $0 }, Array((
+            "POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\nfirst" +
+            "POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 6\r\n\r\nsecond" +
+            "POST /echo HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: 5\r\n\r\nthird").utf8))
+        let order = ["first", "second", "third"].map { raw.range(of: "\r\n\r\n" + $0)?.lowerBound }
+        #expect(order.allSatisfy { $0 != nil } && order[0]! < order[1]! && order[1]! < order[2]!, "\(raw)")
+        // Over the limit: 413, and the next request still works.
+        #expect(try await call("/echo", body: [UInt8](repeating: 1, count: 1_001)).0 == 413)
+        #expect(try await call("/echo", body: [UInt8](repeating: 66, count: 1_000)) == (200, String(repeating: "B", count: 1_000)))
+
+        // Streams arrive whole with their status and headers (the client sends POST: route by method).
+        let few = try await client.post(target, path: "/few", headers: [], body: [], timeout: .seconds(5)) { r in r.status }
+        #expect(few == 404)
+        // A client that goes away stops the producer.
+        await #expect(throws: (any Error).self) {
+            _ = try await Self.get(port: port.withLock { $0 }, path: "/forever", timeout: .milliseconds(300))
+        }
+        var polls = 0
+        while !stopped.load(ordering: .relaxed), polls < 300 {
+            try await Task.sleep(for: .milliseconds(10))
+            polls += 1
+        }
+        let didStop = stopped.load(ordering: .relaxed)
+        #expect(didStop)
+        #expect(try await Self.get(port: port.withLock { $0 }, path: "/few", timeout: .seconds(5)) == (201, "0;1;2;3;4;"))
+    }
+
+    /// Writes `bytes` on a new connection and returns everything read until the server closes it.
+    static func rawExchange(port: Int, _ bytes: [UInt8]) async throws -> String {
+        final class Collect: ChannelInboundHandler, @unchecked Sendable {
+            typealias InboundIn = ByteBuffer
+            let pipe: BytePipe
+            init(_ pipe: BytePipe) { self.pipe = pipe }
+            func channelRead(context: ChannelHandlerContext, data: NIOAny) { pipe.write(Array(buffer: unwrapInboundIn(data))) }
+            func channelInactive(context: ChannelHandlerContext) { pipe.finish() }
+        }
+        let pipe = BytePipe()
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(Collect(pipe)) } }
+            .connect(host: "127.0.0.1", port: port).get()
+        try await channel.writeAndFlush(ByteBuffer(bytes: bytes)).get()
+        var out: [UInt8] = []
+        while let p = try await pipe.next() { out += p }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// A GET on a fresh client, whose timeout covers the whole answer.
+    static func get(port: Int, path: String, timeout: TimeAmount) async throws -> (Int, String) {
+        let client = PlainHTTPClient()
+        defer { client.closeIdle() }
+        let target = try #require(PlainHTTPClient.Target(url: "http://127.0.0.1:\(port)"))
+        return try await client.send(target, method: .GET, path: path, headers: [], body: [], timeout: timeout) { r in
+            var bytes: [UInt8] = []
+            while let p = try await r.body.next() { bytes += p }
+            return (r.status, String(decoding: bytes, as: UTF8.self))
+        }
     }
 }
