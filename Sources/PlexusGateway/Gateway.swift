@@ -115,6 +115,9 @@ public final class Gateway: Sendable {
     /// (unique, and unpredictable to others, without a system call per request).
     private let idSeed: [UInt8]
     private let idCounter = Atomic<UInt64>(0)
+    /// Requests this process may have submitted before without learning the outcome (found
+    /// unsettled at start, or in a round that failed): looked up before they are sent again.
+    private let recovered: Mutex<Set<Hash256>>
 
     public init(config: GatewayConfig, logger: Logger) async throws {
         try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
@@ -126,6 +129,7 @@ public final class Gateway: Sendable {
         directory = NodeDirectory(ledger: ledger)
         store = try ReceiptStore(path: config.receiptsPath)
         escrow = EscrowBook(unsettled: try store.unsettledCharges())
+        recovered = Mutex(Set(try store.records(in: ["unsettled"], limit: 1_000_000).map(\.requestId)))
         keys = APIKeys(path: config.apiKeysPath)
         keyCache = APIKeyCache(keys)
         var hc = HTTPClient.Configuration()
@@ -435,24 +439,29 @@ public final class Gateway: Sendable {
     func settleOnce() async {
         do {
             for _ in 0..<Self.settleRounds {
-                // Records stay "unsettled" until the ledger has answered; "submitted" is what older stores wrote.
-                let batch = try store.records(in: ["unsettled", "submitted"], limit: Self.settleBatch)
+                // Records stay "unsettled" until the ledger has answered.
+                let batch = try store.records(in: ["unsettled"], limit: Self.settleBatch)
                 if batch.isEmpty { break }
                 try await submit(batch)
                 if batch.count < Self.settleBatch { break }
             }
+            // Pending settlements are looked at once their challenge window has passed, not every round.
+            let height = try await ledger.status().height
             for _ in 0..<Self.settleRounds {
-                var pending = try store.records(in: ["pending"], limit: 4 * Self.settleBatch)
-                if pending.isEmpty { break }
-                let now = try await ledger.settlements(pending.map(\.requestId))
-                var changed: [RequestRecord] = []
-                for i in pending.indices where now[pending[i].requestId]?.status == .final {
-                    pending[i].state = "final"
-                    changed.append(pending[i])
+                let due = try store.records(state: "pending", dueBy: height, limit: 4 * Self.settleBatch)
+                if due.isEmpty { break }
+                let now = try await ledger.settlements(due.map(\.requestId))
+                var changes: [(id: Hash256, state: String, due: UInt64)] = []
+                for r in due {
+                    if now[r.requestId]?.status == .final {
+                        changes.append((r.requestId, "final", 0))
+                    } else {
+                        // Not final yet (or unknown for now): look again a little later.
+                        changes.append((r.requestId, "pending", now[r.requestId].map { max($0.finalHeight, height + 1) } ?? height + 10))
+                    }
                 }
-                try store.save(changed)
-                // Oldest first: once one is not final, the later ones are not either.
-                if changed.count < pending.count || pending.count < 4 * Self.settleBatch { break }
+                try store.setStates(changes)
+                if due.count < 4 * Self.settleBatch { break }
             }
         } catch {
             logger.warning("settlement round failed; will retry", metadata: ["error": "\(error)"])
@@ -465,8 +474,15 @@ public final class Gateway: Sendable {
     /// Sends one batch's receipts to the ledger and records what it made of them.
     private func submit(_ records: [RequestRecord]) async throws {
         var batch = records
-        // Already settled (a resubmission after a restart) is skipped, so nothing settles twice.
-        let known = try await ledger.settlements(batch.map(\.requestId))
+        // Already settled (a resubmission after a restart or a failed round) is skipped; the
+        // ledger's once-only rule would refuse it anyway.
+        let doubtful = recovered.withLock { r in batch.map(\.requestId).filter { r.contains($0) } }
+        let known = doubtful.isEmpty ? [:] : try await ledger.settlements(doubtful)
+        recovered.withLock { r in
+            for id in doubtful { r.remove(id) }
+            // Until this round's outcome is recorded, a failure leaves these in doubt.
+            for x in batch { r.insert(x.requestId) }
+        }
         // One transaction per chunk that fits the ledger's `maxTxBytes` (a request's shares stay together).
         let params = try await ledger.params()
         let limit = Int(params.params.first { $0.name == "maxTxBytes" }?.value ?? 16_384) - 512
@@ -483,16 +499,21 @@ public final class Gateway: Sendable {
         }
         if !chunk.isEmpty { _ = try await ledger.send(.settle(receipts: chunk), from: config.key) }
         let after = try await ledger.settlements(batch.map(\.requestId))
+        var changes: [(id: Hash256, state: String, due: UInt64)] = []
+        var refused: [RequestRecord] = []
         for i in batch.indices {
             if let s = after[batch[i].requestId], s.gateway == config.key.address {
-                batch[i].state = s.status.rawValue
+                changes.append((batch[i].requestId, s.status.rawValue, s.status == .final ? 0 : s.finalHeight))
             } else {
                 batch[i].state = "rejected"
                 batch[i].reason = "the ledger refused the receipts"
+                refused.append(batch[i])
             }
             escrow.settled(batch[i].requestor, batch[i].charge.units)
         }
-        try store.save(batch)
+        try store.setStates(changes)
+        try store.save(refused)
+        recovered.withLock { r in for x in batch { r.remove(x.requestId) } }
     }
 
     func shutdown() async {

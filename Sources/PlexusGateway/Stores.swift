@@ -133,9 +133,41 @@ public final class ReceiptStore: Sendable {
         try pool.write { db in
             try db.execute(sql: """
                 CREATE TABLE IF NOT EXISTS requests (
-                    id BLOB PRIMARY KEY, state TEXT NOT NULL, record BLOB NOT NULL, created INTEGER NOT NULL) WITHOUT ROWID;
-                CREATE INDEX IF NOT EXISTS requests_state ON requests (state);
+                    id BLOB PRIMARY KEY, state TEXT NOT NULL, record BLOB NOT NULL, created INTEGER NOT NULL,
+                    due INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
                 """)
+            // Stores written before `due` existed: add it; "submitted" meant "not yet settled".
+            let columns = try String.fetchAll(db, sql: "SELECT name FROM pragma_table_info('requests')")
+            if !columns.contains("due") { try db.execute(sql: "ALTER TABLE requests ADD COLUMN due INTEGER NOT NULL DEFAULT 0") }
+            try db.execute(sql: """
+                UPDATE requests SET state = 'unsettled' WHERE state = 'submitted';
+                DROP INDEX IF EXISTS requests_state;
+                CREATE INDEX IF NOT EXISTS requests_state_due ON requests (state, due, created);
+                """)
+        }
+    }
+
+    /// The state column is the truth: the record blob keeps the state it was first written with.
+    private static func decodeRow(_ row: Row) throws -> RequestRecord {
+        var r = try RequestRecord.decodeStored(row["record"])
+        r.state = row["state"]
+        return r
+    }
+
+    /// Records a settlement state (and, for "pending", the height at which it becomes final) without rewriting the records.
+    public func setStates(_ changes: [(id: Hash256, state: String, due: UInt64)]) throws {
+        guard !changes.isEmpty else { return }
+        try pool.write { db in
+            let st = try db.cachedStatement(sql: "UPDATE requests SET state = ?, due = ? WHERE id = ?")
+            for c in changes { try st.execute(arguments: [c.state, Int64(clamping: c.due), Data(c.id.bytes)]) }
+        }
+    }
+
+    /// Records in `state` due by `height` (pending settlements that should be final), earliest first.
+    public func records(state: String, dueBy height: UInt64, limit: Int) throws -> [RequestRecord] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT state, record FROM requests WHERE state = ? AND due <= ? ORDER BY due, created LIMIT ?",
+                             arguments: [state, Int64(clamping: height), limit]).map(Self.decodeRow)
         }
     }
 
@@ -147,7 +179,7 @@ public final class ReceiptStore: Sendable {
     public func save(_ records: [RequestRecord]) throws {
         let rows = records.map { ($0, Data($0.canonicalBytes)) }
         try pool.write { db in
-            let st = try db.cachedStatement(sql: "INSERT OR REPLACE INTO requests (id, state, record, created) VALUES (?, ?, ?, ?)")
+            let st = try db.cachedStatement(sql: "INSERT OR REPLACE INTO requests (id, state, record, created, due) VALUES (?, ?, ?, ?, 0)")
             for (r, data) in rows {
                 try st.execute(arguments: [Data(r.requestId.bytes), r.state, data, Int64(r.createdMillis)])
             }
@@ -191,8 +223,8 @@ public final class ReceiptStore: Sendable {
 
     public func get(_ id: Hash256) throws -> RequestRecord? {
         try pool.read { db in
-            guard let d = try Data.fetchOne(db, sql: "SELECT record FROM requests WHERE id = ?", arguments: [Data(id.bytes)]) else { return nil }
-            return try RequestRecord.decodeStored(d)
+            guard let row = try Row.fetchOne(db, sql: "SELECT state, record FROM requests WHERE id = ?", arguments: [Data(id.bytes)]) else { return nil }
+            return try Self.decodeRow(row)
         }
     }
 
@@ -200,9 +232,9 @@ public final class ReceiptStore: Sendable {
     public func records(in states: [String], limit: Int) throws -> [RequestRecord] {
         try pool.read { db in
             let marks = states.map { _ in "?" }.joined(separator: ",")
-            let rows = try Data.fetchAll(db, sql: "SELECT record FROM requests WHERE state IN (\(marks)) ORDER BY created LIMIT ?",
-                                         arguments: StatementArguments(states + [String(limit)]))
-            return try rows.map { try RequestRecord.decodeStored($0) }
+            let rows = try Row.fetchAll(db, sql: "SELECT state, record FROM requests WHERE state IN (\(marks)) ORDER BY created LIMIT ?",
+                                        arguments: StatementArguments(states + [String(limit)]))
+            return try rows.map(Self.decodeRow)
         }
     }
 
@@ -214,7 +246,7 @@ public final class ReceiptStore: Sendable {
     /// Sum of charges not yet taken from escrow on the ledger, per requestor.
     public func unsettledCharges() throws -> [Address: UInt64] {
         var out: [Address: UInt64] = [:]
-        for r in try records(in: ["unsettled", "submitted"], limit: 1_000_000) { out[r.requestor, default: 0] += r.charge.units }
+        for r in try records(in: ["unsettled"], limit: 1_000_000) { out[r.requestor, default: 0] += r.charge.units }
         return out
     }
 }

@@ -111,13 +111,23 @@ public enum LedgerAPI {
         router.post("/v1/settlements/lookup") { request, _ -> Response in
             var request = request
             let body = try await request.collectBody(upTo: maxBodyBytes)
+            if request.headers[.contentType] == LedgerAPI.canonicalType {
+                // Canonical form both ways (what gateways use): the ids, then the settlements found.
+                var r = CanonicalReader(Array(buffer: body))
+                guard let ids = try? r.readArray(of: Hash256.self, limit: 1_000), r.remaining == 0 else {
+                    throw APIError(.badRequest, .malformed, "body must be up to 1000 request ids in canonical form")
+                }
+                var w = CanonicalWriter()
+                w.write(array: await service.settlements(ids))
+                var buf = ByteBuffer()
+                buf.writeBytes(w.bytes)
+                return Response(status: .ok, headers: [.contentType: LedgerAPI.canonicalType], body: .init(byteBuffer: buf))
+            }
             struct Query: Decodable { var ids: [Hash256] }
             guard let q = try? JSONDecoder().decode(Query.self, from: Data(buffer: body)), q.ids.count <= 1_000 else {
                 throw APIError(.badRequest, .malformed, "body must be {\"ids\": [up to 1000 request ids]}")
             }
-            var found: [Settlement] = []
-            for id in q.ids { if let s = await service.settlement(id) { found.append(s) } }
-            return try json(["settlements": found])
+            return try json(["settlements": await service.settlements(q.ids)])
         }
         router.get("/v1/settlements/:id") { _, context -> Response in
             let id = try Hash256(hex: context.parameters.get("id") ?? "")
@@ -201,6 +211,9 @@ public enum LedgerAPI {
         default: return "\(error)"
         }
     }
+
+    /// The media type of canonical (binary) request and response bodies.
+    public static let canonicalType = "application/x-plexus-canonical"
 
     public static let encoder: JSONEncoder = {
         let e = JSONEncoder()

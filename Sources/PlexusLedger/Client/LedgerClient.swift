@@ -73,13 +73,21 @@ public struct LedgerClient: Sendable {
 
     /// The settlements of those of `ids` that were settled.
     public func settlements(_ ids: [Hash256]) async throws -> [Hash256: Settlement] {
-        struct Query: Encodable { var ids: [Hash256] }
         var out: [Hash256: Settlement] = [:]
         var i = 0
         while i < ids.count {
+            // Canonical bytes both ways: gateways look up thousands of settlements a second.
             let chunk = Array(ids[i..<min(ids.count, i + 1_000)])
-            let r: [String: [Settlement]] = try await send(.POST, "/v1/settlements/lookup", body: Array(try JSONEncoder().encode(Query(ids: chunk))))
-            for s in r["settlements"] ?? [] { out[s.requestId] = s }
+            var w = CanonicalWriter()
+            w.write(array: chunk)
+            let bytes = try await exchange(.POST, "/v1/settlements/lookup", body: w.bytes, contentType: LedgerAPI.canonicalType)
+            var r = CanonicalReader(bytes)
+            do {
+                for s in try r.readArray(of: Settlement.self, limit: chunk.count) { out[s.requestId] = s }
+                try r.expectEnd()
+            } catch {
+                throw PlexusError(.malformed, "unexpected answer from the ledger for a settlement lookup", cause: error)
+            }
             i += chunk.count
         }
         return out
@@ -160,10 +168,20 @@ public struct LedgerClient: Sendable {
     }
 
     func send<T: Decodable>(_ method: HTTPMethod, _ path: String, body: [UInt8]?) async throws -> T {
+        let data = Data(try await exchange(method, path, body: body, contentType: "application/json"))
+        do {
+            return try JSONDecoder().decode(T.self, from: data)
+        } catch {
+            throw PlexusError(.malformed, "unexpected answer from the ledger for \(path)", cause: error)
+        }
+    }
+
+    /// The body of a successful answer (errors thrown as the ledger described them).
+    func exchange(_ method: HTTPMethod, _ path: String, body: [UInt8]?, contentType: String) async throws -> [UInt8] {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
         if let body {
-            request.headers.add(name: "content-type", value: "application/json")
+            request.headers.add(name: "content-type", value: contentType)
             request.body = .bytes(ByteBuffer(bytes: body))
         }
         let response: HTTPClientResponse
@@ -180,10 +198,6 @@ public struct LedgerClient: Sendable {
             }
             throw PlexusError(.io, "ledger answered \(response.status.code) for \(path)")
         }
-        do {
-            return try JSONDecoder().decode(T.self, from: data)
-        } catch {
-            throw PlexusError(.malformed, "unexpected answer from the ledger for \(path)", cause: error)
-        }
+        return Array(buffer: bytes)
     }
 }

@@ -278,6 +278,9 @@ public actor LedgerService {
     /// A request's settlement, if it was settled.
     public func settlement(_ id: Hash256) -> Settlement? { chain.state.settlements[id] }
 
+    /// The settlements of those of `ids` that were settled (one call for many).
+    public func settlements(_ ids: [Hash256]) -> [Settlement] { ids.compactMap { chain.state.settlements[$0] } }
+
     /// Runs `f` on the current state (including the open block).
     public func read<T: Sendable>(_ f: (LedgerState) throws -> T) rethrows -> T { try f(chain.state) }
 
