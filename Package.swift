@@ -23,6 +23,7 @@ let package = Package(
     targets: [
         .target(
             name: "CEd25519",
+            exclude: ["impl"],
             cSettings: [.unsafeFlags(["-O3"])]
         ),
         .target(

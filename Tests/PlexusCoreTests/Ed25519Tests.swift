@@ -1,5 +1,6 @@
 import Crypto
-import PlexusCore
+@testable import PlexusCore
+import CEd25519
 import Testing
 
 @Suite struct Ed25519Tests {
@@ -87,5 +88,39 @@ import Testing
         #expect(Ed25519.PreparedKey(identity) == nil)
         #expect(Ed25519.PreparedKey(notPoint) == nil)
         #expect(Ed25519.verify(batch: [(identity + [UInt8](repeating: 0, count: 32), identity, msg)], cache: Ed25519.KeyCache()) == [false])
+    }
+
+    /// The CPU-specific build and the generic one answer alike, for good and damaged signatures, alone and in batches.
+    @Test func cpuSpecificAndGenericBuildsAgree() throws {
+        var rng = SeededGenerator(seed: 5)
+        var r = [UInt8](), a = [UInt8](), s = [UInt8](), k = [UInt8](), z = [UInt8]()
+        var singles = 0
+        for i in 0..<120 {
+            let key = KeyPair.deterministic("cpu-\(i % 7)")
+            var msg = Array("message \(i)".utf8)
+            var sig = key.sign(msg).bytes
+            switch i % 4 {
+            case 1: sig[Int(rng.next() % 64)] ^= UInt8(1 << (rng.next() % 8))
+            case 2: msg.append(UInt8(truncatingIfNeeded: i))
+            default: break
+            }
+            let ki = Ed25519.challenge(signature: sig, publicKey: key.address.bytes, message: msg)
+            var one = [UInt8](repeating: 0, count: 16)
+            one[0] = 1
+            let fast = plx_ed25519_verify_batch(1, Array(sig[0..<32]), key.address.bytes, Array(sig[32..<64]), ki, one)
+            let generic = plx_ed25519_generic_verify_batch(1, Array(sig[0..<32]), key.address.bytes, Array(sig[32..<64]), ki, one)
+            #expect(fast == generic, "signature \(i)")
+            #expect((fast == 1) == key.address.verifies(try Signature(bytes: sig), over: msg))
+            if fast == 1 { singles += 1 }
+            if i % 4 != 1 && i % 4 != 2 {
+                r += sig[0..<32]; a += key.address.bytes; s += sig[32..<64]; k += ki
+                z += (0..<16).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            }
+        }
+        #expect(singles == 60)
+        let n = r.count / 32
+        #expect(plx_ed25519_verify_batch(n, r, a, s, k, z) == 1 && plx_ed25519_generic_verify_batch(n, r, a, s, k, z) == 1)
+        s[5] ^= 1
+        #expect(plx_ed25519_verify_batch(n, r, a, s, k, z) == 0 && plx_ed25519_generic_verify_batch(n, r, a, s, k, z) == 0)
     }
 }

@@ -29,4 +29,8 @@ int plx_ed25519_prepare_key(const uint8_t a[32], uint8_t table[PLX_ED25519_KEY_T
 int plx_ed25519_verify_batch_prepared(size_t n, const uint8_t *r, const uint8_t *const *tables,
                                       const uint8_t *s, const uint8_t *k, const uint8_t *z);
 
+/// The generic build of `plx_ed25519_verify_batch` (for tests: the dispatcher uses it only on CPUs without BMI2/ADX).
+int plx_ed25519_generic_verify_batch(size_t n, const uint8_t *r, const uint8_t *a, const uint8_t *s,
+                                     const uint8_t *k, const uint8_t *z);
+
 #endif
