@@ -8,7 +8,7 @@ import PlexusCore
 ///
 /// | route | does |
 /// |---|---|
-/// | `POST /v1/tx[?wait=commit]` | submit a transaction (JSON) |
+/// | `POST /v1/tx[?wait=commit]` | submit a transaction (JSON, or canonical bytes as `application/x-plexus-canonical`) |
 /// | `GET /v1/tx/{hash}` | where a committed transaction is |
 /// | `GET /v1/status` | chain id, height, block hash, state root |
 /// | `GET /v1/accounts/{address}` | an account |
@@ -48,7 +48,12 @@ public enum LedgerAPI {
             }
             let tx: Transaction
             do {
-                tx = try JSONDecoder().decode(Transaction.self, from: Data(buffer: body))
+                // JSON, or the canonical bytes (what Plexus's own client sends).
+                if request.headers[.contentType] == LedgerAPI.canonicalType {
+                    tx = try Transaction(canonicalBytes: Array(buffer: body))
+                } else {
+                    tx = try JSONDecoder().decode(Transaction.self, from: Data(buffer: body))
+                }
             } catch let e as PlexusError {
                 throw APIError(e)
             } catch {

@@ -142,8 +142,13 @@ public struct LedgerClient: Sendable {
 
     /// Submits a signed transaction; with `waitForCommit` returns once it is durable.
     public func submit(_ tx: Transaction, waitForCommit: Bool = true) async throws -> LedgerService.Receipt {
-        let body = try JSONEncoder().encode(tx)
-        return try await send(.POST, "/v1/tx" + (waitForCommit ? "?wait=commit" : ""), body: Array(body))
+        let answer = try await exchange(.POST, "/v1/tx" + (waitForCommit ? "?wait=commit" : ""), body: tx.canonicalBytes,
+                                        contentType: LedgerAPI.canonicalType)
+        do {
+            return try JSONDecoder().decode(LedgerService.Receipt.self, from: Data(answer))
+        } catch {
+            throw PlexusError(.malformed, "unexpected answer from the ledger for a transaction", cause: error)
+        }
     }
 
     /// Builds, signs and submits a transaction from `key` with its next nonce.
