@@ -128,7 +128,10 @@ public final class ReceiptStore: Sendable {
 
     public init(path: String) throws {
         var config = Configuration()
-        config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            try db.execute(sql: "PRAGMA cache_size = -65536")
+        }
         pool = try DatabasePool(path: path, configuration: config)
         try pool.write { db in
             try db.execute(sql: """
