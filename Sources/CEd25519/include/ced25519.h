@@ -17,7 +17,7 @@ int plx_ed25519_verify_batch(size_t n, const uint8_t *r, const uint8_t *a, const
                              const uint8_t *k, const uint8_t *z);
 
 /// Size of a prepared public key: the odd multiples -A, -3A, ..., -15A in cached form.
-#define PLX_ED25519_KEY_TABLE_BYTES 1280
+#define PLX_ED25519_KEY_TABLE_BYTES 2560
 
 /// Decodes public key `a` and writes its prepared table. Returns 1 on success,
 /// 0 if `a` is not a point or has small order (such keys never verify).

@@ -138,7 +138,7 @@ public enum Ed25519 {
         // Invariant: `keys` is only touched while holding `lock`.
         private let lock = NSLock()
         private var keys: [[UInt8]: PreparedKey] = [:]
-        /// Most keys held (each takes about 1.3 KB).
+        /// Most keys held (each takes about 2.6 KB).
         public let capacity: Int
 
         public init(capacity: Int = 16_384) { self.capacity = max(1, capacity) }
