@@ -36,6 +36,8 @@ struct GatewayBench: AsyncParsableCommand {
         var receiptsStored: Int
         /// CPU time per request during the throughput phase, by process: gateway, nodes (all three), ledger, load generator.
         var cpuMsPerRequest: [String: Double] = [:]
+        /// Share of the machine's CPU time the hypervisor gave to others during the throughput phase (from /proc/stat).
+        var stealPercent: Double?
 
         enum CodingKeys: String, CodingKey {
             case benchmark, backend, requests, concurrency, errors
@@ -45,6 +47,7 @@ struct GatewayBench: AsyncParsableCommand {
             case requestsPerS = "requests_per_s"
             case receiptsStored = "receipts_stored"
             case cpuMsPerRequest = "cpu_ms_per_request"
+            case stealPercent = "steal_percent"
         }
     }
 
@@ -120,7 +123,7 @@ struct GatewayBench: AsyncParsableCommand {
             if !ok { errors += 1 }
         }
         // Throughput: `concurrency` clients for `seconds`, with each process's CPU time measured.
-        let cpuBefore = Self.cpuSeconds(info.pids), selfBefore = Self.cpuSeconds([getpid()])
+        let cpuBefore = Self.cpuSeconds(info.pids), selfBefore = Self.cpuSeconds([getpid()]), machineBefore = Self.machineTicks()
         let end = DispatchTime.now().uptimeNanoseconds + UInt64(seconds * 1e9)
         let counts = try await withThrowingTaskGroup(of: (Int, Int).self) { group in
             for _ in 0..<concurrency {
@@ -138,7 +141,7 @@ struct GatewayBench: AsyncParsableCommand {
             return total
         }
         errors += counts.1
-        let cpuAfter = Self.cpuSeconds(info.pids), selfAfter = Self.cpuSeconds([getpid()])
+        let cpuAfter = Self.cpuSeconds(info.pids), selfAfter = Self.cpuSeconds([getpid()]), machineAfter = Self.machineTicks()
         http.closeIdle()
         // Every answered request left a countersigned receipt in the gateway's store.
         let stored = try ReceiptStore(path: dir + "/gateway/receipts.sqlite").count()
@@ -151,6 +154,9 @@ struct GatewayBench: AsyncParsableCommand {
         func perRequest(_ i: [Int]) -> Double { i.reduce(0.0) { $0 + cpuAfter[$1] - cpuBefore[$1] } * 1_000 / served }
         // `plexus up` starts the ledger, the three nodes and then the gateway.
         var result = r
+        if let a = machineBefore, let b = machineAfter, b.total > a.total {
+            result.stealPercent = (Double(b.steal - a.steal) / Double(b.total - a.total) * 1_000).rounded() / 10
+        }
         if info.pids.count == 5 {
             result.cpuMsPerRequest = ["ledger": perRequest([0]), "nodes": perRequest([1, 2, 3]), "gateway": perRequest([4]),
                                       "client": (selfAfter[0] - selfBefore[0]) * 1_000 / served]
@@ -168,6 +174,16 @@ extension GatewayBench {
         var bytes: [UInt8] = []
         while let piece = try await pipe.next() { bytes += piece }
         return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The machine's CPU ticks in all and stolen by the hypervisor (first line of /proc/stat), if readable.
+    static func machineTicks() -> (total: UInt64, steal: UInt64)? {
+        guard let text = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
+              let line = text.split(separator: "\n").first, line.hasPrefix("cpu ") else { return nil }
+        let v = line.split(separator: " ").dropFirst().compactMap { UInt64($0) }
+        // user nice system idle iowait irq softirq steal (guest time is already in user).
+        guard v.count >= 8 else { return nil }
+        return (v.prefix(8).reduce(0, +), v[7])
     }
 
     /// User + system CPU seconds of each process, from /proc (0 where unreadable).
