@@ -38,6 +38,10 @@ struct GatewayBench: AsyncParsableCommand {
         var cpuMsPerRequest: [String: Double] = [:]
         /// Share of the machine's CPU time the hypervisor gave to others during the throughput phase (from /proc/stat).
         var stealPercent: Double?
+        /// Seconds after the throughput phase until every receipt of it was settled on the ledger.
+        var settledAfterS: Double?
+        /// CPU time per request by process from the start of the throughput phase until its last receipt was settled.
+        var cpuMsPerRequestWithSettlement: [String: Double] = [:]
 
         enum CodingKeys: String, CodingKey {
             case benchmark, backend, requests, concurrency, errors
@@ -48,6 +52,8 @@ struct GatewayBench: AsyncParsableCommand {
             case receiptsStored = "receipts_stored"
             case cpuMsPerRequest = "cpu_ms_per_request"
             case stealPercent = "steal_percent"
+            case settledAfterS = "settled_after_s"
+            case cpuMsPerRequestWithSettlement = "cpu_ms_per_request_with_settlement"
         }
     }
 
@@ -143,8 +149,20 @@ struct GatewayBench: AsyncParsableCommand {
         errors += counts.1
         let cpuAfter = Self.cpuSeconds(info.pids), selfAfter = Self.cpuSeconds([getpid()]), machineAfter = Self.machineTicks()
         http.closeIdle()
-        // Every answered request left a countersigned receipt in the gateway's store.
-        let stored = try ReceiptStore(path: dir + "/gateway/receipts.sqlite").count()
+        // Every answered request left a countersigned receipt in the gateway's store; the
+        // settlement of the last ones goes on after the phase: wait for it, counting its CPU too.
+        let store = try ReceiptStore(path: dir + "/gateway/receipts.sqlite")
+        let stored = try store.count()
+        let settleStart = DispatchTime.now().uptimeNanoseconds
+        var settledAfter: Double?
+        while DispatchTime.now().uptimeNanoseconds - settleStart < 60_000_000_000 {
+            if try store.records(in: ["unsettled"], limit: 1).isEmpty {
+                settledAfter = Double(DispatchTime.now().uptimeNanoseconds - settleStart) / 1e9
+                break
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let cpuSettled = Self.cpuSeconds(info.pids)
         let r = Result(requests: requests, directP50Ms: Self.percentile(d, 0.5), directP99Ms: Self.percentile(d, 0.99),
                        gatewayP50Ms: Self.percentile(g, 0.5), gatewayP99Ms: Self.percentile(g, 0.99),
                        addedP50Ms: Self.percentile(g, 0.5) - Self.percentile(d, 0.5),
@@ -154,6 +172,12 @@ struct GatewayBench: AsyncParsableCommand {
         func perRequest(_ i: [Int]) -> Double { i.reduce(0.0) { $0 + cpuAfter[$1] - cpuBefore[$1] } * 1_000 / served }
         // `plexus up` starts the ledger, the three nodes and then the gateway.
         var result = r
+        result.settledAfterS = settledAfter.map { ($0 * 10).rounded() / 10 }
+        if info.pids.count == 5, settledAfter != nil {
+            func withSettlement(_ i: [Int]) -> Double { i.reduce(0.0) { $0 + cpuSettled[$1] - cpuBefore[$1] } * 1_000 / served }
+            result.cpuMsPerRequestWithSettlement = ["ledger": withSettlement([0]), "nodes": withSettlement([1, 2, 3]), "gateway": withSettlement([4]),
+                                                    "client": (selfAfter[0] - selfBefore[0]) * 1_000 / served]
+        }
         if let a = machineBefore, let b = machineAfter, b.total > a.total {
             result.stealPercent = (Double(b.steal - a.steal) / Double(b.total - a.total) * 1_000).rounded() / 10
         }
