@@ -486,18 +486,31 @@ public final class Gateway: Sendable {
         // One transaction per chunk that fits the ledger's `maxTxBytes` (a request's shares stay together).
         let params = try await ledger.params()
         let limit = Int(params.params.first { $0.name == "maxTxBytes" }?.value ?? 16_384) - 512
-        var chunk: [Receipt] = [], size = 0
+        var chunks: [[Receipt]] = [], chunk: [Receipt] = [], size = 0
         for r in batch where known[r.requestId] == nil && !r.receipts.isEmpty {
             let bytes = r.receipts.reduce(0) { $0 + $1.canonicalBytes.count }
             if size + bytes > limit, !chunk.isEmpty {
-                _ = try await ledger.send(.settle(receipts: chunk), from: config.key)
+                chunks.append(chunk)
                 chunk = []
                 size = 0
             }
             chunk += r.receipts
             size += bytes
         }
-        if !chunk.isEmpty { _ = try await ledger.send(.settle(receipts: chunk), from: config.key) }
+        if !chunk.isEmpty { chunks.append(chunk) }
+        if !chunks.isEmpty {
+            // The ledger applies transactions on arrival: the chunks go one after another with
+            // consecutive nonces, and only the last waits for its block to be committed (blocks
+            // are committed in order, so the earlier ones are then durable too).
+            async let statusReq = ledger.status()
+            async let accountReq = ledger.account(config.key.address)
+            let (status, account) = try await (statusReq, accountReq)
+            let fee = Amount(units: params.params.first { $0.name == "minFee" }?.value ?? 0)
+            for (i, c) in chunks.enumerated() {
+                let tx = Transaction(chainId: status.chainId, from: config.key, nonce: account.nonce + UInt64(i), fee: fee, body: .settle(receipts: c))
+                _ = try await ledger.submit(tx, waitForCommit: i == chunks.count - 1)
+            }
+        }
         let after = try await ledger.settlements(batch.map(\.requestId))
         var changes: [(id: Hash256, state: String, due: UInt64)] = []
         var refused: [RequestRecord] = []
