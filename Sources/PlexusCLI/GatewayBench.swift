@@ -99,7 +99,7 @@ struct GatewayBench: AsyncParsableCommand {
             e.sign(gatewayKey, chainId: chainId)
             let t0 = DispatchTime.now().uptimeNanoseconds
             let (status, text) = try await http.post(nodeTarget, path: "/v1/generate", headers: [(Envelope.header, e.hex)], body: nodeBody,
-                                                     timeout: .seconds(30)) { r in (r.status, try await Self.collect(r.body)) }
+                                                     timeout: .seconds(30)) { r in (r.status, String(decoding: try await r.body.collect(), as: UTF8.self)) }
             let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
             // The receipt is signed by the node and checked here, as the gateway does.
             guard status == 200, let line = text.components(separatedBy: "\n\n").first(where: { $0.contains("\"done\"") }),
@@ -112,7 +112,7 @@ struct GatewayBench: AsyncParsableCommand {
         func viaGateway() async throws -> (Double, Bool) {
             let t0 = DispatchTime.now().uptimeNanoseconds
             let status = try await http.post(gatewayTarget, path: gatewayPath, headers: gatewayHeaders, body: chatBody, timeout: .seconds(30)) { r in
-                _ = try await Self.collect(r.body)
+                _ = try await r.body.collect()
                 return r.status
             }
             return (Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6, status == 200)
@@ -193,12 +193,6 @@ struct GatewayBench: AsyncParsableCommand {
 }
 
 extension GatewayBench {
-    /// A whole response body as text.
-    static func collect(_ pipe: BytePipe) async throws -> String {
-        var bytes: [UInt8] = []
-        while let piece = try await pipe.next() { bytes += piece }
-        return String(decoding: bytes, as: UTF8.self)
-    }
 
     /// The machine's CPU ticks in all and stolen by the hypervisor (first line of /proc/stat), if readable.
     static func machineTicks() -> (total: UInt64, steal: UInt64)? {

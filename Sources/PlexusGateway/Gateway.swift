@@ -128,8 +128,10 @@ public final class Gateway: Sendable {
         ledger = LedgerClient(baseURL: config.ledgerURL)
         directory = NodeDirectory(ledger: ledger)
         store = try ReceiptStore(path: config.receiptsPath)
-        escrow = EscrowBook(unsettled: try store.unsettledCharges())
-        recovered = Mutex(Set(try store.records(in: ["unsettled"], limit: 1_000_000).map(\.requestId)))
+        // What was not settled before a restart: still owed, and perhaps already sent.
+        let unsettled = try store.records(in: ["unsettled"], limit: 1_000_000)
+        escrow = EscrowBook(unsettled: unsettled.reduce(into: [:]) { $0[$1.requestor, default: 0] += $1.charge.units })
+        recovered = Mutex(Set(unsettled.map(\.requestId)))
         keys = APIKeys(path: config.apiKeysPath)
         keyCache = APIKeyCache(keys)
         var hc = HTTPClient.Configuration()

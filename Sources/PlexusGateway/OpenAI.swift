@@ -87,73 +87,43 @@ extension ChatRequest {
     /// else (content parts, the `plexus` object, unusual types), which
     /// `JSONDecoder` then judges with its usual errors.
     init?(tree: JSONTree) {
-        guard case .object = tree, let model = tree["model"]?.string else { return nil }
-        self.model = model
-        func present(_ k: String) -> JSONTree? {
-            guard let v = tree[k], !v.isNull else { return nil }
-            return v
+        func message(_ item: JSONTree) -> Message? {
+            guard let role = item["role"]?.string, let content = item.optional("content", \.string), item["content"] != nil else { return nil }
+            return Message(role: role, content: content ?? "")
         }
-        if let m = present("messages") {
-            guard let list = m.array else { return nil }
+        func messages(_ v: JSONTree) -> [Message]? {
+            guard let items = v.array else { return nil }
             var out: [Message] = []
-            for item in list {
-                guard let role = item["role"]?.string else { return nil }
-                let content: String
-                if let c = item["content"]?.string { content = c } else if item["content"]?.isNull == true { content = "" } else { return nil }
-                out.append(Message(role: role, content: content))
+            for item in items {
+                guard let m = message(item) else { return nil }
+                out.append(m)
             }
-            messages = out
+            return out
         }
-        if let p = present("prompt") {
-            guard let text = p.string else { return nil }
-            prompt = text
+        func streamOptions(_ v: JSONTree) -> StreamOptions? {
+            guard case .object = v, let usage = v.optional("include_usage", \.bool) else { return nil }
+            return StreamOptions(includeUsage: usage)
         }
-        func int(_ k: String) -> Int?? {
-            guard let v = present(k) else { return .some(nil) }
-            return v.int.map { .some($0) }
-        }
-        func double(_ k: String) -> Double?? {
-            guard let v = present(k) else { return .some(nil) }
-            return v.double.map { .some($0) }
-        }
-        guard let maxTokens = int("max_tokens"), let maxCompletionTokens = int("max_completion_tokens"), let n = int("n"),
-              let temperature = double("temperature"), let topP = double("top_p") else { return nil }
+        guard case .object = tree, let model = tree["model"]?.string,
+              let messages = tree.optional("messages", messages), let prompt = tree.optional("prompt", \.string),
+              let maxTokens = tree.optional("max_tokens", \.int), let maxCompletionTokens = tree.optional("max_completion_tokens", \.int),
+              let n = tree.optional("n", \.int), let temperature = tree.optional("temperature", \.double),
+              let topP = tree.optional("top_p", \.double), let seed = tree.optional("seed", \.int64),
+              let stop = tree.optional("stop", { $0.string.map { [$0] } ?? $0.strings }), let stream = tree.optional("stream", \.bool),
+              let streamOptions = tree.optional("stream_options", streamOptions),
+              tree["plexus"]?.isNull ?? true else { return nil }
+        self.model = model
+        self.messages = messages
+        self.prompt = prompt
         self.maxTokens = maxTokens
         self.maxCompletionTokens = maxCompletionTokens
         self.n = n
         self.temperature = temperature
         self.topP = topP
-        if let v = present("seed") {
-            guard let seed = v.int64 else { return nil }
-            self.seed = seed
-        }
-        if let v = present("stop") {
-            if let one = v.string {
-                stop = [one]
-            } else {
-                guard let list = v.array else { return nil }
-                var out: [String] = []
-                for s in list {
-                    guard let text = s.string else { return nil }
-                    out.append(text)
-                }
-                stop = out
-            }
-        }
-        if let v = present("stream") {
-            guard let b = v.bool else { return nil }
-            stream = b
-        }
-        if let v = present("stream_options") {
-            guard case .object = v else { return nil }
-            var options = StreamOptions()
-            if let u = v["include_usage"], !u.isNull {
-                guard let b = u.bool else { return nil }
-                options.includeUsage = b
-            }
-            streamOptions = options
-        }
-        guard present("plexus") == nil else { return nil }
+        self.seed = seed
+        self.stop = stop
+        self.stream = stream
+        self.streamOptions = streamOptions
     }
 }
 

@@ -245,11 +245,4 @@ public final class ReceiptStore: Sendable {
     public func count() throws -> Int {
         try pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM requests") ?? 0 }
     }
-
-    /// Sum of charges not yet taken from escrow on the ledger, per requestor.
-    public func unsettledCharges() throws -> [Address: UInt64] {
-        var out: [Address: UInt64] = [:]
-        for r in try records(in: ["unsettled"], limit: 1_000_000) { out[r.requestor, default: 0] += r.charge.units }
-        return out
-    }
 }

@@ -76,6 +76,13 @@ public final class BytePipe: @unchecked Sendable {
         }
     }
 
+    /// Everything until the end of the stream.
+    public func collect() async throws -> [UInt8] {
+        var out: [UInt8] = []
+        while let piece = try await next() { out += piece }
+        return out
+    }
+
     /// What a read returns now, if anything (under `lock`).
     private func poll() -> Result<[UInt8]?, any Error>? {
         if !buffer.isEmpty {

@@ -61,6 +61,25 @@ public indirect enum JSONTree: Sendable, Equatable {
 
     public var int: Int? { int64.flatMap { Int(exactly: $0) } }
 
+    /// An array of strings only.
+    public var strings: [String]? {
+        guard let items = array else { return nil }
+        var out: [String] = []
+        out.reserveCapacity(items.count)
+        for item in items {
+            guard let s = item.string else { return nil }
+            out.append(s)
+        }
+        return out
+    }
+
+    /// The member `key` read by `read`, as an optional field: `.some(nil)` when absent or
+    /// null, nil when present but not readable (the caller declines the document).
+    public func optional<T>(_ key: String, _ read: (JSONTree) -> T?) -> T?? {
+        guard let v = self[key], !v.isNull else { return .some(nil) }
+        return read(v).map { .some($0) }
+    }
+
     public var double: Double? {
         guard case let .number(t) = self, let d = Double(t), d.isFinite else { return nil }
         return d

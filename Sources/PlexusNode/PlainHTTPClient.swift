@@ -144,7 +144,7 @@ public final class PlainHTTPClient: Sendable {
         e.body.close()
         switch e.settle(abandon: abandon) {
         case .release: release(c, target)
-        case .later: e.onEnd = { [self] keepAlive in keepAlive ? release(c, target) : c.channel.close(promise: nil) }
+        case .later: e.whenEnded { [self] keepAlive in keepAlive ? release(c, target) : c.channel.close(promise: nil) }
         case .close: c.channel.close(promise: nil)
         }
     }
@@ -183,7 +183,7 @@ final class Connection: Sendable {
             channel.eventLoop.execute {
                 guard channel.isActive else { return e.fail(PlainHTTPClient.ConnectionClosed()) }
                 handler.exchange = e
-                e.timer = channel.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+                e.setTimer(channel.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) })
                 var buf = channel.allocator.buffer(capacity: body.count)
                 buf.writeBytes(body)
                 channel.write(NIOAny(HTTPClientRequestPart.head(head)), promise: nil)
@@ -202,7 +202,7 @@ final class Connection: Sendable {
 
 /// The state of one request on a connection.
 final class Exchange: @unchecked Sendable {
-    // Invariant: mutable state only under `lock` (`timer` and `onEnd` too).
+    // Invariant: mutable state only under `lock`.
     private let lock = NSLock()
     private var headWaiter: CheckedContinuation<HTTPResponseHead, any Error>?
     private var ended = false
@@ -216,22 +216,17 @@ final class Exchange: @unchecked Sendable {
     enum Settlement { case release, later, close }
 
     var sawResponse: Bool { lock.withLock { _sawResponse } }
-    var timer: Scheduled<Void>? {
-        get { lock.withLock { _timer } }
-        set { lock.withLock { _timer = newValue } }
-    }
-    /// Called with whether the connection may be reused, once an abandoned response ends.
-    var onEnd: (@Sendable (Bool) -> Void)? {
-        get { lock.withLock { _onEnd } }
-        set {
-            // Set only after `settle` said `.later`: the end may have come in between.
-            let run = lock.withLock { () -> Bool? in
-                if ended { return keepAlive }
-                _onEnd = newValue
-                return nil
-            }
-            if let run { newValue?(run) }
+    /// The exchange's deadline (cancelled when it ends).
+    func setTimer(_ t: Scheduled<Void>) { lock.withLock { _timer = t } }
+    /// Calls `f` with whether the connection may be reused once the abandoned response ends
+    /// (at once if it already has: it may have ended since `settle` said `.later`).
+    func whenEnded(_ f: @escaping @Sendable (Bool) -> Void) {
+        let run = lock.withLock { () -> Bool? in
+            if ended { return keepAlive }
+            _onEnd = f
+            return nil
         }
+        if let run { f(run) }
     }
 
     func setHeadWaiter(_ c: CheckedContinuation<HTTPResponseHead, any Error>) { lock.withLock { headWaiter = c } }

@@ -86,8 +86,6 @@ public final class PlainHTTPServer: Sendable {
         // Requests in flight get a moment to finish.
         for _ in 0..<100 where inFlight.load(ordering: .relaxed) > 0 { try? await Task.sleep(for: .milliseconds(30)) }
     }
-
-    fileprivate static func reason(_ status: Int) -> HTTPResponseStatus { HTTPResponseStatus(statusCode: status) }
 }
 
 /// One connection: collects each request, runs the handler in a task, writes the answer.
@@ -161,7 +159,7 @@ private final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
     static func responseHead(_ status: Int, _ headers: [(String, String)], keepAlive: Bool) -> HTTPResponseHead {
         var h = HTTPHeaders(headers)
         if !keepAlive { h.replaceOrAdd(name: "connection", value: "close") }
-        return HTTPResponseHead(version: .http1_1, status: PlainHTTPServer.reason(status), headers: h)
+        return HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: h)
     }
 
     static func writeFull(_ channel: any Channel, status: Int, headers: [(String, String)], body: [UInt8], keepAlive: Bool) {

@@ -199,34 +199,24 @@ extension GenerateRequest {
 
     /// Reads a request from parsed JSON; nil for anything `JSONDecoder` should judge instead.
     public init?(tree: JSONTree) {
+        func messages(_ v: JSONTree) -> [ChatMessage]? {
+            guard let items = v.array else { return nil }
+            var out: [ChatMessage] = []
+            for item in items {
+                guard let role = item["role"]?.string, let content = item["content"]?.string else { return nil }
+                out.append(ChatMessage(role: role, content: content))
+            }
+            return out
+        }
         guard case .object = tree, let model = tree["model"]?.string, let cont = tree["continuation"]?.array,
               let maxTokens = tree["maxTokens"]?.int, let temperature = tree["temperature"]?.double, let topP = tree["topP"]?.double,
-              let seed = tree["seed"]?.uint64, let stopList = tree["stop"]?.array else { return nil }
+              let seed = tree["seed"]?.uint64, let stop = tree["stop"]?.strings,
+              let messages = tree.optional("messages", messages), let prompt = tree.optional("prompt", \.string) else { return nil }
         var continuation: [TokenID] = []
         continuation.reserveCapacity(cont.count)
         for t in cont {
             guard let v = t.int64, let id = TokenID(exactly: v) else { return nil }
             continuation.append(id)
-        }
-        var stop: [String] = []
-        for s in stopList {
-            guard let v = s.string else { return nil }
-            stop.append(v)
-        }
-        var messages: [ChatMessage]?
-        if let m = tree["messages"], !m.isNull {
-            guard let list = m.array else { return nil }
-            var out: [ChatMessage] = []
-            for item in list {
-                guard let role = item["role"]?.string, let content = item["content"]?.string else { return nil }
-                out.append(ChatMessage(role: role, content: content))
-            }
-            messages = out
-        }
-        var prompt: String?
-        if let p = tree["prompt"], !p.isNull {
-            guard let v = p.string else { return nil }
-            prompt = v
         }
         self.init(model: model, messages: messages, prompt: prompt, continuation: continuation, maxTokens: maxTokens,
                   temperature: temperature, topP: topP, seed: seed, stop: stop)

@@ -228,9 +228,7 @@ import Testing
             defer { client.closeIdle() }
             let target = try #require(PlainHTTPClient.Target(url: "http://127.0.0.1:\(port)"))
             func read(_ r: PlainHTTPClient.Response) async throws -> String {
-                var bytes: [UInt8] = []
-                while let p = try await r.body.next() { bytes += p }
-                return String(decoding: bytes, as: UTF8.self)
+                String(decoding: try await r.body.collect(), as: UTF8.self)
             }
             // Whole responses, many in a row and concurrently.
             for n in [1, 3, 50] {
@@ -317,9 +315,7 @@ import Testing
         defer { client.closeIdle() }
         func call(_ path: String, body: [UInt8] = [], timeout: TimeAmount = .seconds(5)) async throws -> (Int, String) {
             try await client.post(target, path: path, headers: [], body: body, timeout: timeout) { r in
-                var bytes: [UInt8] = []
-                while let p = try await r.body.next() { bytes += p }
-                return (r.status, String(decoding: bytes, as: UTF8.self))
+                (r.status, String(decoding: try await r.body.collect(), as: UTF8.self))
             }
         }
         // Bodies come back whole, on reused connections, also many at once.
@@ -377,9 +373,7 @@ import Testing
             .channelInitializer { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(Collect(pipe)) } }
             .connect(host: "127.0.0.1", port: port).get()
         try await channel.writeAndFlush(ByteBuffer(bytes: bytes)).get()
-        var out: [UInt8] = []
-        while let p = try await pipe.next() { out += p }
-        return String(decoding: out, as: UTF8.self)
+        return String(decoding: try await pipe.collect(), as: UTF8.self)
     }
 
     /// A GET on a fresh client, whose timeout covers the whole answer.
@@ -388,9 +382,7 @@ import Testing
         defer { client.closeIdle() }
         let target = try #require(PlainHTTPClient.Target(url: "http://127.0.0.1:\(port)"))
         return try await client.send(target, method: .GET, path: path, headers: [], body: [], timeout: timeout) { r in
-            var bytes: [UInt8] = []
-            while let p = try await r.body.next() { bytes += p }
-            return (r.status, String(decoding: bytes, as: UTF8.self))
+            (r.status, String(decoding: try await r.body.collect(), as: UTF8.self))
         }
     }
 }
