@@ -60,6 +60,34 @@ import Testing
         }
     }
 
+    /// Signatures by one key share its term in the batch equation; that must
+    /// not let a wrong signature hide behind another by the same key.
+    @Test func batchesWithRepeatedKeysAnswerAsSingleVerification() throws {
+        let keys = (0..<3).map { KeyPair.deterministic("repeat-\($0)") }
+        for pattern in 0..<2 {
+            // Keys interleaved (i % 3) or in runs of ten.
+            let owner = { (i: Int) in pattern == 0 ? i % 3 : (i / 10) % 3 }
+            let clean = (0..<100).map { i -> (signature: [UInt8], publicKey: [UInt8], message: [UInt8]) in
+                let msg = Array("repeated \(i)".utf8)
+                return (keys[owner(i)].sign(msg).bytes, keys[owner(i)].address.bytes, msg)
+            }
+            var damaged = clean
+            // Two signatures by one key swapped between their messages.
+            let (a, b) = (3, 3 + (pattern == 0 ? 3 : 1))
+            (damaged[a].signature, damaged[b].signature) = (damaged[b].signature, damaged[a].signature)
+            // A signature attributed to another key of the batch.
+            damaged[40].publicKey = keys[(owner(40) + 1) % 3].address.bytes
+            // A scalar changed.
+            damaged[77].signature[40] ^= 4
+            for items in [clean, damaged] {
+                let single = items.map { Ed25519.verify(signature: $0.signature, publicKey: $0.publicKey, message: $0.message) }
+                #expect(Ed25519.verify(batch: items) == single, "pattern \(pattern)")
+                #expect(Ed25519.verify(batch: items, cache: Ed25519.KeyCache()) == single, "pattern \(pattern)")
+            }
+            #expect(Ed25519.verify(batch: damaged).filter { !$0 }.count == 4)
+        }
+    }
+
     @Test func malleatedAndMalformedSignaturesAreRejected() throws {
         let key = KeyPair.deterministic("m")
         let msg = Array("pay 5".utf8)
