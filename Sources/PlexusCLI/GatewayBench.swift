@@ -151,7 +151,7 @@ struct GatewayBench: AsyncParsableCommand {
         http.closeIdle()
         // Every answered request left a countersigned receipt in the gateway's store; the
         // settlement of the last ones goes on after the phase: wait for it, counting its CPU too.
-        let store = try ReceiptStore(path: dir + "/gateway/receipts.sqlite")
+        let store = try ReceiptStore(path: dir + "/gateway/receipts.sqlite", readOnly: true)
         let stored = try store.count()
         let settleStart = DispatchTime.now().uptimeNanoseconds
         var settledAfter: Double?

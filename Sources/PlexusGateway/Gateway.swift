@@ -129,7 +129,7 @@ public final class Gateway: Sendable {
         directory = NodeDirectory(ledger: ledger)
         store = try ReceiptStore(path: config.receiptsPath)
         // What was not settled before a restart: still owed, and perhaps already sent.
-        let unsettled = try store.records(in: ["unsettled"], limit: 1_000_000)
+        let unsettled = store.unsettled(limit: .max)
         escrow = EscrowBook(unsettled: unsettled.reduce(into: [:]) { $0[$1.requestor, default: 0] += $1.charge.units })
         recovered = Mutex(Set(unsettled.map(\.requestId)))
         keys = APIKeys(path: config.apiKeysPath)
@@ -442,7 +442,7 @@ public final class Gateway: Sendable {
         do {
             for _ in 0..<Self.settleRounds {
                 // Records stay "unsettled" until the ledger has answered.
-                let batch = try store.records(in: ["unsettled"], limit: Self.settleBatch)
+                let batch = store.unsettled(limit: Self.settleBatch)
                 if batch.isEmpty { break }
                 try await submit(batch)
                 if batch.count < Self.settleBatch { break }
@@ -514,20 +514,19 @@ public final class Gateway: Sendable {
             }
         }
         let after = try await ledger.settlements(batch.map(\.requestId))
-        var changes: [(id: Hash256, state: String, due: UInt64)] = []
-        var refused: [RequestRecord] = []
+        var answered: [(record: RequestRecord, due: UInt64)] = []
         for i in batch.indices {
             if let s = after[batch[i].requestId], s.gateway == config.key.address {
-                changes.append((batch[i].requestId, s.status.rawValue, s.status == .final ? 0 : s.finalHeight))
+                batch[i].state = s.status.rawValue
+                answered.append((batch[i], s.status == .final ? 0 : s.finalHeight))
             } else {
                 batch[i].state = "rejected"
                 batch[i].reason = "the ledger refused the receipts"
-                refused.append(batch[i])
+                answered.append((batch[i], 0))
             }
             escrow.settled(batch[i].requestor, batch[i].charge.units)
         }
-        try store.setStates(changes)
-        try store.save(refused)
+        try store.archive(answered)
         recovered.withLock { r in for x in batch { r.remove(x.requestId) } }
     }
 

@@ -122,17 +122,47 @@ extension RequestRecord: CanonicalCodable {
     }
 }
 
-/// Durable store of receipts and their settlement state (SQLite, synchronous=FULL).
+/// Durable store of receipts and their settlement state.
+///
+/// A request's record is appended to a journal (group commit: one write and
+/// one `fdatasync` for all the records that arrive together) before the
+/// request is answered, and kept in memory until its settlement round; the
+/// ledger's answer then moves it into SQLite (`synchronous = FULL`) with its
+/// state, in one transaction per round, and journal segments whose records
+/// have all moved are retired. After a crash, records found in the journal but
+/// not in SQLite are unsettled again.
+///
+/// Opened `readOnly` (another process looking while the gateway runs), every
+/// query reads the journal, then SQLite.
 public final class ReceiptStore: Sendable {
     let pool: DatabasePool
+    let journal: Journal?
+    let journalDirectory: String
 
-    public init(path: String) throws {
+    /// Unsettled records in arrival order, with the journal segment that holds each
+    /// (nil: a row of an older store, unsettled in SQLite itself).
+    private struct Live {
+        var records: [Hash256: (record: RequestRecord, segment: UInt64?)] = [:]
+        var order: [Hash256] = []
+        var head = 0
+        var perSegment: [UInt64: Int] = [:]
+    }
+    // Invariant: `live` only changes while holding its lock; `order` holds every key of `records` (and ids since removed).
+    private let live = Mutex(Live())
+
+    public init(path: String, readOnly: Bool = false) throws {
+        journalDirectory = (path.hasSuffix(".sqlite") ? String(path.dropLast(7)) : path) + ".journal"
         var config = Configuration()
+        config.readonly = readOnly
         config.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL")
+            if !readOnly { try db.execute(sql: "PRAGMA synchronous = FULL") }
             try db.execute(sql: "PRAGMA cache_size = -65536")
         }
         pool = try DatabasePool(path: path, configuration: config)
+        if readOnly {
+            journal = nil
+            return
+        }
         try pool.write { db in
             try db.execute(sql: """
                 CREATE TABLE IF NOT EXISTS requests (
@@ -148,6 +178,35 @@ public final class ReceiptStore: Sendable {
                 CREATE INDEX IF NOT EXISTS requests_state_due ON requests (state, due, created);
                 """)
         }
+        let (j, entries) = try Journal.open(directory: journalDirectory)
+        journal = j
+        // Unsettled: rows of older stores left so, then journal records SQLite does not hold.
+        let old = try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT state, record FROM requests WHERE state = 'unsettled' ORDER BY created").map(Self.decodeRow)
+        }
+        let journaled = try Self.notArchived(entries, pool)
+        live.withLock { l in
+            for r in old { Self.add(&l, r, segment: nil) }
+            for (r, segment) in journaled { Self.add(&l, r, segment: segment) }
+        }
+        let needed = Set(journaled.map(\.1))
+        for (number, _) in Journal.segments(journalDirectory) where !needed.contains(number) && number != j.currentSegment {
+            j.retire(number)
+        }
+    }
+
+    private static func add(_ l: inout Live, _ r: RequestRecord, segment: UInt64?) {
+        if l.records[r.requestId] == nil { l.order.append(r.requestId) }
+        if let old = l.records[r.requestId]?.segment { l.perSegment[old, default: 1] -= 1 }
+        l.records[r.requestId] = (r, segment)
+        if let segment { l.perSegment[segment, default: 0] += 1 }
+    }
+
+    /// Journal entries whose records SQLite does not hold yet (unreadable entries are skipped: a check guards each).
+    private static func notArchived(_ entries: [Journal.Entry], _ pool: DatabasePool) throws -> [(RequestRecord, UInt64)] {
+        let records = entries.compactMap { e in (try? RequestRecord(canonicalBytes: e.payload)).map { ($0, e.segment) } }
+        let archived = try pool.read { db in try held(records.map(\.0.requestId), db) }
+        return records.filter { !archived.contains($0.0.requestId) }
     }
 
     /// The state column is the truth: the record blob keeps the state it was first written with.
@@ -174,30 +233,66 @@ public final class ReceiptStore: Sendable {
         }
     }
 
-    public func save(_ r: RequestRecord) throws {
-        try save([r])
-    }
-
-    /// Writes records in one transaction (one fsync).
-    public func save(_ records: [RequestRecord]) throws {
-        let rows = records.map { ($0, Data($0.canonicalBytes)) }
-        try pool.write { db in
-            let st = try db.cachedStatement(sql: "INSERT OR REPLACE INTO requests (id, state, record, created, due) VALUES (?, ?, ?, ?, 0)")
-            for (r, data) in rows {
-                try st.execute(arguments: [Data(r.requestId.bytes), r.state, data, Int64(r.createdMillis)])
+    /// Unsettled records, oldest first.
+    public func unsettled(limit: Int) -> [RequestRecord] {
+        live.withLock { l in
+            var out: [RequestRecord] = []
+            var i = l.head
+            while i < l.order.count, out.count < limit {
+                if let x = l.records[l.order[i]] { out.append(x.record) }
+                i += 1
             }
+            return out
         }
     }
 
-    // Group commit: records saved while a write is in progress go together in the next one.
-    private let queue = Mutex<(pending: [(RequestRecord, CheckedContinuation<Void, any Error>)], writing: Bool)>(([], false))
+    /// Moves records the ledger has answered for into SQLite with their state
+    /// (`record.state`; for "pending", `due` is the height at which to look again),
+    /// in one transaction, then forgets them here and retires journal segments
+    /// that hold nothing needed.
+    public func archive(_ items: [(record: RequestRecord, due: UInt64)]) throws {
+        guard !items.isEmpty else { return }
+        let rows = items.map { ($0.record, $0.due, Data($0.record.canonicalBytes)) }
+        try pool.write { db in
+            let st = try db.cachedStatement(sql: "INSERT OR REPLACE INTO requests (id, state, record, created, due) VALUES (?, ?, ?, ?, ?)")
+            for (r, due, data) in rows {
+                try st.execute(arguments: [Data(r.requestId.bytes), r.state, data, Int64(r.createdMillis), Int64(clamping: due)])
+            }
+        }
+        let current = journal?.currentSegment
+        let idle = live.withLock { l -> [UInt64] in
+            var idle: [UInt64] = []
+            for (r, _) in items {
+                guard let x = l.records.removeValue(forKey: r.requestId), let segment = x.segment else { continue }
+                let left = l.perSegment[segment, default: 1] - 1
+                if left == 0, segment != current {
+                    l.perSegment[segment] = nil
+                    idle.append(segment)
+                } else {
+                    l.perSegment[segment] = left
+                }
+            }
+            while l.head < l.order.count, l.records[l.order[l.head]] == nil { l.head += 1 }
+            if l.head > 4096, l.head * 2 > l.order.count {
+                l.order.removeFirst(l.head)
+                l.head = 0
+            }
+            return idle
+        }
+        for segment in idle { journal?.retire(segment) }
+    }
 
-    /// Saves `r` durably, sharing the transaction (and its fsync) with
-    /// concurrent callers; returns once it is on disk.
+    // Group commit: records saved while a write is in progress go together in the next one.
+    private let queue = Mutex<(pending: [(RequestRecord, [UInt8], CheckedContinuation<Void, any Error>)], writing: Bool)>(([], false))
+
+    /// Saves `r` durably (unsettled), sharing the journal write (and its
+    /// `fdatasync`) with concurrent callers; returns once it is on disk.
     public func saveDurably(_ r: RequestRecord) async throws {
+        guard journal != nil else { throw PlexusError(.invalidState, "the receipt store is open read-only") }
+        let bytes = r.canonicalBytes
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
             let start = queue.withLock { q -> Bool in
-                q.pending.append((r, c))
+                q.pending.append((r, bytes, c))
                 if q.writing { return false }
                 q.writing = true
                 return true
@@ -207,8 +302,9 @@ public final class ReceiptStore: Sendable {
     }
 
     private func drain() {
+        guard let journal else { return }
         while true {
-            let batch = queue.withLock { q -> [(RequestRecord, CheckedContinuation<Void, any Error>)] in
+            let batch = queue.withLock { q -> [(RequestRecord, [UInt8], CheckedContinuation<Void, any Error>)] in
                 let b = q.pending
                 q.pending = []
                 if b.isEmpty { q.writing = false }
@@ -216,33 +312,77 @@ public final class ReceiptStore: Sendable {
             }
             if batch.isEmpty { return }
             do {
-                try save(batch.map(\.0))
-                for (_, c) in batch { c.resume() }
+                let before = journal.currentSegment
+                let segment = try journal.append(batch.map(\.1))
+                let retire = live.withLock { l -> Bool in
+                    for (r, _, _) in batch { Self.add(&l, r, segment: segment) }
+                    // A segment left behind with nothing in it.
+                    guard segment != before, l.perSegment[before, default: 0] == 0 else { return false }
+                    l.perSegment[before] = nil
+                    return true
+                }
+                if retire { journal.retire(before) }
+                for (_, _, c) in batch { c.resume() }
             } catch {
-                for (_, c) in batch { c.resume(throwing: error) }
+                for (_, _, c) in batch { c.resume(throwing: error) }
             }
         }
     }
 
+    /// A record by request id, wherever it is.
     public func get(_ id: Hash256) throws -> RequestRecord? {
-        try pool.read { db in
+        // The journal first: a record that moves on meanwhile is then found in SQLite.
+        let journaled = journal != nil ? live.withLock { $0.records[id]?.record }
+                                       : try journalRecords().first { $0.requestId == id }
+        if let journaled { return journaled }
+        return try pool.read { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT state, record FROM requests WHERE id = ?", arguments: [Data(id.bytes)]) else { return nil }
             return try Self.decodeRow(row)
         }
     }
 
+    /// Every record in the journal, read afresh (for the read-only view).
+    private func journalRecords() throws -> [RequestRecord] {
+        try Journal.read(directory: journalDirectory).compactMap { try? RequestRecord(canonicalBytes: $0.payload) }
+    }
+
     /// Records in `states`, oldest first.
     public func records(in states: [String], limit: Int) throws -> [RequestRecord] {
-        try pool.read { db in
+        // The journal first: a record that moves on meanwhile is then found in SQLite.
+        var journaled: [RequestRecord] = []
+        if states.contains("unsettled") {
+            journaled = journal == nil ? try journalRecords() : unsettled(limit: limit)
+        }
+        let (rows, archived) = try pool.read { db in
             let marks = states.map { _ in "?" }.joined(separator: ",")
             let rows = try Row.fetchAll(db, sql: "SELECT state, record FROM requests WHERE state IN (\(marks)) ORDER BY created LIMIT ?",
-                                        arguments: StatementArguments(states + [String(limit)]))
-            return try rows.map(Self.decodeRow)
+                                        arguments: StatementArguments(states + [String(limit)])).map(Self.decodeRow)
+            return (rows, try Self.held(journaled.map(\.requestId), db))
         }
+        let out = journaled.filter { !archived.contains($0.requestId) } + rows
+        return Array(out.sorted { $0.createdMillis < $1.createdMillis }.prefix(limit))
+    }
+
+    /// Which of `ids` SQLite holds.
+    private static func held(_ ids: [Hash256], _ db: Database) throws -> Set<Hash256> {
+        var out = Set<Hash256>()
+        for start in stride(from: 0, to: ids.count, by: 500) {
+            let chunk = ids[start..<min(ids.count, start + 500)].map { Data($0.bytes) }
+            let marks = chunk.map { _ in "?" }.joined(separator: ",")
+            for id in try Data.fetchAll(db, sql: "SELECT id FROM requests WHERE id IN (\(marks))", arguments: StatementArguments(chunk)) {
+                out.insert(try Hash256(bytes: Array(id)))
+            }
+        }
+        return out
     }
 
     /// How many requests are recorded.
     public func count() throws -> Int {
-        try pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM requests") ?? 0 }
+        let journaled = journal == nil ? try journalRecords().map(\.requestId)
+                                       : live.withLock { l in l.records.filter { $0.value.segment != nil }.map(\.key) }
+        return try pool.read { db in
+            let stored = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM requests") ?? 0
+            return stored + journaled.count - (try Self.held(journaled, db)).count
+        }
     }
 }

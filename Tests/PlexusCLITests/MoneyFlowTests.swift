@@ -84,7 +84,7 @@ import Testing
         #expect(ok > 120, "ok \(ok), failed \(failed), hung up \(hungUp)")
 
         // Wait for every receipt the gateway kept to be final on the ledger.
-        let store = try ReceiptStore(path: upDir + "/gateway/receipts.sqlite")
+        let store = try ReceiptStore(path: upDir + "/gateway/receipts.sqlite", readOnly: true)
         let settleBy = Date().addingTimeInterval(120)
         while try !store.records(in: ["unsettled", "submitted", "pending"], limit: 1).isEmpty {
             guard Date() < settleBy else {

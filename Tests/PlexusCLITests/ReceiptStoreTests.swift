@@ -1,0 +1,76 @@
+import Foundation
+import PlexusCore
+@testable import PlexusGateway
+import PlexusLedger
+import Testing
+
+@Suite struct ReceiptStoreTests {
+    func record(_ i: Int) -> RequestRecord {
+        RequestRecord(requestId: Hash256.of(Array("request \(i)".utf8)), requestor: KeyPair.deterministic("requestor").address,
+                      model: "m", nodes: [KeyPair.deterministic("node").address], outputTokens: [UInt64(i)], receipts: [],
+                      charge: Amount(units: UInt64(100 + i)), state: "unsettled", reason: nil, createdMillis: UInt64(1_000 + i))
+    }
+
+    /// Records saved, settled in part, then the store dropped without warning
+    /// (as a killed process would) and opened again: what was not settled is
+    /// unsettled again, what was is where settlement put it, and a read-only
+    /// view from outside agrees at every step.
+    @Test func recordsSurviveReopeningAndMoveOnceSettled() async throws {
+        let dir = FileManager.default.temporaryDirectory.path + "/plexus-receipts-\(UInt64.random(in: 0...UInt64.max))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/receipts.sqlite"
+        var store: ReceiptStore? = try ReceiptStore(path: path)
+        // 300 concurrent saves share journal writes.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<300 {
+                group.addTask { [store] in try await store!.saveDurably(record(i)) }
+            }
+            try await group.waitForAll()
+        }
+        let view = try ReceiptStore(path: path, readOnly: true)
+        #expect(store!.unsettled(limit: .max).count == 300)
+        #expect(try view.records(in: ["unsettled"], limit: 1_000).count == 300)
+        #expect(try store!.count() == 300 && view.count() == 300)
+        #expect(try view.get(record(7).requestId)?.state == "unsettled")
+
+        // The first 200 answered by the ledger: pending (due at 50), final or refused.
+        let first = store!.unsettled(limit: 200)
+        #expect(first.map(\.requestId) == (0..<200).map { record($0).requestId })
+        try store!.archive(first.enumerated().map { k, r in
+            var r = r
+            r.state = k % 3 == 0 ? "pending" : (k % 3 == 1 ? "final" : "rejected")
+            return (r, r.state == "pending" ? 50 : 0)
+        })
+        #expect(store!.unsettled(limit: .max).map(\.requestId) == (200..<300).map { record($0).requestId })
+        #expect(try store!.get(record(3).requestId)?.state == "pending")
+        #expect(try store!.get(record(4).requestId)?.state == "final")
+        #expect(try store!.get(record(250).requestId)?.state == "unsettled")
+        #expect(try store!.records(state: "pending", dueBy: 60, limit: 1_000).count == 67)
+        #expect(try view.records(in: ["unsettled"], limit: 1_000).count == 100)
+        #expect(try view.records(in: ["final", "rejected"], limit: 1_000).count == 133)
+        #expect(try store!.count() == 300 && view.count() == 300)
+
+        // Dropped without settling the rest, then opened again.
+        store = nil
+        store = try ReceiptStore(path: path)
+        #expect(store!.unsettled(limit: .max).map(\.requestId) == (200..<300).map { record($0).requestId })
+        #expect(try store!.get(record(3).requestId)?.state == "pending")
+        #expect(try store!.count() == 300)
+
+        // The rest settled: nothing left unsettled, and the journal keeps no more than its spares.
+        try store!.archive(store!.unsettled(limit: .max).map { r in
+            var r = r
+            r.state = "final"
+            return (r, 0)
+        })
+        #expect(store!.unsettled(limit: .max).isEmpty)
+        #expect(try view.records(in: ["unsettled"], limit: 1_000).isEmpty)
+        #expect(try view.records(in: ["final"], limit: 1_000).count == 167)
+        #expect(try store!.count() == 300 && view.count() == 300)
+        store = nil
+        store = try ReceiptStore(path: path)
+        #expect(store!.unsettled(limit: .max).isEmpty)
+        #expect(try Journal.read(directory: dir + "/receipts.journal").isEmpty)
+    }
+}
