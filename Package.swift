@@ -93,9 +93,10 @@ let package = Package(
         ),
         .testTarget(name: "PlexusCoreTests", dependencies: ["PlexusCore", "PlexusTestKit"]),
         .testTarget(name: "PlexusEngineTests", dependencies: ["PlexusEngine", "CPlexusKernels", "PlexusTestKit"]),
-        .testTarget(name: "PlexusLedgerTests", dependencies: ["PlexusLedger", "PlexusTestKit"]),
+        .testTarget(name: "PlexusLedgerTests", dependencies: ["PlexusLedger", "PlexusTestKit", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "PlexusTestKitTests", dependencies: ["PlexusTestKit"]),
         .testTarget(name: "PlexusNodeTests", dependencies: ["PlexusNode", "PlexusTestKit"]),
-        .testTarget(name: "PlexusCLITests", dependencies: ["PlexusCore", "PlexusLedger", "PlexusNode", "PlexusGateway", "PlexusTestKit"]),
+        .testTarget(name: "PlexusCLITests", dependencies: ["PlexusCore", "PlexusLedger", "PlexusNode", "PlexusGateway", "PlexusTestKit",
+                                                         .product(name: "GRDB", package: "GRDB.swift")]),
     ]
 )

@@ -281,17 +281,26 @@ public final class Gateway: Sendable {
                     if !piece.isEmpty { try await emit(piece) }
                 }
                 let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-                directory.end(c.node.nodeKey, ok: true, ttftMillis: firstAt.map { Double($0 - started) / 1e6 },
-                              tokensPerSecond: elapsed > 0 ? Double(tokens.count - before) / elapsed : nil)
                 var r = receipt
                 r.countersign(config.key, chainId: chainId)
-                receipts.append(r)
-                nodes.append(c.node.nodeKey)
-                shares.append(UInt64(tokens.count - before))
-                let charge = try receipts.reduce(Amount.zero) { try $0.adding(try $1.cost()) }
-                let record = RequestRecord(requestId: requestId, requestor: requestor, model: base.model, nodes: nodes, outputTokens: shares,
-                                           receipts: receipts, charge: charge, state: "unsettled", reason: nil, createdMillis: SystemClock().nowMillis())
-                try await store.saveDurably(record)
+                let charge = try (receipts + [r]).reduce(Amount.zero) { try $0.adding(try $1.cost()) }
+                let record = RequestRecord(requestId: requestId, requestor: requestor, model: base.model, nodes: nodes + [c.node.nodeKey],
+                                           outputTokens: shares + [UInt64(tokens.count - before)], receipts: receipts + [r], charge: charge,
+                                           state: "unsettled", reason: nil, createdMillis: SystemClock().nowMillis())
+                // The record goes to disk while the node's signature is checked; a receipt
+                // that fails is withdrawn before anything is answered, and the node is failed.
+                async let saved: Void = store.saveDurably(record)
+                let valid = await signatures.verify(r.nodeSignature, by: r.node, over: r.nodeSigningBytes(chainId: chainId))
+                try await saved
+                guard valid else {
+                    store.discard(requestId)
+                    throw NodeFailure(status: 502, code: "bad_receipt", message: "node \(c.node.nodeKey.short) sent an invalid receipt", retryable: true)
+                }
+                directory.end(c.node.nodeKey, ok: true, ttftMillis: firstAt.map { Double($0 - started) / 1e6 },
+                              tokensPerSecond: elapsed > 0 ? Double(tokens.count - before) / elapsed : nil)
+                receipts = record.receipts
+                nodes = record.nodes
+                shares = record.outputTokens
                 GatewayMetrics.requests.increment()
                 return ServeResult(text: text, finish: finish, promptTokens: promptTokens, completionTokens: tokens.count,
                                    record: record, attempts: attempts, lastNode: c.node.nodeKey)
@@ -396,8 +405,8 @@ public final class Gateway: Sendable {
                     switch event.type {
                     case "token", "text": try await onEvent(event)
                     case "done":
+                        // The node's signature is checked by the caller, while the record is being written.
                         guard let receipt = event.receipt, receipt.node == c.node.nodeKey, receipt.requestId == requestId,
-                              await signatures.verify(receipt.nodeSignature, by: receipt.node, over: receipt.nodeSigningBytes(chainId: chainId)),
                               receipt.priceIn <= c.offer.priceIn, receipt.priceOut <= c.offer.priceOut,
                               receipt.firstOutputToken == UInt64(gen.continuation.count) else {
                             throw NodeFailure(status: 502, code: "bad_receipt", message: "node \(c.node.nodeKey.short) sent an invalid receipt", retryable: true)

@@ -143,26 +143,56 @@ public final class ReceiptStore: Sendable {
     /// (nil: a row of an older store, unsettled in SQLite itself).
     private struct Live {
         var records: [Hash256: (record: RequestRecord, segment: UInt64?)] = [:]
+        /// Request ids in arrival order from `head` on (an id may appear again after a discard).
         var order: [Hash256] = []
         var head = 0
         var perSegment: [UInt64: Int] = [:]
+
+        /// Adds or replaces a record; returns a segment that no longer holds anything needed.
+        mutating func add(_ r: RequestRecord, segment: UInt64?, current: UInt64?) -> UInt64? {
+            let old = records.updateValue((r, segment), forKey: r.requestId)
+            if old == nil { order.append(r.requestId) }
+            if let segment { perSegment[segment, default: 0] += 1 }
+            return old.flatMap { release($0.segment, current: current) }
+        }
+
+        mutating func remove(_ id: Hash256, current: UInt64?) -> UInt64? {
+            guard let x = records.removeValue(forKey: id) else { return nil }
+            while head < order.count, records[order[head]] == nil { head += 1 }
+            if head > 4096, head * 2 > order.count {
+                order.removeFirst(head)
+                head = 0
+            }
+            return release(x.segment, current: current)
+        }
+
+        /// One record fewer in `segment`: returns it if it now holds nothing needed and is not `current`.
+        mutating func release(_ segment: UInt64?, current: UInt64?) -> UInt64? {
+            guard let segment else { return nil }
+            let left = perSegment[segment, default: 1] - 1
+            if left == 0, segment != current {
+                perSegment[segment] = nil
+                return segment
+            }
+            perSegment[segment] = left
+            return nil
+        }
     }
-    // Invariant: `live` only changes while holding its lock; `order` holds every key of `records` (and ids since removed).
+    // Invariant: `live` only changes while holding its lock; `order` from `head` holds every key of `records`.
     private let live = Mutex(Live())
 
     public init(path: String, readOnly: Bool = false) throws {
         journalDirectory = (path.hasSuffix(".sqlite") ? String(path.dropLast(7)) : path) + ".journal"
         var config = Configuration()
         config.readonly = readOnly
-        config.prepareDatabase { db in
-            if !readOnly { try db.execute(sql: "PRAGMA synchronous = FULL") }
-            try db.execute(sql: "PRAGMA cache_size = -65536")
-        }
+        config.prepareDatabase { db in try db.execute(sql: "PRAGMA cache_size = -65536") }
         pool = try DatabasePool(path: path, configuration: config)
         if readOnly {
             journal = nil
             return
         }
+        // After the pool's own set-up, which turns WAL databases to `synchronous = NORMAL`.
+        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         try pool.write { db in
             try db.execute(sql: """
                 CREATE TABLE IF NOT EXISTS requests (
@@ -186,8 +216,8 @@ public final class ReceiptStore: Sendable {
         }
         let journaled = try Self.notArchived(entries, pool)
         live.withLock { l in
-            for r in old { Self.add(&l, r, segment: nil) }
-            for (r, segment) in journaled { Self.add(&l, r, segment: segment) }
+            for r in old { _ = l.add(r, segment: nil, current: nil) }
+            for (r, segment) in journaled { _ = l.add(r, segment: segment, current: nil) }
         }
         let needed = Set(journaled.map(\.1))
         for (number, _) in Journal.segments(journalDirectory) where !needed.contains(number) && number != j.currentSegment {
@@ -195,16 +225,27 @@ public final class ReceiptStore: Sendable {
         }
     }
 
-    private static func add(_ l: inout Live, _ r: RequestRecord, segment: UInt64?) {
-        if l.records[r.requestId] == nil { l.order.append(r.requestId) }
-        if let old = l.records[r.requestId]?.segment { l.perSegment[old, default: 1] -= 1 }
-        l.records[r.requestId] = (r, segment)
-        if let segment { l.perSegment[segment, default: 0] += 1 }
+    /// A journal entry is a record's canonical bytes (they start with the format
+    /// version, 1) or a discard mark: 0 and the request id.
+    static let discardMark: UInt8 = 0
+
+    /// The records a run of journal entries leaves standing, in order (a later
+    /// record for a request replaces an earlier one; a discard mark removes it).
+    static func standing(_ entries: [Journal.Entry]) -> [(RequestRecord, UInt64)] {
+        var out: [Hash256: (record: RequestRecord, segment: UInt64, at: Int)] = [:]
+        for (i, e) in entries.enumerated() {
+            if e.payload.first == discardMark {
+                if e.payload.count == 33, let id = try? Hash256(bytes: Array(e.payload[1...])) { out[id] = nil }
+            } else if let r = try? RequestRecord(canonicalBytes: e.payload) {
+                out[r.requestId] = (r, e.segment, out[r.requestId]?.at ?? i)
+            }
+        }
+        return out.values.sorted { $0.at < $1.at }.map { ($0.record, $0.segment) }
     }
 
-    /// Journal entries whose records SQLite does not hold yet (unreadable entries are skipped: a check guards each).
+    /// Journal records SQLite does not hold yet.
     private static func notArchived(_ entries: [Journal.Entry], _ pool: DatabasePool) throws -> [(RequestRecord, UInt64)] {
-        let records = entries.compactMap { e in (try? RequestRecord(canonicalBytes: e.payload)).map { ($0, e.segment) } }
+        let records = standing(entries)
         let archived = try pool.read { db in try held(records.map(\.0.requestId), db) }
         return records.filter { !archived.contains($0.0.requestId) }
     }
@@ -237,9 +278,10 @@ public final class ReceiptStore: Sendable {
     public func unsettled(limit: Int) -> [RequestRecord] {
         live.withLock { l in
             var out: [RequestRecord] = []
+            var seen = Set<Hash256>()
             var i = l.head
             while i < l.order.count, out.count < limit {
-                if let x = l.records[l.order[i]] { out.append(x.record) }
+                if let x = l.records[l.order[i]], seen.insert(x.record.requestId).inserted { out.append(x.record) }
                 i += 1
             }
             return out
@@ -260,30 +302,25 @@ public final class ReceiptStore: Sendable {
             }
         }
         let current = journal?.currentSegment
-        let idle = live.withLock { l -> [UInt64] in
-            var idle: [UInt64] = []
-            for (r, _) in items {
-                guard let x = l.records.removeValue(forKey: r.requestId), let segment = x.segment else { continue }
-                let left = l.perSegment[segment, default: 1] - 1
-                if left == 0, segment != current {
-                    l.perSegment[segment] = nil
-                    idle.append(segment)
-                } else {
-                    l.perSegment[segment] = left
-                }
-            }
-            while l.head < l.order.count, l.records[l.order[l.head]] == nil { l.head += 1 }
-            if l.head > 4096, l.head * 2 > l.order.count {
-                l.order.removeFirst(l.head)
-                l.head = 0
-            }
-            return idle
-        }
+        let idle = live.withLock { l in items.compactMap { l.remove($0.record.requestId, current: current) } }
         for segment in idle { journal?.retire(segment) }
     }
 
+    /// One journal write to come: a record (with whoever waits for it) or a discard mark.
+    private enum Pending {
+        case record(RequestRecord, [UInt8], CheckedContinuation<Void, any Error>)
+        case discard(Hash256)
+
+        var bytes: [UInt8] {
+            switch self {
+            case let .record(_, bytes, _): bytes
+            case let .discard(id): [ReceiptStore.discardMark] + id.bytes
+            }
+        }
+    }
+
     // Group commit: records saved while a write is in progress go together in the next one.
-    private let queue = Mutex<(pending: [(RequestRecord, [UInt8], CheckedContinuation<Void, any Error>)], writing: Bool)>(([], false))
+    private let queue = Mutex<(pending: [Pending], writing: Bool)>(([], false))
 
     /// Saves `r` durably (unsettled), sharing the journal write (and its
     /// `fdatasync`) with concurrent callers; returns once it is on disk.
@@ -291,20 +328,36 @@ public final class ReceiptStore: Sendable {
         guard journal != nil else { throw PlexusError(.invalidState, "the receipt store is open read-only") }
         let bytes = r.canonicalBytes
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-            let start = queue.withLock { q -> Bool in
-                q.pending.append((r, bytes, c))
-                if q.writing { return false }
-                q.writing = true
-                return true
-            }
-            if start { DispatchQueue.global().async { self.drain() } }
+            enqueue(.record(r, bytes, c))
         }
+    }
+
+    /// Withdraws a record saved for a request that then failed (its receipt
+    /// turned out invalid): it will not be settled. The mark goes with the next
+    /// journal write; should it be lost in a crash, the record comes back
+    /// unsettled and the ledger refuses it, so nothing is charged either way.
+    public func discard(_ id: Hash256) {
+        guard journal != nil else { return }
+        let current = journal?.currentSegment
+        let idle = live.withLock { l in l.remove(id, current: current) }
+        enqueue(.discard(id))
+        if let idle { journal?.retire(idle) }
+    }
+
+    private func enqueue(_ p: Pending) {
+        let start = queue.withLock { q -> Bool in
+            q.pending.append(p)
+            if q.writing { return false }
+            q.writing = true
+            return true
+        }
+        if start { DispatchQueue.global().async { self.drain() } }
     }
 
     private func drain() {
         guard let journal else { return }
         while true {
-            let batch = queue.withLock { q -> [(RequestRecord, [UInt8], CheckedContinuation<Void, any Error>)] in
+            let batch = queue.withLock { q -> [Pending] in
                 let b = q.pending
                 q.pending = []
                 if b.isEmpty { q.writing = false }
@@ -313,18 +366,26 @@ public final class ReceiptStore: Sendable {
             if batch.isEmpty { return }
             do {
                 let before = journal.currentSegment
-                let segment = try journal.append(batch.map(\.1))
-                let retire = live.withLock { l -> Bool in
-                    for (r, _, _) in batch { Self.add(&l, r, segment: segment) }
+                let segment = try journal.append(batch.map(\.bytes))
+                let idle = live.withLock { l -> [UInt64] in
+                    var idle: [UInt64] = []
+                    for p in batch {
+                        switch p {
+                        case let .record(r, _, _): if let s = l.add(r, segment: segment, current: segment) { idle.append(s) }
+                        case let .discard(id): if let s = l.remove(id, current: segment) { idle.append(s) }
+                        }
+                    }
                     // A segment left behind with nothing in it.
-                    guard segment != before, l.perSegment[before, default: 0] == 0 else { return false }
-                    l.perSegment[before] = nil
-                    return true
+                    if segment != before, l.perSegment[before, default: 0] == 0 {
+                        l.perSegment[before] = nil
+                        idle.append(before)
+                    }
+                    return idle
                 }
-                if retire { journal.retire(before) }
-                for (_, _, c) in batch { c.resume() }
+                for s in Set(idle) { journal.retire(s) }
+                for case let .record(_, _, c) in batch { c.resume() }
             } catch {
-                for (_, _, c) in batch { c.resume(throwing: error) }
+                for case let .record(_, _, c) in batch { c.resume(throwing: error) }
             }
         }
     }
@@ -343,7 +404,7 @@ public final class ReceiptStore: Sendable {
 
     /// Every record in the journal, read afresh (for the read-only view).
     private func journalRecords() throws -> [RequestRecord] {
-        try Journal.read(directory: journalDirectory).compactMap { try? RequestRecord(canonicalBytes: $0.payload) }
+        Self.standing(try Journal.read(directory: journalDirectory)).map(\.0)
     }
 
     /// Records in `states`, oldest first.

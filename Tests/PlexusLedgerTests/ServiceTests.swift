@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import PlexusCore
 @testable import PlexusLedger
 import PlexusTestKit
@@ -25,6 +26,10 @@ import Testing
         await service.stop()
         let status = await service.status()
         #expect(status.height >= 1)
+
+        // Commits are synced to the disk itself (FULL), not only handed to the OS.
+        let level = try await store.pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") }
+        #expect(level == 2)
 
         let reopened = try BlockStore(path: dir.path + "/l.sqlite")
         let again = try LedgerService(store: reopened, signer: net.orderer)
