@@ -1,5 +1,7 @@
 import Foundation
 import GRDB
+import NIOCore
+import NIOPosix
 import Synchronization
 import PlexusCore
 import PlexusLedger
@@ -308,12 +310,13 @@ public final class ReceiptStore: Sendable {
 
     /// One journal write to come: a record (with whoever waits for it) or a discard mark.
     private enum Pending {
-        case record(RequestRecord, [UInt8], CheckedContinuation<Void, any Error>)
+        /// `loop`: where the waiting task runs, to be resumed there (no extra thread hop).
+        case record(RequestRecord, [UInt8], CheckedContinuation<Void, any Error>, (any EventLoop)?)
         case discard(Hash256)
 
         var bytes: [UInt8] {
             switch self {
-            case let .record(_, bytes, _): bytes
+            case let .record(_, bytes, _, _): bytes
             case let .discard(id): [ReceiptStore.discardMark] + id.bytes
             }
         }
@@ -327,8 +330,9 @@ public final class ReceiptStore: Sendable {
     public func saveDurably(_ r: RequestRecord) async throws {
         guard journal != nil else { throw PlexusError(.invalidState, "the receipt store is open read-only") }
         let bytes = r.canonicalBytes
+        let loop = MultiThreadedEventLoopGroup.currentEventLoop
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-            enqueue(.record(r, bytes, c))
+            enqueue(.record(r, bytes, c, loop))
         }
     }
 
@@ -354,6 +358,10 @@ public final class ReceiptStore: Sendable {
         if start { DispatchQueue.global().async { self.drain() } }
     }
 
+    private static func resume(_ c: CheckedContinuation<Void, any Error>, on loop: (any EventLoop)?, with result: Result<Void, any Error>) {
+        if let loop { loop.execute { c.resume(with: result) } } else { c.resume(with: result) }
+    }
+
     private func drain() {
         guard let journal else { return }
         while true {
@@ -371,7 +379,7 @@ public final class ReceiptStore: Sendable {
                     var idle: [UInt64] = []
                     for p in batch {
                         switch p {
-                        case let .record(r, _, _): if let s = l.add(r, segment: segment, current: segment) { idle.append(s) }
+                        case let .record(r, _, _, _): if let s = l.add(r, segment: segment, current: segment) { idle.append(s) }
                         case let .discard(id): if let s = l.remove(id, current: segment) { idle.append(s) }
                         }
                     }
@@ -383,9 +391,9 @@ public final class ReceiptStore: Sendable {
                     return idle
                 }
                 for s in Set(idle) { journal.retire(s) }
-                for case let .record(_, _, c) in batch { c.resume() }
+                for case let .record(_, _, c, loop) in batch { Self.resume(c, on: loop, with: .success(())) }
             } catch {
-                for case let .record(_, _, c) in batch { c.resume(throwing: error) }
+                for case let .record(_, _, c, loop) in batch { Self.resume(c, on: loop, with: .failure(error)) }
             }
         }
     }

@@ -6,10 +6,12 @@ import PlexusCore
 import Synchronization
 
 /// A lean HTTP/1.1 client for plain `http://` endpoints (nodes on a private
-/// network or loopback): persistent connections kept per host, the request
-/// written in one event-loop hop, and the response body handed over in
-/// coalesced pieces through a `BytePipe`. TLS endpoints go through a general
-/// client instead.
+/// network or loopback): persistent connections kept per host and event loop
+/// (a request made on an event loop goes out on a connection of that loop, so
+/// the request, its answer and the task waiting for it stay on one thread),
+/// the request written in one event-loop hop, and the response body handed
+/// over in coalesced pieces through a `BytePipe`. TLS endpoints go through a
+/// general client instead.
 public final class PlainHTTPClient: Sendable {
     /// Where requests go: host and port of a plain `http://` URL.
     public struct Target: Hashable, Sendable {
@@ -45,8 +47,14 @@ public final class PlainHTTPClient: Sendable {
         public var description: String { "the connection closed before the response ended" }
     }
 
+    /// Idle connections are kept per target and per event loop.
+    private struct PoolKey: Hashable {
+        var target: Target
+        var loop: ObjectIdentifier
+    }
+
     private let group: any EventLoopGroup
-    private let idle = Mutex<[Target: [Connection]]>([:])
+    private let idle = Mutex<[PoolKey: [Connection]]>([:])
     private let maxIdlePerTarget: Int
 
     public init(group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, maxIdlePerTarget: Int = 64) {
@@ -72,12 +80,15 @@ public final class PlainHTTPClient: Sendable {
         for (n, v) in headers { head.headers.add(name: n, value: v) }
         // A pooled connection the server has meanwhile closed fails before any answer: then once more on a new one.
         var reused = true
+        // The loop this task runs on, if it is one of the group's: its connections first.
+        let loop = MultiThreadedEventLoopGroup.currentEventLoop ?? group.any()
+        let key = PoolKey(target: target, loop: ObjectIdentifier(loop))
         while true {
             let connection: Connection
-            if reused, let c = checkout(target) {
+            if reused, let c = checkout(key) {
                 connection = c
             } else {
-                connection = try await connect(target)
+                connection = try await connect(target, on: loop)
                 reused = false
             }
             let exchange = Exchange()
@@ -95,10 +106,10 @@ public final class PlainHTTPClient: Sendable {
                         connection.channel.close(promise: nil)
                     }
                 } catch {
-                    finish(connection, exchange, target: target, abandon: false)
+                    finish(connection, exchange, key: key, abandon: false)
                     throw error
                 }
-                finish(connection, exchange, target: target, abandon: true)
+                finish(connection, exchange, key: key, abandon: true)
                 return result
             } catch let e as ConnectionClosed where reused && !exchange.sawResponse && !Task.isCancelled {
                 _ = e
@@ -118,20 +129,20 @@ public final class PlainHTTPClient: Sendable {
         for c in all { c.channel.close(promise: nil) }
     }
 
-    private func checkout(_ t: Target) -> Connection? {
+    private func checkout(_ k: PoolKey) -> Connection? {
         idle.withLock { d -> Connection? in
-            while var list = d[t], let c = list.popLast() {
-                d[t] = list
+            while var list = d[k], let c = list.popLast() {
+                d[k] = list
                 if c.channel.isActive { return c }
             }
             return nil
         }
     }
 
-    private func release(_ c: Connection, _ t: Target) {
+    private func release(_ c: Connection, _ k: PoolKey) {
         let kept = c.channel.isActive && idle.withLock { d -> Bool in
-            guard d[t, default: []].count < maxIdlePerTarget else { return false }
-            d[t, default: []].append(c)
+            guard d[k, default: []].count < maxIdlePerTarget else { return false }
+            d[k, default: []].append(c)
             return true
         }
         if !kept { c.channel.close(promise: nil) }
@@ -140,17 +151,17 @@ public final class PlainHTTPClient: Sendable {
     /// After `consume`: with the response ended and the connection reusable,
     /// back to the pool; with the response still arriving and `abandon`, back
     /// to the pool when it ends; otherwise closed.
-    private func finish(_ c: Connection, _ e: Exchange, target: Target, abandon: Bool) {
+    private func finish(_ c: Connection, _ e: Exchange, key: PoolKey, abandon: Bool) {
         e.body.close()
         switch e.settle(abandon: abandon) {
-        case .release: release(c, target)
-        case .later: e.whenEnded { [self] keepAlive in keepAlive ? release(c, target) : c.channel.close(promise: nil) }
+        case .release: release(c, key)
+        case .later: e.whenEnded { [self] keepAlive in keepAlive ? release(c, key) : c.channel.close(promise: nil) }
         case .close: c.channel.close(promise: nil)
         }
     }
 
-    private func connect(_ t: Target) async throws -> Connection {
-        let channel = try await ClientBootstrap(group: group)
+    private func connect(_ t: Target, on loop: any EventLoop) async throws -> Connection {
+        let channel = try await ClientBootstrap(group: loop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.seconds(3))
             .channelInitializer { ch in
