@@ -108,7 +108,7 @@ public final class Gateway: Sendable {
     let http: HTTPClient
     let plain = PlainHTTPClient()
     /// Node receipts arriving together are verified together.
-    let signatures = SignatureBatcher()
+    let signatures = SignatureBatcher(later: SignatureBatcher.onEventLoop)
     let logger: Logger
     let chainId: String
     /// Request ids: SHA-256 of a secret drawn at start, a counter and the gateway key
@@ -479,7 +479,7 @@ public final class Gateway: Sendable {
         }
     }
 
-    static let settleBatch = 500
+    static let settleBatch = 2_000
     static let settleRounds = 40
 
     /// Sends one batch's receipts to the ledger and records what it made of them.

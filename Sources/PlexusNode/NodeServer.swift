@@ -44,7 +44,7 @@ final class EnvelopeGuard: @unchecked Sendable {
     let ledger: LedgerClient
     static let maxLifetimeMillis: UInt64 = 10 * 60 * 1_000
     /// Envelopes arriving together are verified together.
-    let signatures = SignatureBatcher()
+    let signatures = SignatureBatcher(later: SignatureBatcher.onEventLoop)
 
     init(chainId: String, node: Address, ledger: LedgerClient) {
         self.chainId = chainId

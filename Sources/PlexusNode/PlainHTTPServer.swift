@@ -201,3 +201,14 @@ private struct UncheckedBox<T>: @unchecked Sendable {
     let value: T
     init(_ value: T) { self.value = value }
 }
+
+extension SignatureBatcher {
+    /// Batches on the calling thread's event loop: the first request's batch
+    /// runs after the tasks its event loop already has queued, so requests read
+    /// in one pass over the sockets are verified in one batch.
+    public static let onEventLoop: Later = { work in
+        guard let loop = MultiThreadedEventLoopGroup.currentEventLoop else { return false }
+        loop.execute(work)
+        return true
+    }
+}

@@ -177,13 +177,22 @@ import Testing
             cases.append((sig, signer, message, signer.verifies(sig, over: message)))
         }
         #expect(cases.contains { $0.3 } && cases.contains { !$0.3 })
-        let answers = await withTaskGroup(of: (Int, Bool).self) { group in
-            for (i, c) in cases.enumerated() { group.addTask { (i, await batcher.verify(c.0, by: c.1, over: c.2)) } }
-            var out = [Bool](repeating: false, count: cases.count)
-            for await (i, ok) in group { out[i] = ok }
-            return out
+        // At once; deferred (the first caller's batch waits, so most arrive before it
+        // runs); deferred on an event loop where there is one (none here: at once).
+        let deferred = SignatureBatcher(later: { work in
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(5)) { work() }
+            return true
+        })
+        let onLoop = SignatureBatcher(later: SignatureBatcher.onEventLoop)
+        for b in [batcher, deferred, onLoop] {
+            let answers = await withTaskGroup(of: (Int, Bool).self) { group in
+                for (i, c) in cases.enumerated() { group.addTask { (i, await b.verify(c.0, by: c.1, over: c.2)) } }
+                var out = [Bool](repeating: false, count: cases.count)
+                for await (i, ok) in group { out[i] = ok }
+                return out
+            }
+            #expect(answers == cases.map(\.3))
         }
-        #expect(answers == cases.map(\.3))
     }
 
     /// A small server: `/n/{count}` streams `count` chunks; `/close` answers and closes the connection; `/slow` waits.

@@ -2,21 +2,30 @@ import Foundation
 import Synchronization
 
 /// Verifies signatures for concurrent tasks together. The first caller
-/// verifies at once; callers that arrive while it works wait and are verified
-/// in the next batch, as in a group commit. A lone request costs one
-/// verification (with its key prepared once and kept), and under load the
-/// batch verifier shares its work across requests. Answers equal
+/// starts a batch; callers that arrive before it runs, or while it works, are
+/// verified with it or in the next one, as in a group commit. A lone request
+/// costs one verification (with its key prepared once and kept), and under
+/// load the batch verifier shares its work across requests. Answers equal
 /// `Address.verifies` for every signature (a failing batch is checked one by one).
 public final class SignatureBatcher: Sendable {
+    /// Runs a closure once the work already queued on the caller's thread is
+    /// done (on an event loop: after the tasks the same burst of input made), or
+    /// returns false where there is no such queue.
+    public typealias Later = @Sendable (@escaping @Sendable () -> Void) -> Bool
+
     private typealias Item = (signature: [UInt8], publicKey: [UInt8], message: [UInt8])
     private let state = Mutex<(pending: [(Item, CheckedContinuation<Bool, Never>)], running: Bool)>(([], false))
     private let cache: Ed25519.KeyCache
+    private let later: Later?
     /// Most signatures verified in one batch.
     public let maxBatch: Int
 
-    public init(keyCapacity: Int = 1_024, maxBatch: Int = Ed25519.maxBatch) {
+    /// With `later`, the first caller's batch runs after the work queued with
+    /// it, so that requests read together are verified together.
+    public init(keyCapacity: Int = 1_024, maxBatch: Int = Ed25519.maxBatch, later: Later? = nil) {
         cache = Ed25519.KeyCache(capacity: keyCapacity)
         self.maxBatch = max(1, maxBatch)
+        self.later = later
     }
 
     /// Whether `signature` by `key` over `message` is valid.
@@ -28,7 +37,7 @@ public final class SignatureBatcher: Sendable {
                 s.running = true
                 return true
             }
-            if run { drain() }
+            if run, later?({ self.drain() }) != true { drain() }
         }
     }
 
