@@ -281,8 +281,12 @@ public final class Gateway: Sendable {
                     if !piece.isEmpty { try await emit(piece) }
                 }
                 let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+                // The node-signed receipt is what must be on disk before answering; the
+                // countersignature, a function of it and the gateway key, is made when the
+                // receipt is next needed (settlement, or a look-up): see `countersigned`.
                 var r = receipt
-                r.countersign(config.key, chainId: chainId)
+                r.gateway = config.key.address
+                r.gatewaySignature = .empty
                 let charge = try (receipts + [r]).reduce(Amount.zero) { try $0.adding(try $1.cost()) }
                 let record = RequestRecord(requestId: requestId, requestor: requestor, model: base.model, nodes: nodes + [c.node.nodeKey],
                                            outputTokens: shares + [UInt64(tokens.count - before)], receipts: receipts + [r], charge: charge,
@@ -482,9 +486,19 @@ public final class Gateway: Sendable {
     static let settleBatch = 2_000
     static let settleRounds = 40
 
+    /// `r` with every receipt countersigned (those saved before countersigning get
+    /// it now; Ed25519 signatures are deterministic, so it is the same every time).
+    func countersigned(_ r: RequestRecord) -> RequestRecord {
+        var r = r
+        for i in r.receipts.indices where r.receipts[i].gatewaySignature == .empty {
+            r.receipts[i].countersign(config.key, chainId: chainId)
+        }
+        return r
+    }
+
     /// Sends one batch's receipts to the ledger and records what it made of them.
     private func submit(_ records: [RequestRecord]) async throws {
-        var batch = records
+        var batch = records.map(countersigned)
         // Already settled (a resubmission after a restart or a failed round) is skipped; the
         // ledger's once-only rule would refuse it anyway.
         let doubtful = recovered.withLock { r in batch.map(\.requestId).filter { r.contains($0) } }

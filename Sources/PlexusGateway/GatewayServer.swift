@@ -48,7 +48,7 @@ public struct GatewayServer: Sendable {
             do {
                 _ = try g.account(forAuthorization: request.header("authorization"))
                 let raw = String(request.path.dropFirst("/v1/receipts/".count))
-                guard let id = try? Hash256(hex: raw), let record = try g.store.get(id) else {
+                guard let id = try? Hash256(hex: raw), let record = try g.store.get(id).map(g.countersigned) else {
                     return Self.error(OpenAIError(404, "invalid_request_error", "not_found", "No request with that id."))
                 }
                 var settlement: Settlement?

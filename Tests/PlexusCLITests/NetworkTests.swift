@@ -146,6 +146,10 @@ import Testing
             #expect(nodes.count == 2, "receipt names \(nodes)")
             #expect(shares.reduce(0, +) == (s.usage["completion_tokens"] as? Int ?? -1), "\(shares) vs \(s.usage)")
             #expect((req["receipts"] as? [Any])?.count == 1)
+            // Node-signed and gateway-countersigned.
+            let receipts = try JSONDecoder().decode([Receipt].self, from: JSONSerialization.data(withJSONObject: req["receipts"] ?? []))
+            let chainId = try await ledger.status().chainId
+            for receipt in receipts { #expect(throws: Never.self) { try receipt.verify(chainId: chainId) } }
         }
         // Everything settles, each request exactly once: escrow falls by the sum of the four charges.
         var charges: [UInt64] = []
