@@ -531,9 +531,22 @@ public final class Gateway: Sendable {
             async let accountReq = ledger.account(config.key.address)
             let (status, account) = try await (statusReq, accountReq)
             let fee = Amount(units: params.params.first { $0.name == "minFee" }?.value ?? 0)
-            for (i, c) in chunks.enumerated() {
-                let tx = Transaction(chainId: status.chainId, from: config.key, nonce: account.nonce + UInt64(i), fee: fee, body: .settle(receipts: c))
-                _ = try await ledger.submit(tx, waitForCommit: i == chunks.count - 1)
+            let txs = chunks.enumerated().map { i, c in
+                Transaction(chainId: status.chainId, from: config.key, nonce: account.nonce + UInt64(i), fee: fee, body: .settle(receipts: c))
+            }
+            // In batches (one request each, applied in order); only the last batch waits for its block.
+            var start = 0
+            while start < txs.count {
+                var end = start, bytes = 0
+                while end < txs.count, end - start < LedgerAPI.maxBatchTransactions,
+                      bytes + limit + 512 <= LedgerAPI.maxBatchBodyBytes - 1024 {
+                    bytes += limit + 512
+                    end += 1
+                }
+                end = max(end, start + 1)
+                let results = try await ledger.submitAll(Array(txs[start..<end]), waitForCommit: end == txs.count)
+                for r in results { _ = try r.get() }
+                start = end
             }
         }
         let after = try await ledger.settlements(batch.map(\.requestId))

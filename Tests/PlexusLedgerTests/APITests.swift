@@ -7,6 +7,13 @@ import PlexusCore
 import PlexusTestKit
 import Testing
 
+extension Result where Failure == PlexusError {
+    var failureCode: String? {
+        if case let .failure(e) = self { return e.code.rawValue }
+        return nil
+    }
+}
+
 /// The HTTP API on a real loopback socket.
 @Suite struct APITests {
     let net = TestNetwork(accounts: 3)
@@ -70,6 +77,50 @@ import Testing
             #expect(page.events.contains { $0.event == .staked(account: net.keys[2].address, amount: Amount(units: 5)) })
             let (code, text) = try await raw(client, "GET", "/metrics")
             #expect(code == 200 && text.contains("x 1"))
+        }
+    }
+
+    /// A batch is applied in order, each transaction as if sent alone; a bad
+    /// one is refused (and the nonces after it with it) without stopping the rest.
+    @Test func batchesApplyInOrderWithAResultForEach() async throws {
+        try await withLedger { client, service in
+            let to = net.keys[1].address
+            var txs = (0..<5).map { n in net.tx(0, nonce: UInt64(n), .transfer(to: to, amount: Amount(units: 10))) }
+            txs.append(net.tx(2, nonce: 0, .transfer(to: to, amount: Amount(units: 3))))
+            var forged = txs[5]
+            forged.signature = net.keys[0].sign([1, 2, 3])
+            txs.append(forged)  // bad signature
+            txs.append(net.tx(0, nonce: 9, .transfer(to: to, amount: Amount(units: 10))))  // nonce gap
+            let results = try await client.submitAll(txs, waitForCommit: true)
+            #expect(results.count == 8)
+            #expect(results.prefix(6).allSatisfy { (try? $0.get())?.committed == true })
+            #expect(results[6].failureCode == "bad_signature")
+            #expect(results[7].failureCode == "bad_nonce")
+            #expect(await service.account(net.keys[0].address).nonce == 5)
+            let acct = try await client.account(to)
+            #expect(acct.balance.units == 1_000 * Amount.unitsPerPLX + 53)
+            // Only canonical bytes, whole, within the limits.
+            var w = CanonicalWriter()
+            w.write(array: [net.tx(0, nonce: 5, .transfer(to: to, amount: Amount(units: 1)))])
+            let (json, _) = try await raw(client, "POST", "/v1/txs", body: Array(try JSONEncoder().encode(txs)))
+            #expect(json == 400)
+            for body in [Array(w.bytes.dropLast(3)), w.bytes + [0]] {
+                var req = HTTPClientRequest(url: client.baseURL + "/v1/txs")
+                req.method = .POST
+                req.headers.add(name: "content-type", value: LedgerAPI.canonicalType)
+                req.body = .bytes(ByteBuffer(bytes: body))
+                let resp = try await HTTPClient.shared.execute(req, timeout: .seconds(30))
+                #expect(resp.status.code == 400)
+            }
+            var many = CanonicalWriter()
+            many.write(array: (0..<(LedgerAPI.maxBatchTransactions + 1)).map { n in net.tx(0, nonce: 5 + UInt64(n), .transfer(to: to, amount: Amount(units: 1))) })
+            var req = HTTPClientRequest(url: client.baseURL + "/v1/txs")
+            req.method = .POST
+            req.headers.add(name: "content-type", value: LedgerAPI.canonicalType)
+            req.body = .bytes(ByteBuffer(bytes: many.bytes))
+            let tooMany = try await HTTPClient.shared.execute(req, timeout: .seconds(30))
+            #expect(tooMany.status.code == 413, "\(tooMany.status)")
+            #expect(await service.account(net.keys[0].address).nonce == 5)
         }
     }
 

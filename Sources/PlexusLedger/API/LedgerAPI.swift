@@ -9,6 +9,7 @@ import PlexusCore
 /// | route | does |
 /// |---|---|
 /// | `POST /v1/tx[?wait=commit]` | submit a transaction (JSON, or canonical bytes as `application/x-plexus-canonical`) |
+/// | `POST /v1/txs[?wait=commit]` | submit up to 64 transactions in order (canonical bytes); a result for each |
 /// | `GET /v1/tx/{hash}` | where a committed transaction is |
 /// | `GET /v1/status` | chain id, height, block hash, state root |
 /// | `GET /v1/accounts/{address}` | an account |
@@ -27,6 +28,23 @@ import PlexusCore
 public enum LedgerAPI {
     /// Largest request body accepted, in bytes.
     public static let maxBodyBytes = 64 * 1024
+    /// Largest batch of transactions (`POST /v1/txs`), in bytes and in transactions.
+    public static let maxBatchBodyBytes = 2 * 1024 * 1024
+    public static let maxBatchTransactions = 64
+
+    /// The answer to a batch: for each transaction, its receipt or why it was refused.
+    public struct BatchAnswer: Codable, Sendable {
+        public struct Failure: Codable, Sendable {
+            public var code: String
+            public var message: String
+        }
+        public struct Item: Codable, Sendable {
+            public var receipt: LedgerService.Receipt?
+            public var error: Failure?
+        }
+        public var results: [Item]
+    }
+
     /// Longest long-poll wait.
     public static let maxPollMillis: UInt64 = 30_000
     /// Most blocks of events returned at once.
@@ -62,6 +80,37 @@ public enum LedgerAPI {
             let wait = request.uri.queryParameters.get("wait") == "commit"
             let receipt = try await service.submit(tx, waitForCommit: wait)
             return try json(receipt, status: wait ? .ok : .accepted)
+        }
+
+        router.post("/v1/txs") { request, _ -> Response in
+            var request = request
+            let body: ByteBuffer
+            do {
+                body = try await request.collectBody(upTo: maxBatchBodyBytes)
+            } catch {
+                throw APIError(.contentTooLarge, .tooLarge, "request body exceeds \(maxBatchBodyBytes) bytes")
+            }
+            guard request.headers[.contentType] == LedgerAPI.canonicalType else {
+                throw APIError(.badRequest, .malformed, "a batch of transactions is sent as \(LedgerAPI.canonicalType)")
+            }
+            let txs: [Transaction]
+            do {
+                var r = CanonicalReader(Array(buffer: body))
+                txs = try r.readArray(of: Transaction.self, limit: maxBatchTransactions)
+                try r.expectEnd()
+            } catch let e as PlexusError {
+                throw APIError(e)
+            } catch {
+                throw APIError(.badRequest, .malformed, "body is not a list of transactions: \(Self.describe(error))")
+            }
+            let wait = request.uri.queryParameters.get("wait") == "commit"
+            let results = try await service.submitAll(txs, waitForCommit: wait)
+            return try json(BatchAnswer(results: results.map { r in
+                switch r {
+                case let .success(receipt): BatchAnswer.Item(receipt: receipt, error: nil)
+                case let .failure(e): BatchAnswer.Item(receipt: nil, error: .init(code: e.code.rawValue, message: e.message))
+                }
+            }), status: wait ? .ok : .accepted)
         }
 
         router.get("/v1/tx/:hash") { _, context -> Response in

@@ -151,6 +151,28 @@ public struct LedgerClient: Sendable {
         }
     }
 
+    /// Submits `txs` in order in one request (up to `LedgerAPI.maxBatchTransactions`):
+    /// a receipt or an error for each.
+    public func submitAll(_ txs: [Transaction], waitForCommit: Bool = true) async throws -> [Result<LedgerService.Receipt, PlexusError>] {
+        var w = CanonicalWriter()
+        w.write(array: txs)
+        let answer = try await exchange(.POST, "/v1/txs" + (waitForCommit ? "?wait=commit" : ""), body: w.bytes,
+                                        contentType: LedgerAPI.canonicalType)
+        let decoded: LedgerAPI.BatchAnswer
+        do {
+            decoded = try JSONDecoder().decode(LedgerAPI.BatchAnswer.self, from: Data(answer))
+        } catch {
+            throw PlexusError(.malformed, "unexpected answer from the ledger for a batch of transactions", cause: error)
+        }
+        guard decoded.results.count == txs.count else {
+            throw PlexusError(.malformed, "the ledger answered for \(decoded.results.count) of \(txs.count) transactions")
+        }
+        return decoded.results.map { item in
+            if let r = item.receipt { return .success(r) }
+            return .failure(PlexusError(PlexusError.Code(item.error?.code ?? "malformed"), item.error?.message ?? "refused"))
+        }
+    }
+
     /// Builds, signs and submits a transaction from `key` with its next nonce.
     public func send(_ body: Transaction.Body, from key: KeyPair, fee: Amount? = nil,
                      waitForCommit: Bool = true) async throws -> LedgerService.Receipt {

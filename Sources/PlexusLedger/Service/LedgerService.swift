@@ -132,6 +132,45 @@ public actor LedgerService {
         return receipt
     }
 
+    /// Submits `txs` in order, as `submit` would one by one, with their
+    /// signatures verified together; a transaction refused does not stop the
+    /// ones after it (which then usually fail on their nonce). With
+    /// `waitForCommit`, returns once the block of the last one accepted is durable.
+    public nonisolated func submitAll(_ txs: [Transaction], waitForCommit wait: Bool) async throws -> [Result<Receipt, PlexusError>] {
+        let encoded = txs.map { tx -> (bytes: [UInt8], hash: Hash256) in
+            let bytes = tx.canonicalBytes
+            return (bytes, Hash256.of(bytes))
+        }
+        let valid = Ed25519.verify(batch: zip(txs, encoded).map { tx, e in
+            (tx.signature.bytes, tx.from.bytes, Array(e.bytes[0..<(e.bytes.count - 64)]))
+        }, cache: SignatureCheck.keyCache)
+        var results: [Result<Receipt, PlexusError>] = []
+        for (i, tx) in txs.enumerated() {
+            guard valid[i] else {
+                results.append(.failure(PlexusError(.badSignature, "signature does not verify for \(tx.from.short) over this transaction")))
+                continue
+            }
+            do {
+                results.append(.success(try await accept(tx, hash: encoded[i].hash, size: encoded[i].bytes.count)))
+            } catch let e as PlexusError {
+                results.append(.failure(e))
+            } catch {
+                results.append(.failure(PlexusError(.invalidState, "\(error)")))
+            }
+        }
+        if wait, let last = results.last(where: { (try? $0.get()) != nil }), var r = try? last.get() {
+            try await waitForCommit(height: r.height)
+            r.committed = true
+            for i in results.indices {
+                if case var .success(x) = results[i], x.height <= r.height {
+                    x.committed = true
+                    results[i] = .success(x)
+                }
+            }
+        }
+        return results
+    }
+
     /// Submits transactions whose signatures were already verified (by the caller, in bulk).
     public func submitVerified(_ txs: [(Transaction, Hash256)]) -> [Result<Receipt, PlexusError>] {
         txs.map { tx, hash in
