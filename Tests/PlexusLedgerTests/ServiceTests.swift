@@ -42,6 +42,34 @@ import Testing
         #expect(events.filter { if case .transferred = $0.event { true } else { false } }.count == 15)
     }
 
+    /// `stop()` can seal while the sealing loop's write is still in flight (the
+    /// actor is re-entered while a write is awaited): blocks must still reach the
+    /// disk one at a time, in order, so the stored state is the tip's.
+    @Test func overlappingSealsWriteBlocksInOrder() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try BlockStore(path: dir.path + "/l.sqlite")
+        try store.initialize(genesis: net.genesis)
+        let service = try LedgerService(store: store, signer: net.orderer)
+        for n in 0..<150 {
+            _ = try await service.submit(net.tx(n % 3, nonce: UInt64(n / 3), .transfer(to: net.keys[3].address, amount: Amount(units: 7))),
+                                         waitForCommit: false)
+            @Sendable func submitThenSeal(_ tx: Transaction) async {
+                _ = try? await service.submit(tx, waitForCommit: false)
+                await service.sealAndWrite()
+            }
+            async let first: Void = service.sealAndWrite()
+            async let second: Void = submitThenSeal(net.tx(3, nonce: UInt64(n), .transfer(to: net.keys[0].address, amount: Amount(units: 1))))
+            _ = await (first, second)
+        }
+        let status = await service.status()
+        let snap = try store.load()
+        var stored = snap.state
+        #expect(snap.state.height == status.height)
+        #expect(stored.commit().root == status.stateRoot)
+        #expect(snap.tip?.stateRoot == status.stateRoot)
+    }
+
     @Test func anotherGenesisCannotReuseADatabase() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }

@@ -49,6 +49,9 @@ public actor LedgerService {
     private var heightWaiters: [Int: CheckedContinuation<Void, Never>] = [:]
     private var nextWaiterID = 0
     private var sealTask: Task<Void, Never>?
+    /// The seal-and-write under way: the actor is re-entered while a block's write is
+    /// awaited, and blocks must reach the disk one at a time, in order.
+    private var writing: Task<Void, Never>?
 
     private let txCounter = Counter(label: "plexus_ledger_transactions_total", dimensions: [("result", "accepted")])
     private let rejectCounter = Counter(label: "plexus_ledger_transactions_total", dimensions: [("result", "rejected")])
@@ -231,6 +234,19 @@ public actor LedgerService {
 
     /// Seals the open block, if any, and writes it; used by the loop and by tests.
     public func sealAndWrite() async {
+        // `stop()` may call this while the sealing loop's write is still in flight.
+        while let running = writing {
+            await running.value
+            // Done: whoever started it may not have run again yet to clear it.
+            if writing == running { writing = nil }
+        }
+        let task = Task { await self.sealAndWriteOne() }
+        writing = task
+        await task.value
+        if writing == task { writing = nil }
+    }
+
+    private func sealAndWriteOne() async {
         guard failure == nil else { return }
         let commit: BlockStore.Commit
         do {
