@@ -534,19 +534,12 @@ public final class Gateway: Sendable {
             let txs = chunks.enumerated().map { i, c in
                 Transaction(chainId: status.chainId, from: config.key, nonce: account.nonce + UInt64(i), fee: fee, body: .settle(receipts: c))
             }
-            // In batches (one request each, applied in order); only the last batch waits for its block.
-            var start = 0
-            while start < txs.count {
-                var end = start, bytes = 0
-                while end < txs.count, end - start < LedgerAPI.maxBatchTransactions,
-                      bytes + limit + 512 <= LedgerAPI.maxBatchBodyBytes - 1024 {
-                    bytes += limit + 512
-                    end += 1
-                }
-                end = max(end, start + 1)
-                let results = try await ledger.submitAll(Array(txs[start..<end]), waitForCommit: end == txs.count)
-                for r in results { _ = try r.get() }
-                start = end
+            // In batches (one request each, applied in order) of as many transactions of up to
+            // `maxTxBytes` as a request holds; only the last batch waits for its block.
+            let perRequest = max(1, min(LedgerAPI.maxBatchTransactions, (LedgerAPI.maxBatchBodyBytes - 1024) / (limit + 512)))
+            for start in stride(from: 0, to: txs.count, by: perRequest) {
+                let end = min(txs.count, start + perRequest)
+                for r in try await ledger.submitAll(Array(txs[start..<end]), waitForCommit: end == txs.count) { _ = try r.get() }
             }
         }
         let after = try await ledger.settlements(batch.map(\.requestId))

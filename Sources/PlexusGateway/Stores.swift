@@ -188,13 +188,11 @@ public final class ReceiptStore: Sendable {
         var config = Configuration()
         config.readonly = readOnly
         config.prepareDatabase { db in try db.execute(sql: "PRAGMA cache_size = -65536") }
-        pool = try DatabasePool(path: path, configuration: config)
+        pool = readOnly ? try DatabasePool(path: path, configuration: config) : try DatabasePool.durable(path: path, configuration: config)
         if readOnly {
             journal = nil
             return
         }
-        // After the pool's own set-up, which turns WAL databases to `synchronous = NORMAL`.
-        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         try pool.write { db in
             try db.execute(sql: """
                 CREATE TABLE IF NOT EXISTS requests (

@@ -50,6 +50,16 @@ public enum LedgerAPI {
     /// Most blocks of events returned at once.
     public static let maxEventBlocks = 100
 
+    /// A request's whole body, or 413 past `limit` bytes.
+    static func body(of request: Request, upTo limit: Int) async throws -> ByteBuffer {
+        var request = request
+        do {
+            return try await request.collectBody(upTo: limit)
+        } catch {
+            throw APIError(.contentTooLarge, .tooLarge, "request body exceeds \(limit) bytes")
+        }
+    }
+
     /// Builds the router.
     public static func router(service: LedgerService, store: BlockStore,
                               metrics: @escaping @Sendable () -> [UInt8]) -> Router<BasicRequestContext> {
@@ -57,13 +67,7 @@ public enum LedgerAPI {
         router.add(middleware: ErrorMiddleware())
 
         router.post("/v1/tx") { request, _ -> Response in
-            var request = request
-            let body: ByteBuffer
-            do {
-                body = try await request.collectBody(upTo: maxBodyBytes)
-            } catch {
-                throw APIError(.contentTooLarge, .tooLarge, "request body exceeds \(maxBodyBytes) bytes")
-            }
+            let body = try await Self.body(of: request, upTo: maxBodyBytes)
             let tx: Transaction
             do {
                 // JSON, or the canonical bytes (what Plexus's own client sends).
@@ -83,13 +87,7 @@ public enum LedgerAPI {
         }
 
         router.post("/v1/txs") { request, _ -> Response in
-            var request = request
-            let body: ByteBuffer
-            do {
-                body = try await request.collectBody(upTo: maxBatchBodyBytes)
-            } catch {
-                throw APIError(.contentTooLarge, .tooLarge, "request body exceeds \(maxBatchBodyBytes) bytes")
-            }
+            let body = try await Self.body(of: request, upTo: maxBatchBodyBytes)
             guard request.headers[.contentType] == LedgerAPI.canonicalType else {
                 throw APIError(.badRequest, .malformed, "a batch of transactions is sent as \(LedgerAPI.canonicalType)")
             }

@@ -147,31 +147,26 @@ public actor LedgerService {
         let valid = Ed25519.verify(batch: zip(txs, encoded).map { tx, e in
             (tx.signature.bytes, tx.from.bytes, Array(e.bytes[0..<(e.bytes.count - 64)]))
         }, cache: SignatureCheck.keyCache)
-        var results: [Result<Receipt, PlexusError>] = []
-        for (i, tx) in txs.enumerated() {
-            guard valid[i] else {
-                results.append(.failure(PlexusError(.badSignature, "signature does not verify for \(tx.from.short) over this transaction")))
-                continue
-            }
-            do {
-                results.append(.success(try await accept(tx, hash: encoded[i].hash, size: encoded[i].bytes.count)))
-            } catch let e as PlexusError {
-                results.append(.failure(e))
-            } catch {
-                results.append(.failure(PlexusError(.invalidState, "\(error)")))
-            }
-        }
-        if wait, let last = results.last(where: { (try? $0.get()) != nil }), var r = try? last.get() {
-            try await waitForCommit(height: r.height)
-            r.committed = true
-            for i in results.indices {
-                if case var .success(x) = results[i], x.height <= r.height {
-                    x.committed = true
-                    results[i] = .success(x)
-                }
-            }
+        var results = await acceptAll(txs.indices.map { (txs[$0], encoded[$0].hash, encoded[$0].bytes.count, valid[$0]) })
+        if wait, let height = results.compactMap({ try? $0.get().height }).max() {
+            try await waitForCommit(height: height)
+            results = results.map { $0.map { var r = $0; r.committed = true; return r } }
         }
         return results
+    }
+
+    /// `accept` for each transaction in order (one turn on the actor); those whose signature failed are refused.
+    private func acceptAll(_ txs: [(tx: Transaction, hash: Hash256, size: Int, signed: Bool)]) -> [Result<Receipt, PlexusError>] {
+        txs.map { t in
+            guard t.signed else {
+                return .failure(PlexusError(.badSignature, "signature does not verify for \(t.tx.from.short) over this transaction"))
+            }
+            do { return .success(try accept(t.tx, hash: t.hash, size: t.size)) } catch let e as PlexusError {
+                return .failure(e)
+            } catch {
+                return .failure(PlexusError(.invalidState, "\(error)"))
+            }
+        }
     }
 
     /// Submits transactions whose signatures were already verified (by the caller, in bulk).

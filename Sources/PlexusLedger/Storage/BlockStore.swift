@@ -23,10 +23,7 @@ public final class BlockStore: Sendable {
             try db.execute(sql: "PRAGMA cache_size = -65536")
         }
         do {
-            pool = try DatabasePool(path: path, configuration: config)
-            // After the pool's own set-up, which turns WAL databases to `synchronous = NORMAL`
-            // (durable against a crashed process, not against a crashed machine).
-            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+            pool = try DatabasePool.durable(path: path, configuration: config)
             try pool.write { db in
                 try db.execute(sql: """
                     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -251,5 +248,16 @@ public final class BlockStore: Sendable {
             let h: Int64 = row[0], i: Int = row[1]
             return (UInt64(h), i)
         }
+    }
+}
+
+extension DatabasePool {
+    /// A pool whose commits are synced to the disk itself (`synchronous = FULL`), set
+    /// after the pool's own set-up, which turns WAL databases to `synchronous = NORMAL`
+    /// (durable against a crashed process, not against a crashed machine).
+    public static func durable(path: String, configuration: Configuration) throws -> DatabasePool {
+        let pool = try DatabasePool(path: path, configuration: configuration)
+        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        return pool
     }
 }
