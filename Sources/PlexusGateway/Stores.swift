@@ -307,31 +307,81 @@ public final class ReceiptStore: Sendable {
     }
 
     /// One journal write to come: a record (with whoever waits for it) or a discard mark.
-    private enum Pending {
-        /// `loop`: where the waiting task runs, to be resumed there (no extra thread hop).
-        case record(RequestRecord, [UInt8], CheckedContinuation<Void, any Error>, (any EventLoop)?)
+    private enum Pending: Sendable {
+        case record(RequestRecord, [UInt8], SaveTicket)
         case discard(Hash256)
 
         var bytes: [UInt8] {
             switch self {
-            case let .record(_, bytes, _, _): bytes
-            case let .discard(id): [ReceiptStore.discardMark] + id.bytes
+            case let .record(_, b, _): b
+            case let .discard(id): [0] + id.bytes
             }
         }
     }
 
-    // Group commit: records saved while a write is in progress go together in the next one.
     private let queue = Mutex<(pending: [Pending], writing: Bool)>(([], false))
 
-    /// Saves `r` durably (unsettled), sharing the journal write (and its
-    /// `fdatasync`) with concurrent callers; returns once it is on disk.
-    public func saveDurably(_ r: RequestRecord) async throws {
-        guard journal != nil else { throw PlexusError(.invalidState, "the receipt store is open read-only") }
-        let bytes = r.canonicalBytes
-        let loop = MultiThreadedEventLoopGroup.currentEventLoop
-        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-            enqueue(.record(r, bytes, c, loop))
+    /// A save under way: `wait()` returns once the record is on disk.
+    public final class SaveTicket: Sendable {
+        private enum State {
+            case writing
+            case waiting(CheckedContinuation<Void, any Error>, (any EventLoop)?)
+            case done(Result<Void, any Error>)
         }
+
+        // Invariant: the writer calls `finish` once; one task calls `wait` once.
+        private let state = Mutex(State.writing)
+
+        fileprivate init() {}
+
+        /// Returns once the record is durable, or throws the write's error.
+        public func wait() async throws {
+            // Resumed on the waiter's event loop: no extra thread hop.
+            let loop = MultiThreadedEventLoopGroup.currentEventLoop
+            try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+                let done = state.withLock { s -> Result<Void, any Error>? in
+                    if case let .done(r) = s { return r }
+                    s = .waiting(c, loop)
+                    return nil
+                }
+                if let done { c.resume(with: done) }
+            }
+        }
+
+        fileprivate func finish(_ result: Result<Void, any Error>) {
+            let waiter = state.withLock { s -> (CheckedContinuation<Void, any Error>, (any EventLoop)?)? in
+                defer { s = .done(result) }
+                if case let .waiting(c, loop) = s { return (c, loop) }
+                return nil
+            }
+            guard let (c, loop) = waiter else { return }
+            if let loop { loop.execute { c.resume(with: result) } } else { c.resume(with: result) }
+        }
+    }
+
+    /// Starts saving `r` durably (unsettled), sharing the journal write (and
+    /// its `fdatasync`) with concurrent callers: the write begins at once, and
+    /// the caller can do other work before waiting on the ticket.
+    ///
+    /// `inline` (for a request served alone): when no write is under way, the
+    /// record is written and synced on this thread before `beginSave`
+    /// returns, with no hand-over to the writer and back.
+    public func beginSave(_ r: RequestRecord, inline: Bool = false) throws -> SaveTicket {
+        guard journal != nil else { throw PlexusError(.invalidState, "the receipt store is open read-only") }
+        let ticket = SaveTicket()
+        guard claim(.record(r, r.canonicalBytes, ticket)) else { return ticket }
+        if inline {
+            write(take())
+            release()
+        } else {
+            DispatchQueue.global().async { self.drain() }
+        }
+        return ticket
+    }
+
+    /// Saves `r` durably (unsettled); returns once it is on disk.
+    public func saveDurably(_ r: RequestRecord) async throws {
+        try await beginSave(r).wait()
     }
 
     /// Withdraws a record saved for a request that then failed (its receipt
@@ -342,57 +392,72 @@ public final class ReceiptStore: Sendable {
         guard journal != nil else { return }
         let current = journal?.currentSegment
         let idle = live.withLock { l in l.remove(id, current: current) }
-        enqueue(.discard(id))
+        if claim(.discard(id)) { DispatchQueue.global().async { self.drain() } }
         if let idle { journal?.retire(idle) }
     }
 
-    private func enqueue(_ p: Pending) {
-        let start = queue.withLock { q -> Bool in
+    /// Queues `p`; true when the caller is to write (no write was under way).
+    private func claim(_ p: Pending) -> Bool {
+        return queue.withLock { q -> Bool in
             q.pending.append(p)
             if q.writing { return false }
             q.writing = true
             return true
         }
-        if start { DispatchQueue.global().async { self.drain() } }
     }
 
-    private static func resume(_ c: CheckedContinuation<Void, any Error>, on loop: (any EventLoop)?, with result: Result<Void, any Error>) {
-        if let loop { loop.execute { c.resume(with: result) } } else { c.resume(with: result) }
+    /// Ends an inline write: what was queued meanwhile goes to the writer.
+    private func release() {
+        let more = queue.withLock { q -> Bool in
+            if q.pending.isEmpty { q.writing = false }
+            return q.writing
+        }
+        if more { DispatchQueue.global().async { self.drain() } }
+    }
+
+    /// What is pending, taken for one write; when nothing is, the writer stops.
+    private func take() -> [Pending] {
+        queue.withLock { q -> [Pending] in
+            let b = q.pending
+            q.pending = []
+            if b.isEmpty { q.writing = false }
+            return b
+        }
     }
 
     private func drain() {
-        guard let journal else { return }
         while true {
-            let batch = queue.withLock { q -> [Pending] in
-                let b = q.pending
-                q.pending = []
-                if b.isEmpty { q.writing = false }
-                return b
-            }
+            let batch = take()
             if batch.isEmpty { return }
-            do {
-                let before = journal.currentSegment
-                let segment = try journal.append(batch.map(\.bytes))
-                let idle = live.withLock { l -> [UInt64] in
-                    var idle: [UInt64] = []
-                    for p in batch {
-                        switch p {
-                        case let .record(r, _, _, _): if let s = l.add(r, segment: segment, current: segment) { idle.append(s) }
-                        case let .discard(id): if let s = l.remove(id, current: segment) { idle.append(s) }
-                        }
+            write(batch)
+        }
+    }
+
+    /// Appends `batch` to the journal in one write and one sync, files its records and tells its waiters.
+    private func write(_ batch: [Pending]) {
+        guard let journal, !batch.isEmpty else { return }
+        do {
+            let before = journal.currentSegment
+            let segment = try journal.append(batch.map(\.bytes))
+            let idle = live.withLock { l -> [UInt64] in
+                var idle: [UInt64] = []
+                for p in batch {
+                    switch p {
+                    case let .record(r, _, _): if let s = l.add(r, segment: segment, current: segment) { idle.append(s) }
+                    case let .discard(id): if let s = l.remove(id, current: segment) { idle.append(s) }
                     }
-                    // A segment left behind with nothing in it.
-                    if segment != before, l.perSegment[before, default: 0] == 0 {
-                        l.perSegment[before] = nil
-                        idle.append(before)
-                    }
-                    return idle
                 }
-                for s in Set(idle) { journal.retire(s) }
-                for case let .record(_, _, c, loop) in batch { Self.resume(c, on: loop, with: .success(())) }
-            } catch {
-                for case let .record(_, _, c, loop) in batch { Self.resume(c, on: loop, with: .failure(error)) }
+                // A segment left behind with nothing in it.
+                if segment != before, l.perSegment[before, default: 0] == 0 {
+                    l.perSegment[before] = nil
+                    idle.append(before)
+                }
+                return idle
             }
+            for s in Set(idle) { journal.retire(s) }
+            for case let .record(_, _, t) in batch { t.finish(.success(())) }
+        } catch {
+            for case let .record(_, _, t) in batch { t.finish(.failure(error)) }
         }
     }
 

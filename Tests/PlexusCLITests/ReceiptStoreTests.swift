@@ -12,6 +12,36 @@ import Testing
                       charge: Amount(units: UInt64(100 + i)), state: "unsettled", reason: nil, createdMillis: UInt64(1_000 + i))
     }
 
+    /// A save made inline is on disk when `beginSave` returns (a read-only view,
+    /// which reads the journal's files, sees it at once); inline and queued
+    /// saves made together all land, and all survive reopening.
+    @Test func inlineSavesAreDurableAtOnceAndMixWithQueuedOnes() async throws {
+        let dir = FileManager.default.temporaryDirectory.path + "/plexus-receipts-\(UInt64.random(in: 0...UInt64.max))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/receipts.sqlite"
+        var store: ReceiptStore? = try ReceiptStore(path: path)
+        let view = try ReceiptStore(path: path, readOnly: true)
+        for i in 0..<5 {
+            let ticket = try store!.beginSave(record(i), inline: true)
+            #expect(try view.get(record(i).requestId)?.state == "unsettled")
+            try await ticket.wait()
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 5..<305 {
+                group.addTask { [store] in try await store!.beginSave(record(i), inline: i % 2 == 0).wait() }
+            }
+            try await group.waitForAll()
+        }
+        let all = Set((0..<305).map { record($0).requestId })
+        #expect(Set(store!.unsettled(limit: .max).map(\.requestId)) == all)
+        #expect(Set(try view.records(in: ["unsettled"], limit: 1_000).map(\.requestId)) == all)
+        store = nil
+        store = try ReceiptStore(path: path)
+        #expect(Set(store!.unsettled(limit: .max).map(\.requestId)) == all)
+        #expect(try store!.get(record(42).requestId)?.charge == Amount(units: 142))
+    }
+
     /// Records saved, settled in part, then the store dropped without warning
     /// (as a killed process would) and opened again: what was not settled is
     /// unsettled again, what was is where settlement put it, and a read-only

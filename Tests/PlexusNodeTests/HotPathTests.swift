@@ -193,6 +193,11 @@ import Testing
             }
             #expect(answers == cases.map(\.3))
         }
+        // Checked now on this thread, and on another thread collected later.
+        #expect(cases.map { batcher.verifyNow($0.0, by: $0.1, over: $0.2) } == cases.map(\.3))
+        let later = cases.map { c in Background { batcher.verifyNow(c.0, by: c.1, over: c.2) } }
+        #expect(later.map { $0.wait() } == cases.map(\.3))
+        #expect(later.map { $0.wait() } == cases.map(\.3))
     }
 
     /// A small server: `/n/{count}` streams `count` chunks; `/close` answers and closes the connection; `/slow` waits.

@@ -41,6 +41,12 @@ public final class SignatureBatcher: Sendable {
         }
     }
 
+    /// Whether `signature` by `key` over `message` is valid, checked now on
+    /// this thread (with the batcher's prepared keys), not batched.
+    public func verifyNow(_ signature: Signature, by key: Address, over message: [UInt8]) -> Bool {
+        Ed25519.verify(batch: [(signature.bytes, key.bytes, message)], cache: cache)[0]
+    }
+
     private func drain() {
         while true {
             let batch = state.withLock { s -> [(Item, CheckedContinuation<Bool, Never>)] in
