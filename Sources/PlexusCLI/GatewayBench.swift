@@ -38,6 +38,11 @@ struct GatewayBench: AsyncParsableCommand {
         var cpuMsPerRequest: [String: Double] = [:]
         /// Share of the machine's CPU time the hypervisor gave to others during the throughput phase (from /proc/stat).
         var stealPercent: Double?
+        /// The same during the latency phase.
+        var stealPercentLatency: Double?
+        /// What a durable write costs on this disk during the latency phase: p50 of a 700-byte
+        /// write and `fdatasync` (about one receipt) made between requests, in the same directory.
+        var diskSyncP50Ms: Double?
         /// Seconds after the throughput phase until every receipt of it was settled on the ledger.
         var settledAfterS: Double?
         /// CPU time per request by process from the start of the throughput phase until its last receipt was settled.
@@ -52,6 +57,8 @@ struct GatewayBench: AsyncParsableCommand {
             case receiptsStored = "receipts_stored"
             case cpuMsPerRequest = "cpu_ms_per_request"
             case stealPercent = "steal_percent"
+            case stealPercentLatency = "steal_percent_latency"
+            case diskSyncP50Ms = "disk_sync_p50_ms"
             case settledAfterS = "settled_after_s"
             case cpuMsPerRequestWithSettlement = "cpu_ms_per_request_with_settlement"
         }
@@ -120,14 +127,19 @@ struct GatewayBench: AsyncParsableCommand {
 
         // Warm up both paths, then alternate so that both see the same machine.
         for i in 0..<50 { _ = try await direct(-1 - i); _ = try await viaGateway() }
-        var d: [Double] = [], g: [Double] = []
+        var d: [Double] = [], g: [Double] = [], syncs: [Double] = []
         var errors = 0
+        let probe = SyncProbe(path: dir + "/sync-probe")
+        let latencyTicks = Self.machineTicks()
         for i in 0..<requests {
             d.append(try await direct(i))
             let (ms, ok) = try await viaGateway()
             g.append(ms)
             if !ok { errors += 1 }
+            if let s = probe?.measure(i) { syncs.append(s) }
         }
+        let latencyTicksAfter = Self.machineTicks()
+        probe?.close()
         // Throughput: `concurrency` clients for `seconds`, with each process's CPU time measured.
         let cpuBefore = Self.cpuSeconds(info.pids), selfBefore = Self.cpuSeconds([getpid()]), machineBefore = Self.machineTicks()
         let end = DispatchTime.now().uptimeNanoseconds + UInt64(seconds * 1e9)
@@ -178,9 +190,13 @@ struct GatewayBench: AsyncParsableCommand {
             result.cpuMsPerRequestWithSettlement = ["ledger": withSettlement([0]), "nodes": withSettlement([1, 2, 3]), "gateway": withSettlement([4]),
                                                     "client": (selfAfter[0] - selfBefore[0]) * 1_000 / served]
         }
-        if let a = machineBefore, let b = machineAfter, b.total > a.total {
-            result.stealPercent = (Double(b.steal - a.steal) / Double(b.total - a.total) * 1_000).rounded() / 10
+        func steal(_ a: (total: UInt64, steal: UInt64)?, _ b: (total: UInt64, steal: UInt64)?) -> Double? {
+            guard let a, let b, b.total > a.total else { return nil }
+            return (Double(b.steal - a.steal) / Double(b.total - a.total) * 1_000).rounded() / 10
         }
+        result.stealPercent = steal(machineBefore, machineAfter)
+        result.stealPercentLatency = steal(latencyTicks, latencyTicksAfter)
+        result.diskSyncP50Ms = syncs.isEmpty ? nil : Self.percentile(syncs, 0.5)
         if info.pids.count == 5 {
             result.cpuMsPerRequest = ["ledger": perRequest([0]), "nodes": perRequest([1, 2, 3]), "gateway": perRequest([4]),
                                       "client": (selfAfter[0] - selfBefore[0]) * 1_000 / served]
@@ -188,6 +204,9 @@ struct GatewayBench: AsyncParsableCommand {
         if json { try printJSON(result) } else {
             print(String(format: "gateway adds %.2f ms (p50), %.2f ms (p99); %.0f requests/s at %d in flight",
                          r.addedP50Ms, r.addedP99Ms, r.requestsPerS, concurrency))
+            if let sync = result.diskSyncP50Ms {
+                print(String(format: "(a durable write on this disk took %.2f ms at p50 meanwhile; each answer waits for one)", sync))
+            }
         }
     }
 }
@@ -214,6 +233,32 @@ extension GatewayBench {
             guard fields.count > 13, let u = Double(fields[11]), let s = Double(fields[12]) else { return 0 }
             return (u + s) / Double(sysconf(Int32(_SC_CLK_TCK)))
         }
+    }
+}
+
+/// Times a small durable write (write + `fdatasync`) in a pre-written file.
+private struct SyncProbe {
+    let fd: Int32
+    static let bytes = [UInt8](repeating: 7, count: 700)
+
+    init?(path: String) {
+        fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return nil }
+        let zeros = [UInt8](repeating: 0, count: 1 << 20)
+        guard zeros.withUnsafeBytes({ pwrite(fd, $0.baseAddress, $0.count, 0) }) == zeros.count, fsync(fd) == 0 else {
+            Glibc.close(fd)
+            return nil
+        }
+    }
+
+    func close() { Glibc.close(fd) }
+
+    /// Milliseconds for write `i` and its sync (nil if either failed).
+    func measure(_ i: Int) -> Double? {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        let at = off_t((i % 1_000) * Self.bytes.count)
+        guard Self.bytes.withUnsafeBytes({ pwrite(fd, $0.baseAddress, $0.count, at) }) == Self.bytes.count, fdatasync(fd) == 0 else { return nil }
+        return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
     }
 }
 

@@ -38,4 +38,22 @@ import Testing
         let g = try Genesis.read(dir.path + "/g.json")
         #expect(g.accounts.first?.balance == Amount(units: 5 * Amount.unitsPerPLX))
     }
+
+    /// The gateway benchmark runs end to end on a small scale and reports its figures
+    /// (not judged here: benchmarks are for a quiet machine, tests for any).
+    @Test func gatewayBenchReportsItsFigures() throws {
+        let dir = try TemporaryDirectory("plexus-cli")
+        defer { dir.remove() }
+        let (status, out) = try PlexusProcess.run(["bench", "gateway", "--requests", "20", "--seconds", "1", "--concurrency", "4", "--json"],
+                                                  logDirectory: dir.path)
+        #expect(status == 0, "\(out.suffix(2_000))")
+        let start = try #require(out.range(of: "{", options: .backwards, range: out.startIndex..<(out.range(of: "\"benchmark\"")?.lowerBound ?? out.endIndex)))
+        let d = try #require(try JSONSerialization.jsonObject(with: Data(out[start.lowerBound...].utf8)) as? [String: Any])
+        #expect(d["errors"] as? Int == 0)
+        #expect((d["receipts_stored"] as? Int ?? 0) > 0)
+        #expect((d["requests_per_s"] as? Double ?? 0) > 0)
+        #expect((d["gateway_p50_ms"] as? Double ?? 0) > 0 && (d["direct_p50_ms"] as? Double ?? 0) > 0)
+        #expect((d["disk_sync_p50_ms"] as? Double ?? 0) > 0)
+        #expect(d["settled_after_s"] is Double)
+    }
 }
