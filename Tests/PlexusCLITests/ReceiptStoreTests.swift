@@ -3,6 +3,7 @@ import GRDB
 import PlexusCore
 @testable import PlexusGateway
 import PlexusLedger
+import PlexusTestKit
 import Testing
 
 @Suite struct ReceiptStoreTests {
@@ -16,10 +17,9 @@ import Testing
     /// which reads the journal's files, sees it at once); inline and queued
     /// saves made together all land, and all survive reopening.
     @Test func inlineSavesAreDurableAtOnceAndMixWithQueuedOnes() async throws {
-        let dir = FileManager.default.temporaryDirectory.path + "/plexus-receipts-\(UInt64.random(in: 0...UInt64.max))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let path = dir + "/receipts.sqlite"
+        let dir = try TemporaryDirectory("plexus-receipts")
+        defer { dir.remove() }
+        let path = dir.path + "/receipts.sqlite"
         var store: ReceiptStore? = try ReceiptStore(path: path)
         let view = try ReceiptStore(path: path, readOnly: true)
         for i in 0..<5 {
