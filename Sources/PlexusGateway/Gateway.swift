@@ -115,8 +115,11 @@ public final class Gateway: Sendable {
     /// (unique, and unpredictable to others, without a system call per request).
     private let idSeed: [UInt8]
     private let idCounter = Atomic<UInt64>(0)
-    /// Requests being served now.
+    /// Requests between routing and their record on disk.
     private let serving = Atomic<Int>(0)
+    /// Requests anywhere in the server, from their arrival until their answer is handed over
+    /// (counted by `GatewayServer`; with `serving`, tells when a request is alone).
+    let active = Atomic<Int>(0)
     /// Requests this process may have submitted before without learning the outcome (found
     /// unsettled at start, or in a round that failed): looked up before they are sent again.
     private let recovered: Mutex<Set<Hash256>>
@@ -301,7 +304,7 @@ public final class Gateway: Sendable {
                 // The record goes to disk while the node's signature is checked; a receipt
                 // that fails is withdrawn before anything is answered, and the node is failed.
                 let valid: Bool
-                if serving.load(ordering: .relaxed) == 1 {
+                if serving.load(ordering: .relaxed) == 1, active.load(ordering: .relaxed) <= 1 {
                     // A lone request: the record is written and synced on this thread (no
                     // hand-over to the journal's writer and back) while another checks the signature.
                     let signatures = self.signatures, signed = r, bytes = r.nodeSigningBytes(chainId: chainId)

@@ -81,6 +81,10 @@ public struct GatewayServer: Sendable {
     }
 
     static func complete(_ g: Gateway, _ request: HTTPRequestIn, chat: Bool) async -> HTTPResponseOut {
+        g.active.add(1, ordering: .relaxed)
+        // A streamed answer is counted until its serving task ends.
+        var handedOver = false
+        defer { if !handedOver { g.active.subtract(1, ordering: .relaxed) } }
         let requestor: Address
         let req: ChatRequest
         do {
@@ -148,7 +152,9 @@ public struct GatewayServer: Sendable {
         }
 
         let (stream, cont) = AsyncStream.makeStream(of: Piece.self, bufferingPolicy: .unbounded)
+        handedOver = true
         let task = Task {
+            defer { g.active.subtract(1, ordering: .relaxed) }
             do {
                 let r = try await g.serve(req, chat: chat, requestor: requestor, requestId: requestId) { piece in cont.yield(.text(piece)) }
                 cont.yield(.done(finish: r.finish, prompt: r.promptTokens, completion: r.completionTokens, node: r.lastNode, attempts: r.attempts))
