@@ -115,10 +115,8 @@ public final class Gateway: Sendable {
     /// (unique, and unpredictable to others, without a system call per request).
     private let idSeed: [UInt8]
     private let idCounter = Atomic<UInt64>(0)
-    /// Requests between routing and their record on disk.
-    private let serving = Atomic<Int>(0)
     /// Requests anywhere in the server, from their arrival until their answer is handed over
-    /// (counted by `GatewayServer`; with `serving`, tells when a request is alone).
+    /// (counted by `GatewayServer`): 1 while a request is served alone.
     let active = Atomic<Int>(0)
     /// Requests this process may have submitted before without learning the outcome (found
     /// unsettled at start, or in a round that failed): looked up before they are sent again.
@@ -249,8 +247,6 @@ public final class Gateway: Sendable {
         }
         var charge: UInt64 = 0
         defer { escrow.release(requestor, reserve, charge: charge) }
-        serving.add(1, ordering: .relaxed)
-        defer { serving.subtract(1, ordering: .relaxed) }
         let result = try await run(gen, candidates: candidates, policy: policy, requestor: requestor, requestId: requestId, emit: emit)
         charge = result.record.charge.units
         return result
@@ -303,20 +299,20 @@ public final class Gateway: Sendable {
                                            state: "unsettled", reason: nil, createdMillis: SystemClock().nowMillis())
                 // The record goes to disk while the node's signature is checked; a receipt
                 // that fails is withdrawn before anything is answered, and the node is failed.
-                let valid: Bool
-                if serving.load(ordering: .relaxed) == 1, active.load(ordering: .relaxed) <= 1 {
+                let signing = r.nodeSigningBytes(chainId: chainId)
+                let valid: Bool, saving: ReceiptStore.SaveTicket
+                if active.load(ordering: .relaxed) == 1 {
                     // A lone request: the record is written and synced on this thread (no
                     // hand-over to the journal's writer and back) while another checks the signature.
-                    let signatures = self.signatures, signed = r, bytes = r.nodeSigningBytes(chainId: chainId)
-                    let check = Background { signatures.verifyNow(signed.nodeSignature, by: signed.node, over: bytes) }
-                    let saving = try store.beginSave(record, inline: true)
+                    let signatures = self.signatures, signed = r
+                    let check = Background { signatures.verifyNow(signed.nodeSignature, by: signed.node, over: signing) }
+                    saving = try store.beginSave(record, inline: true)
                     valid = check.wait()
-                    try await saving.wait()
                 } else {
-                    let saving = try store.beginSave(record)
-                    valid = await signatures.verify(r.nodeSignature, by: r.node, over: r.nodeSigningBytes(chainId: chainId))
-                    try await saving.wait()
+                    saving = try store.beginSave(record)
+                    valid = await signatures.verify(r.nodeSignature, by: r.node, over: signing)
                 }
+                try await saving.wait()
                 guard valid else {
                     store.discard(requestId)
                     throw NodeFailure(status: 502, code: "bad_receipt", message: "node \(c.node.nodeKey.short) sent an invalid receipt", retryable: true)

@@ -313,12 +313,13 @@ public final class ReceiptStore: Sendable {
 
         var bytes: [UInt8] {
             switch self {
-            case let .record(_, b, _): b
-            case let .discard(id): [0] + id.bytes
+            case let .record(_, bytes, _): bytes
+            case let .discard(id): [ReceiptStore.discardMark] + id.bytes
             }
         }
     }
 
+    // Group commit: records saved while a write is in progress go together in the next one.
     private let queue = Mutex<(pending: [Pending], writing: Bool)>(([], false))
 
     /// A save under way: `wait()` returns once the record is on disk.
@@ -369,12 +370,13 @@ public final class ReceiptStore: Sendable {
     public func beginSave(_ r: RequestRecord, inline: Bool = false) throws -> SaveTicket {
         guard journal != nil else { throw PlexusError(.invalidState, "the receipt store is open read-only") }
         let ticket = SaveTicket()
-        guard claim(.record(r, r.canonicalBytes, ticket)) else { return ticket }
-        if inline {
+        let p = Pending.record(r, r.canonicalBytes, ticket)
+        if !inline {
+            enqueue(p)
+        } else if claim(p) {
+            // No write under way: this thread writes (otherwise `p` waits for the writer's next one).
             write(take())
             release()
-        } else {
-            DispatchQueue.global().async { self.drain() }
         }
         return ticket
     }
@@ -392,13 +394,18 @@ public final class ReceiptStore: Sendable {
         guard journal != nil else { return }
         let current = journal?.currentSegment
         let idle = live.withLock { l in l.remove(id, current: current) }
-        if claim(.discard(id)) { DispatchQueue.global().async { self.drain() } }
+        enqueue(.discard(id))
         if let idle { journal?.retire(idle) }
+    }
+
+    /// Queues `p` for the writer, starting it if it is idle.
+    private func enqueue(_ p: Pending) {
+        if claim(p) { DispatchQueue.global().async { self.drain() } }
     }
 
     /// Queues `p`; true when the caller is to write (no write was under way).
     private func claim(_ p: Pending) -> Bool {
-        return queue.withLock { q -> Bool in
+        queue.withLock { q -> Bool in
             q.pending.append(p)
             if q.writing { return false }
             q.writing = true

@@ -51,6 +51,17 @@ public enum LedgerAPI {
     public static let maxEventBlocks = 100
 
     /// A request's whole body, or 413 past `limit` bytes.
+    /// Decodes a request body: our own errors keep their code, any other is a malformed body ("body is not `what`: …").
+    static func decoding<T>(_ what: String, _ decode: () throws -> T) throws -> T {
+        do {
+            return try decode()
+        } catch let e as PlexusError {
+            throw APIError(e)
+        } catch {
+            throw APIError(.badRequest, .malformed, "body is not \(what): \(describe(error))")
+        }
+    }
+
     static func body(of request: Request, upTo limit: Int) async throws -> ByteBuffer {
         var request = request
         do {
@@ -68,18 +79,11 @@ public enum LedgerAPI {
 
         router.post("/v1/tx") { request, _ -> Response in
             let body = try await Self.body(of: request, upTo: maxBodyBytes)
-            let tx: Transaction
-            do {
+            let tx = try Self.decoding("a valid transaction") {
                 // JSON, or the canonical bytes (what Plexus's own client sends).
-                if request.headers[.contentType] == LedgerAPI.canonicalType {
-                    tx = try Transaction(canonicalBytes: Array(buffer: body))
-                } else {
-                    tx = try JSONDecoder().decode(Transaction.self, from: Data(buffer: body))
-                }
-            } catch let e as PlexusError {
-                throw APIError(e)
-            } catch {
-                throw APIError(.badRequest, .malformed, "body is not a valid transaction: \(Self.describe(error))")
+                request.headers[.contentType] == LedgerAPI.canonicalType
+                    ? try Transaction(canonicalBytes: Array(buffer: body))
+                    : try JSONDecoder().decode(Transaction.self, from: Data(buffer: body))
             }
             let wait = request.uri.queryParameters.get("wait") == "commit"
             let receipt = try await service.submit(tx, waitForCommit: wait)
@@ -91,15 +95,11 @@ public enum LedgerAPI {
             guard request.headers[.contentType] == LedgerAPI.canonicalType else {
                 throw APIError(.badRequest, .malformed, "a batch of transactions is sent as \(LedgerAPI.canonicalType)")
             }
-            let txs: [Transaction]
-            do {
+            let txs = try Self.decoding("a list of transactions") {
                 var r = CanonicalReader(Array(buffer: body))
-                txs = try r.readArray(of: Transaction.self, limit: maxBatchTransactions)
+                let txs = try r.readArray(of: Transaction.self, limit: maxBatchTransactions)
                 try r.expectEnd()
-            } catch let e as PlexusError {
-                throw APIError(e)
-            } catch {
-                throw APIError(.badRequest, .malformed, "body is not a list of transactions: \(Self.describe(error))")
+                return txs
             }
             let wait = request.uri.queryParameters.get("wait") == "commit"
             let results = try await service.submitAll(txs, waitForCommit: wait)
