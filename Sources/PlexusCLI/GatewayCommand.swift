@@ -31,6 +31,7 @@ struct GatewayCommand: AsyncParsableCommand {
 
         func run() async throws {
             Bootstrap.run(level: log.level)
+            StopSignals.followParent()
             Bootstrap.tasksOnEventLoops()
             let logger = Logger(label: "plexus.gateway")
             let key = try keyOptions.load()

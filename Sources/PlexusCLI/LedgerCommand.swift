@@ -2,7 +2,9 @@ import ArgumentParser
 import Foundation
 import Logging
 import PlexusCore
+import PlexusEngine
 import PlexusLedger
+import PlexusNode
 
 struct LedgerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -84,6 +86,7 @@ struct LedgerCommand: AsyncParsableCommand {
 
         func run() async throws {
             Bootstrap.run(level: log.level)
+            StopSignals.followParent()
             let logger = Logger(label: "plexus.ledger")
             let dir = data ?? PlexusHome.path + "/dev/ledger"
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -130,9 +133,10 @@ struct LedgerCommand: AsyncParsableCommand {
                 user = KeyPair()
                 try KeyFile.write(user, to: PlexusHome.defaultKey)
             }
-            print("development chain: \(user.address) (key \(PlexusHome.defaultKey)) holds 1000000 PLX")
+            print("development chain: \(user.address) (key \(PlexusHome.defaultKey)) holds 1000000 PLX; model \(ModelStore.smolLM2.name) is listed")
             return Genesis(chainId: "plexus-dev", timeMillis: SystemClock().nowMillis(), orderer: orderer.address,
-                           accounts: [.init(address: user.address, balance: try .plx(1_000_000))])
+                           accounts: [.init(address: user.address, balance: try .plx(1_000_000))],
+                           models: [try ModelCard.defaultModel(creator: user.address)])
         }
     }
 

@@ -2,11 +2,13 @@ import ArgumentParser
 import Foundation
 import PlexusCore
 import PlexusEngine
+import PlexusLedger
+import PlexusNode
 
 struct ModelsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "models", abstract: "Fetch and list models in the model store.",
-        subcommands: [Pull.self, List.self, Show.self])
+        commandName: "models", abstract: "Fetch, list and publish models.",
+        subcommands: [Pull.self, List.self, Show.self, Publish.self])
 
     struct StoreOptions: ParsableArguments {
         @Option(name: .long, help: "Model store directory (default: $PLEXUS_MODELS or ~/.cache/plexus/models).")
@@ -66,6 +68,49 @@ struct ModelsCommand: AsyncParsableCommand {
             print("tensors   \(f.tensors.count): " + byType.keys.sorted().map { "\($0) × \(byType[$0] ?? 0)" }.joined(separator: ", "))
             if tensors {
                 for t in f.tensors { print("  \(t.name) \(t.shape) \(t.type.map { "\($0)" } ?? "?") \(t.byteCount) B") }
+            }
+        }
+    }
+
+    struct Publish: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Register a GGUF file's model card on the ledger (and propose its listing where governance requires one).",
+            discussion: """
+            The card is read from the file: architecture, context length, quantization, capabilities and the \
+            SHA-256 of the weights; the key's account is the creator, paid the royalty on every request.
+            """)
+        @Argument(help: "A .gguf path or a model store name.") var model: String
+        @Option(name: .long, help: "Model id nodes and requests name it by.") var id: String
+        @Option(name: .long, help: "Licence (SPDX id or 'custom'; default: the file's general.license).") var license: String?
+        @Option(name: .long, help: "Royalty on every charge for the model, in basis points (0...5000).") var royaltyBps: UInt16 = 0
+        @Option(name: .long, help: "Model store directory.") var store: String?
+        @Flag(name: .long, help: "Print the card without registering it.") var dryRun = false
+        @OptionGroup var options: TxOptions
+
+        func validate() throws {
+            guard royaltyBps <= 5_000 else { throw ValidationError("--royalty-bps must be 0...5000") }
+        }
+
+        func run() async throws {
+            let path = try ModelStore(directory: store).resolve(model)
+            let file = try GGUFFile(path: path)
+            FileHandle.standardError.write(Data("models: hashing \(path)…\n".utf8))
+            let hash = try Hash256(hex: try ModelStore.sha256(ofFile: path))
+            let creator = dryRun ? (try? options.key.load().address) ?? Address.treasury : try options.key.load().address
+            let card = try ModelCard.describing(file, weightsHash: hash, id: id, license: license, creator: creator, royaltyBps: royaltyBps)
+            try printJSON(card)
+            if dryRun { return }
+            try await options.send(.registerModel(card))
+            let ledger = LedgerClient(baseURL: options.ledger.ledger)
+            let listing = try await ledger.params().params.first { $0.name == "modelListing" }?.value ?? 0
+            if listing == 1 {
+                let content = ProposalContent(communities: [Governance.root], title: "List \(id)",
+                                              description: "List model \(id) (\(card.architecture), \(card.quantization), weights \(hash))",
+                                              actions: [.listModel(id)])
+                try await options.send(.propose(content))
+                print("nodes may offer \(id) once governance lists it: proposal \(content.id)")
+            } else {
+                print("registered \(id); nodes may offer it now")
             }
         }
     }

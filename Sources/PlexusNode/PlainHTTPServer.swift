@@ -68,15 +68,8 @@ public final class PlainHTTPServer: Sendable {
                 }
             }
             .bind(host: host, port: port).get()
-        var sources: [any DispatchSourceSignal] = []
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig, SIG_IGN)
-            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            s.setEventHandler { channel.close(promise: nil) }
-            s.resume()
-            sources.append(s)
-        }
-        defer { for s in sources { s.cancel() } }
+        let stop = StopSignals.onStop { channel.close(promise: nil) }
+        defer { StopSignals.remove(stop) }
         try await withTaskCancellationHandler {
             try await onListening(channel.localAddress?.port ?? 0)
             try await channel.closeFuture.get()

@@ -34,13 +34,17 @@ public struct Genesis: Sendable, Codable, Hashable {
     public var params: [String: UInt64]
     /// Initial balances and stakes.
     public var accounts: [Allocation]
+    /// Model cards registered from the start (a development chain lists the default model).
+    public var models: [ModelCard]?
 
-    public init(chainId: String, timeMillis: UInt64, orderer: Address, params: [String: UInt64] = [:], accounts: [Allocation]) {
+    public init(chainId: String, timeMillis: UInt64, orderer: Address, params: [String: UInt64] = [:], accounts: [Allocation],
+                models: [ModelCard]? = nil) {
         self.chainId = chainId
         self.timeMillis = timeMillis
         self.orderer = orderer
         self.params = params
         self.accounts = accounts
+        self.models = models
     }
 
     /// Largest genesis file accepted.
@@ -107,7 +111,9 @@ public struct Genesis: Sendable, Codable, Hashable {
             _ = try acct.total()
             accounts[a.address] = acct
         }
-        return try LedgerState(chainId: chainId, params: resolvedParams(), accounts: accounts)
+        var state = try LedgerState(chainId: chainId, params: resolvedParams(), accounts: accounts)
+        try state.registerGenesisModels(models ?? [])
+        return state
     }
 
     /// The hash standing in for block 0: SHA-256 of the canonical genesis.
@@ -125,6 +131,11 @@ public struct Genesis: Sendable, Codable, Hashable {
             w.write(a.address)
             w.write(a.balance)
             w.write(a.stake ?? .zero)
+        }
+        // Written only when present, so a genesis without cards keeps the hash it always had.
+        if let models, !models.isEmpty {
+            w.write(UInt32(models.count))
+            for m in models { m.encode(to: &w) }
         }
         return Hash256.of(w.bytes)
     }

@@ -29,6 +29,26 @@ extension LedgerState {
         return events
     }
 
+    /// The rules a model card must meet to be registered (by a transaction, or in a genesis).
+    func checkNewModel(_ card: ModelCard) throws {
+        guard Self.validName(card.id) else { throw PlexusError(.malformed, "model id must be 1-\(Registry.maxName) characters of [A-Za-z0-9._:-/]") }
+        guard models[card.id] == nil else { throw PlexusError(.invalidState, "model '\(card.id)' is already registered") }
+        guard card.royaltyBps <= 5_000 else { throw PlexusError(.outOfRange, "royalty must be at most 5000 basis points") }
+        guard card.contextLength >= 1 else { throw PlexusError(.outOfRange, "context length must be positive") }
+        guard card.capabilities.count <= Registry.maxCapabilities else { throw PlexusError(.tooLarge, "a model card lists at most \(Registry.maxCapabilities) capabilities") }
+        for text in [card.architecture, card.quantization, card.license] + card.capabilities where text.utf8.count > Registry.maxName {
+            throw PlexusError(.tooLarge, "model card fields are at most \(Registry.maxName) bytes")
+        }
+    }
+
+    /// Registers a genesis's model cards (checked as a registration would be).
+    mutating func registerGenesisModels(_ cards: [ModelCard]) throws {
+        for card in cards {
+            try checkNewModel(card)
+            write([.model(card.id): .model(card)])
+        }
+    }
+
     static func validName(_ s: String) -> Bool {
         !s.isEmpty && s.utf8.count <= Registry.maxName
             && s.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || $0.properties.numericType != nil || "._:-/".unicodeScalars.contains($0)) }
@@ -82,14 +102,8 @@ extension LedgerState {
             guard nodes[tx.from] != nil else { throw PlexusError(.notFound, "\(tx.from.short) has no node") }
             return ([.node(tx.from): .removed], [.nodeDeregistered(owner: tx.from)])
         case let .registerModel(card):
-            guard Self.validName(card.id) else { throw PlexusError(.malformed, "model id must be 1-\(Registry.maxName) characters of [A-Za-z0-9._:-/]") }
-            guard models[card.id] == nil else { throw PlexusError(.invalidState, "model '\(card.id)' is already registered") }
             guard card.creator == tx.from else { throw PlexusError(.badSignature, "a model card's creator must be its sender") }
-            guard card.royaltyBps <= 5_000 else { throw PlexusError(.outOfRange, "royalty must be at most 5000 basis points") }
-            guard card.contextLength >= 1 else { throw PlexusError(.outOfRange, "context length must be positive") }
-            for text in [card.architecture, card.quantization, card.license] + card.capabilities where text.utf8.count > Registry.maxName {
-                throw PlexusError(.tooLarge, "model card fields are at most \(Registry.maxName) bytes")
-            }
+            try checkNewModel(card)
             return ([.model(card.id): .model(card)], [.modelRegistered(model: card.id, creator: tx.from)])
         case let .registerGateway(key, proof):
             guard key != .treasury, gateways[key] == nil else { throw PlexusError(.invalidState, "gateway key \(key.short) is already registered") }

@@ -1,0 +1,93 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import PlexusCore
+import PlexusLedger
+import PlexusTestKit
+import Testing
+
+/// The README's operator path with nothing but the command line: a development
+/// ledger, a model published, a node and a gateway started by hand, an API key,
+/// a deposit, a chat request and its settlement.
+@Suite(.serialized) struct OperatorPathTests {
+    @Test func anOperatorBuildsANetworkWithTheCommandLine() async throws {
+        let dir = try TemporaryDirectory("plexus-operator")
+        defer { dir.remove() }
+        let env = ["PLEXUS_HOME": dir.path + "/home"]
+        func run(_ args: [String]) throws -> String {
+            let (status, out) = try PlexusProcess.run(args, environment: env, logDirectory: dir.path)
+            #expect(status == 0, "plexus \(args.joined(separator: " ")): \(out.suffix(1_500))")
+            guard status == 0 else { throw PlexusError(.io, "plexus \(args[0]) failed") }
+            return out
+        }
+        var services: [PlexusProcess] = []
+        defer { for s in services.reversed() { s.terminate() } }
+
+        let ledgerProcess = try PlexusProcess(["ledger", "start", "--dev", "--port", "0", "--port-file", dir.path + "/ledger.port",
+                                               "--block-interval", "50", "--heartbeat-ms", "200"], environment: env, logDirectory: dir.path)
+        services.append(ledgerProcess)
+        let ledgerURL = "http://127.0.0.1:\(try PlexusProcess.waitForPort(file: dir.path + "/ledger.port", process: ledgerProcess))"
+        let ledger = LedgerClient(baseURL: ledgerURL)
+        // The development genesis lists the default model.
+        #expect(try await ledger.models().map(\.id) == ["smollm2-135m"])
+
+        let me = try KeyFile.read(dir.path + "/home/keys/default.json").address
+        for name in ["node", "gateway"] { _ = try run(["keys", "new", "--out", dir.path + "/\(name).json"]) }
+        let nodeKey = try KeyFile.read(dir.path + "/node.json"), gatewayKey = try KeyFile.read(dir.path + "/gateway.json")
+        _ = try run(["tx", "transfer", "--to", nodeKey.address.text, "--amount", "1000", "--ledger", ledgerURL])
+        _ = try run(["tx", "transfer", "--to", gatewayKey.address.text, "--amount", "10", "--ledger", ledgerURL])
+
+        let weights = try TinyModel.write(to: dir.path + "/tiny.gguf")
+        let published = try run(["models", "publish", weights, "--id", "tiny", "--license", "mit", "--royalty-bps", "300", "--ledger", ledgerURL])
+        #expect(published.contains("registered tiny"))
+        let card = try #require(try await ledger.models().first { $0.id == "tiny" })
+        #expect(card.creator == me && card.royaltyBps == 300 && card.architecture == "llama" && card.contextLength == 256)
+        // A second publication of the same id is refused by the ledger.
+        let (again, _) = try PlexusProcess.run(["models", "publish", weights, "--id", "tiny", "--license", "mit", "--ledger", ledgerURL],
+                                               environment: env, logDirectory: dir.path)
+        #expect(again != 0)
+
+        let node = try PlexusProcess(["node", "start", "--ledger", ledgerURL, "--key", dir.path + "/node.json", "--model", "tiny",
+                                      "--weights", weights, "--price-in", "0.1", "--price-out", "0.2", "--threads", "1",
+                                      "--port", "0", "--port-file", dir.path + "/node.port"], environment: env, logDirectory: dir.path)
+        services.append(node)
+        _ = try PlexusProcess.waitForPort(file: dir.path + "/node.port", seconds: 120, process: node)
+
+        let apiKey = try run(["gateway", "keys", "create", "--account", me.text, "--data", dir.path + "/gw"])
+            .split(separator: "\n").last.map(String.init) ?? ""
+        _ = try run(["tx", "deposit", "--amount", "5", "--ledger", ledgerURL])
+        let gateway = try PlexusProcess(["gateway", "start", "--ledger", ledgerURL, "--key", dir.path + "/gateway.json",
+                                         "--owner-key", dir.path + "/home/keys/default.json", "--data", dir.path + "/gw",
+                                         "--port", "0", "--port-file", dir.path + "/gw.port", "--settle-interval-ms", "200"],
+                                        environment: env, logDirectory: dir.path)
+        services.append(gateway)
+        let port = try PlexusProcess.waitForPort(file: dir.path + "/gw.port", seconds: 60, process: gateway)
+
+        let info = NetworkTests.Info(baseURL: "http://127.0.0.1:\(port)/v1", apiKey: apiKey, ledger: ledgerURL, requestor: me,
+                                     nodes: [], pids: [])
+        var answer: (HTTPClientResponse, [String: Any])?
+        // The gateway learns of the node from the ledger: give it a moment.
+        for _ in 0..<50 {
+            answer = try await NetworkTests.post(info, ["model": "tiny", "max_tokens": 8, "temperature": 0,
+                                                        "messages": [["role": "user", "content": "hello"]]])
+            if answer?.0.status == .ok { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let (response, body) = try #require(answer)
+        #expect(response.status == .ok, "\(body)")
+        let requestId = try Hash256(hex: try #require(response.headers.first(name: "x-plexus-request-id")))
+        #expect(((body["usage"] as? [String: Any])?["completion_tokens"] as? Int ?? 0) > 0)
+
+        // Settled on the ledger and paid out after the challenge window.
+        var settlement: Settlement?
+        for _ in 0..<300 {
+            settlement = try await ledger.settlement(requestId)
+            if settlement?.status == .final { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(settlement?.status == .final, "\(String(describing: settlement))")
+        #expect(settlement?.nodes == [nodeKey.address])
+        // The model's creator (the publisher) is paid its royalty.
+        #expect(settlement?.payouts.contains { $0.account == me && !$0.amount.isZero } == true)
+    }
+}
