@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
     ],
     targets: [
         .target(
@@ -52,9 +53,22 @@ let package = Package(
             ]
         ),
         .target(
+            name: "PlexusHTTP",
+            dependencies: [
+                "PlexusCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .target(
+            name: "PlexusWire",
+            dependencies: ["PlexusCore", "PlexusEngine", "PlexusLedger", "PlexusHTTP"]
+        ),
+        .target(
             name: "PlexusNode",
             dependencies: [
-                "PlexusCore", "PlexusEngine", "PlexusLedger",
+                "PlexusCore", "PlexusEngine", "PlexusLedger", "PlexusHTTP", "PlexusWire",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
@@ -64,8 +78,7 @@ let package = Package(
         .target(
             name: "PlexusGateway",
             dependencies: [
-                "PlexusCore", "PlexusEngine", "PlexusLedger", "PlexusNode",
-                .product(name: "Hummingbird", package: "hummingbird"),
+                "PlexusCore", "PlexusEngine", "PlexusLedger", "PlexusHTTP", "PlexusWire",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
@@ -84,6 +97,8 @@ let package = Package(
                 "PlexusLedger",
                 "PlexusNode",
                 "PlexusGateway",
+                "PlexusHTTP",
+                "PlexusWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -95,8 +110,10 @@ let package = Package(
         .testTarget(name: "PlexusEngineTests", dependencies: ["PlexusEngine", "CPlexusKernels", "PlexusTestKit"]),
         .testTarget(name: "PlexusLedgerTests", dependencies: ["PlexusLedger", "PlexusTestKit", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "PlexusTestKitTests", dependencies: ["PlexusTestKit"]),
-        .testTarget(name: "PlexusNodeTests", dependencies: ["PlexusNode", "PlexusTestKit"]),
-        .testTarget(name: "PlexusCLITests", dependencies: ["PlexusCore", "PlexusLedger", "PlexusNode", "PlexusGateway", "PlexusTestKit",
+        .testTarget(name: "PlexusNodeTests", dependencies: ["PlexusNode", "PlexusHTTP", "PlexusWire", "PlexusTestKit"]),
+        .testTarget(name: "PlexusWireTests", dependencies: ["PlexusWire", "PlexusTestKit"]),
+        .testTarget(name: "PlexusGatewayTests", dependencies: ["PlexusGateway", "PlexusWire", "PlexusTestKit"]),
+        .testTarget(name: "PlexusCLITests", dependencies: ["PlexusCore", "PlexusLedger", "PlexusNode", "PlexusGateway", "PlexusHTTP", "PlexusWire", "PlexusTestKit",
                                                          .product(name: "GRDB", package: "GRDB.swift")]),
     ]
 )

@@ -6,7 +6,9 @@ import NIOCore
 import PlexusCore
 import PlexusGateway
 import PlexusLedger
+import PlexusHTTP
 import PlexusNode
+import PlexusWire
 
 /// What the gateway adds: latency over calling a node directly, and
 /// requests per second, on a local network of echo nodes (synthetic: the

@@ -3,7 +3,9 @@ import Foundation
 import PlexusCore
 import PlexusEngine
 import PlexusLedger
+import PlexusHTTP
 import PlexusNode
+import PlexusWire
 
 struct ModelsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

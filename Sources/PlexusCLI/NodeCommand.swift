@@ -4,7 +4,9 @@ import Logging
 import PlexusCore
 import PlexusEngine
 import PlexusLedger
+import PlexusHTTP
 import PlexusNode
+import PlexusWire
 
 struct NodeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

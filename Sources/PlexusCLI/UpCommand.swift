@@ -4,7 +4,9 @@ import PlexusCore
 import PlexusEngine
 import PlexusGateway
 import PlexusLedger
+import PlexusHTTP
 import PlexusNode
+import PlexusWire
 
 /// A whole local network in child processes of this binary: a ledger, three
 /// nodes at different prices and a gateway, on loopback.

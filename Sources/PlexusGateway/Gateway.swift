@@ -7,7 +7,8 @@ import NIOHTTP1
 import PlexusCore
 import PlexusEngine
 import PlexusLedger
-import PlexusNode
+import PlexusHTTP
+import PlexusWire
 import Synchronization
 
 /// How a gateway runs.

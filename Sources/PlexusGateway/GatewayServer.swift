@@ -3,7 +3,8 @@ import Logging
 import NIOCore
 import PlexusCore
 import PlexusLedger
-import PlexusNode
+import PlexusHTTP
+import PlexusWire
 
 /// The gateway's HTTP API: OpenAI-compatible `POST /v1/chat/completions`,
 /// `POST /v1/completions` and `GET /v1/models`, plus `GET /v1/receipts/{id}`,

@@ -1,7 +1,8 @@
 import Foundation
 import PlexusCore
 import PlexusEngine
-import PlexusNode
+import PlexusHTTP
+import PlexusWire
 
 /// The OpenAI request bodies the gateway accepts.
 struct ChatRequest: Decodable {

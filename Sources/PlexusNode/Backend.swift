@@ -1,7 +1,9 @@
 import Foundation
 import PlexusCore
 import PlexusEngine
+import PlexusHTTP
 import PlexusLedger
+import PlexusWire
 
 /// What produced a node's answer.
 public struct BackendResult: Sendable {

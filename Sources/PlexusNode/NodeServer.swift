@@ -3,7 +3,9 @@ import Logging
 import NIOCore
 import PlexusCore
 import PlexusEngine
+import PlexusHTTP
 import PlexusLedger
+import PlexusWire
 import Synchronization
 
 /// How a node runs.

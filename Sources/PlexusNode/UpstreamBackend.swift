@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import PlexusCore
 import PlexusEngine
+import PlexusWire
 
 /// Fronts any OpenAI-compatible server (llama.cpp's server, vLLM, Ollama):
 /// chat and completion requests are forwarded as streaming requests and the

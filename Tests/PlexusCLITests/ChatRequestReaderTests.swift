@@ -1,7 +1,9 @@
 import Foundation
 import PlexusCore
 @testable import PlexusGateway
+import PlexusHTTP
 import PlexusNode
+import PlexusWire
 import PlexusTestKit
 import Testing
 

@@ -3,7 +3,9 @@ import Foundation
 import NIOCore
 import PlexusCore
 import PlexusLedger
+import PlexusHTTP
 import PlexusNode
+import PlexusWire
 import PlexusTestKit
 import Testing
 

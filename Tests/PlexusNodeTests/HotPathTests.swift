@@ -6,7 +6,9 @@ import NIOPosix
 import PlexusCore
 import PlexusEngine
 import PlexusLedger
+@testable import PlexusHTTP
 @testable import PlexusNode
+@testable import PlexusWire
 import PlexusTestKit
 import Synchronization
 import Testing

@@ -2,7 +2,9 @@ import Foundation
 import PlexusCore
 import PlexusEngine
 import PlexusLedger
+import PlexusHTTP
 import PlexusNode
+import PlexusWire
 import PlexusTestKit
 import Testing
 

@@ -1,7 +1,8 @@
 import Foundation
 import PlexusCore
 import PlexusEngine
-@testable import PlexusNode
+import PlexusHTTP
+@testable import PlexusWire
 import PlexusTestKit
 import Testing
 

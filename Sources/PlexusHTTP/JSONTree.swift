@@ -1,5 +1,3 @@
-import PlexusEngine
-
 /// A parsed JSON document, for the request bodies on the hot path (the
 /// gateway's chat requests, the node's generate requests), where Foundation's
 /// `JSONDecoder` costs more than the work around it. It reads standard JSON

@@ -1,6 +1,7 @@
 import Foundation
 import PlexusCore
 import PlexusEngine
+import PlexusHTTP
 import PlexusLedger
 
 /// What a gateway asks a node to generate (`POST /v1/generate`, JSON).
