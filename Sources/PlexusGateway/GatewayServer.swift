@@ -133,7 +133,7 @@ public struct GatewayServer: Sendable {
 
         if req.stream != true {
             // One answer: served in this task, no stream between.
-            let r: ServeResult
+            let r: Execution.Outcome
             do {
                 r = try await g.serve(req, chat: chat, requestor: requestor, requestId: requestId) { _ in }
             } catch let e as OpenAIError {
@@ -209,28 +209,25 @@ public struct GatewayServer: Sendable {
     /// Serves until a shutdown signal, settling in the background.
     public func run(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let g = gateway
-        let settler = Task {
+        let settling = Task { await g.settler.run(intervalMillis: g.config.settleIntervalMillis) }
+        let refreshing = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(Int64(g.config.settleIntervalMillis)))
-                await g.settleOnce()
                 try? await g.directory.refresh()
             }
         }
         let server = PlainHTTPServer(host: g.config.host, port: g.config.port, name: "plexus-gateway") { request in await self.handle(request) }
+        defer { refreshing.cancel() }
         do {
             try await server.run { port in await onListening(port) }
         } catch {
-            settler.cancel()
+            settling.cancel()
+            await settling.value
             throw error
         }
-        settler.cancel()
-        // One last settlement round, bounded: what is left is resubmitted on the next start.
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await g.settleOnce() }
-            group.addTask { try? await Task.sleep(for: .seconds(3)) }
-            await group.next()
-            group.cancelAll()
-        }
+        // The settler's last round is bounded: what is left is resubmitted on the next start.
+        settling.cancel()
+        await settling.value
         await g.shutdown()
     }
 }

@@ -1,0 +1,50 @@
+import Foundation
+import PlexusCore
+import PlexusLedger
+
+/// Picks nodes for requests from the ledger's registry and live statistics.
+final class NodeDirectory: @unchecked Sendable {
+    // Invariant: all mutable state is touched only under `lock`.
+    private let lock = NSLock()
+    private var nodes: [NodeRecord] = []
+    private var models: [String: ModelCard] = [:]
+    private var stats: [Address: NodeStats] = [:]
+    private(set) var refreshedMillis: UInt64 = 0
+    let ledger: LedgerClient
+
+    init(ledger: LedgerClient) { self.ledger = ledger }
+
+    func refresh() async throws {
+        async let n = ledger.nodes()
+        async let m = ledger.models()
+        let (nodes, models) = try await (n, m)
+        lock.withLock {
+            self.nodes = nodes
+            self.models = Dictionary(models.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+            refreshedMillis = SystemClock().nowMillis()
+        }
+    }
+
+    func model(_ id: String) -> ModelCard? { lock.withLock { models[id] } }
+    func allModels() -> [ModelCard] { lock.withLock { models.values.sorted { $0.id < $1.id } } }
+    func servedModels() -> Set<String> { lock.withLock { Set(nodes.flatMap { $0.offers.map(\.model) }) } }
+
+    /// Nodes that may serve `model` under `policy`, best first (see `Routing.plan`).
+    func candidates(model: String, policy: RoutingPolicy, now: UInt64) -> [Candidate] {
+        lock.withLock { Routing.plan(nodes: nodes, stats: stats, model: model, policy: policy, now: now) }
+    }
+
+    func begin(_ node: Address) { lock.withLock { stats[node, default: NodeStats()].begin() } }
+
+    /// Records an attempt's outcome; failures open the breaker for a while.
+    func end(_ node: Address, ok: Bool, ttftMillis: Double?, tokensPerSecond: Double?) {
+        let now = SystemClock().nowMillis()
+        lock.withLock { stats[node, default: NodeStats()].end(ok: ok, ttftMillis: ttftMillis, tokensPerSecond: tokensPerSecond, now: now) }
+    }
+
+    /// An attempt ended with no verdict on the node (the client went away).
+    func abandon(_ node: Address) { lock.withLock { stats[node, default: NodeStats()].abandon() } }
+
+    func statsView() -> [String: NodeStats] { lock.withLock { Dictionary(uniqueKeysWithValues: stats.map { ($0.key.text, $0.value) }) } }
+}
+

@@ -1,0 +1,140 @@
+import Foundation
+import PlexusCore
+import PlexusLedger
+
+/// A request's routing policy: the `plexus` object of the body, over gateway defaults.
+public struct RoutingPolicy: Codable, Sendable {
+    /// price, latency, throughput, reputation or balanced.
+    public var sort: String?
+    /// Most PLX per million tokens (input + output prices) a node may ask.
+    public var maxPrice: Double?
+    public var minReputation: Double?
+    public var privacy: String?
+    /// Node keys (addresses) to use only / never.
+    public var allow: [String]?
+    public var deny: [String]?
+    public var timeoutMs: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case sort, privacy, allow, deny
+        case maxPrice = "max_price"
+        case minReputation = "min_reputation"
+        case timeoutMs = "timeout_ms"
+    }
+
+    public init() {}
+
+    static let sorts: Set<String> = ["price", "latency", "throughput", "reputation", "balanced"]
+
+    /// This policy (the gateway's defaults) with what a request's `plexus` object sets.
+    func merged(with p: RoutingPolicy) -> RoutingPolicy {
+        var policy = self
+        policy.sort = p.sort ?? policy.sort
+        policy.maxPrice = p.maxPrice ?? policy.maxPrice
+        policy.minReputation = p.minReputation ?? policy.minReputation
+        policy.privacy = p.privacy ?? policy.privacy
+        policy.allow = p.allow ?? policy.allow
+        policy.deny = p.deny ?? policy.deny
+        policy.timeoutMs = p.timeoutMs ?? policy.timeoutMs
+        return policy
+    }
+
+    func validate() throws {
+        if let sort, !Self.sorts.contains(sort) { throw PlexusError(.outOfRange, "plexus.sort must be one of \(Self.sorts.sorted().joined(separator: ", "))") }
+        if let maxPrice, !(maxPrice >= 0 && maxPrice.isFinite) { throw PlexusError(.outOfRange, "plexus.max_price must be a non-negative number") }
+        if let minReputation, !(0...1).contains(minReputation) { throw PlexusError(.outOfRange, "plexus.min_reputation must be 0...1") }
+        if let timeoutMs, !(1...600_000).contains(timeoutMs) { throw PlexusError(.outOfRange, "plexus.timeout_ms must be 1...600000") }
+        if (allow?.count ?? 0) > 64 || (deny?.count ?? 0) > 64 { throw PlexusError(.tooLarge, "plexus.allow and plexus.deny list at most 64 nodes") }
+    }
+}
+
+/// Live statistics of one node, and its circuit breaker.
+struct NodeStats: Sendable {
+    var ttftMillis = 0.0  // moving average; 0 = unknown
+    var tokensPerSecond = 0.0
+    var successes = 0.0, failures = 0.0  // decayed counts
+    var inFlight = 0
+    var consecutiveFailures = 0
+    var openUntilMillis: UInt64 = 0
+
+    var successRate: Double { successes + failures == 0 ? 1 : successes / (successes + failures) }
+
+    /// An attempt began.
+    mutating func begin() { inFlight += 1 }
+
+    /// An attempt ended without a verdict on the node (the client left): only the load changes.
+    mutating func abandon() { inFlight = max(0, inFlight - 1) }
+
+    /// An attempt's outcome at `now`: counts decay, averages move, and three failures in a
+    /// row open the breaker (1 s, doubling with each further failure, at most 60 s).
+    mutating func end(ok: Bool, ttftMillis: Double?, tokensPerSecond: Double?, now: UInt64) {
+        inFlight = max(0, inFlight - 1)
+        successes *= 0.95
+        failures *= 0.95
+        if ok {
+            successes += 1
+            consecutiveFailures = 0
+            if let t = ttftMillis { self.ttftMillis = self.ttftMillis == 0 ? t : 0.8 * self.ttftMillis + 0.2 * t }
+            if let r = tokensPerSecond { self.tokensPerSecond = self.tokensPerSecond == 0 ? r : 0.8 * self.tokensPerSecond + 0.2 * r }
+        } else {
+            failures += 1
+            consecutiveFailures += 1
+            if consecutiveFailures >= 3 {
+                openUntilMillis = now + UInt64(min(60_000, 1_000 << min(6, consecutiveFailures - 3)))
+            }
+        }
+    }
+}
+
+/// One routable offer: a node with its offer for the requested model.
+public struct Candidate: Sendable {
+    public var node: NodeRecord
+    public var offer: Offer
+    var stats: NodeStats
+}
+
+/// Routing: the nodes that may serve a request, best first. Pure: the registry,
+/// the live statistics and the time come in, an ordered plan goes out.
+enum Routing {
+    /// The offers of `nodes` for `model` that `policy` allows and whose breaker is
+    /// closed at `now`, ordered by the policy's sort (ties by node key).
+    static func plan(nodes: [NodeRecord], stats: [Address: NodeStats], model: String, policy: RoutingPolicy, now: UInt64) -> [Candidate] {
+        var out: [Candidate] = []
+        for n in nodes {
+            guard let offer = n.offer(for: model) else { continue }
+            let s = stats[n.nodeKey] ?? NodeStats()
+            if s.openUntilMillis > now { continue }
+            if let allow = policy.allow, !allow.contains(n.nodeKey.text) { continue }
+            if let deny = policy.deny, deny.contains(n.nodeKey.text) { continue }
+            if let privacy = policy.privacy, offer.privacy != privacy { continue }
+            if let maxPrice = policy.maxPrice, price(offer) > maxPrice { continue }
+            if let min = policy.minReputation, s.successRate < min { continue }
+            out.append(Candidate(node: n, offer: offer, stats: s))
+        }
+        let sort = policy.sort ?? "balanced"
+        let cheapest = out.map { price($0.offer) }.min() ?? 0
+        func score(_ c: Candidate) -> Double {
+            let load = Double(c.stats.inFlight) / Double(max(1, c.offer.concurrency))
+            switch sort {
+            case "price": return price(c.offer) + load * 1e-9
+            case "latency": return (c.stats.ttftMillis == 0 ? 50 : c.stats.ttftMillis) * (1 + load)
+            case "throughput": return -(c.stats.tokensPerSecond == 0 ? 100 : c.stats.tokensPerSecond) / (1 + load)
+            case "reputation": return -c.stats.successRate + load * 0.01
+            default:
+                // Relative price, latency and load, discounted by reliability.
+                let p = cheapest > 0 ? price(c.offer) / cheapest : 1
+                let l = (c.stats.ttftMillis == 0 ? 50 : c.stats.ttftMillis) / 50
+                return (p + 0.5 * l + load) / max(0.05, c.stats.successRate)
+            }
+        }
+        return out.sorted { a, b in
+            let sa = score(a), sb = score(b)
+            return sa != sb ? sa < sb : a.node.nodeKey < b.node.nodeKey
+        }
+    }
+
+    /// An offer's price in PLX per million tokens, input and output together.
+    static func price(_ o: Offer) -> Double { (Double(o.priceIn.units) + Double(o.priceOut.units)) / Double(Amount.unitsPerPLX) }
+}
+
+extension NodeStats: Codable {}
