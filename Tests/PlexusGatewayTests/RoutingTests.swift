@@ -1,0 +1,92 @@
+import PlexusCore
+import PlexusLedger
+import Testing
+@testable import PlexusGateway
+
+/// Routing's order for each sort, its filters and the circuit breaker, over tables of nodes.
+@Suite struct RoutingTests {
+    static let keys = (0..<6).map { KeyPair.deterministic("node-\($0)").address }
+
+    /// Node i asks `prices[i]` PLX per million input and output tokens.
+    static func nodes(_ prices: [Double], privacy: [String]? = nil) -> [NodeRecord] {
+        prices.enumerated().map { i, p in
+            var offer = Offer(model: "m", priceIn: Amount(units: UInt64(p * 1e9)), priceOut: Amount(units: UInt64(p * 1e9)))
+            if let privacy { offer.privacy = privacy[i] }
+            return NodeRecord(owner: keys[i], nodeKey: keys[i], endpoint: "http://127.0.0.1:\(9000 + i)", offers: [offer], registeredHeight: 1)
+        }
+    }
+
+    static func order(_ nodes: [NodeRecord], _ stats: [Address: NodeStats] = [:], sort: String?, now: UInt64 = 1_000,
+                      edit: (inout RoutingPolicy) -> Void = { _ in }) -> [Int] {
+        var policy = RoutingPolicy()
+        policy.sort = sort
+        edit(&policy)
+        return Routing.plan(nodes: nodes, stats: stats, model: "m", policy: policy, now: now).map { c in keys.firstIndex(of: c.node.nodeKey) ?? -1 }
+    }
+
+    static func stats(ttft: Double = 0, tps: Double = 0, ok: Double = 0, failed: Double = 0, inFlight: Int = 0) -> NodeStats {
+        var s = NodeStats()
+        s.ttftMillis = ttft
+        s.tokensPerSecond = tps
+        s.successes = ok
+        s.failures = failed
+        s.inFlight = inFlight
+        return s
+    }
+
+    @Test func eachSortOrdersByItsMeasure() {
+        let n = Self.nodes([0.3, 0.1, 0.2])
+        let k = Self.keys
+        #expect(Self.order(n, sort: "price") == [1, 2, 0])
+        let timed = [k[0]: Self.stats(ttft: 10, tps: 50), k[1]: Self.stats(ttft: 90, tps: 300), k[2]: Self.stats(ttft: 40, tps: 100)]
+        #expect(Self.order(n, timed, sort: "latency") == [0, 2, 1])
+        #expect(Self.order(n, timed, sort: "throughput") == [1, 2, 0])
+        let reliable = [k[0]: Self.stats(ok: 9, failed: 1), k[1]: Self.stats(ok: 5, failed: 5), k[2]: Self.stats(ok: 10)]
+        #expect(Self.order(n, reliable, sort: "reputation") == [2, 0, 1])
+        // Balanced: price relative to the cheapest, latency and load, over reliability.
+        #expect(Self.order(n, sort: "balanced") == [1, 2, 0])
+        #expect(Self.order(n, sort: nil) == [1, 2, 0])
+        #expect(Self.order(n, [k[1]: Self.stats(inFlight: 12)], sort: nil) == [2, 0, 1])
+    }
+
+    @Test func loadBreaksEqualPricesAndKeysBreakTheRest() {
+        let n = Self.nodes([0.1, 0.1, 0.1])
+        #expect(Self.order(n, sort: "price") == [0, 1, 2].sorted { Self.keys[$0] < Self.keys[$1] })
+        #expect(Self.order(n, [Self.keys[0]: Self.stats(inFlight: 2)], sort: "price").last == 0)
+    }
+
+    @Test func thePolicyFilters() {
+        let n = Self.nodes([0.3, 0.1, 0.2], privacy: ["public", "trusted", "public"])
+        let k = Self.keys
+        #expect(Self.order(n, sort: "price") { $0.maxPrice = 0.45 } == [1, 2])
+        #expect(Self.order(n, sort: "price") { $0.privacy = "trusted" } == [1])
+        #expect(Self.order(n, sort: "price") { $0.allow = [k[0].text, k[2].text] } == [2, 0])
+        #expect(Self.order(n, sort: "price") { $0.deny = [k[1].text] } == [2, 0])
+        #expect(Self.order(n, [k[1]: Self.stats(ok: 1, failed: 3)], sort: "price") { $0.minReputation = 0.5 } == [2, 0])
+        #expect(Routing.plan(nodes: n, stats: [:], model: "other", policy: RoutingPolicy(), now: 0).isEmpty)
+    }
+
+    @Test func threeFailuresInARowOpenTheBreakerForAWhile() {
+        let n = Self.nodes([0.1, 0.2])
+        var s = NodeStats()
+        for _ in 0..<2 { s.begin(); s.end(ok: false, ttftMillis: nil, tokensPerSecond: nil, now: 1_000) }
+        #expect(s.openUntilMillis == 0)
+        #expect(Self.order(n, [Self.keys[0]: s], sort: "price") == [0, 1])
+        s.begin(); s.end(ok: false, ttftMillis: nil, tokensPerSecond: nil, now: 1_000)
+        #expect(s.openUntilMillis == 2_000 && s.inFlight == 0)
+        #expect(Self.order(n, [Self.keys[0]: s], sort: "price", now: 1_500) == [1])
+        #expect(Self.order(n, [Self.keys[0]: s], sort: "price", now: 2_000) == [0, 1])
+        // Each further failure doubles the time, up to a minute.
+        s.end(ok: false, ttftMillis: nil, tokensPerSecond: nil, now: 2_000)
+        #expect(s.openUntilMillis == 4_000)
+        for _ in 0..<10 { s.end(ok: false, ttftMillis: nil, tokensPerSecond: nil, now: 10_000) }
+        #expect(s.openUntilMillis == 70_000)
+        // A success closes the run of failures and moves the averages.
+        s.end(ok: true, ttftMillis: 40, tokensPerSecond: 100, now: 80_000)
+        #expect(s.consecutiveFailures == 0 && s.ttftMillis == 40 && s.tokensPerSecond == 100)
+        s.end(ok: true, ttftMillis: 90, tokensPerSecond: nil, now: 80_000)
+        #expect(s.ttftMillis == 50 && s.tokensPerSecond == 100)
+        s.begin(); s.abandon()
+        #expect(s.inFlight == 0 && s.consecutiveFailures == 0)
+    }
+}
