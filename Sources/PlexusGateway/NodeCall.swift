@@ -15,15 +15,14 @@ struct NodeFailure: Error {
     var retryable: Bool
 }
 
-/// One attempt on one node, as I/O: the signed envelope, the call (over the
-/// gateway's own pooled HTTP/1.1 client, or AsyncHTTPClient for other URLs),
-/// the node's events read from its stream up to the receipt.
+/// One attempt on one node, as I/O: the signed envelope, the call, the node's
+/// events read from its stream up to the receipt.
 struct NodeCaller: Sendable {
     /// The gateway key, which signs envelopes.
     let key: KeyPair
     let chainId: String
-    let plain: PlainHTTPClient
-    let http: HTTPClient
+    /// The pooled HTTP/1.1 client for `http://` node URLs, and AsyncHTTPClient for the rest.
+    let plain: PlainHTTPClient, http: HTTPClient
 
     /// One attempt on one node: streams its events to `onEvent` and returns its receipt.
     func call(_ c: Candidate, _ gen: GenerateRequest, requestor: Address, requestId: Hash256, policy: RoutingPolicy,
