@@ -10,11 +10,8 @@ import PlexusWire
 /// the built-in engine). The shell (`Gateway.execute`) performs the directives:
 /// node calls, text to the client, the record, statistics.
 struct Execution {
-    /// What happened.
+    /// What happened (besides the pieces a node streams: see `receive`).
     enum Event {
-        /// The node in flight streamed a piece: its token (none, or negative, from a node
-        /// fronting an upstream server: such output cannot be continued elsewhere) and text.
-        case piece(token: TokenID?, text: String)
         /// The node finished; its receipt passed the shape checks (`NodeCaller.answer`).
         case completed(Receipt, finish: String, promptTokens: Int)
         /// The request's record is durable and the node's signature on its receipt holds.
@@ -50,8 +47,6 @@ struct Execution {
     enum Directive {
         /// Call this node with this request (its continuation filled in).
         case call(Candidate, GenerateRequest)
-        /// Send this text to the client.
-        case emit(String)
         /// Write this record durably and check the node's signature on its last receipt
         /// (the shell stamps `createdMillis`), then report `.recorded` or `.failed`.
         case record(RequestRecord)
@@ -115,15 +110,22 @@ struct Execution {
         return next(nowMillis: startMillis)
     }
 
+    /// The node in flight streamed a piece: its token (none, or negative, from a node
+    /// fronting an upstream server: such output cannot be continued elsewhere) and text.
+    /// Returns the text to send the client, if any. (One call per token: the hot path,
+    /// so it answers with the one thing a piece can ask for instead of a directive list.)
+    mutating func receive(token: TokenID?, text piece: String) -> String? {
+        guard phase == .calling else { return nil }
+        if let t = token {
+            tokens.append(t)
+            if t < 0 { opaque = true }
+        }
+        text += piece
+        return piece.isEmpty ? nil : piece
+    }
+
     mutating func on(_ event: Event) -> [Directive] {
         switch (phase, event) {
-        case let (.calling, .piece(token, piece)):
-            if let t = token {
-                tokens.append(t)
-                if t < 0 { opaque = true }
-            }
-            text += piece
-            return piece.isEmpty ? [] : [.emit(piece)]
         case let (.calling, .completed(receipt, finish, promptTokens)):
             guard let c = current else { return [] }
             // The node-signed receipt is what must be durable before answering; the

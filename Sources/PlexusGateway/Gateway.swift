@@ -178,9 +178,7 @@ public final class Gateway: Sendable {
                     let (receipt, finish, promptTokens) = try await nodes.call(c, gen, requestor: requestor, requestId: requestId,
                                                                                policy: admitted.policy) { event in
                         if inFlight?.firstAt == nil { inFlight?.firstAt = DispatchTime.now().uptimeNanoseconds }
-                        for d in machine.on(.piece(token: event.token, text: event.text ?? "")) {
-                            if case let .emit(piece) = d { try await emit(piece) }
-                        }
+                        if let piece = machine.receive(token: event.token, text: event.text ?? "") { try await emit(piece) }
                     }
                     pending += machine.on(.completed(receipt, finish: finish, promptTokens: promptTokens))
                 } catch let f as NodeFailure {
@@ -188,8 +186,6 @@ public final class Gateway: Sendable {
                 } catch is CancellationError {
                     pending += machine.on(.clientLeft)
                 }
-            case let .emit(piece):
-                try await emit(piece)
             case var .record(record):
                 record.createdMillis = SystemClock().nowMillis()
                 if try await recorder.record(record, alone: active.load(ordering: .relaxed) == 1) {

@@ -47,8 +47,8 @@ import Testing
     @Test func aServedRequestIsRecordedThenFinished() throws {
         var m = Self.machine()
         #expect(Self.called(m.start())?.0 == Self.candidates[0].node.nodeKey)
-        let emitted = m.on(.piece(token: 5, text: "he")) + m.on(.piece(token: 6, text: "llo")) + m.on(.piece(token: 7, text: ""))
-        #expect(emitted.count == 2)
+        let emitted = [m.receive(token: 5, text: "he"), m.receive(token: 6, text: "llo"), m.receive(token: 7, text: "")]
+        #expect(emitted == ["he", "llo", nil])
         let node = Self.candidates[0].node.nodeKey
         let ds = m.on(.completed(Self.receipt(node: node, first: 0, tokens: 3), finish: "stop", promptTokens: 10))
         guard case let .record(record)? = ds.first, ds.count == 1 else { Issue.record("no record: \(ds)"); return }
@@ -61,7 +61,7 @@ import Testing
         #expect(outcome.text == "hello" && outcome.completionTokens == 3 && outcome.promptTokens == 10 && outcome.attempts == 1)
         #expect(outcome.lastNode == node && outcome.finish == "stop")
         // Nothing further happens to a finished request.
-        #expect(m.on(.piece(token: 1, text: "x")).isEmpty && m.on(.clientLeft).isEmpty)
+        #expect(m.receive(token: 1, text: "x") == nil && m.on(.clientLeft).isEmpty)
     }
 
     @Test func aFailureBeforeTheFirstTokenMovesToTheNextNodeFromScratch() {
@@ -77,13 +77,13 @@ import Testing
     @Test func aFailureAfterTheFirstTokenIsContinuedElsewhereAndBothSharesAreKept() throws {
         var m = Self.machine()
         _ = m.start()
-        _ = m.on(.piece(token: 11, text: "a"))
-        _ = m.on(.piece(token: 12, text: "b"))
+        _ = m.receive(token: 11, text: "a")
+        _ = m.receive(token: 12, text: "b")
         // The first node is gone from the directory's list now; the rest of the plan still counts.
         let ds = m.on(.failed(Self.retryable, candidates: Array(Self.candidates.dropFirst(2)), nowMillis: 1_100))
         let next = try #require(Self.called(ds))
         #expect(next.0 == Self.candidates[2].node.nodeKey && next.1 == [11, 12])
-        _ = m.on(.piece(token: 13, text: "c"))
+        _ = m.receive(token: 13, text: "c")
         let ds2 = m.on(.completed(Self.receipt(node: next.0, first: 2, tokens: 1), finish: "length", promptTokens: 12))
         guard case let .record(record)? = ds2.first else { Issue.record("no record"); return }
         // The failed node's share is listed (unpaid: it has no receipt).
@@ -104,7 +104,7 @@ import Testing
     @Test func aBadReceiptFailsOverLikeAnyNodeFault() {
         var m = Self.machine()
         _ = m.start()
-        _ = m.on(.piece(token: 1, text: "x"))
+        _ = m.receive(token: 1, text: "x")
         _ = m.on(.completed(Self.receipt(node: Self.candidates[0].node.nodeKey, first: 0, tokens: 1), finish: "stop", promptTokens: 1))
         let bad = NodeFailure(status: 502, code: "bad_receipt", message: "invalid receipt", retryable: true)
         let ds = m.on(.failed(bad, candidates: Self.candidates, nowMillis: 1_200))
@@ -115,7 +115,7 @@ import Testing
     @Test func theClientLeavingAbandonsTheAttempt() {
         var m = Self.machine()
         _ = m.start()
-        _ = m.on(.piece(token: 1, text: "x"))
+        _ = m.receive(token: 1, text: "x")
         let ds = m.on(.clientLeft)
         #expect(Self.ended(ds) == [.abandoned])
         guard case .abandon? = ds.last else { Issue.record("not abandoned: \(ds)"); return }
@@ -129,7 +129,7 @@ import Testing
         #expect(Self.called(ds) == nil && Self.failure(ds)?.status == 503 && Self.failure(ds)?.message.contains("timeout") == true)
         var late = Self.machine(timeout: 500)
         _ = late.start()
-        _ = late.on(.piece(token: 1, text: "x"))
+        _ = late.receive(token: 1, text: "x")
         let after = late.on(.failed(Self.retryable, candidates: Self.candidates, nowMillis: 1_600))
         #expect(Self.failure(after)?.status == 502 && Self.failure(after)?.code == "stream_interrupted")
     }
@@ -157,7 +157,7 @@ import Testing
     @Test func outputWithoutTokenIdsIsNotContinued() {
         var m = Self.machine()
         _ = m.start()
-        _ = m.on(.piece(token: -1, text: "upstream text"))
+        _ = m.receive(token: -1, text: "upstream text")
         let ds = m.on(.failed(Self.retryable, candidates: Self.candidates, nowMillis: 1_100))
         #expect(Self.called(ds) == nil && Self.failure(ds)?.code == "stream_interrupted")
         #expect(Self.failure(ds)?.message.contains("upstream") == true)
