@@ -88,7 +88,7 @@ public struct WeightMatrix: @unchecked Sendable {
     /// `out[t * outStride + r] = W[r] · X[t]` for `rows` and every token of
     /// `batch`; any split of the rows gives the same bits.
     /// `level` caps the instruction set (0 portable, 1 AVX2, 2 AVX-VNNI), for tests.
-    func compute(rows range: Range<Int>, _ batch: ActivationBatch, into out: UnsafeMutablePointer<Float>, outStride: Int, level: Int32 = 2) {
+    func compute(rows range: Range<Int>, _ batch: ActivationBatch, into out: UnsafeMutablePointer<Float>, outStride: Int, level: Int32 = KernelPath.level) {
         guard !range.isEmpty else { return }
         precondition(batch.cols == cols)
         if let packed, let kt = kernelType {

@@ -99,6 +99,57 @@ public final class InferenceState {
         return logits
     }
 
+    /// `forward`, adding the final hidden state of every position it runs to `commit`.
+    @discardableResult
+    public func forward(_ tokens: [TokenID], commit: inout CommitmentBuilder) throws -> [Float] {
+        guard !tokens.isEmpty else { throw PlexusError(.malformed, "no tokens to run") }
+        var h = try embed(tokens)
+        try runLayers(&h, layers: 0..<model.config.layers)
+        let normed = finalNormed(h)
+        let dim = model.config.embedding
+        normed.withUnsafeBufferPointer { np in
+            for i in 0..<tokens.count { commit.add(UnsafeBufferPointer(rebasing: np[(i * dim)..<((i + 1) * dim)])) }
+        }
+        computeLogits(h)
+        return logits
+    }
+
+    /// Every row of `hidden` through the final norm, as the output projection sees it.
+    public func finalNormed(_ hidden: [Float]) -> [Float] {
+        let c = model.config
+        var out = hidden
+        out.withUnsafeMutableBufferPointer { op in
+            for i in 0..<(hidden.count / c.embedding) { Self.rmsNorm(op.baseAddress! + i * c.embedding, model.outputNorm, c.normEpsilon, count: c.embedding) }
+        }
+        return out
+    }
+
+    /// The logits of rows `rows` of `normed` (final-normed states, as `finalNormed` makes
+    /// them), one after another: `batchLimit` rows share each pass over the output matrix,
+    /// and each value equals what `computeLogits` gives for its row alone.
+    public func logits(ofNormed normed: [Float], rows: Range<Int>) -> [Float] {
+        let c = model.config, vocab = model.output.rows
+        precondition(rows.lowerBound >= 0 && rows.upperBound * c.embedding <= normed.count)
+        var out = [Float](repeating: 0, count: rows.count * vocab)
+        let output = model.output, batch = self.normed
+        normed.withUnsafeBufferPointer { np in
+            out.withUnsafeMutableBufferPointer { lp in
+                var done = 0
+                while done < rows.count {
+                    let n = min(Self.batchLimit, rows.count - done)
+                    batch.x.update(from: np.baseAddress! + (rows.lowerBound + done) * c.embedding, count: n * c.embedding)
+                    batch.quantize(tokens: n)
+                    let dest = lp.baseAddress! + done * vocab
+                    pool.run { part, parts in
+                        output.compute(rows: WorkerPool.share(output.rows, part: part, parts: parts), batch, into: dest, outStride: vocab)
+                    }
+                    done += n
+                }
+            }
+        }
+        return out
+    }
+
     /// The embedding of a token: the hidden state entering layer 0.
     public func embed(_ token: TokenID) throws -> [Float] {
         try embed([token])

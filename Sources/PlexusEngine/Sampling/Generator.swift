@@ -14,13 +14,17 @@ public struct GenerationRequest: Sendable, Hashable {
     /// check but is not emitted again, so the continuation streams exactly
     /// the pieces an uninterrupted run would have.
     public var continued: Int
+    /// Positions per chunk of the run's commitment.
+    public var commitmentInterval: Int
 
-    public init(prompt: [TokenID], maxTokens: Int, sampling: SamplingParameters = .init(), stop: [String] = [], continued: Int = 0) {
+    public init(prompt: [TokenID], maxTokens: Int, sampling: SamplingParameters = .init(), stop: [String] = [], continued: Int = 0,
+                commitmentInterval: Int = Commitment.defaultInterval) {
         self.prompt = prompt
         self.maxTokens = maxTokens
         self.sampling = sampling
         self.stop = stop
         self.continued = continued
+        self.commitmentInterval = commitmentInterval
     }
 }
 
@@ -44,6 +48,9 @@ public struct Generation: Sendable, Hashable {
     public var text: String
     public var finish: FinishReason
     public var promptTokens: Int
+    /// The final hidden states of every position run: the prompt's, and each output
+    /// token's but the last unless the run ended by end of sequence (see `Replay`).
+    public var commitment: Commitment
 }
 
 /// Runs a model over a prompt and samples a continuation.
@@ -71,7 +78,8 @@ public struct Generator: Sendable {
         }
         let capacity = min(context, request.prompt.count + request.maxTokens + 1)
         let state = try InferenceState(model: model, capacity: capacity, threads: threads)
-        var logits = try state.forward(request.prompt)
+        var commit = CommitmentBuilder(interval: request.commitmentInterval)
+        var logits = try state.forward(request.prompt, commit: &commit)
         var sequence = request.prompt
         var out: [TokenID] = []
         guard request.continued >= 0, request.continued < request.prompt.count else {
@@ -115,7 +123,7 @@ public struct Generator: Sendable {
             emitted = safe
             try onPiece(GeneratedPiece(token: id, text: piece, position: sequence.count - 1))
             if out.count < request.maxTokens && sequence.count < capacity {
-                logits = try state.forward(id)
+                logits = try state.forward([id], commit: &commit)
             }
         }
         if finish != .stop {
@@ -124,7 +132,7 @@ public struct Generator: Sendable {
                 try onPiece(GeneratedPiece(token: last, text: String(text[emitted...]), position: sequence.count - 1))
             }
         }
-        return Generation(tokens: out, text: text, finish: finish, promptTokens: request.prompt.count)
+        return Generation(tokens: out, text: text, finish: finish, promptTokens: request.prompt.count, commitment: commit.finish())
     }
 }
 
