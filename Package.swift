@@ -86,6 +86,10 @@ let package = Package(
             ]
         ),
         .target(
+            name: "PlexusVerifier",
+            dependencies: ["PlexusCore", "PlexusEngine", "PlexusLedger", "PlexusWire"]
+        ),
+        .target(
             name: "PlexusTestKit",
             dependencies: ["PlexusCore", "PlexusEngine", "PlexusLedger"]
         ),
@@ -99,6 +103,7 @@ let package = Package(
                 "PlexusGateway",
                 "PlexusHTTP",
                 "PlexusWire",
+                "PlexusVerifier",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -112,6 +117,7 @@ let package = Package(
         .testTarget(name: "PlexusTestKitTests", dependencies: ["PlexusTestKit"]),
         .testTarget(name: "PlexusNodeTests", dependencies: ["PlexusNode", "PlexusHTTP", "PlexusWire", "PlexusTestKit"]),
         .testTarget(name: "PlexusWireTests", dependencies: ["PlexusWire", "PlexusTestKit"]),
+        .testTarget(name: "PlexusVerifierTests", dependencies: ["PlexusVerifier", "PlexusNode", "PlexusTestKit"]),
         .testTarget(name: "PlexusGatewayTests", dependencies: ["PlexusGateway", "PlexusWire", "PlexusTestKit"]),
         .testTarget(name: "PlexusCLITests", dependencies: ["PlexusCore", "PlexusLedger", "PlexusNode", "PlexusGateway", "PlexusHTTP", "PlexusWire", "PlexusTestKit",
                                                          .product(name: "GRDB", package: "GRDB.swift")]),

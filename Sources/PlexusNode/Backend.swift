@@ -50,15 +50,7 @@ public struct EngineBackend: GenerationBackend {
     }
 
     /// The prompt's tokens: chat messages through the model's template, or raw text.
-    public func promptTokens(_ r: GenerateRequest) throws -> [TokenID] {
-        if let messages = r.messages {
-            guard let template else { throw PlexusError(.unsupported, "the model has no chat template") }
-            guard !messages.isEmpty else { throw PlexusError(.malformed, "messages are empty") }
-            return try template.tokens(messages, tokenizer: model.tokenizer)
-        }
-        guard let prompt = r.prompt, !prompt.isEmpty else { throw PlexusError(.malformed, "the request has neither messages nor a prompt") }
-        return try model.tokenizer.encode(prompt)
-    }
+    public func promptTokens(_ r: GenerateRequest) throws -> [TokenID] { try r.promptTokens(model: model, template: template) }
 
     public func generate(_ r: GenerateRequest, onToken: (TokenID?, String) throws -> Void) throws -> BackendResult {
         let prompt = try promptTokens(r)
@@ -66,8 +58,7 @@ public struct EngineBackend: GenerationBackend {
         guard all.count < contextLength else {
             throw PlexusError(.outOfRange, "the prompt has \(all.count) tokens; the model's context is \(contextLength)")
         }
-        let sampling = SamplingParameters(temperature: r.temperature, topP: r.topP, seed: r.seed)
-        let request = GenerationRequest(prompt: all, maxTokens: r.maxTokens - r.continuation.count, sampling: sampling,
+        let request = GenerationRequest(prompt: all, maxTokens: r.maxTokens - r.continuation.count, sampling: r.sampling,
                                         stop: r.stop, continued: r.continuation.count)
         var lastPosition = -1
         let g = try Generator(model: model, threads: threads).generate(request) { piece in

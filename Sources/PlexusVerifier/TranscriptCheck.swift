@@ -1,0 +1,95 @@
+import PlexusCore
+import PlexusEngine
+import PlexusLedger
+import PlexusWire
+
+/// What checking a transcript found. `ok` only when the binding holds and the engine
+/// reproduces every token, the finish and every share's commitment.
+public struct TranscriptReport: Sendable, Codable {
+    public var ok: Bool
+    /// The receipts' signatures, and the transcript hashing to their request and output hashes.
+    public var bindingOk: Bool
+    /// Why the binding fails (empty when it holds).
+    public var bindingProblems: [String]
+    public var firstMismatch: ReplayReport.Mismatch?
+    /// The finish the node reported is the engine's.
+    public var finishOk: Bool
+    /// Every share's commitment recomputed (nil where a share's receipt makes no claim).
+    public var commitmentOk: Bool
+    /// The engine's commitment over the whole run, and its chunk count.
+    public var commitmentRoot: Hash256
+    public var chunks: Int
+    public var promptTokens: Int
+    public var outputTokens: Int
+
+    enum CodingKeys: String, CodingKey {
+        case ok, bindingOk = "binding_ok", bindingProblems = "binding_problems", firstMismatch = "first_mismatch"
+        case finishOk = "finish_ok", commitmentOk = "commitment_ok", commitmentRoot = "commitment_root", chunks
+        case promptTokens = "prompt_tokens", outputTokens = "output_tokens"
+    }
+}
+
+/// Checks a transcript against a model: first the binding (receipts signed, hashing to
+/// the transcript's request and output), then one re-execution (`Generator.replay`).
+public struct TranscriptCheck: Sendable {
+    public let model: LlamaModel
+    public let modelHash: Hash256
+    public let template: ChatTemplate?
+    public let threads: Int
+
+    public init(model: LlamaModel, modelHash: Hash256, threads: Int) throws {
+        self.model = model
+        self.modelHash = modelHash
+        self.threads = threads
+        template = try model.file.metadata["tokenizer.chat_template"]?.string.map { try ChatTemplate(source: $0) }
+    }
+
+    public func check(_ t: Transcript) throws -> TranscriptReport {
+        var problems: [String] = []
+        if t.modelHash != modelHash { problems.append("the transcript names model \(t.modelHash.hex.prefix(16)), not this one (\(modelHash.hex.prefix(16)))") }
+        if !t.request.continuation.isEmpty { problems.append("the first share's request carries a continuation") }
+        let prompt = try t.request.promptTokens(model: model, template: template)
+        if let claimed = t.promptTokens, claimed != prompt { problems.append("the prompt tokens are not the request's") }
+        problems += bindingProblems(t)
+
+        let replay = try Generator(model: model, threads: threads).replay(ReplayRequest(
+            prompt: prompt, output: t.outputTokens, maxTokens: t.request.maxTokens, sampling: t.request.sampling, stop: t.request.stop))
+        let finishOk = replay.ok && (t.finishReason == "length" ? replay.finish == .length : t.finishReason == "stop" && replay.finish != .length)
+        // Receipts carry no commitment yet: the engine's own is reported for the record.
+        let commitmentOk = replay.ok
+        return TranscriptReport(ok: problems.isEmpty && replay.ok && finishOk && commitmentOk, bindingOk: problems.isEmpty,
+                                bindingProblems: problems, firstMismatch: replay.firstMismatch, finishOk: finishOk, commitmentOk: commitmentOk,
+                                commitmentRoot: replay.commitment.root, chunks: replay.commitment.chunks.count,
+                                promptTokens: prompt.count, outputTokens: t.outputTokens.count)
+    }
+
+    /// Every receipt signed by its node, for this request and model, over the share of the
+    /// output it claims (its request hash that of the request continued where it starts);
+    /// the last share ends the output.
+    func bindingProblems(_ t: Transcript) -> [String] {
+        var problems: [String] = []
+        guard let last = t.receipts.last else { return ["the transcript has no receipt"] }
+        let id = t.receipts[0].requestId
+        var end = 0
+        for (i, r) in t.receipts.enumerated() {
+            let first = Int(clamping: r.firstOutputToken), count = Int(clamping: r.outputTokens)
+            if r.requestId != id { problems.append("receipt \(i) is for another request") }
+            if r.modelHash != t.modelHash { problems.append("receipt \(i) names another model") }
+            if !r.node.verifies(r.nodeSignature, over: r.nodeSigningBytes(chainId: t.chainId)) {
+                problems.append("receipt \(i): the node signature does not verify")
+            }
+            guard first >= end, count <= t.outputTokens.count, first <= t.outputTokens.count - count else {
+                problems.append("receipt \(i) claims tokens \(first)..<\(first &+ count) of \(t.outputTokens.count)")
+                continue
+            }
+            end = first + count
+            if outputHash(Array(t.outputTokens[first..<end])) != r.outputHash { problems.append("receipt \(i): the output is not what the node signed") }
+            if Hash256.of(t.request(continuingAt: first).json) != r.requestHash { problems.append("receipt \(i): the request is not what the node was sent") }
+        }
+        let (lastEnd, overflow) = last.firstOutputToken.addingReportingOverflow(last.outputTokens)
+        if overflow || lastEnd != UInt64(t.outputTokens.count) {
+            problems.append("the last receipt does not end the output")
+        }
+        return problems
+    }
+}

@@ -1,0 +1,18 @@
+import PlexusCore
+import PlexusEngine
+
+extension GenerateRequest {
+    /// The sampling the built-in engine applies to this request (a verifier applies the same).
+    public var sampling: SamplingParameters { SamplingParameters(temperature: temperature, topP: topP, seed: seed) }
+
+    /// The prompt's tokens: chat messages through the model's template, or raw text.
+    public func promptTokens(model: LlamaModel, template: ChatTemplate?) throws -> [TokenID] {
+        if let messages {
+            guard let template else { throw PlexusError(.unsupported, "the model has no chat template") }
+            guard !messages.isEmpty else { throw PlexusError(.malformed, "messages are empty") }
+            return try template.tokens(messages, tokenizer: model.tokenizer)
+        }
+        guard let prompt, !prompt.isEmpty else { throw PlexusError(.malformed, "the request has neither messages nor a prompt") }
+        return try model.tokenizer.encode(prompt)
+    }
+}
