@@ -25,7 +25,8 @@ enum Admission {
     }
 
     /// Checks in order: model, `n`, `max_tokens` against the context, `temperature`,
-    /// `top_p`, `stop`, the `plexus` policy, the messages or prompt, the prompt's size.
+    /// `top_p`, `top_k`, `min_p`, `repetition_penalty`, `stop`, the `plexus` policy, the
+    /// messages or prompt, the prompt's size.
     static func admit(_ req: ChatRequest, chat: Bool, card: ModelCard?, defaults: Defaults) throws -> AdmittedRequest {
         guard let card else {
             throw OpenAIError(404, "invalid_request_error", "model_not_found", "The model '\(req.model.prefix(100))' does not exist.")
@@ -39,6 +40,11 @@ enum Admission {
         guard (0...2).contains(temperature) else { throw OpenAIError.invalid("temperature must be 0...2", code: "invalid_value") }
         let topP = req.topP ?? 1
         guard topP > 0, topP <= 1 else { throw OpenAIError.invalid("top_p must be in (0, 1]", code: "invalid_value") }
+        if let k = req.topK, !(0...1_000_000).contains(k) { throw OpenAIError.invalid("top_k must be 0...1000000", code: "invalid_value") }
+        if let m = req.minP, !(m.isFinite && (0...1).contains(m)) { throw OpenAIError.invalid("min_p must be 0...1", code: "invalid_value") }
+        if let r = req.repetitionPenalty, !(r.isFinite && (0.01...100).contains(r)) {
+            throw OpenAIError.invalid("repetition_penalty must be 0.01...100", code: "invalid_value")
+        }
         if let stop = req.stop, stop.count > 4 || stop.contains(where: { $0.isEmpty || $0.utf8.count > 256 }) {
             throw OpenAIError.invalid("stop takes up to 4 non-empty strings", code: "invalid_value")
         }
@@ -48,7 +54,8 @@ enum Admission {
             policy = policy.merged(with: p)
         }
         var gen = GenerateRequest(model: req.model, maxTokens: maxTokens, temperature: temperature, topP: topP,
-                                  seed: UInt64(bitPattern: req.seed ?? 0), stop: req.stop ?? [])
+                                  seed: UInt64(bitPattern: req.seed ?? 0), stop: req.stop ?? [],
+                                  topK: req.topK, minP: req.minP, repetitionPenalty: req.repetitionPenalty)
         let inputBound: Int
         if chat {
             guard let messages = req.messages, !messages.isEmpty else { throw OpenAIError.invalid("messages must be a non-empty array", code: "invalid_value") }

@@ -44,6 +44,9 @@ struct ChatRequest: Decodable {
     var maxCompletionTokens: Int?
     var temperature: Double?
     var topP: Double?
+    var topK: Int?
+    var minP: Double?
+    var repetitionPenalty: Double?
     var seed: Int64?
     var stop: [String]?
     var stream: Bool?
@@ -54,6 +57,7 @@ struct ChatRequest: Decodable {
     enum CodingKeys: String, CodingKey {
         case model, messages, prompt, temperature, seed, stop, stream, n, plexus
         case maxTokens = "max_tokens", maxCompletionTokens = "max_completion_tokens", topP = "top_p", streamOptions = "stream_options"
+        case topK = "top_k", minP = "min_p", repetitionPenalty = "repetition_penalty"
     }
 
     init(from decoder: any Decoder) throws {
@@ -70,6 +74,9 @@ struct ChatRequest: Decodable {
         maxCompletionTokens = try c.decodeIfPresent(Int.self, forKey: .maxCompletionTokens)
         temperature = try c.decodeIfPresent(Double.self, forKey: .temperature)
         topP = try c.decodeIfPresent(Double.self, forKey: .topP)
+        topK = try c.decodeIfPresent(Int.self, forKey: .topK)
+        minP = try c.decodeIfPresent(Double.self, forKey: .minP)
+        repetitionPenalty = try c.decodeIfPresent(Double.self, forKey: .repetitionPenalty)
         seed = try c.decodeIfPresent(Int64.self, forKey: .seed)
         if let s = try? c.decodeIfPresent(String.self, forKey: .stop) {
             stop = [s]
@@ -110,6 +117,8 @@ extension ChatRequest {
               let maxTokens = tree.optional("max_tokens", \.int), let maxCompletionTokens = tree.optional("max_completion_tokens", \.int),
               let n = tree.optional("n", \.int), let temperature = tree.optional("temperature", \.double),
               let topP = tree.optional("top_p", \.double), let seed = tree.optional("seed", \.int64),
+              let topK = tree.optional("top_k", \.int), let minP = tree.optional("min_p", \.double),
+              let repetitionPenalty = tree.optional("repetition_penalty", \.double),
               let stop = tree.optional("stop", { $0.string.map { [$0] } ?? $0.strings }), let stream = tree.optional("stream", \.bool),
               let streamOptions = tree.optional("stream_options", streamOptions),
               tree["plexus"]?.isNull ?? true else { return nil }
@@ -121,6 +130,9 @@ extension ChatRequest {
         self.n = n
         self.temperature = temperature
         self.topP = topP
+        self.topK = topK
+        self.minP = minP
+        self.repetitionPenalty = repetitionPenalty
         self.seed = seed
         self.stop = stop
         self.stream = stream

@@ -3,7 +3,9 @@ import PlexusEngine
 
 extension GenerateRequest {
     /// The sampling the built-in engine applies to this request (a verifier applies the same).
-    public var sampling: SamplingParameters { SamplingParameters(temperature: temperature, topP: topP, seed: seed) }
+    public var sampling: SamplingParameters {
+        SamplingParameters(temperature: temperature, topK: topK ?? 0, topP: topP, minP: minP ?? 0, repetitionPenalty: repetitionPenalty ?? 1, seed: seed)
+    }
 
     /// The prompt's tokens: chat messages through the model's template, or raw text.
     public func promptTokens(model: LlamaModel, template: ChatTemplate?) throws -> [TokenID] {

@@ -20,9 +20,14 @@ public struct GenerateRequest: Codable, Sendable, Hashable {
     public var topP: Double
     public var seed: UInt64
     public var stop: [String]
+    /// Sampling beyond OpenAI's own parameters (absent: off), as llama.cpp's server takes them.
+    public var topK: Int?
+    public var minP: Double?
+    public var repetitionPenalty: Double?
 
     public init(model: String, messages: [ChatMessage]? = nil, prompt: String? = nil, continuation: [TokenID] = [],
-                maxTokens: Int, temperature: Double = 0, topP: Double = 1, seed: UInt64 = 0, stop: [String] = []) {
+                maxTokens: Int, temperature: Double = 0, topP: Double = 1, seed: UInt64 = 0, stop: [String] = [],
+                topK: Int? = nil, minP: Double? = nil, repetitionPenalty: Double? = nil) {
         self.model = model
         self.messages = messages
         self.prompt = prompt
@@ -32,6 +37,9 @@ public struct GenerateRequest: Codable, Sendable, Hashable {
         self.topP = topP
         self.seed = seed
         self.stop = stop
+        self.topK = topK
+        self.minP = minP
+        self.repetitionPenalty = repetitionPenalty
     }
 }
 
@@ -186,15 +194,22 @@ public func outputHash(_ tokens: [TokenID]) -> Hash256 {
 extension GenerateRequest {
     /// The request as JSON, written by hand (the same document `JSONEncoder.compact` writes).
     public var json: [UInt8] {
-        guard temperature.isFinite, topP.isFinite else { return (try? Array(JSONEncoder.compact.encode(self))) ?? [] }
+        guard temperature.isFinite, topP.isFinite, minP?.isFinite ?? true, repetitionPenalty?.isFinite ?? true else {
+            return (try? Array(JSONEncoder.compact.encode(self))) ?? []
+        }
+        // Keys in sorted order; absent optionals are left out, as JSONEncoder leaves them.
         var s = "{\"continuation\":[" + continuation.map(String.init).joined(separator: ",") + "],\"maxTokens\":\(maxTokens)"
         if let messages {
             s += ",\"messages\":[" + messages.map { "{\"content\":\(FastJSON.quote($0.content)),\"role\":\(FastJSON.quote($0.role))}" }.joined(separator: ",") + "]"
         }
+        if let minP { s += ",\"minP\":\(minP)" }
         s += ",\"model\":" + FastJSON.quote(model)
         if let prompt { s += ",\"prompt\":" + FastJSON.quote(prompt) }
+        if let repetitionPenalty { s += ",\"repetitionPenalty\":\(repetitionPenalty)" }
         s += ",\"seed\":\(seed),\"stop\":[" + stop.map(FastJSON.quote).joined(separator: ",") + "]"
-        s += ",\"temperature\":\(temperature),\"topP\":\(topP)}"
+        s += ",\"temperature\":\(temperature)"
+        if let topK { s += ",\"topK\":\(topK)" }
+        s += ",\"topP\":\(topP)}"
         return Array(s.utf8)
     }
 
@@ -212,7 +227,9 @@ extension GenerateRequest {
         guard case .object = tree, let model = tree["model"]?.string, let cont = tree["continuation"]?.array,
               let maxTokens = tree["maxTokens"]?.int, let temperature = tree["temperature"]?.double, let topP = tree["topP"]?.double,
               let seed = tree["seed"]?.uint64, let stop = tree["stop"]?.strings,
-              let messages = tree.optional("messages", messages), let prompt = tree.optional("prompt", \.string) else { return nil }
+              let messages = tree.optional("messages", messages), let prompt = tree.optional("prompt", \.string),
+              let topK = tree.optional("topK", \.int), let minP = tree.optional("minP", \.double),
+              let repetitionPenalty = tree.optional("repetitionPenalty", \.double) else { return nil }
         var continuation: [TokenID] = []
         continuation.reserveCapacity(cont.count)
         for t in cont {
@@ -220,7 +237,7 @@ extension GenerateRequest {
             continuation.append(id)
         }
         self.init(model: model, messages: messages, prompt: prompt, continuation: continuation, maxTokens: maxTokens,
-                  temperature: temperature, topP: topP, seed: seed, stop: stop)
+                  temperature: temperature, topP: topP, seed: seed, stop: stop, topK: topK, minP: minP, repetitionPenalty: repetitionPenalty)
     }
 
     /// Reads a request body: the hand-written reader first, `JSONDecoder` for anything else.

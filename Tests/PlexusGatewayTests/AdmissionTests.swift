@@ -27,6 +27,9 @@ import Testing
         (#"{"model":"m","temperature":-0.1,\#(chat)}"#, true, 400, "invalid_value"),
         (#"{"model":"m","top_p":0,\#(chat)}"#, true, 400, "invalid_value"),
         (#"{"model":"m","top_p":1.01,\#(chat)}"#, true, 400, "invalid_value"),
+        (#"{"model":"m","top_k":-1,\#(chat)}"#, true, 400, "invalid_value"),
+        (#"{"model":"m","min_p":1.5,\#(chat)}"#, true, 400, "invalid_value"),
+        (#"{"model":"m","repetition_penalty":0,\#(chat)}"#, true, 400, "invalid_value"),
         (#"{"model":"m","stop":["a","b","c","d","e"],\#(chat)}"#, true, 400, "invalid_value"),
         (#"{"model":"m","stop":[""],\#(chat)}"#, true, 400, "invalid_value"),
         (#"{"model":"m","plexus":{"sort":"fastest"},\#(chat)}"#, true, 400, "invalid_value"),
@@ -67,11 +70,14 @@ import Testing
 
         let set = try Admission.admit(try Self.request(#"""
             {"model":"m","max_completion_tokens":9,"max_tokens":500,"temperature":0,"top_p":0.5,"seed":-1,"stop":"END",
+             "top_k":12,"min_p":0.05,"repetition_penalty":1.2,
              "plexus":{"sort":"latency","deny":["x"]},"prompt":"abc"}
             """#), chat: false, card: Self.card, defaults: defaults)
         // max_completion_tokens wins over max_tokens; a negative seed keeps its bits.
         #expect(set.generate.maxTokens == 9 && set.generate.temperature == 0 && set.generate.topP == 0.5)
         #expect(set.generate.seed == UInt64.max && set.generate.stop == ["END"] && set.generate.prompt == "abc")
+        #expect(set.generate.topK == 12 && set.generate.minP == 0.05 && set.generate.repetitionPenalty == 1.2)
+        #expect(plain.generate.topK == nil && plain.generate.minP == nil && plain.generate.repetitionPenalty == nil)
         #expect(set.policy.sort == "latency" && set.policy.deny == ["x"] && set.policy.timeoutMs == 5_000)
         #expect(set.inputBound == 4)
     }

@@ -55,4 +55,23 @@ import Testing
         #expect(throws: PlexusError.self) { try Envelope(hex: e.hex + "00") }
         #expect(throws: PlexusError.self) { try Envelope(hex: String(repeating: "ab", count: 600)) }
     }
+
+    /// top_k, min_p and repetition penalty travel only when set: a request without them is
+    /// the same body, byte for byte, as before they existed (so its hash is too).
+    @Test func extraSamplingTravelsOnlyWhenSet() throws {
+        let plain = GenerateRequest(model: "m", prompt: "hi", maxTokens: 4, temperature: 0.5, topP: 0.9, seed: 3, stop: ["x"])
+        #expect(String(decoding: plain.json, as: UTF8.self)
+                == #"{"continuation":[],"maxTokens":4,"model":"m","prompt":"hi","seed":3,"stop":["x"],"temperature":0.5,"topP":0.9}"#)
+        for (k, m, r) in [(Int?(40), Double?(0.05), Double?(1.3)), (nil, 0.1, nil), (7, nil, nil), (nil, nil, 0.8)] {
+            var x = plain
+            x.topK = k
+            x.minP = m
+            x.repetitionPenalty = r
+            let written = x.json
+            #expect(try GenerateRequest.decode(written) == x)
+            #expect(try JSONDecoder().decode(GenerateRequest.self, from: Data(written)) == x)
+            #expect(GenerateRequest(tree: try #require(JSONTree.parse(written))) == x)
+            #expect(x.sampling.topK == (k ?? 0) && x.sampling.minP == (m ?? 0) && x.sampling.repetitionPenalty == (r ?? 1))
+        }
+    }
 }
