@@ -145,7 +145,8 @@ struct Execution {
             phase = .recording
             return [.record(RequestRecord(requestId: requestId, requestor: requestor, model: base.model, nodes: nodes + [c.node.nodeKey],
                                           outputTokens: shares + [UInt64(tokens.count - before)], receipts: all, charge: charge,
-                                          state: "unsettled", reason: nil, createdMillis: 0))]
+                                          state: "unsettled", reason: nil, createdMillis: 0,
+                                          transcript: RecordedTranscript(request: base.json, outputTokens: tokens, finish: finish)))]
         case let (.recording, .recorded(record)):
             guard let c = current else { return [] }
             receipts = record.receipts

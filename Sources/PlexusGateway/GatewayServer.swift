@@ -45,6 +45,8 @@ public struct GatewayServer: Sendable {
                 ["id": $0.id, "object": "model", "created": 0, "owned_by": $0.creator.text, "context_length": Int($0.contextLength)]
             }
             return Self.response(OpenAIShapes.data(["object": "list", "data": data]))
+        case (.GET, _) where request.path.hasPrefix("/v1/receipts/") && request.path.hasSuffix("/transcript"):
+            return Self.transcript(g, request)
         case (.GET, _) where request.path.hasPrefix("/v1/receipts/"):
             do {
                 _ = try g.account(forAuthorization: request.header("authorization"))
@@ -65,6 +67,29 @@ public struct GatewayServer: Sendable {
         case (.POST, "/v1/completions"): return await Self.complete(g, request, chat: false)
         default:
             return Self.error(OpenAIError(404, "invalid_request_error", "unknown_url", "Unknown request URL: \(request.method) \(request.path.prefix(100))."))
+        }
+    }
+
+    /// `GET /v1/receipts/{id}/transcript`: the request's transcript, for its requestor only,
+    /// while its settlement can still be challenged.
+    static func transcript(_ g: Gateway, _ request: HTTPRequestIn) -> HTTPResponseOut {
+        do {
+            let caller = try g.account(forAuthorization: request.header("authorization"))
+            let raw = request.path.dropFirst("/v1/receipts/".count).dropLast("/transcript".count)
+            guard let id = try? Hash256(hex: String(raw)), let record = try g.store.get(id) else {
+                return error(OpenAIError(404, "invalid_request_error", "not_found", "No request with that id."))
+            }
+            guard record.requestor == caller else {
+                return error(OpenAIError(403, "permission_error", "forbidden", "Only the request's requestor (or an assigned verifier) may read its transcript."))
+            }
+            guard let view = try g.countersigned(record).transcriptView(chainId: g.chainId) else {
+                return error(OpenAIError(404, "invalid_request_error", "transcript_gone", "The request's transcript is no longer kept (its settlement is final)."))
+            }
+            return response(Array(try JSONEncoder.compact.encode(view)))
+        } catch let e as OpenAIError {
+            return error(e)
+        } catch {
+            return Self.error(OpenAIError(500, "api_error", "internal_error", "\(error)"))
         }
     }
 

@@ -106,8 +106,21 @@ public final class ReceiptStore: Sendable {
         try pool.write { db in
             let st = try db.cachedStatement(sql: "UPDATE requests SET state = ?, due = ? WHERE id = ?")
             for c in changes { try st.execute(arguments: [c.state, Int64(clamping: c.due), Data(c.id.bytes)]) }
+            // A final request can no longer be challenged: its transcript goes.
+            let read = try db.cachedStatement(sql: "SELECT record FROM requests WHERE id = ?")
+            let write = try db.cachedStatement(sql: "UPDATE requests SET record = ? WHERE id = ?")
+            for c in changes where Self.transcriptEnds(c.state) {
+                guard let blob = try Data.fetchOne(read, arguments: [Data(c.id.bytes)]) else { continue }
+                var r = try RequestRecord.decodeStored(blob)
+                guard r.transcript != nil else { continue }
+                r.transcript = nil
+                try write.execute(arguments: [Data(r.canonicalBytes), Data(c.id.bytes)])
+            }
         }
     }
+
+    /// Whether a request in `state` is past every challenge (its transcript is no longer kept).
+    static func transcriptEnds(_ state: String) -> Bool { state == "final" || state == "rejected" }
 
     /// Records in `state` due by `height` (pending settlements that should be final), earliest first.
     public func records(state: String, dueBy height: UInt64, limit: Int) throws -> [RequestRecord] {
@@ -137,7 +150,11 @@ public final class ReceiptStore: Sendable {
     /// that hold nothing needed.
     public func archive(_ items: [(record: RequestRecord, due: UInt64)]) throws {
         guard !items.isEmpty else { return }
-        let rows = items.map { ($0.record, $0.due, Data($0.record.canonicalBytes)) }
+        let rows = items.map { item -> (RequestRecord, UInt64, Data) in
+            var r = item.record
+            if Self.transcriptEnds(r.state) { r.transcript = nil }
+            return (r, item.due, Data(r.canonicalBytes))
+        }
         try pool.write { db in
             let st = try db.cachedStatement(sql: "INSERT OR REPLACE INTO requests (id, state, record, created, due) VALUES (?, ?, ?, ?, ?)")
             for (r, due, data) in rows {

@@ -1,6 +1,8 @@
 import Foundation
 import PlexusCore
+import PlexusEngine
 import PlexusLedger
+import PlexusWire
 
 /// What the gateway knows about a request it served.
 public struct RequestRecord: Codable, Sendable {
@@ -18,21 +20,57 @@ public struct RequestRecord: Codable, Sendable {
     public var state: String
     public var reason: String?
     public var createdMillis: UInt64
+    /// What re-executes the request, kept until its settlement is final and handed only
+    /// to the requestor (and assigned verifiers): never in the record's JSON view.
+    public var transcript: RecordedTranscript?
+
+    enum CodingKeys: String, CodingKey {
+        case requestId, requestor, model, nodes, outputTokens, receipts, charge, state, reason, createdMillis
+    }
+}
+
+/// A request's transcript as the gateway keeps it: the first share's node request in the
+/// very bytes sent (their SHA-256 is its receipt's request hash), the output tokens and
+/// how the answer ended.
+public struct RecordedTranscript: Sendable, Hashable {
+    public var request: [UInt8]
+    public var outputTokens: [TokenID]
+    public var finish: String
+
+    /// Longest request body and output kept.
+    static let maxRequestBytes = 1 << 22, maxTokens = 1 << 20
+}
+
+extension RequestRecord {
+    /// The transcript with its receipts, for a requestor or a verifier; nil when none is kept.
+    func transcriptView(chainId: String) throws -> Transcript? {
+        guard let t = transcript, let first = receipts.first else { return nil }
+        return Transcript(modelHash: first.modelHash, request: try GenerateRequest.decode(t.request), outputTokens: t.outputTokens,
+                          finishReason: t.finish, chainId: chainId, receipts: receipts)
+    }
 }
 
 extension RequestRecord: CanonicalCodable {
     public func encode(to w: inout CanonicalWriter) {
-        w.write(UInt8(1))  // format version
+        w.write(UInt8(2))  // format version (1: without the transcript)
         w.write(requestId); w.write(requestor); w.write(model)
         w.write(UInt32(nodes.count))
         for (n, t) in zip(nodes, outputTokens) { w.write(n); w.write(t) }
         w.write(array: receipts)
         w.write(charge); w.write(state)
         w.write(reason ?? ""); w.write(createdMillis)
+        w.write(transcript != nil)
+        if let t = transcript {
+            w.write(lengthPrefixed: t.request)
+            w.write(UInt32(t.outputTokens.count))
+            for token in t.outputTokens { w.write(UInt32(bitPattern: token)) }
+            w.write(t.finish)
+        }
     }
 
     public init(from r: inout CanonicalReader) throws {
-        guard try r.readUInt8() == 1 else { throw PlexusError(.malformed, "unknown request record format") }
+        let version = try r.readUInt8()
+        guard version == 1 || version == 2 else { throw PlexusError(.malformed, "unknown request record format") }
         requestId = try r.readHash()
         requestor = try r.readAddress()
         model = try r.readString(limit: Registry.maxName)
@@ -48,6 +86,16 @@ extension RequestRecord: CanonicalCodable {
         let why = try r.readString(limit: 4096)
         reason = why.isEmpty ? nil : why
         createdMillis = try r.readUInt64()
+        transcript = nil
+        if version == 2, try r.readBool() {
+            let request = try r.readLengthPrefixed(limit: RecordedTranscript.maxRequestBytes)
+            let n = Int(try r.readUInt32())
+            guard n <= RecordedTranscript.maxTokens else { throw PlexusError(.tooLarge, "a transcript holds at most \(RecordedTranscript.maxTokens) tokens") }
+            var tokens: [TokenID] = []
+            tokens.reserveCapacity(n)
+            for _ in 0..<n { tokens.append(TokenID(bitPattern: try r.readUInt32())) }
+            transcript = RecordedTranscript(request: request, outputTokens: tokens, finish: try r.readString(limit: 32))
+        }
     }
 
     /// Stored form: canonical bytes (older stores hold JSON, still readable).

@@ -78,6 +78,29 @@ import Testing
         let requestId = try Hash256(hex: try #require(response.headers.first(name: "x-plexus-request-id")))
         #expect(((body["usage"] as? [String: Any])?["completion_tokens"] as? Int ?? 0) > 0)
 
+        // The requestor reads the transcript; `plexus verify` reproduces it exactly, and a
+        // transcript with one output token changed fails.
+        let transcript = try await NetworkTests.get(info, "/receipts/\(requestId.hex)/transcript")
+        #expect((transcript["output_tokens"] as? [Int])?.count == (body["usage"] as? [String: Any])?["completion_tokens"] as? Int)
+        // Nobody else may read it.
+        let otherKey = try run(["gateway", "keys", "create", "--account", nodeKey.address.text, "--data", dir.path + "/gw"])
+            .split(separator: "\n").last.map(String.init) ?? ""
+        var other = info
+        other.apiKey = otherKey
+        let refused = try await NetworkTests.get(other, "/receipts/\(requestId.hex)/transcript")
+        #expect((refused["error"] as? [String: Any])?["code"] as? String == "forbidden", "\(refused)")
+        let file = dir.path + "/transcript.json"
+        try JSONSerialization.data(withJSONObject: transcript).write(to: URL(fileURLWithPath: file))
+        let verified = try run(["verify", "--transcript", file, "--model", weights, "--json"])
+        #expect(verified.contains("\"ok\" : true"), "\(verified)")
+        var forged = transcript
+        var tokens = try #require(transcript["output_tokens"] as? [Int])
+        tokens[0] = tokens[0] == 100 ? 101 : 100
+        forged["output_tokens"] = tokens
+        try JSONSerialization.data(withJSONObject: forged).write(to: URL(fileURLWithPath: file))
+        let (status, out) = try PlexusProcess.run(["verify", "--transcript", file, "--model", weights, "--json"], environment: env, logDirectory: dir.path)
+        #expect(status == 1 && out.contains("\"ok\" : false"), "\(out)")
+
         // Settled on the ledger and paid out after the challenge window.
         var settlement: Settlement?
         for _ in 0..<300 {
@@ -89,5 +112,13 @@ import Testing
         #expect(settlement?.nodes == [nodeKey.address])
         // The model's creator (the publisher) is paid its royalty.
         #expect(settlement?.payouts.contains { $0.account == me && !$0.amount.isZero } == true)
+        // Once final, the transcript is no longer kept.
+        var gone = false
+        for _ in 0..<100 {
+            gone = (try await NetworkTests.get(info, "/receipts/\(requestId.hex)/transcript")["error"] as? [String: Any])?["code"] as? String == "transcript_gone"
+            if gone { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(gone)
     }
 }
