@@ -116,6 +116,7 @@ let package = Package(
         .testTarget(name: "PlexusLedgerTests", dependencies: ["PlexusLedger", "PlexusTestKit", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "PlexusTestKitTests", dependencies: ["PlexusTestKit"]),
         .testTarget(name: "PlexusNodeTests", dependencies: ["PlexusNode", "PlexusHTTP", "PlexusWire", "PlexusTestKit"]),
+        .testTarget(name: "PlexusHTTPTests", dependencies: ["PlexusHTTP", "PlexusTestKit"]),
         .testTarget(name: "PlexusWireTests", dependencies: ["PlexusWire", "PlexusTestKit"]),
         .testTarget(name: "PlexusVerifierTests", dependencies: ["PlexusVerifier", "PlexusNode", "PlexusTestKit"]),
         .testTarget(name: "PlexusGatewayTests", dependencies: ["PlexusGateway", "PlexusWire", "PlexusTestKit"]),

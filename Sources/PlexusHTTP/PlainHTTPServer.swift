@@ -29,13 +29,30 @@ public enum HTTPResponseOut: Sendable {
     }
 }
 
+/// How long a connection may take, and how many one client may hold: a client
+/// that opens connections and sends nothing, or a head a byte at a time
+/// (slowloris), must not hold the server's descriptors.
+public struct ConnectionLimits: Sendable {
+    /// A connection with no request under way (new, or kept alive after an answer)
+    /// must deliver a whole request head within this, or it is closed.
+    public var idle: TimeAmount = .seconds(15)
+    /// A request's body must have arrived this long after its head.
+    public var body: TimeAmount = .seconds(30)
+    /// Connections one client address may hold open at once; more are closed on arrival.
+    public var perAddress = 1_024
+    /// How often a connection's deadlines are looked at.
+    public var tick: TimeAmount = .milliseconds(500)
+
+    public init() {}
+}
+
 /// A lean HTTP/1.1 server for the request path of nodes and gateways: no
 /// router or middleware layers, a handler per request called with the whole
-/// body, keep-alive and pipelining (answers in order), a body limit, and
-/// streamed answers drained from a `BytePipe` with back-pressure. Closing
-/// the connection closes the pipe, which tells the producer to stop. SIGINT
-/// and SIGTERM stop it: the listener closes, requests in flight get a few
-/// seconds to finish, and `run` returns.
+/// body, keep-alive and pipelining (answers in order), a body limit, deadlines
+/// and a cap per client address (`ConnectionLimits`), and streamed answers
+/// drained from a `BytePipe` with back-pressure. Closing the connection closes
+/// the pipe, which tells the producer to stop. SIGINT and SIGTERM stop it: the
+/// listener closes, requests in flight get a few seconds to finish, and `run` returns.
 public final class PlainHTTPServer: Sendable {
     public typealias Handler = @Sendable (HTTPRequestIn) async -> HTTPResponseOut
 
@@ -43,15 +60,37 @@ public final class PlainHTTPServer: Sendable {
     let port: Int
     let maxBody: Int
     let name: String
+    let limits: ConnectionLimits
     let handler: Handler
     let inFlight = Atomic<Int>(0)
+    /// Open connections by client address.
+    let perAddress = Mutex<[String: Int]>([:])
 
-    public init(host: String, port: Int, maxBody: Int = 1 << 20, name: String, handler: @escaping Handler) {
+    public init(host: String, port: Int, maxBody: Int = 1 << 20, name: String, limits: ConnectionLimits = .init(),
+                handler: @escaping Handler) {
         self.host = host
         self.port = port
         self.maxBody = maxBody
         self.name = name
+        self.limits = limits
         self.handler = handler
+    }
+
+    /// Counts a new connection from `address`; false when that address holds its quota already.
+    func admit(_ address: String) -> Bool {
+        perAddress.withLock { m in
+            let n = m[address, default: 0]
+            guard n < limits.perAddress else { return false }
+            m[address] = n + 1
+            return true
+        }
+    }
+
+    func release(_ address: String) {
+        perAddress.withLock { m in
+            let n = m[address, default: 1] - 1
+            m[address] = n > 0 ? n : nil
+        }
     }
 
     /// Serves until SIGINT, SIGTERM or cancellation; `onListening` gets the bound port.
@@ -93,12 +132,48 @@ private final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
     var tooLarge = false
     var current: Task<Void, Never>?
     var streaming: BytePipe?
+    /// Where the connection stands, for its deadlines.
+    enum Phase { case waiting(since: NIODeadline), receiving(since: NIODeadline), answering }
+    var phase = Phase.waiting(since: .now())
+    var ticker: RepeatedTask?
+    /// The client address counted against its quota (nil: not counted).
+    var counted: String?
 
     init(server: PlainHTTPServer) { self.server = server }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let address = context.channel.remoteAddress?.ipAddress ?? "unknown"
+        guard server.admit(address) else {
+            context.close(promise: nil)
+            return
+        }
+        counted = address
+        phase = .waiting(since: .now())
+        let limits = server.limits, box = UncheckedBox(self), channel = context.channel
+        ticker = context.eventLoop.scheduleRepeatedTask(initialDelay: limits.tick, delay: limits.tick) { _ in
+            let now = NIODeadline.now()
+            switch box.value.phase {
+            case let .waiting(since) where now - since > limits.idle: channel.close(promise: nil)
+            case let .receiving(since) where now - since > limits.body: channel.close(promise: nil)
+            default: break
+            }
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        ticker?.cancel()
+        ticker = nil
+        if let counted { server.release(counted) }
+        counted = nil
+    }
+
+    /// The answer is out: the connection waits for the next request.
+    func answered() { phase = .waiting(since: .now()) }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case let .head(h):
+            phase = .receiving(since: .now())
             head = h
             body = []
             tooLarge = false
@@ -114,11 +189,13 @@ private final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
         case .end:
             guard let h = head else { return }
             head = nil
+            phase = .answering
             let keepAlive = h.isKeepAlive
             let channel = context.channel
+            let box = UncheckedBox(self)
             if tooLarge {
                 let msg = Array(#"{"error":{"code":"too_large","message":"the request body exceeds the limit"}}"#.utf8)
-                Self.writeFull(channel, status: 413, headers: [("content-type", "application/json")], body: msg, keepAlive: false)
+                Self.writeFull(channel, status: 413, headers: [("content-type", "application/json")], body: msg, keepAlive: false) {}
                 return
             }
             let parts = h.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
@@ -126,17 +203,17 @@ private final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
                                         headers: h.headers, body: body)
             body = []
             let server = self.server
-            let box = UncheckedBox(self)
             server.inFlight.add(1, ordering: .relaxed)
             current = Task {
                 defer { server.inFlight.subtract(1, ordering: .relaxed) }
                 let answer = await server.handler(request)
                 switch answer {
                 case let .full(status, headers, body):
-                    Self.writeFull(channel, status: status, headers: headers, body: body, keepAlive: keepAlive)
+                    Self.writeFull(channel, status: status, headers: headers, body: body, keepAlive: keepAlive) { box.value.answered() }
                 case let .stream(status, headers, pipe):
                     channel.eventLoop.execute { box.value.streaming = pipe }
                     await Self.writeStream(channel, status: status, headers: headers, pipe: pipe, keepAlive: keepAlive)
+                    channel.eventLoop.execute { box.value.answered() }
                 }
             }
         }
@@ -155,7 +232,9 @@ private final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
         return HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: h)
     }
 
-    static func writeFull(_ channel: any Channel, status: Int, headers: [(String, String)], body: [UInt8], keepAlive: Bool) {
+    /// Writes a whole answer; `done` runs on the channel's event loop once it is out.
+    static func writeFull(_ channel: any Channel, status: Int, headers: [(String, String)], body: [UInt8], keepAlive: Bool,
+                          done onDone: @escaping () -> Void) {
         channel.eventLoop.execute {
             var head = responseHead(status, headers, keepAlive: keepAlive)
             head.headers.replaceOrAdd(name: "content-length", value: String(body.count))
@@ -164,7 +243,9 @@ private final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
             channel.write(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
             channel.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(buf))), promise: nil)
             let done = channel.eventLoop.makePromise(of: Void.self)
-            if !keepAlive { done.futureResult.whenComplete { _ in channel.close(promise: nil) } }
+            done.futureResult.whenComplete { _ in
+                if keepAlive { onDone() } else { channel.close(promise: nil) }
+            }
             channel.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: done)
         }
     }
