@@ -78,6 +78,23 @@ import Testing
 @Suite struct SamplerTests {
     let logits: [Float] = [1.0, 3.0, 2.0, 3.0, -1.0]
 
+    /// The fast ranking is the comparison sort's order, element for element: ties, both
+    /// zeros, infinities, huge and tiny values, vocabularies large and small.
+    @Test func fastRankingEqualsTheReferenceOrder() {
+        var rng = SeededGenerator(seed: 77)
+        let specials: [Float] = [0, -0.0, .infinity, -.infinity, .greatestFiniteMagnitude, -.greatestFiniteMagnitude,
+                                 .leastNonzeroMagnitude, -.leastNonzeroMagnitude, 1, -1]
+        for round in 0..<60 {
+            let n = [1, 2, 5, 257, 4_096, 49_152][round % 6]
+            let levels = Int(rng.next() % 50) + 1  // few distinct values: many ties
+            let l: [Float] = (0..<n).map { _ in
+                rng.next() % 10 == 0 ? specials[Int(rng.next() % UInt64(specials.count))]
+                    : Float(Int(rng.next() % UInt64(levels)) - levels / 2) * (round % 2 == 0 ? 0.125 : 1.7)
+            }
+            #expect(Sampler.rank(l) == Sampler.referenceRank(l), "round \(round), \(n) logits")
+        }
+    }
+
     @Test func greedyPicksTheLowestIdAmongTies() throws {
         let s = try Sampler(SamplingParameters())
         #expect(s.sample(logits, history: [], index: 0) == 1)

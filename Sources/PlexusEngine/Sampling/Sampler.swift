@@ -80,8 +80,7 @@ public struct Sampler: Sendable {
             return TokenID(best)
         }
         // Candidates by logit, highest first, ties by id: a total order.
-        var order = Array(0..<adjusted.count)
-        order.sort { adjusted[$0] != adjusted[$1] ? adjusted[$0] > adjusted[$1] : $0 < $1 }
+        var order = Self.rank(adjusted)
         if p.topK > 0 && p.topK < order.count { order.removeSubrange(p.topK...) }
         let top = Double(adjusted[order[0]])
         var probs = order.map { exp((Double(adjusted[$0]) - top) / p.temperature) }
@@ -110,5 +109,67 @@ public struct Sampler: Sendable {
             if u < acc { return TokenID(order[i]) }
         }
         return TokenID(order[order.count - 1])
+    }
+
+    /// Token ids by logit, highest first, ties by lower id — the order
+    /// `referenceRank` gives, found by a radix sort of one integer key per token
+    /// (the logit's bits mapped so that integer order is float order, reversed,
+    /// then the id) instead of comparisons through a closure: several times
+    /// faster on a vocabulary of 49,152. Zero of either sign is one value, as `==` has it; a
+    /// NaN (never in a sound model's logits) sorts last.
+    static func rank(_ logits: [Float]) -> [Int] {
+        var keys = [UInt64](repeating: 0, count: logits.count)
+        keys.withUnsafeMutableBufferPointer { kp in
+            for (i, l) in logits.enumerated() {
+                let v = l.isNaN ? -Float.infinity : l + 0  // + 0 turns -0 into +0
+                let bits = v.bitPattern
+                let ascending = bits & 0x8000_0000 != 0 ? ~bits : bits | 0x8000_0000
+                kp[i] = UInt64(~ascending) << 32 | UInt64(UInt32(truncatingIfNeeded: i))
+            }
+        }
+        radixSort(&keys)
+        return keys.map { Int(UInt32(truncatingIfNeeded: $0)) }
+    }
+
+    /// Sorts ascending, a byte at a time from the lowest (least-significant-digit radix
+    /// sort, stable per pass), skipping bytes every key shares.
+    static func radixSort(_ keys: inout [UInt64]) {
+        let n = keys.count
+        guard n > 1 else { return }
+        var other = [UInt64](repeating: 0, count: n)
+        var counts = [Int](repeating: 0, count: 256)
+        for byte in 0..<8 {
+            let shift = UInt64(byte * 8)
+            counts.withUnsafeMutableBufferPointer { c in
+                for i in 0..<256 { c[i] = 0 }
+                keys.withUnsafeBufferPointer { k in for key in k { c[Int((key >> shift) & 0xFF)] += 1 } }
+            }
+            if counts.contains(n) { continue }  // one value of this byte: nothing moves
+            var start = 0
+            for i in 0..<256 {
+                let c = counts[i]
+                counts[i] = start
+                start += c
+            }
+            counts.withUnsafeMutableBufferPointer { c in
+                keys.withUnsafeBufferPointer { k in
+                    other.withUnsafeMutableBufferPointer { o in
+                        for key in k {
+                            let b = Int((key >> shift) & 0xFF)
+                            o[c[b]] = key
+                            c[b] += 1
+                        }
+                    }
+                }
+            }
+            swap(&keys, &other)
+        }
+    }
+
+    /// The order by comparisons, as the sampler first computed it: the reference `rank` is held to.
+    static func referenceRank(_ logits: [Float]) -> [Int] {
+        var order = Array(0..<logits.count)
+        order.sort { logits[$0] != logits[$1] ? logits[$0] > logits[$1] : $0 < $1 }
+        return order
     }
 }
