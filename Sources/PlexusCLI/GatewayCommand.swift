@@ -22,11 +22,18 @@ struct GatewayCommand: AsyncParsableCommand {
         @Option(name: .long, help: "Port (0 picks a free one).") var port: Int = 8080
         @Option(name: .long, help: "Milliseconds between settlement batches.") var settleIntervalMs: Int = 2_000
         @Option(name: .long, help: "Write the bound port to this file once listening.") var portFile: String?
+        @Option(name: .long, help: "Requests per second one API key may make (0: no limit).") var keyRps: Double = KeyLimits().requestsPerSecond
+        @Option(name: .long, help: "Requests one API key may make at once above its rate.") var keyBurst: Double = KeyLimits().burst
+        @Option(name: .long, help: "Requests one API key may have in flight (0: no limit).") var keyConcurrency: Int = KeyLimits().concurrency
         @OptionGroup var log: LogOptions
 
         func validate() throws {
             guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
             guard (50...600_000).contains(settleIntervalMs) else { throw ValidationError("--settle-interval-ms must be 50...600000") }
+            guard keyRps.isFinite, (0...1_000_000).contains(keyRps), keyBurst.isFinite, (1...1_000_000).contains(keyBurst),
+                  (0...100_000).contains(keyConcurrency) else {
+                throw ValidationError("--key-rps must be 0...1000000, --key-burst 1...1000000, --key-concurrency 0...100000")
+            }
         }
 
         func run() async throws {
@@ -44,6 +51,9 @@ struct GatewayCommand: AsyncParsableCommand {
             config.host = host
             config.port = port
             config.settleIntervalMillis = UInt64(settleIntervalMs)
+            config.keyLimits.requestsPerSecond = keyRps
+            config.keyLimits.burst = keyBurst
+            config.keyLimits.concurrency = keyConcurrency
             let gateway = try await Gateway(config: config, logger: logger)
             let server = GatewayServer(gateway: gateway, metrics: { Bootstrap.metricsText() })
             let portFile = self.portFile, host = self.host

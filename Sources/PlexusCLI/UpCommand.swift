@@ -168,7 +168,9 @@ final class LocalNetwork: @unchecked Sendable {
         let apiKey = try APIKeys(path: dir + "/gateway/api-keys.json").create(account: requestor.address)
         let gatewayProcess = try spawn("gateway", ["gateway", "start", "--ledger", ledgerURL, "--key", gatewayKeyPath,
                                                    "--owner-key", gatewayOwnerPath, "--data", dir + "/gateway",
-                                                   "--port", String(gatewayPort), "--port-file", dir + "/gateway.port"])
+                                                   "--port", String(gatewayPort), "--port-file", dir + "/gateway.port"]
+                                                   // The echo network is for benchmarks and tests of the money flow: its one key unlimited.
+                                                   + (backend == "echo" ? ["--key-rps", "0", "--key-concurrency", "0"] : []))
         let port = try await waitForPort(dir + "/gateway.port", gatewayProcess, "gateway")
         let info = Info(baseURL: "http://127.0.0.1:\(port)/v1", apiKey: apiKey, ledger: ledgerURL, requestor: requestor.address,
                         nodes: nodeURLs, pids: children.map { $0.process.processIdentifier })

@@ -23,6 +23,8 @@ public struct GatewayConfig: Sendable {
     public var defaultMaxTokens = 256
     public var settleIntervalMillis: UInt64 = 2_000
     public var attemptLimit = 4
+    /// What one API key may ask: request rate and requests in flight.
+    public var keyLimits = KeyLimits()
 
     public init(ledgerURL: String, key: KeyPair, dataDirectory: String) {
         self.ledgerURL = ledgerURL
@@ -49,6 +51,7 @@ public final class Gateway: Sendable {
     let nodes: NodeCaller
     let recorder: Recorder
     let settler: Settler
+    let limiter: KeyLimiter
     let logger: Logger
     let chainId: String
     /// Request ids: SHA-256 of a secret drawn at start, a counter and the gateway key
@@ -82,6 +85,7 @@ public final class Gateway: Sendable {
         recorder = Recorder(store: store, chainId: chainId)
         settler = Settler(key: config.key, chainId: chainId, ledger: ledger, store: store, escrow: escrow,
                           recovered: Set(unsettled.map(\.requestId)), logger: logger)
+        limiter = KeyLimiter(limits: config.keyLimits)
         try await directory.refresh()
     }
 
@@ -98,7 +102,10 @@ public final class Gateway: Sendable {
         return Hash256.of(idSeed + withUnsafeBytes(of: n.bigEndian) { Array($0) } + config.key.address.bytes)
     }
 
-    func account(forAuthorization header: String?) throws -> Address {
+    func account(forAuthorization header: String?) throws -> Address { try caller(forAuthorization: header).account }
+
+    /// The paying account of an API key, and the key's hash (what the per-key limits count).
+    func caller(forAuthorization header: String?) throws -> (account: Address, key: Hash256) {
         guard let header, header.hasPrefix("Bearer ") else {
             throw OpenAIError(401, "invalid_request_error", "invalid_api_key", "Missing API key: send 'Authorization: Bearer <key>'.")
         }
@@ -106,10 +113,11 @@ public final class Gateway: Sendable {
         var key = header.utf8.dropFirst(7)
         while let c = key.first, c == 0x20 || c == 0x09 { key.removeFirst() }
         while let c = key.last, c == 0x20 || c == 0x09 { key.removeLast() }
-        guard let account = try keyCache.account(forKeyHash: Hash256.of(Array(key)).hex) else {
+        let hash = Hash256.of(Array(key))
+        guard let account = try keyCache.account(forKeyHash: hash.hex) else {
             throw OpenAIError(401, "invalid_request_error", "invalid_api_key", "Incorrect API key provided.")
         }
-        return account
+        return (account, hash)
     }
 
     func escrow(of a: Address) async throws -> UInt64 {

@@ -108,13 +108,22 @@ public struct GatewayServer: Sendable {
 
     static func complete(_ g: Gateway, _ request: HTTPRequestIn, chat: Bool) async -> HTTPResponseOut {
         g.active.add(1, ordering: .relaxed)
-        // A streamed answer is counted until its serving task ends.
+        // A streamed answer is counted (and holds its key's place) until its serving task ends.
         var handedOver = false
-        defer { if !handedOver { g.active.subtract(1, ordering: .relaxed) } }
+        var limitedKey: Hash256?
+        defer {
+            if !handedOver {
+                g.active.subtract(1, ordering: .relaxed)
+                if let limitedKey { g.limiter.finish(limitedKey) }
+            }
+        }
         let requestor: Address
         let req: ChatRequest
         do {
-            requestor = try g.account(forAuthorization: request.header("authorization"))
+            let caller = try g.caller(forAuthorization: request.header("authorization"))
+            try g.limiter.admit(caller.key)
+            limitedKey = caller.key
+            requestor = caller.account
             do {
                 let bytes = request.body
                 if let tree = JSONTree.parse(bytes), let r = ChatRequest(tree: tree) {
@@ -179,8 +188,12 @@ public struct GatewayServer: Sendable {
 
         let (stream, cont) = AsyncStream.makeStream(of: Piece.self, bufferingPolicy: .unbounded)
         handedOver = true
+        let heldKey = limitedKey
         let task = Task {
-            defer { g.active.subtract(1, ordering: .relaxed) }
+            defer {
+                g.active.subtract(1, ordering: .relaxed)
+                if let heldKey { g.limiter.finish(heldKey) }
+            }
             do {
                 let r = try await g.serve(req, chat: chat, requestor: requestor, requestId: requestId) { piece in cont.yield(.text(piece)) }
                 cont.yield(.done(finish: r.finish, prompt: r.promptTokens, completion: r.completionTokens, node: r.lastNode, attempts: r.attempts))

@@ -48,7 +48,8 @@ import Testing
                 kill(info.pids[4], SIGKILL)
                 try await Task.sleep(for: .milliseconds(300))
                 let g = try PlexusProcess(["gateway", "start", "--ledger", info.ledger, "--key", upDir + "/keys/gateway.json",
-                                           "--data", upDir + "/gateway", "--port", String(port), "--port-file", dir.path + "/gw2.port"],
+                                           "--data", upDir + "/gateway", "--port", String(port), "--port-file", dir.path + "/gw2.port",
+                                           "--key-rps", "0", "--key-concurrency", "0"],  // as `up --backend echo` starts it
                                           logDirectory: dir.path)
                 extra.append(g)
                 _ = try PlexusProcess.waitForPort(file: dir.path + "/gw2.port", process: g)
