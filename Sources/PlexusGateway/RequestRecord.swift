@@ -52,11 +52,11 @@ extension RequestRecord {
 
 extension RequestRecord: CanonicalCodable {
     public func encode(to w: inout CanonicalWriter) {
-        w.write(UInt8(2))  // format version (1: without the transcript)
+        w.write(UInt8(2))  // format version (1: without the transcript, receipts of format 1 only)
         w.write(requestId); w.write(requestor); w.write(model)
         w.write(UInt32(nodes.count))
         for (n, t) in zip(nodes, outputTokens) { w.write(n); w.write(t) }
-        w.write(array: receipts)
+        w.write(array: receipts.map(VersionedReceipt.init))
         w.write(charge); w.write(state)
         w.write(reason ?? ""); w.write(createdMillis)
         w.write(transcript != nil)
@@ -80,7 +80,8 @@ extension RequestRecord: CanonicalCodable {
         for _ in 0..<n { ns.append(try r.readAddress()); ts.append(try r.readUInt64()) }
         nodes = ns
         outputTokens = ts
-        receipts = try r.readArray(of: Receipt.self, limit: Registry.maxParts)
+        receipts = version == 1 ? try r.readArray(of: Receipt.self, limit: Registry.maxParts)
+            : try r.readArray(of: VersionedReceipt.self, limit: Registry.maxParts).map(\.receipt)
         charge = try r.readAmount()
         state = try r.readString(limit: 32)
         let why = try r.readString(limit: 4096)

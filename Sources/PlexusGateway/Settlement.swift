@@ -109,7 +109,7 @@ final class Settler: Sendable {
         let limit = Int(params.params.first { $0.name == "maxTxBytes" }?.value ?? 16_384) - 512
         var chunks: [[Receipt]] = [], chunk: [Receipt] = [], size = 0
         for r in batch where known[r.requestId] == nil && !r.receipts.isEmpty {
-            let bytes = r.receipts.reduce(0) { $0 + $1.canonicalBytes.count }
+            let bytes = r.receipts.reduce(0) { $0 + VersionedReceipt($1).canonicalBytes.count }
             if size + bytes > limit, !chunk.isEmpty {
                 chunks.append(chunk)
                 chunk = []

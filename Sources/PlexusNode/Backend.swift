@@ -10,6 +10,9 @@ public struct BackendResult: Sendable {
     public var promptTokens: Int
     public var finish: String
     public var tokens: [TokenID]
+    /// What the receipt commits to: the engine's hidden-state commitment, or that the
+    /// backend cannot be re-executed bit for bit.
+    public var commitment: ReceiptCommitment = .inexact
 }
 
 /// Something that generates tokens for a node.
@@ -66,7 +69,8 @@ public struct EngineBackend: GenerationBackend {
             lastPosition = piece.position
             try onToken(isNew ? piece.token : nil, piece.text)
         }
-        return BackendResult(promptTokens: all.count, finish: g.finish == .endOfSequence ? "stop" : g.finish.rawValue, tokens: g.tokens)
+        return BackendResult(promptTokens: all.count, finish: g.finish == .endOfSequence ? "stop" : g.finish.rawValue, tokens: g.tokens,
+                             commitment: ReceiptCommitment(root: g.commitment.root, chunks: UInt32(g.commitment.chunks.count), exact: true))
     }
 }
 

@@ -188,7 +188,7 @@ public struct NodeServer: Sendable {
                                           node: config.key.address, modelHash: backend.modelHash, inputTokens: UInt64(result.promptTokens),
                                           outputTokens: UInt64(result.tokens.count), firstOutputToken: UInt64(gen.continuation.count),
                                           priceIn: config.priceIn, priceOut: config.priceOut, outputHash: outputHash(result.tokens),
-                                          timeMillis: SystemClock().nowMillis())
+                                          timeMillis: SystemClock().nowMillis(), commitment: result.commitment)
                     receipt.signAsNode(config.key, chainId: chainId)
                     NodeMetrics.tokens.increment(by: result.tokens.count)
                     _ = sink(FastJSON.doneEvent(finish: result.finish, promptTokens: result.promptTokens, receipt: receipt))

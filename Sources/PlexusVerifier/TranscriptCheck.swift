@@ -52,11 +52,32 @@ public struct TranscriptCheck: Sendable {
         if let claimed = t.promptTokens, claimed != prompt { problems.append("the prompt tokens are not the request's") }
         problems += bindingProblems(t)
 
+        // Each share's node ran the prompt and the output up to its share's end (the last token
+        // only when its logits ended the sequence): the commitment its receipt must carry.
+        let ends = t.receipts.map { Int(clamping: $0.firstOutputToken &+ $0.outputTokens) }
         let replay = try Generator(model: model, threads: threads).replay(ReplayRequest(
-            prompt: prompt, output: t.outputTokens, maxTokens: t.request.maxTokens, sampling: t.request.sampling, stop: t.request.stop))
+            prompt: prompt, output: t.outputTokens, maxTokens: t.request.maxTokens, sampling: t.request.sampling, stop: t.request.stop,
+            commitmentsAt: ends.flatMap { [prompt.count + max(0, $0 - 1), prompt.count + $0] }))
         let finishOk = replay.ok && (t.finishReason == "length" ? replay.finish == .length : t.finishReason == "stop" && replay.finish != .length)
-        // Receipts carry no commitment yet: the engine's own is reported for the record.
-        let commitmentOk = replay.ok
+        var commitmentOk = replay.ok
+        for (i, r) in t.receipts.enumerated() {
+            guard let claimed = r.commitment else {
+                problems.append("receipt \(i) makes no commitment (format 1)")
+                commitmentOk = false
+                continue
+            }
+            guard claimed.exact else {
+                problems.append("receipt \(i) comes from a backend that cannot be re-executed bit for bit")
+                commitmentOk = false
+                continue
+            }
+            let endedBySequence = i == t.receipts.count - 1 && replay.finish == .endOfSequence
+            guard let own = replay.commitmentsAt[2 * i + (endedBySequence ? 1 : 0)],
+                  own.root == claimed.root, UInt32(own.chunks.count) == claimed.chunks else {
+                commitmentOk = false
+                continue
+            }
+        }
         return TranscriptReport(ok: problems.isEmpty && replay.ok && finishOk && commitmentOk, bindingOk: problems.isEmpty,
                                 bindingProblems: problems, firstMismatch: replay.firstMismatch, finishOk: finishOk, commitmentOk: commitmentOk,
                                 commitmentRoot: replay.commitment.root, chunks: replay.commitment.chunks.count,

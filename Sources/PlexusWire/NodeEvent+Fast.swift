@@ -19,10 +19,10 @@ extension FastJSON {
 
     static let tokenEventHead = Array("data: {\"type\":\"token\",\"token\":".utf8)
 
-    /// The final event, with the receipt in its canonical bytes (hex):
+    /// The final event, with the receipt in its canonical bytes with their format byte (hex):
     /// `data: {"type":"done","finishReason":"…","promptTokens":N,"receiptBytes":"…"}\n\n`.
     public static func doneEvent(finish: String, promptTokens: Int, receipt: Receipt) -> [UInt8] {
-        let bytes = receipt.canonicalBytes
+        let bytes = VersionedReceipt(receipt).canonicalBytes
         var out: [UInt8] = []
         out.reserveCapacity(128 + 2 * bytes.count)
         out += Array("data: {\"type\":\"done\",\"finishReason\":\(quote(finish)),\"promptTokens\":\(promptTokens),\"receiptBytes\":\"".utf8)
@@ -54,7 +54,7 @@ extension FastJSON {
         i += receiptKey.count
         guard b.count >= 2, b[b.endIndex - 1] == UInt8(ascii: "}"), b[b.endIndex - 2] == UInt8(ascii: "\""), b.endIndex - 2 >= i,
               let hex = String(validating: b[i..<(b.endIndex - 2)], as: UTF8.self),
-              let bytes = try? Hex.decode(hex), let receipt = try? Receipt(canonicalBytes: bytes) else { return nil }
+              let bytes = try? Hex.decode(hex), let receipt = try? VersionedReceipt(canonicalBytes: bytes).receipt else { return nil }
         return (finish, prompt, receipt)
     }
 

@@ -147,7 +147,7 @@ public struct NodeEvent: Codable, Sendable {
         promptTokens = try c.decodeIfPresent(Int.self, forKey: .promptTokens)
         // The receipt comes as an object, or as its canonical bytes in hex (what nodes send).
         if let hex = try c.decodeIfPresent(String.self, forKey: .receiptBytes) {
-            receipt = try Receipt(canonicalBytes: Hex.decode(hex))
+            receipt = try VersionedReceipt(canonicalBytes: Hex.decode(hex)).receipt
         } else {
             receipt = try c.decodeIfPresent(Receipt.self, forKey: .receipt)
         }

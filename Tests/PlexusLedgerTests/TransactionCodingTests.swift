@@ -28,6 +28,50 @@ import Testing
         }
     }
 
+    /// Receipts of format 1 keep the `settle` layout byte for byte (blocks written before
+    /// commitments decode as they were); with a commitment they travel versioned, each
+    /// signature over its own format's bytes; a versioned settle of format-1 receipts only is refused.
+    @Test func settleTransactionsCarryBothReceiptFormats() throws {
+        let node = KeyPair.deterministic("coding-node")
+        func receipt(_ i: UInt8, _ c: ReceiptCommitment?) -> Receipt {
+            var r = Receipt(requestId: Hash256.of([i]), requestHash: Hash256.of([2]), requestor: net.keys[1].address, node: node.address,
+                            modelHash: Hash256.of([3]), inputTokens: 4, outputTokens: 5, priceIn: Amount(units: 6), priceOut: Amount(units: 7),
+                            outputHash: Hash256.of([8]), timeMillis: 9, commitment: c)
+            r.signAsNode(node, chainId: net.genesis.chainId)
+            r.countersign(net.keys[0], chainId: net.genesis.chainId)
+            return r
+        }
+        let old = receipt(1, nil)
+        let new = receipt(2, ReceiptCommitment(root: Hash256.of([5]), chunks: 3, exact: true))
+        let inexact = receipt(3, .inexact)
+        #expect(old.nodeSigningBytes(chainId: net.genesis.chainId) != { var o = old; o.commitment = .inexact; return o }().nodeSigningBytes(chainId: net.genesis.chainId))
+        for r in [old, new, inexact] { #expect(throws: Never.self) { try r.verify(chainId: net.genesis.chainId) } }
+        let plain = net.tx(0, nonce: 0, .settle(receipts: [old]))
+        #expect(plain.body.kind == .settle)
+        var w = CanonicalWriter()
+        old.encode(to: &w)
+        #expect(plain.canonicalBytes.suffix(w.bytes.count + 64).prefix(w.bytes.count) == w.bytes[...])
+        for receipts in [[new], [old, new, inexact]] {
+            let tx = net.tx(0, nonce: 1, .settle(receipts: receipts))
+            #expect(tx.body.kind == .settleVersioned)
+            let back = try Transaction(canonicalBytes: tx.canonicalBytes)
+            #expect(back == tx && back.hasValidSignature)
+            let json = try JSONDecoder().decode(Transaction.self, from: try JSONEncoder().encode(tx))
+            #expect(json == tx && json.hasValidSignature)
+        }
+        // The versioned kind with nothing but format-1 receipts is not canonical.
+        var forged = net.tx(0, nonce: 2, .settle(receipts: [new])).canonicalBytes
+        var v = CanonicalWriter()
+        VersionedReceipt(new).encode(to: &v)
+        var o = CanonicalWriter()
+        VersionedReceipt(old).encode(to: &o)
+        if let range = forged.firstRange(of: v.bytes), o.bytes.count != v.bytes.count {
+            forged.replaceSubrange(range, with: o.bytes)
+            #expect(throws: PlexusError.self) { try Transaction(canonicalBytes: forged) }
+        }
+        #expect(throws: PlexusError.self) { try VersionedReceipt(canonicalBytes: [3] + w.bytes) }
+    }
+
     @Test func everyTruncationOfTheBytesIsRejected() throws {
         let bytes = samples[0].canonicalBytes
         for cut in 0..<bytes.count {

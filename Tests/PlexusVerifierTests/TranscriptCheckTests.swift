@@ -28,7 +28,8 @@ import Testing
         var receipt = Receipt(requestId: Hash256.of([9]), requestHash: Hash256.of(r.json), requestor: KeyPair.deterministic("requestor").address,
                               node: node.address, modelHash: fixture.hash, inputTokens: UInt64(result.promptTokens),
                               outputTokens: UInt64(result.tokens.count), firstOutputToken: UInt64(r.continuation.count),
-                              priceIn: Amount(units: 1), priceOut: Amount(units: 1), outputHash: outputHash(result.tokens), timeMillis: 1)
+                              priceIn: Amount(units: 1), priceOut: Amount(units: 1), outputHash: outputHash(result.tokens), timeMillis: 1,
+                              commitment: result.commitment)
         receipt.signAsNode(node, chainId: chain)
         #expect(tokens == result.tokens)
         return (result.tokens, result.finish, receipt)
@@ -102,6 +103,32 @@ import Testing
             let report = try Self.check(f)
             #expect(!report.ok, "a changed \(name) passed")
         }
+    }
+
+    @Test func theReceiptsCommitmentIsRecomputed() throws {
+        let t = try Self.transcript()
+        #expect(t.receipts[0].commitment?.exact == true && (t.receipts[0].commitment?.chunks ?? 0) >= 1)
+        #expect(try Self.check(t).commitmentOk)
+        // A root the run does not make, re-signed by the node so that only the commitment is wrong.
+        for edit in [{ (c: inout ReceiptCommitment) in c.root = Hash256.of([1]) }, { $0.chunks += 1 }, { $0.exact = false }] {
+            var f = t
+            edit(&f.receipts[0].commitment!)
+            f.receipts[0].signAsNode(Self.node, chainId: Self.chain)
+            let report = try Self.check(f)
+            #expect(!report.ok && !report.commitmentOk)
+        }
+        // A format-1 receipt (no commitment) cannot be checked for one.
+        var old = t
+        old.receipts[0].commitment = nil
+        old.receipts[0].signAsNode(Self.node, chainId: Self.chain)
+        #expect(try !Self.check(old).ok)
+        // A continued answer: the second node's commitment covers its own run.
+        let k = 4
+        var rest = Self.request
+        rest.continuation = Array(t.outputTokens[..<k])
+        var continued = t
+        continued.receipts = [try Self.serve(rest, threads: 2).receipt]
+        #expect(try Self.check(continued).commitmentOk)
     }
 
     @Test func hostileTranscriptsAreRefusedClearly() throws {

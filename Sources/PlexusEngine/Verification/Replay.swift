@@ -9,15 +9,19 @@ public struct ReplayRequest: Sendable, Hashable, Codable {
     public var sampling: SamplingParameters
     public var stop: [String]
     public var commitmentInterval: Int
+    /// Also the commitments over the first this-many positions (a node that continued an
+    /// answer ran a prefix of the whole sequence; each share's receipt commits to its run).
+    public var commitmentsAt: [Int]
 
     public init(prompt: [TokenID], output: [TokenID], maxTokens: Int, sampling: SamplingParameters, stop: [String] = [],
-                commitmentInterval: Int = Commitment.defaultInterval) {
+                commitmentInterval: Int = Commitment.defaultInterval, commitmentsAt: [Int] = []) {
         self.prompt = prompt
         self.output = output
         self.maxTokens = maxTokens
         self.sampling = sampling
         self.stop = stop
         self.commitmentInterval = commitmentInterval
+        self.commitmentsAt = commitmentsAt
     }
 }
 
@@ -37,6 +41,8 @@ public struct ReplayReport: Sendable, Hashable, Codable {
     public var finish: FinishReason
     /// The commitment the engine's run makes (up to the first mismatch).
     public var commitment: Commitment
+    /// The commitments over the prefixes asked for (nil past what was re-executed).
+    public var commitmentsAt: [Commitment?]
 
     public var ok: Bool { firstMismatch == nil }
 }
@@ -124,9 +130,17 @@ extension Generator {
         // last, which goes through the model only when its logits end the sequence.
         let committed = mismatch == nil && finish == .endOfSequence ? p + checked : p + max(0, checked - 1)
         var builder = CommitmentBuilder(interval: r.commitmentInterval)
+        var whole: Commitment?
+        var prefixes = [Commitment?](repeating: nil, count: r.commitmentsAt.count)
+        let rows = sequence.count
         normed.withUnsafeBufferPointer { np in
-            for i in 0..<committed { builder.add(UnsafeBufferPointer(rebasing: np[(i * c.embedding)..<((i + 1) * c.embedding)])) }
+            for i in 0...rows {
+                if i == committed { whole = builder.finish() }
+                for (k, n) in r.commitmentsAt.enumerated() where n == i { prefixes[k] = builder.finish() }
+                guard i < rows else { break }
+                builder.add(UnsafeBufferPointer(rebasing: np[(i * c.embedding)..<((i + 1) * c.embedding)]))
+            }
         }
-        return ReplayReport(firstMismatch: mismatch, finish: finish, commitment: builder.finish())
+        return ReplayReport(firstMismatch: mismatch, finish: finish, commitment: whole ?? builder.finish(), commitmentsAt: prefixes)
     }
 }

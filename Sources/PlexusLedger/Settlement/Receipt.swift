@@ -30,6 +30,9 @@ public struct Receipt: Sendable, Hashable, Codable {
     public var outputHash: Hash256
     /// When the node finished, in milliseconds since the epoch.
     public var timeMillis: UInt64
+    /// What the node commits to about its computation (receipt format 2); nil in a
+    /// format-1 receipt, signed before commitments existed.
+    public var commitment: ReceiptCommitment?
     public var nodeSignature: Signature
     /// The gateway's key and its countersignature.
     public var gateway: Address
@@ -37,7 +40,7 @@ public struct Receipt: Sendable, Hashable, Codable {
 
     public init(requestId: Hash256, requestHash: Hash256, requestor: Address, node: Address, modelHash: Hash256,
                 inputTokens: UInt64, outputTokens: UInt64, firstOutputToken: UInt64 = 0,
-                priceIn: Amount, priceOut: Amount, outputHash: Hash256, timeMillis: UInt64) {
+                priceIn: Amount, priceOut: Amount, outputHash: Hash256, timeMillis: UInt64, commitment: ReceiptCommitment? = nil) {
         self.requestId = requestId
         self.requestHash = requestHash
         self.requestor = requestor
@@ -50,6 +53,7 @@ public struct Receipt: Sendable, Hashable, Codable {
         self.priceOut = priceOut
         self.outputHash = outputHash
         self.timeMillis = timeMillis
+        self.commitment = commitment
         nodeSignature = .empty
         gateway = .treasury
         gatewaySignature = .empty
@@ -57,22 +61,29 @@ public struct Receipt: Sendable, Hashable, Codable {
 
     static let nodeDomain = Array("plexus-receipt-v1".utf8)
     static let gatewayDomain = Array("plexus-receipt-countersign-v1".utf8)
+    static let nodeDomain2 = Array("plexus-receipt-v2".utf8)
+    static let gatewayDomain2 = Array("plexus-receipt-countersign-v2".utf8)
+
+    /// 1: without a commitment (as signed before commitments existed); 2: with one.
+    public var format: UInt8 { commitment == nil ? 1 : 2 }
 
     /// What the node signs: every field but the signatures and the gateway.
     public func nodeSigningBytes(chainId: String) -> [UInt8] {
-        var w = CanonicalWriter(capacity: 320)
-        w.write(fixed: Self.nodeDomain)
+        var w = CanonicalWriter(capacity: 360)
+        w.write(fixed: commitment == nil ? Self.nodeDomain : Self.nodeDomain2)
         w.write(chainId)
         encodeBody(to: &w)
+        if let commitment { commitment.encode(to: &w) }
         return w.bytes
     }
 
     /// What the gateway signs: the node-signed receipt, its signature and the gateway key.
     public func gatewaySigningBytes(chainId: String) -> [UInt8] {
-        var w = CanonicalWriter(capacity: 420)
-        w.write(fixed: Self.gatewayDomain)
+        var w = CanonicalWriter(capacity: 460)
+        w.write(fixed: commitment == nil ? Self.gatewayDomain : Self.gatewayDomain2)
         w.write(chainId)
         encodeBody(to: &w)
+        if let commitment { commitment.encode(to: &w) }
         w.write(nodeSignature)
         w.write(gateway)
         return w.bytes
@@ -121,6 +132,58 @@ public struct Receipt: Sendable, Hashable, Codable {
     }
 }
 
+/// A node's commitment in its receipt: the Merkle root over the hashes of its final hidden
+/// states by chunks (`Commitment` in the engine), the chunk count, and whether the backend
+/// can be re-executed bit for bit (the built-in engine; not an upstream server).
+public struct ReceiptCommitment: Sendable, Hashable, Codable, CanonicalCodable {
+    public var root: Hash256
+    public var chunks: UInt32
+    public var exact: Bool
+
+    public init(root: Hash256, chunks: UInt32, exact: Bool) {
+        self.root = root
+        self.chunks = chunks
+        self.exact = exact
+    }
+
+    /// What a backend that cannot be re-executed claims: nothing but that.
+    public static let inexact = ReceiptCommitment(root: .zero, chunks: 0, exact: false)
+
+    public func encode(to w: inout CanonicalWriter) {
+        w.write(root); w.write(chunks); w.write(exact)
+    }
+
+    public init(from r: inout CanonicalReader) throws {
+        root = try r.readHash()
+        chunks = try r.readUInt32()
+        exact = try r.readBool()
+    }
+}
+
+/// A receipt in either format, with its format byte first: how receipts travel wherever
+/// both formats may meet (versioned settle transactions, the gateway's records, the node's
+/// final event).
+public struct VersionedReceipt: Sendable, Hashable, CanonicalCodable {
+    public var receipt: Receipt
+
+    public init(_ receipt: Receipt) { self.receipt = receipt }
+
+    public func encode(to w: inout CanonicalWriter) {
+        w.write(receipt.format)
+        receipt.encode(to: &w)
+        if let c = receipt.commitment { c.encode(to: &w) }
+    }
+
+    public init(from r: inout CanonicalReader) throws {
+        let format = try r.readUInt8()
+        guard format == 1 || format == 2 else { throw PlexusError(.malformed, "unknown receipt format \(format)") }
+        receipt = try Receipt(from: &r)
+        if format == 2 { receipt.commitment = try ReceiptCommitment(from: &r) }
+    }
+}
+
+/// The format-1 layout (no format byte, no commitment): what settle transactions of
+/// kind `settle` carry, so blocks written before commitments decode as they were.
 extension Receipt: CanonicalCodable {
     public func encode(to w: inout CanonicalWriter) {
         encodeBody(to: &w)
@@ -145,5 +208,6 @@ extension Receipt: CanonicalCodable {
         nodeSignature = try r.readSignature()
         gateway = try r.readAddress()
         gatewaySignature = try r.readSignature()
+        commitment = nil
     }
 }

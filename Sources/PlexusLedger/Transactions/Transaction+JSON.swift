@@ -41,7 +41,7 @@ extension Transaction: Codable {
         case .registerModel: body = .registerModel(try b.decode(ModelCard.self, forKey: .card))
         case .registerGateway:
             body = .registerGateway(key: try b.decode(Address.self, forKey: .key), keyProof: try b.decode(Signature.self, forKey: .keyProof))
-        case .settle: body = .settle(receipts: try b.decode([Receipt].self, forKey: .receipts))
+        case .settle, .settleVersioned: body = .settle(receipts: try b.decode([Receipt].self, forKey: .receipts))
         case .propose: body = .propose(try b.decode(ProposalContent.self, forKey: .content))
         case .vote: body = .vote(proposal: try b.decode(Hash256.self, forKey: .proposal), weights: try b.decode([UInt32].self, forKey: .weights))
         case .delegate: body = .delegate(to: try b.decode(Address.self, forKey: .to))

@@ -85,7 +85,7 @@ public struct Transaction: Sendable, Hashable {
             case .deregisterNode: .deregisterNode
             case .registerModel: .registerModel
             case .registerGateway: .registerGateway
-            case .settle: .settle
+            case let .settle(receipts): receipts.allSatisfy { $0.commitment == nil } ? .settle : .settleVersioned
             case .propose: .propose
             case .vote: .vote
             case .delegate: .delegate
@@ -129,6 +129,8 @@ public struct Transaction: Sendable, Hashable {
         case forkCommunity = 22
         case approveCandidates = 23
         case recordSummary = 24
+        /// A settle transaction whose receipts carry their format (commitments among them).
+        case settleVersioned = 25
 
         /// The name used in JSON and on the command line.
         public var name: String {
@@ -145,6 +147,7 @@ public struct Transaction: Sendable, Hashable {
             case .forkCommunity: "fork_community"
             case .approveCandidates: "approve_candidates"
             case .recordSummary: "record_summary"
+            case .settleVersioned: "settle_versioned"
             default: String(describing: self)
             }
         }
@@ -215,7 +218,7 @@ public struct Transaction: Sendable, Hashable {
         case let .registerGateway(key, proof):
             w.write(key); w.write(proof)
         case let .settle(receipts):
-            w.write(array: receipts)
+            if body.kind == .settle { w.write(array: receipts) } else { w.write(array: receipts.map(VersionedReceipt.init)) }
         case let .propose(content):
             w.write(content)
         case let .vote(p, weights):
@@ -296,6 +299,13 @@ extension Transaction: CanonicalCodable {
         case .registerModel: body = .registerModel(try ModelCard(from: &r))
         case .registerGateway: body = .registerGateway(key: try r.readAddress(), keyProof: try r.readSignature())
         case .settle: body = .settle(receipts: try r.readArray(of: Receipt.self, limit: 4096))
+        case .settleVersioned:
+            let receipts = try r.readArray(of: VersionedReceipt.self, limit: 4096).map(\.receipt)
+            // One canonical form: receipts all of format 1 travel in a plain `settle`.
+            guard receipts.contains(where: { $0.commitment != nil }) else {
+                throw PlexusError(.malformed, "a versioned settle transaction must carry a receipt of format 2")
+            }
+            body = .settle(receipts: receipts)
         case .propose: body = .propose(try ProposalContent(from: &r))
         case .vote:
             let p = try r.readHash()
