@@ -4,7 +4,10 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import PlexusCore
+import PlexusEngine
 import PlexusLedger
+import PlexusVerifier
+import PlexusWire
 
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -37,7 +40,27 @@ struct DemoCommand: AsyncParsableCommand {
             }
         }
         defer { started?.stop() }
-        try await Self.chat(info, prompt: prompt, maxTokens: maxTokens, settleTimeout: settleTimeout)
+        try await Self.chat(info, prompt: prompt, maxTokens: maxTokens, settleTimeout: settleTimeout, store: store)
+    }
+
+    /// Fetches the request's transcript and re-executes it here, as a verifier would.
+    static func verify(root: String, id: String, key: String, store: String?) async throws {
+        var r = HTTPClientRequest(url: root + "/receipts/\(id)/transcript")
+        r.headers.add(name: "authorization", value: "Bearer \(key)")
+        let resp = try await HTTPClient.shared.execute(r, timeout: .seconds(60))
+        let bytes = try await resp.body.collect(upTo: Transcript.maxBytes)
+        guard resp.status == .ok else { throw PlexusError(.io, "the gateway answered \(resp.status.code) for the transcript") }
+        let transcript = try Transcript.decode(Array(buffer: bytes))
+        let path = try ModelStore(directory: store).resolve(LocalNetwork.model)
+        let check = try TranscriptCheck(model: try LlamaModel(path: path), modelHash: try Hash256(hex: ModelStore.smolLM2.sha256),
+                                        threads: ProcessInfo.processInfo.activeProcessorCount)
+        let report = try check.check(transcript)
+        if report.ok {
+            print("verified here by exact re-execution: all \(report.outputTokens) tokens reproduced in one prefill, "
+                  + "the node's commitment \(report.commitmentRoot.hex.prefix(16))… (\(report.chunks) chunks) recomputed")
+        } else {
+            throw PlexusError(.invalidState, "the answer did not verify: \(report.bindingProblems), first mismatch \(String(describing: report.firstMismatch))")
+        }
     }
 
     static func healthy(_ baseURL: String) async -> Bool {
@@ -60,7 +83,7 @@ struct DemoCommand: AsyncParsableCommand {
         return (resp, json)
     }
 
-    static func chat(_ info: LocalNetwork.Info, prompt: String, maxTokens: Int, settleTimeout: Double) async throws {
+    static func chat(_ info: LocalNetwork.Info, prompt: String, maxTokens: Int, settleTimeout: Double, store: String?) async throws {
         print("\n> \(prompt)")
         let (resp, json) = try await request(info.baseURL + "/chat/completions", key: info.apiKey, body: [
             "model": LocalNetwork.model, "max_tokens": maxTokens, "temperature": 0,
@@ -86,6 +109,7 @@ struct DemoCommand: AsyncParsableCommand {
                       + "signed by the node and countersigned by gateway \(String(describing: r["gateway"] ?? "?").prefix(16))…")
             }
         }
+        try await verify(root: root, id: id, key: info.apiKey, store: store)
         print("waiting for settlement (the challenge window is 10 blocks)…")
         let deadline = Date().addingTimeInterval(settleTimeout)
         var last = ""
