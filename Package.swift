@@ -91,7 +91,8 @@ let package = Package(
         ),
         .target(
             name: "PlexusTestKit",
-            dependencies: ["PlexusCore", "PlexusEngine", "PlexusLedger"]
+            dependencies: ["PlexusCore", "PlexusEngine", "PlexusLedger",
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]
         ),
         .executableTarget(
             name: "PlexusCLI",

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import PlexusHTTP
+import PlexusTestKit
 import Synchronization
 import Testing
 
@@ -35,65 +36,34 @@ import Testing
         try await body(port.withLock { $0 })
     }
 
-    /// A raw connection that collects what it receives.
-    final class Raw: ChannelInboundHandler, @unchecked Sendable {
-        typealias InboundIn = ByteBuffer
-        // Invariant: `received` under `lock`.
-        let lock = NSLock()
-        var received = ""
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            var b = unwrapInboundIn(data)
-            let s = b.readString(length: b.readableBytes) ?? ""
-            lock.withLock { received += s }
-        }
-        var text: String { lock.withLock { received } }
-    }
-
-    static func connect(_ port: Int, sending text: String) async throws -> (any Channel, Raw) {
-        let raw = Raw()
-        let ch = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .channelInitializer { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(raw) } }
-            .connect(host: "127.0.0.1", port: port).get()
-        // A server that already gave up on the connection (a very busy machine) has closed it: as good.
-        if !text.isEmpty { try? await ch.writeAndFlush(ByteBuffer(string: text)).get() }
-        return (ch, raw)
-    }
-
-    static func closedWithin(_ ch: any Channel, seconds: Double) async -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while ch.isActive, Date() < deadline { try? await Task.sleep(for: .milliseconds(50)) }
-        return !ch.isActive
-    }
-
     @Test func halfOpenRequestsAndSilentConnectionsAreClosed() async throws {
         try await Self.withServer(Self.limits()) { port in
-            var channels: [any Channel] = []
+            var connections: [RawConnection] = []
             for i in 0..<30 {
                 // A request line and one header, then nothing; or nothing at all.
-                let (ch, _) = try await Self.connect(port, sending: i % 2 == 0 ? "POST /x HTTP/1.1\r\nHost: a\r\n" : "")
-                channels.append(ch)
+                connections.append(try await RawConnection.open(port: port, sending: i % 2 == 0 ? "POST /x HTTP/1.1\r\nHost: a\r\n" : ""))
             }
-            for ch in channels { #expect(await Self.closedWithin(ch, seconds: 20)) }
+            for c in connections { #expect(await c.closed(within: 20)) }
         }
     }
 
     @Test func aBodyThatStopsComingIsCutOff() async throws {
         try await Self.withServer(Self.limits()) { port in
-            let (ch, raw) = try await Self.connect(port, sending: "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789")
-            #expect(await Self.closedWithin(ch, seconds: 20))
-            #expect(!raw.text.contains("200"))
+            let c = try await RawConnection.open(port: port, sending: "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789")
+            #expect(await c.closed(within: 20))
+            #expect(!c.text.contains("200"))
         }
     }
 
     @Test func keptAliveConnectionsCloseWhenIdleButLongAnswersFinish() async throws {
         try await Self.withServer(Self.limits()) { port in
-            let (ch, raw) = try await Self.connect(port, sending: "GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
-            #expect(await Self.closedWithin(ch, seconds: 20))
-            #expect(raw.text.hasPrefix("HTTP/1.1 200"))
+            let c = try await RawConnection.open(port: port, sending: "GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+            #expect(await c.closed(within: 20))
+            #expect(c.text.hasPrefix("HTTP/1.1 200"))
             // An answer that takes longer than the idle time (2 s of ticks) is not cut.
-            let (slow, slowRaw) = try await Self.connect(port, sending: "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
-            #expect(await Self.closedWithin(slow, seconds: 30))
-            #expect(slowRaw.text.components(separatedBy: "tick").count - 1 == 20)
+            let slow = try await RawConnection.open(port: port, sending: "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+            #expect(await slow.closed(within: 30))
+            #expect(slow.text.components(separatedBy: "tick").count - 1 == 20)
         }
     }
 
@@ -102,23 +72,23 @@ import Testing
         limits.perAddress = 3
         limits.idle = .seconds(30)
         try await Self.withServer(limits) { port in
-            var open: [any Channel] = []
-            for _ in 0..<3 { open.append(try await Self.connect(port, sending: "").0) }
-            let (extra, _) = try await Self.connect(port, sending: "")
-            #expect(await Self.closedWithin(extra, seconds: 20))
-            for ch in open { #expect(ch.isActive) }
+            var open: [RawConnection] = []
+            for _ in 0..<3 { open.append(try await RawConnection.open(port: port, sending: "")) }
+            let extra = try await RawConnection.open(port: port, sending: "")
+            #expect(await extra.closed(within: 20))
+            for c in open { #expect(c.isOpen) }
             // A closed connection gives its place back (once the server has seen it go).
-            try await open[0].close()
+            await open[0].close()
             var answered = false
             for _ in 0..<100 where !answered {
                 try await Task.sleep(for: .milliseconds(100))
-                let (again, raw) = try await Self.connect(port, sending: "GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
-                for _ in 0..<50 where !raw.text.hasPrefix("HTTP/1.1 200") && again.isActive { try await Task.sleep(for: .milliseconds(100)) }
-                answered = raw.text.hasPrefix("HTTP/1.1 200")
-                try? await again.close()
+                let again = try await RawConnection.open(port: port, sending: "GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+                for _ in 0..<50 where !again.text.hasPrefix("HTTP/1.1 200") && again.isOpen { try await Task.sleep(for: .milliseconds(100)) }
+                answered = again.text.hasPrefix("HTTP/1.1 200")
+                await again.close()
             }
             #expect(answered)
-            for ch in open.dropFirst() { try? await ch.close() }
+            for c in open.dropFirst() { await c.close() }
         }
     }
 }

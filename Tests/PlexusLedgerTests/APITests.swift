@@ -24,7 +24,7 @@ extension Result where Failure == PlexusError {
     }
 
     /// Runs a ledger on an ephemeral port for the duration of `body`.
-    func withLedger(_ body: (LedgerClient, LedgerService) async throws -> Void) async throws {
+    func withLedger(idleTimeout: TimeAmount = .seconds(15), _ body: (LedgerClient, LedgerService) async throws -> Void) async throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let store = try BlockStore(path: dir.path + "/l.sqlite")
@@ -32,7 +32,8 @@ extension Result where Failure == PlexusError {
         let service = try LedgerService(store: store, signer: net.orderer, blockInterval: .milliseconds(10))
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        let server = LedgerServer(service: service, store: store, host: "127.0.0.1", port: 0, logger: logger, metrics: { Array("x 1\n".utf8) })
+        var server = LedgerServer(service: service, store: store, host: "127.0.0.1", port: 0, logger: logger, metrics: { Array("x 1\n".utf8) })
+        server.idleTimeout = idleTimeout
         let (ports, cont) = AsyncStream.makeStream(of: Int.self)
         let task = Task { try await server.run { port in cont.yield(port) } }
         var it = ports.makeAsyncIterator()
@@ -55,6 +56,21 @@ extension Result where Failure == PlexusError {
         let resp = try await HTTPClient.shared.execute(req, timeout: .seconds(30))
         let buf = try await resp.body.collect(upTo: 1 << 20)
         return (Int(resp.status.code), String(buffer: buf))
+    }
+
+    /// Silent and half-open connections are closed after the idle time; a long-poll that
+    /// outlasts it is a request in progress and is answered.
+    @Test func idleConnectionsCloseButLongPollsAreAnswered() async throws {
+        try await withLedger(idleTimeout: .seconds(1)) { client, _ in
+            let port = try #require(URL(string: client.baseURL)?.port)
+            let silent = try await RawConnection.open(port: port, sending: "")
+            let half = try await RawConnection.open(port: port, sending: "GET /v1/status HTTP/1.1\r\nHost: a\r\n")
+            let t0 = Date()
+            let (status, _) = try await raw(client, "GET", "/v1/events?since=999999&timeout_ms=2500")
+            #expect(status == 200 && Date().timeIntervalSince(t0) >= 2)
+            let silentClosed = await silent.closed(within: 20), halfClosed = await half.closed(within: 20)
+            #expect(silentClosed && halfClosed)
+        }
     }
 
     @Test func submitsReadsAndStreamsEvents() async throws {

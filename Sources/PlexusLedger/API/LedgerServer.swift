@@ -12,6 +12,9 @@ public struct LedgerServer: Sendable {
     public var port: Int
     public var logger: Logger
     public var metrics: @Sendable () -> [UInt8]
+    /// A connection that reads nothing for this long with no request under way is closed
+    /// (half-open and idle keep-alive connections; a long-poll in progress is a request).
+    public var idleTimeout: TimeAmount = .seconds(15)
 
     public init(service: LedgerService, store: BlockStore, host: String, port: Int, logger: Logger,
                 metrics: @escaping @Sendable () -> [UInt8]) {
@@ -30,6 +33,7 @@ public struct LedgerServer: Sendable {
         appLogger.logLevel = max(logger.logLevel, .notice)
         let app = Application(
             router: router,
+            server: .http1(configuration: .init(idleTimeout: idleTimeout)),
             configuration: .init(address: .hostname(host, port: port), serverName: "plexus-ledger"),
             onServerRunning: { channel in
                 await onListening(channel.localAddress?.port ?? 0)
