@@ -7,7 +7,7 @@ import PlexusCore
 enum PlexusHome {
     static var path: String {
         if let h = ProcessInfo.processInfo.environment["PLEXUS_HOME"], !h.isEmpty { return h }
-        return (NSHomeDirectory() as NSString).appendingPathComponent(".plexus")
+        return (UserHome.path as NSString).appendingPathComponent(".plexus")
     }
 
     static var defaultKey: String { path + "/keys/default.json" }

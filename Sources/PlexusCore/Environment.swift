@@ -29,3 +29,13 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
         return z ^ (z >> 31)
     }
 }
+
+/// The user's home directory as the shell sees it: `$HOME` when set (what `~` expands to),
+/// else the account's home from the system (Foundation's `NSHomeDirectory()` on Linux reads
+/// the password database and ignores `$HOME`, so `~/.plexus` in a shell and in Plexus could differ).
+public enum UserHome {
+    public static var path: String {
+        if let h = ProcessInfo.processInfo.environment["HOME"], !h.isEmpty { return h }
+        return NSHomeDirectory()
+    }
+}

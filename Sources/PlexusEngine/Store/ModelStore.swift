@@ -51,7 +51,7 @@ public struct ModelStore: Sendable {
         } else if let env = ProcessInfo.processInfo.environment["PLEXUS_MODELS"], !env.isEmpty {
             self.directory = env
         } else {
-            self.directory = (NSHomeDirectory() as NSString).appendingPathComponent(".cache/plexus/models")
+            self.directory = (UserHome.path as NSString).appendingPathComponent(".cache/plexus/models")
         }
     }
 
