@@ -45,8 +45,8 @@ struct Execution {
 
     /// What to do next.
     enum Directive {
-        /// Call this node with this request (its continuation filled in).
-        case call(Candidate, GenerateRequest)
+        /// Call this node with this request (its continuation filled in), as these body bytes.
+        case call(Candidate, GenerateRequest, body: [UInt8])
         /// Write this record durably and check the node's signature on its last receipt
         /// (the shell stamps `createdMillis`), then report `.recorded` or `.failed`.
         case record(RequestRecord)
@@ -63,6 +63,8 @@ struct Execution {
     private enum Phase { case idle, calling, recording, done }
 
     let base: GenerateRequest
+    /// `base` as the node receives it: the first attempt's body and the transcript's request.
+    let baseBody: [UInt8]
     let requestId: Hash256
     let requestor: Address
     let gateway: Address
@@ -94,6 +96,7 @@ struct Execution {
     init(base: GenerateRequest, requestId: Hash256, requestor: Address, gateway: Address, candidates: [Candidate],
          attemptLimit: Int, startMillis: UInt64, timeoutMillis: UInt64) {
         self.base = base
+        self.baseBody = base.json
         self.requestId = requestId
         self.requestor = requestor
         self.gateway = gateway
@@ -146,7 +149,7 @@ struct Execution {
             return [.record(RequestRecord(requestId: requestId, requestor: requestor, model: base.model, nodes: nodes + [c.node.nodeKey],
                                           outputTokens: shares + [UInt64(tokens.count - before)], receipts: all, charge: charge,
                                           state: "unsettled", reason: nil, createdMillis: 0,
-                                          transcript: RecordedTranscript(request: base.json, outputTokens: tokens, finish: finish)))]
+                                          transcript: RecordedTranscript(request: baseBody, outputTokens: tokens, finish: finish)))]
         case let (.recording, .recorded(record)):
             guard let c = current else { return [] }
             receipts = record.receipts
@@ -195,7 +198,7 @@ struct Execution {
             before = tokens.count
             current = c
             phase = .calling
-            return [.call(c, gen)]
+            return [.call(c, gen, body: tokens.isEmpty ? baseBody : gen.json)]
         }
         phase = .done
         if tokens.isEmpty {

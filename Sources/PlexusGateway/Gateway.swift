@@ -179,11 +179,11 @@ public final class Gateway: Sendable {
         }
         while let directive = pending.popFirst() {
             switch directive {
-            case let .call(c, gen):
+            case let .call(c, gen, body):
                 directory.begin(c.node.nodeKey)
                 inFlight = (c.node.nodeKey, DispatchTime.now().uptimeNanoseconds, nil)
                 do {
-                    let (receipt, finish, promptTokens) = try await nodes.call(c, gen, requestor: requestor, requestId: requestId,
+                    let (receipt, finish, promptTokens) = try await nodes.call(c, gen, body: body, requestor: requestor, requestId: requestId,
                                                                                policy: admitted.policy) { event in
                         if inFlight?.firstAt == nil { inFlight?.firstAt = DispatchTime.now().uptimeNanoseconds }
                         if let piece = machine.receive(token: event.token, text: event.text ?? "") { try await emit(piece) }

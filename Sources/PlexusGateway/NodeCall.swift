@@ -25,12 +25,11 @@ struct NodeCaller: Sendable {
     let plain: PlainHTTPClient, http: HTTPClient
 
     /// One attempt on one node: streams its events to `onEvent` and returns its receipt.
-    func call(_ c: Candidate, _ gen: GenerateRequest, requestor: Address, requestId: Hash256, policy: RoutingPolicy,
+    func call(_ c: Candidate, _ gen: GenerateRequest, body: [UInt8], requestor: Address, requestId: Hash256, policy: RoutingPolicy,
                       onEvent: (NodeEvent) async throws -> Void) async throws -> (Receipt, String, Int) {
-        let body = gen.json
         let timeout = Int64(policy.timeoutMs ?? 120_000)
         var env = Envelope(requestId: requestId, requestor: requestor, gateway: key.address, node: c.node.nodeKey,
-                           bodyHash: Hash256.of(Array(body)), expiresAtMillis: SystemClock().nowMillis() + UInt64(timeout) + 5_000)
+                           bodyHash: Hash256.of(body), expiresAtMillis: SystemClock().nowMillis() + UInt64(timeout) + 5_000)
         env.sign(key, chainId: chainId)
         if let target = PlainHTTPClient.Target(url: c.node.endpoint) {
             // Plain HTTP: pooled connections of our own.

@@ -31,7 +31,7 @@ import Testing
 
     /// The node a directive list calls, and the continuation it is sent.
     static func called(_ ds: [Execution.Directive]) -> (Address, [TokenID])? {
-        for d in ds { if case let .call(c, gen) = d { return (c.node.nodeKey, gen.continuation) } }
+        for d in ds { if case let .call(c, gen, _) = d { return (c.node.nodeKey, gen.continuation) } }
         return nil
     }
 

@@ -55,15 +55,26 @@ import Testing
         }
     }
 
+    /// Sends `path` on a new connection and waits for the server to close it; what came back.
+    /// On a machine so busy that the head could not be read within the idle time, the
+    /// connection is closed unanswered: that attempt is made again (up to 5 times).
+    static func answerThenClose(_ port: Int, _ path: String, seconds: Double) async throws -> String {
+        var text = ""
+        for _ in 0..<5 {
+            let c = try await RawConnection.open(port: port, sending: "GET \(path) HTTP/1.1\r\nHost: a\r\n\r\n")
+            #expect(await c.closed(within: seconds))
+            text = c.text
+            if !text.isEmpty { break }
+        }
+        return text
+    }
+
     @Test func keptAliveConnectionsCloseWhenIdleButLongAnswersFinish() async throws {
         try await Self.withServer(Self.limits()) { port in
-            let c = try await RawConnection.open(port: port, sending: "GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
-            #expect(await c.closed(within: 20))
-            #expect(c.text.hasPrefix("HTTP/1.1 200"))
+            #expect(try await Self.answerThenClose(port, "/x", seconds: 20).hasPrefix("HTTP/1.1 200"))
             // An answer that takes longer than the idle time (2 s of ticks) is not cut.
-            let slow = try await RawConnection.open(port: port, sending: "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
-            #expect(await slow.closed(within: 30))
-            #expect(slow.text.components(separatedBy: "tick").count - 1 == 20)
+            let slow = try await Self.answerThenClose(port, "/slow", seconds: 30)
+            #expect(slow.components(separatedBy: "tick").count - 1 == 20)
         }
     }
 
