@@ -121,6 +121,7 @@ final class LocalNetwork: @unchecked Sendable {
             // Short windows so that settlement and governance can be watched
             // live (blocks come at least every 500 ms).
             params: ["challengeWindowBlocks": 10, "escrowWithdrawDelayBlocks": 10, "unbondingBlocks": 20,
+                     "verdictDeadlineBlocks": 5, "disputeCommitBlocks": 3, "disputeRevealBlocks": 3,
                      "votingDelayBlocks": 1, "votingPeriodBlocks": 10, "timelockBlocks": 2, "lateQuorumExtensionBlocks": 2],
             accounts: [.init(address: requestor.address, balance: try .plx(1_000)),
                        .init(address: creator.address, balance: try .plx(10)),

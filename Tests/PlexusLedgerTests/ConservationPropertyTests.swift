@@ -7,6 +7,9 @@ import Testing
 /// conserved after every step, and a rejected transaction changes nothing.
 @Suite struct ConservationPropertyTests {
     static let accounts = 12
+    /// Short delays so that releases happen within a run (within the parameters' bounds).
+    static let shortParams: [String: UInt64] = ["unbondingBlocks": 6, "escrowWithdrawDelayBlocks": 2, "challengeWindowBlocks": 2,
+                                                 "verdictDeadlineBlocks": 1, "disputeCommitBlocks": 1, "disputeRevealBlocks": 1]
 
     /// A random transaction, often invalid on purpose.
     static func randomTransaction(_ net: TestNetwork, _ state: LedgerState, _ rng: inout SeededGenerator) -> Transaction {
@@ -53,7 +56,7 @@ import Testing
 
     @Test(arguments: [UInt64(1), 2, 3, 4])
     func randomSequencesConserveSupply(seed: UInt64) throws {
-        let net = TestNetwork(accounts: Self.accounts, params: ["unbondingBlocks": 3, "escrowWithdrawDelayBlocks": 2])
+        let net = TestNetwork(accounts: Self.accounts, params: Self.shortParams)
         var chain = try Chain(genesis: net.genesis)
         var rng = SeededGenerator(seed: seed)
         var blocks: [Block] = []

@@ -8,7 +8,7 @@ import Testing
 @Suite struct SettlementStateTests {
     static let plx = Amount.unitsPerPLX
     // keys: 0 creator, 1 and 2 node owners, 3 gateway owner, 4 gateway key, 5... requestors
-    let net = TestNetwork(accounts: 9, params: ["challengeWindowBlocks": 3, "minNodeStake": 10 * plx, "protocolFeeBps": 500])
+    let net = TestNetwork(accounts: 9, params: ["challengeWindowBlocks": 3, "verdictDeadlineBlocks": 2, "minNodeStake": 10 * plx, "protocolFeeBps": 500])
     let nodeKeys = [KeyPair.deterministic("node-a"), KeyPair.deterministic("node-b")]
     let weights = Hash256.of(Array("smollm2 weights".utf8))
     var chainId: String { net.genesis.chainId }

@@ -4,7 +4,7 @@ import PlexusTestKit
 import Testing
 
 @Suite struct StateMachineTests {
-    let net = TestNetwork(accounts: 3, params: ["unbondingBlocks": 3, "escrowWithdrawDelayBlocks": 2])
+    let net = TestNetwork(accounts: 3, params: ConservationPropertyTests.shortParams)
     var a: Address { net.keys[0].address }
     var b: Address { net.keys[1].address }
     let plx = Amount.unitsPerPLX
@@ -30,16 +30,15 @@ import Testing
             _ = try c.seal(signer: signer)
         }
         try send(0, .stake(amount: Amount(units: 100 * plx)))         // block 1
-        try send(1, .unstake(amount: Amount(units: 40 * plx)))        // block 2: release at 2 + 3 = 5
+        try send(1, .unstake(amount: Amount(units: 40 * plx)))        // block 2: release at 2 + 6 = 8
         #expect(c.state.account(a).staked.units == 60 * plx)
-        #expect(c.state.account(a).unbonding == [PendingRelease(amount: Amount(units: 40 * plx), releaseHeight: 5)])
+        #expect(c.state.account(a).unbonding == [PendingRelease(amount: Amount(units: 40 * plx), releaseHeight: 8)])
         let before = c.state.account(a).balance
-        try send(2, .transfer(to: b, amount: Amount(units: 1)))       // block 3
-        try send(3, .transfer(to: b, amount: Amount(units: 1)))       // block 4
+        for n in 2...6 { try send(UInt64(n), .transfer(to: b, amount: Amount(units: 1))) }  // blocks 3...7
         #expect(c.state.account(a).unbonding.count == 1)
-        try send(4, .transfer(to: b, amount: Amount(units: 1)))       // block 5 releases
+        try send(7, .transfer(to: b, amount: Amount(units: 1)))       // block 8 releases
         #expect(c.state.account(a).unbonding.isEmpty)
-        #expect(c.state.account(a).balance.units == before.units + 40 * plx - 3 * 1_001)
+        #expect(c.state.account(a).balance.units == before.units + 40 * plx - 6 * 1_001)
         #expect(try c.state.circulatingTotal() == c.state.totalSupply)
     }
 

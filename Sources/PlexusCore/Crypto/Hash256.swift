@@ -88,6 +88,63 @@ public enum MerkleRoot {
         }
         return level[0]
     }
+
+    static func leafHash(_ leaf: Hash256) -> Hash256 {
+        var h = SHA256()
+        h.update(data: [0x00])
+        h.update(data: leaf.bytes)
+        return Hash256(unchecked: Array(h.finalize()))
+    }
+
+    static func nodeHash(_ a: Hash256, _ b: Hash256) -> Hash256 {
+        var h = SHA256()
+        h.update(data: [0x01])
+        h.update(data: a.bytes)
+        h.update(data: b.bytes)
+        return Hash256(unchecked: Array(h.finalize()))
+    }
+
+    /// The siblings on the way from leaf `index` to the root of `leaves`, lowest
+    /// first; a level where the leaf's node is promoted unpaired adds none.
+    public static func path(_ leaves: [Hash256], index: Int) -> [Hash256] {
+        guard index >= 0, index < leaves.count else { return [] }
+        var level = leaves.map(leafHash)
+        var i = index
+        var out: [Hash256] = []
+        while level.count > 1 {
+            let sibling = i ^ 1
+            if sibling < level.count { out.append(level[sibling]) }
+            var next = [Hash256]()
+            next.reserveCapacity((level.count + 1) / 2)
+            var k = 0
+            while k < level.count {
+                next.append(k + 1 < level.count ? nodeHash(level[k], level[k + 1]) : level[k])
+                k += 2
+            }
+            level = next
+            i /= 2
+        }
+        return out
+    }
+
+    /// Whether `leaf` is leaf `index` of `count` under `root`, by `path` (as `path(_:index:)` makes it).
+    public static func verify(leaf: Hash256, index: UInt64, count: UInt64, path: [Hash256], root: Hash256) -> Bool {
+        guard count > 0, index < count else { return false }
+        var h = leafHash(leaf)
+        var i = index, n = count, k = 0
+        while n > 1 {
+            if i & 1 == 1 {
+                guard k < path.count else { return false }
+                h = nodeHash(path[k], h); k += 1
+            } else if i + 1 < n {
+                guard k < path.count else { return false }
+                h = nodeHash(h, path[k]); k += 1
+            }
+            i /= 2
+            n = (n + 1) / 2
+        }
+        return k == path.count && h == root
+    }
 }
 
 extension Hash256 {

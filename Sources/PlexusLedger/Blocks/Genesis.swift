@@ -88,6 +88,7 @@ public struct Genesis: Sendable, Codable, Hashable {
         for name in params.keys.sorted() {
             try p.set(name, to: params[name] ?? 0)
         }
+        try p.checkRelations()
         return p
     }
 

@@ -36,6 +36,9 @@ public enum Event: Sendable, Hashable {
     /// `param_changed`, `council_seated`) on `subject` (a proposal id, a
     /// community, an account), with a short `detail`.
     case governance(action: String, subject: String, detail: String)
+    /// A verification effect: `action` (e.g. `check_assigned`, `check_passed`,
+    /// `dispute_opened`, `fraud_upheld`) on `subject` (a request id, an account), with a short `detail`.
+    case trust(action: String, subject: String, detail: String)
 
     /// The event's name in JSON.
     public var name: String {
@@ -57,6 +60,7 @@ public enum Event: Sendable, Hashable {
         case .settlementRejected: "settlement_rejected"
         case .settlementFinal: "settlement_final"
         case .governance: "governance"
+        case .trust: "trust"
         }
     }
 }
@@ -81,6 +85,7 @@ extension Event: CanonicalCodable {
         case let .settlementRejected(id, reason): w.write(UInt8(15)); w.write(id); w.write(reason)
         case let .settlementFinal(id, amount): w.write(UInt8(16)); w.write(id); w.write(amount)
         case let .governance(a, s, d): w.write(UInt8(17)); w.write(a); w.write(s); w.write(d)
+        case let .trust(a, s, d): w.write(UInt8(18)); w.write(a); w.write(s); w.write(d)
         }
     }
 
@@ -105,6 +110,7 @@ extension Event: CanonicalCodable {
         case 15: self = .settlementRejected(requestId: try r.readHash(), reason: try r.readString(limit: 512))
         case 16: self = .settlementFinal(requestId: try r.readHash(), amount: try r.readAmount())
         case 17: self = .governance(action: try r.readString(limit: 64), subject: try r.readString(limit: 256), detail: try r.readString(limit: 1024))
+        case 18: self = .trust(action: try r.readString(limit: 64), subject: try r.readString(limit: 256), detail: try r.readString(limit: 2048))
         case let t: throw PlexusError(.malformed, "unknown event tag \(t)")
         }
     }
@@ -146,6 +152,9 @@ extension Event: Codable {
         case "governance":
             self = .governance(action: try c.decode(String.self, forKey: .action), subject: try c.decode(String.self, forKey: .subject),
                                detail: try c.decode(String.self, forKey: .detail))
+        case "trust":
+            self = .trust(action: try c.decode(String.self, forKey: .action), subject: try c.decode(String.self, forKey: .subject),
+                          detail: try c.decode(String.self, forKey: .detail))
         case let k: throw PlexusError(.unknownKind, "unknown event kind '\(k.prefix(64))'")
         }
     }
@@ -183,7 +192,7 @@ extension Event: Codable {
             try c.encode(id, forKey: .requestId); try c.encode(reason, forKey: .reason)
         case let .settlementFinal(id, amount):
             try c.encode(id, forKey: .requestId); try c.encode(amount, forKey: .amount)
-        case let .governance(a, s, d):
+        case let .governance(a, s, d), let .trust(a, s, d):
             try c.encode(a, forKey: .action); try c.encode(s, forKey: .subject); try c.encode(d, forKey: .detail)
         }
     }

@@ -15,12 +15,17 @@ extension LedgerState {
         height = newHeight
         timeMillis = newTime
         var events = try finalizeSettlements(at: newHeight)
+        events += try trustBlock(parentHash: parentHash)
         events += governanceBlock(parentHash: parentHash)
         guard let due = releases.removeValue(forKey: newHeight) else { return events }
         for address in due.sorted() {
             var a = account(address)
             var freed = Amount.zero
+            // Stake stays slashable while a dispute against the account is open.
+            let held = standing(address).openDisputes > 0
+            if held, a.unbonding.contains(where: { $0.releaseHeight <= newHeight }) { releases[newHeight + 1, default: []].insert(address) }
             a.unbonding.removeAll { r in
+                guard !held else { return false }
                 guard r.releaseHeight <= newHeight else { return false }
                 freed = Amount(units: freed.units &+ r.amount.units)
                 return true
@@ -70,6 +75,7 @@ extension LedgerState {
         var writes: [(Address, Account)] = []
         var plan: (records: [RecordKey: RecordValue], events: [Event]) = ([:], [])
         var governance: GovernancePlan?
+        var trust: TrustPlan?
         let stakeBefore = sender.staked.units
 
         switch tx.body {
@@ -100,6 +106,13 @@ extension LedgerState {
             }
             if nodes[tx.from] != nil, sender.staked.units - amount.units < params[.minNodeStake] {
                 throw PlexusError(.invalidState, "\(tx.from.short) runs a node, which needs \(Amount(units: params[.minNodeStake])) staked; deregister it first")
+            }
+            // One stake secures every role; each role's minimum is checked against it.
+            if verifiers[tx.from] != nil, sender.staked.units - amount.units < params[.minVerifierStake] {
+                throw PlexusError(.invalidState, "\(tx.from.short) is a verifier, which needs \(Amount(units: params[.minVerifierStake])) staked; deregister it first")
+            }
+            guard !standing(tx.from).isJailed(at: height) else {
+                throw PlexusError(.invalidState, "\(tx.from.short) is jailed until height \(standing(tx.from).jailedUntil) and cannot unstake")
             }
             try requireReleaseSlot(sender.unbonding)
             let release = try releaseHeight(after: params[.unbondingBlocks])
@@ -139,6 +152,13 @@ extension LedgerState {
         case .propose, .vote, .delegate, .queue, .execute, .cancel, .createCommunity, .joinCommunity, .leaveCommunity,
              .admitMember, .forkCommunity, .approveCandidates, .recordSummary:
             governance = try planGovernance(tx)
+
+        case .registerVerifier, .deregisterVerifier, .verdict, .commitVote, .revealVote:
+            trust = try planTrust(tx, sender: sender)
+
+        case let .challenge(_, _, bond):
+            trust = try planTrust(tx, sender: sender)
+            sender.balance = try Self.debit(sender.balance, bond, tx.from)
         }
 
         // Every check has passed: commit all writes together.
@@ -152,6 +172,7 @@ extension LedgerState {
         if case let .settle(receipts) = tx.body { events += settle(receipts, gateway: tx.from) }
         if sender.staked.units != stakeBefore { stakeChanged(tx.from, from: stakeBefore, to: sender.staked.units) }
         if let governance { events += applyGovernance(governance, from: tx.from) }
+        if let trust { events += applyTrust(trust, from: tx.from) }
         return events
     }
 

@@ -355,10 +355,12 @@ extension LedgerState {
         var spend: UInt64 = 0
         var listed = listedModels
         var federated = Set(govTotals.federation)
+        var proposed = params
         for action in actions {
             switch action {
             case let .setParam(name, value):
-                try Params.check(name, value)
+                try proposed.set(name, to: value)
+                try proposed.checkRelations()
             case let .setCommunityParam(c, name, value):
                 _ = try community(c)
                 guard c != Governance.root else { throw PlexusError(.outOfRange, "the network's settings are protocol parameters; use set_param") }

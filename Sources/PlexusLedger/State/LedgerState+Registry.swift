@@ -200,6 +200,7 @@ extension LedgerState {
             guard let owner = nodeOwners[r.node], let node = nodes[owner] else {
                 throw PlexusError(.notFound, "node \(r.node.short) is not registered")
             }
+            try checkServable(owner, node: r.node)
             guard let offer = node.offers.first(where: { models[$0.model]?.weightsHash == r.modelHash }),
                   let card = models[offer.model] else {
                 throw PlexusError(.notFound, "node \(r.node.short) offers no model with weights \(r.modelHash.hex.prefix(16))")
@@ -232,6 +233,7 @@ extension LedgerState {
                                      settledHeight: height, finalHeight: finalHeight, status: .pending)
         finalizations[finalHeight, default: []].insert(id)
         dirtyRecords.insert(.settlement(id))
+        noteSettled(id, owners: payouts.prefix(parts.count).map(\.account), receipts: parts)
         return .settlementPending(requestId: id, requestor: requestor, amount: charge, releaseHeight: finalHeight)
     }
 

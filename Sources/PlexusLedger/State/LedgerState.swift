@@ -44,6 +44,20 @@ public struct LedgerState: Sendable {
     public internal(set) var approvals: [String: [Address: [Address]]] = [:]
     /// Models listed by governance.
     public internal(set) var listedModels: Set<String> = []
+    /// Registered verifiers, by account.
+    public internal(set) var verifiers: [Address: VerifierRecord] = [:]
+    /// Reputation, jail terms and counts of nodes' operators and verifiers, by account.
+    public internal(set) var standings: [Address: Standing] = [:]
+    /// Spot checks of exactly verifiable settlements, by request id.
+    public internal(set) var checks: [Hash256: Check] = [:]
+    /// Disputes, open and decided, by request id.
+    public internal(set) var disputes: [Hash256: Dispute] = [:]
+    /// Checks waiting for their draw, by the height that draws them. Derived.
+    var checkDraws: [UInt64: Set<Hash256>] = [:]
+    /// Assigned checks by the height at which their verdict is late. Derived.
+    var checkDeadlines: [UInt64: Set<Hash256>] = [:]
+    /// Open disputes by the height of their next step (draw or resolution). Derived.
+    var disputeSteps: [UInt64: Set<Hash256>] = [:]
     /// Proposals still open to votes, by their deadline. Derived.
     var closing: [UInt64: Set<Hash256>] = [:]
     /// How many open proposals have each snapshot height. Derived.
@@ -161,10 +175,11 @@ public struct LedgerState: Sendable {
         return try t.adding(pendingSettlementTotal())
     }
 
-    /// Units charged from escrow and not yet paid out.
+    /// Units charged from escrow and not yet paid out, and bonds of open disputes.
     public func pendingSettlementTotal() throws -> Amount {
         var t = Amount.zero
-        for s in settlements.values where s.status == .pending { t = try t.adding(s.charge) }
+        for s in settlements.values where s.status == .pending || s.status == .disputed { t = try t.adding(s.charge) }
+        for d in disputes.values where d.outcome == .open { t = try t.adding(d.bond) }
         return t
     }
 
@@ -187,6 +202,10 @@ public struct LedgerState: Sendable {
             return w.bytes
         }
         case let .listed(id): listedModels.contains(id) ? [1] : nil
+        case let .verifier(a): verifiers[a]?.canonicalBytes
+        case let .standing(a): standings[a]?.canonicalBytes
+        case let .check(id): checks[id]?.canonicalBytes
+        case let .dispute(id): disputes[id]?.canonicalBytes
         }
     }
 
@@ -218,6 +237,16 @@ public struct LedgerState: Sendable {
                 var r = CanonicalReader(v)
                 approvals[c, default: [:]][a] = try r.readArray(of: Address.self, limit: 100)
             case .listed(let id): listedModels.insert(id)
+            case let .verifier(a): verifiers[a] = try VerifierRecord(canonicalBytes: v)
+            case let .standing(a): standings[a] = try Standing(canonicalBytes: v)
+            case let .check(id):
+                let c = try Check(canonicalBytes: v)
+                checks[id] = c
+                indexCheck(c)
+            case let .dispute(id):
+                let d = try Dispute(canonicalBytes: v)
+                disputes[id] = d
+                indexDispute(d)
             }
             dirtyRecords.insert(key)
         }

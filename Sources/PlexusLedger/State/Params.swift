@@ -27,26 +27,41 @@ public struct Params: Sendable, Hashable, CanonicalCodable {
         case assemblyFloor
         case assemblySeats
         case assemblyTermBlocks
+        case challengeBondMin
         case challengeWindowBlocks
+        case challengerShareBps
+        case committeeShareBps
+        case committeeSize
         case councilApprovals
         case councilEpochBlocks
         case councilSize
+        case disputeCommitBlocks
+        case disputeRevealBlocks
         case escrowWithdrawDelayBlocks
         case gracePeriodBlocks
+        case jailBlocks
         case lateQuorumExtensionBlocks
         case maxBlockTransactions
         case maxPendingReleases
         case maxTxBytes
         case minFee
         case minNodeStake
+        case minVerifierStake
         case modelListing
         case proposalThreshold
         case protocolFeeBps
         case quorumBps
+        case reputationHalfLifeBlocks
         case reputationPerSettlement
+        case slashBps
         case sortitionDelayBlocks
         case timelockBlocks
         case unbondingBlocks
+        case verdictDeadlineBlocks
+        case verifierFee
+        case verifierPenaltyBps
+        case verifyFirstRequests
+        case verifySampleBps
         case votingDelayBlocks
         case votingPeriodBlocks
 
@@ -62,18 +77,32 @@ public struct Params: Sendable, Hashable, CanonicalCodable {
                   summary: "seats in the federation assembly, shared in proportion to community sizes"),
         ParamSpec(name: "assemblyTermBlocks", min: 1, max: 10_000_000, defaultValue: 200,
                   summary: "blocks an assembly sits before it is redrawn"),
+        ParamSpec(name: "challengeBondMin", min: 1, max: 1_000_000_000 * Amount.unitsPerPLX, defaultValue: Amount.unitsPerPLX,
+                  summary: "least bond, in base units, a challenge of a receipt must put up"),
         ParamSpec(name: "challengeWindowBlocks", min: 1, max: 1_000_000, defaultValue: 20,
                   summary: "blocks a settled request stays pending (open to challenge) before it is paid out"),
+        ParamSpec(name: "challengerShareBps", min: 0, max: 10_000, defaultValue: 2_000,
+                  summary: "share of a slash paid to the challenger whose challenge was upheld, in basis points"),
+        ParamSpec(name: "committeeShareBps", min: 0, max: 10_000, defaultValue: 1_000,
+                  summary: "share of a slash (or of a rejected challenge's bond) paid to the committee's majority, in basis points"),
+        ParamSpec(name: "committeeSize", min: 1, max: 15, defaultValue: 3,
+                  summary: "verifiers drawn by stake-weighted lot to decide a dispute"),
         ParamSpec(name: "councilApprovals", min: 1, max: 100, defaultValue: 3,
                   summary: "candidates one account may approve in a council election"),
         ParamSpec(name: "councilEpochBlocks", min: 1, max: 1_000_000, defaultValue: 50,
                   summary: "blocks between council elections and sortition draws"),
         ParamSpec(name: "councilSize", min: 1, max: 1_000, defaultValue: 5,
                   summary: "seats on an elected or sortition council"),
+        ParamSpec(name: "disputeCommitBlocks", min: 1, max: 100_000, defaultValue: 5,
+                  summary: "blocks a dispute committee has to commit its sealed votes, from the draw"),
+        ParamSpec(name: "disputeRevealBlocks", min: 1, max: 100_000, defaultValue: 5,
+                  summary: "blocks a dispute committee has to reveal its votes, after the commit phase"),
         ParamSpec(name: "escrowWithdrawDelayBlocks", min: 1, max: 1_000_000, defaultValue: 50,
                   summary: "blocks between an escrow withdrawal request and its release"),
         ParamSpec(name: "gracePeriodBlocks", min: 1, max: 1_000_000, defaultValue: 100,
                   summary: "blocks after a queued proposal's eta during which it may execute; then it expires"),
+        ParamSpec(name: "jailBlocks", min: 0, max: 10_000_000, defaultValue: 1_000,
+                  summary: "blocks a node or verifier found at fault is jailed: no traffic, no verdicts, no unstaking"),
         ParamSpec(name: "lateQuorumExtensionBlocks", min: 0, max: 100_000, defaultValue: 5,
                   summary: "least voting left after quorum is first reached (the deadline moves out once if needed)"),
         ParamSpec(name: "maxBlockTransactions", min: 1, max: 1_000_000, defaultValue: 50_000,
@@ -86,6 +115,8 @@ public struct Params: Sendable, Hashable, CanonicalCodable {
                   summary: "smallest fee per transaction, in base units"),
         ParamSpec(name: "minNodeStake", min: 0, max: 1_000_000_000 * Amount.unitsPerPLX, defaultValue: 100 * Amount.unitsPerPLX,
                   summary: "least stake, in base units, an operator must hold to register and keep a node"),
+        ParamSpec(name: "minVerifierStake", min: 0, max: 1_000_000_000 * Amount.unitsPerPLX, defaultValue: 10 * Amount.unitsPerPLX,
+                  summary: "least stake, in base units, a verifier must hold (the same stake may secure a node too)"),
         ParamSpec(name: "modelListing", min: 0, max: 1, defaultValue: 0,
                   summary: "1: nodes may offer only models listed by governance"),
         ParamSpec(name: "proposalThreshold", min: 0, max: 1_000_000_000 * Amount.unitsPerPLX, defaultValue: 0,
@@ -94,14 +125,28 @@ public struct Params: Sendable, Hashable, CanonicalCodable {
                   summary: "share of every settled charge paid to the treasury, in basis points"),
         ParamSpec(name: "quorumBps", min: 0, max: 10_000, defaultValue: 400,
                   summary: "quorum: share of the total voting power at the snapshot that must vote For or Abstain, in basis points"),
+        ParamSpec(name: "reputationHalfLifeBlocks", min: 1, max: 100_000_000, defaultValue: 10_000,
+                  summary: "blocks over which a node's or verifier's standing halves its distance to neutral"),
         ParamSpec(name: "reputationPerSettlement", min: 0, max: 1_000_000, defaultValue: 1,
                   summary: "reputation points a node's operator earns per request paid out"),
+        ParamSpec(name: "slashBps", min: 0, max: 10_000, defaultValue: 1_000,
+                  summary: "share of a node's stake (bonded and unbonding) slashed when fraud is upheld, in basis points"),
         ParamSpec(name: "sortitionDelayBlocks", min: 1, max: 1_000, defaultValue: 2,
                   summary: "blocks between announcing a draw by lot and drawing it from the then-latest block hash"),
         ParamSpec(name: "timelockBlocks", min: 0, max: 1_000_000, defaultValue: 2,
                   summary: "blocks between queueing a passed proposal and the earliest execution"),
         ParamSpec(name: "unbondingBlocks", min: 1, max: 1_000_000, defaultValue: 100,
                   summary: "blocks between unstaking and the release of the stake"),
+        ParamSpec(name: "verdictDeadlineBlocks", min: 1, max: 1_000_000, defaultValue: 10,
+                  summary: "blocks an assigned verifier has to post its verdict, from the draw (less than the challenge window)"),
+        ParamSpec(name: "verifierFee", min: 0, max: 1_000 * Amount.unitsPerPLX, defaultValue: 10_000,
+                  summary: "base units the treasury pays a verifier per verdict that passes with evidence"),
+        ParamSpec(name: "verifierPenaltyBps", min: 0, max: 10_000, defaultValue: 100,
+                  summary: "share of a verifier's stake slashed for a bad-evidence verdict, a false failure or a vote against the majority"),
+        ParamSpec(name: "verifyFirstRequests", min: 0, max: 1_000_000, defaultValue: 10,
+                  summary: "a node's first settled requests that are all checked, whatever the sample rate"),
+        ParamSpec(name: "verifySampleBps", min: 0, max: 10_000, defaultValue: 500,
+                  summary: "base share of settled requests checked by re-execution, in basis points (raised for low standing)"),
         ParamSpec(name: "votingDelayBlocks", min: 0, max: 100_000, defaultValue: 1,
                   summary: "blocks from a proposal to its snapshot; voting opens after the snapshot"),
         ParamSpec(name: "votingPeriodBlocks", min: 1, max: 1_000_000, defaultValue: 20,
@@ -135,6 +180,23 @@ public struct Params: Sendable, Hashable, CanonicalCodable {
             throw PlexusError(.outOfRange, "parameter \(name) = \(value) is outside its bounds \(spec.min)...\(spec.max)")
         }
         return key
+    }
+
+    /// Checks the bounds between parameters: a verdict comes before the challenge
+    /// window closes; stake that starts unbonding when a request settles is still
+    /// there when a dispute opened at the window's last block resolves; a slash's
+    /// shares add up to at most all of it.
+    public func checkRelations() throws {
+        guard self[.verdictDeadlineBlocks] < self[.challengeWindowBlocks] else {
+            throw PlexusError(.outOfRange, "verdictDeadlineBlocks (\(self[.verdictDeadlineBlocks])) must be less than challengeWindowBlocks (\(self[.challengeWindowBlocks]))")
+        }
+        let dispute = self[.challengeWindowBlocks] + 1 + self[.disputeCommitBlocks] + self[.disputeRevealBlocks]
+        guard self[.unbondingBlocks] > dispute else {
+            throw PlexusError(.outOfRange, "unbondingBlocks (\(self[.unbondingBlocks])) must exceed challengeWindowBlocks + 1 + disputeCommitBlocks + disputeRevealBlocks (\(dispute))")
+        }
+        guard self[.challengerShareBps] + self[.committeeShareBps] <= 10_000 else {
+            throw PlexusError(.outOfRange, "challengerShareBps + committeeShareBps must be at most 10000")
+        }
     }
 
     /// Name-value pairs in canonical order.

@@ -170,7 +170,23 @@ public struct Payout: Sendable, Hashable, Codable, CanonicalCodable {
 /// the challenge window. Kept after payment so that the id never settles again.
 public struct Settlement: Sendable, Hashable, Codable, CanonicalCodable {
     public enum Status: String, Sendable, Codable {
-        case pending, final
+        /// Charged, in its challenge window.
+        case pending
+        /// Paid out.
+        case final
+        /// Frozen by a challenge until its dispute is decided.
+        case disputed
+        /// Fraud upheld: the charge went back to the requestor's escrow.
+        case refunded
+
+        var code: UInt8 {
+            switch self {
+            case .pending: 0
+            case .final: 1
+            case .disputed: 2
+            case .refunded: 3
+            }
+        }
     }
 
     public var requestId: Hash256
@@ -195,7 +211,7 @@ public struct Settlement: Sendable, Hashable, Codable, CanonicalCodable {
         w.write(array: payouts); w.write(fee)
         w.write(UInt32(nodes.count))
         for (n, t) in zip(nodes, outputTokens) { w.write(n); w.write(t) }
-        w.write(settledHeight); w.write(finalHeight); w.write(status == .final)
+        w.write(settledHeight); w.write(finalHeight); w.write(status.code)
     }
 
     public init(requestId: Hash256, requestor: Address, gateway: Address, model: String, charge: Amount, payouts: [Payout],
@@ -230,7 +246,13 @@ public struct Settlement: Sendable, Hashable, Codable, CanonicalCodable {
         outputTokens = ts
         settledHeight = try r.readUInt64()
         finalHeight = try r.readUInt64()
-        status = try r.readBool() ? .final : .pending
+        switch try r.readUInt8() {
+        case 0: status = .pending
+        case 1: status = .final
+        case 2: status = .disputed
+        case 3: status = .refunded
+        case let v: throw PlexusError(.malformed, "unknown settlement status \(v)")
+        }
     }
 }
 
@@ -275,6 +297,10 @@ enum RecordKey: Hashable, Comparable {
     case member(String, Address)
     case approval(String, Address)
     case listed(String)
+    case verifier(Address)
+    case standing(Address)
+    case check(Hash256)
+    case dispute(Hash256)
 
     var bytes: [UInt8] {
         switch self {
@@ -290,6 +316,10 @@ enum RecordKey: Hashable, Comparable {
         case let .member(c, a): [UInt8(ascii: "M")] + a.bytes + Array(c.utf8)
         case let .approval(c, a): [UInt8(ascii: "A")] + a.bytes + Array(c.utf8)
         case let .listed(id): [UInt8(ascii: "L")] + Array(id.utf8)
+        case let .verifier(a): [UInt8(ascii: "E")] + a.bytes
+        case let .standing(a): [UInt8(ascii: "R")] + a.bytes
+        case let .check(h): [UInt8(ascii: "c")] + h.bytes
+        case let .dispute(h): [UInt8(ascii: "D")] + h.bytes
         }
     }
 
@@ -319,6 +349,10 @@ enum RecordKey: Hashable, Comparable {
         case UInt8(ascii: "M"): let (a, c) = try split(); self = .member(c, a)
         case UInt8(ascii: "A"): let (a, c) = try split(); self = .approval(c, a)
         case UInt8(ascii: "L"): self = .listed(try text(rest))
+        case UInt8(ascii: "E"): self = .verifier(try Address(bytes: rest))
+        case UInt8(ascii: "R"): self = .standing(try Address(bytes: rest))
+        case UInt8(ascii: "c"): self = .check(try Hash256(bytes: rest))
+        case UInt8(ascii: "D"): self = .dispute(try Hash256(bytes: rest))
         default: throw PlexusError(.malformed, "unknown record key tag \(tag)")
         }
     }

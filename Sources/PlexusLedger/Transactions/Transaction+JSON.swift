@@ -11,6 +11,7 @@ extension Transaction: Codable {
     enum BodyKeys: String, CodingKey {
         case to, amount, requestor, nodeKey, keyProof, endpoint, offers, card, key, receipts
         case content, proposal, weights, id, scheme, open, community, account, parent, candidates, summaryHash, model, requestId
+        case pass, share, evidence, bond, commitment, fraud, salt
     }
 
     public init(from decoder: any Decoder) throws {
@@ -61,6 +62,23 @@ extension Transaction: Codable {
         case .recordSummary:
             body = .recordSummary(proposal: try b.decode(Hash256.self, forKey: .proposal), summaryHash: try b.decode(Hash256.self, forKey: .summaryHash),
                                   model: try b.decode(String.self, forKey: .model), requestId: try b.decode(Hash256.self, forKey: .requestId))
+        case .registerVerifier: body = .registerVerifier
+        case .deregisterVerifier: body = .deregisterVerifier
+        case .verdict:
+            let evidence = try b.decode([ChunkEvidence].self, forKey: .evidence)
+            guard evidence.count <= Registry.maxParts, evidence.allSatisfy({ $0.path.count <= ChunkEvidence.maxPath }) else {
+                throw PlexusError(.tooLarge, "a verdict carries at most \(Registry.maxParts) proofs of at most \(ChunkEvidence.maxPath) steps")
+            }
+            body = .verdict(requestId: try b.decode(Hash256.self, forKey: .requestId), pass: try b.decode(Bool.self, forKey: .pass),
+                            share: try b.decode(UInt8.self, forKey: .share), evidence: evidence)
+        case .challenge:
+            body = .challenge(requestId: try b.decode(Hash256.self, forKey: .requestId), share: try b.decode(UInt8.self, forKey: .share),
+                              bond: try b.decode(Amount.self, forKey: .bond))
+        case .commitVote:
+            body = .commitVote(requestId: try b.decode(Hash256.self, forKey: .requestId), commitment: try b.decode(Hash256.self, forKey: .commitment))
+        case .revealVote:
+            body = .revealVote(requestId: try b.decode(Hash256.self, forKey: .requestId), fraud: try b.decode(Bool.self, forKey: .fraud),
+                               salt: try b.decode(Hash256.self, forKey: .salt))
         }
         signature = try c.decode(Signature.self, forKey: .signature)
     }
@@ -115,6 +133,17 @@ extension Transaction: Codable {
             try b.encode(c, forKey: .community); try b.encode(candidates, forKey: .candidates)
         case let .recordSummary(p, h, m, r):
             try b.encode(p, forKey: .proposal); try b.encode(h, forKey: .summaryHash); try b.encode(m, forKey: .model); try b.encode(r, forKey: .requestId)
+        case .registerVerifier, .deregisterVerifier:
+            break
+        case let .verdict(id, pass, share, evidence):
+            try b.encode(id, forKey: .requestId); try b.encode(pass, forKey: .pass); try b.encode(share, forKey: .share)
+            try b.encode(evidence, forKey: .evidence)
+        case let .challenge(id, share, bond):
+            try b.encode(id, forKey: .requestId); try b.encode(share, forKey: .share); try b.encode(bond, forKey: .bond)
+        case let .commitVote(id, commitment):
+            try b.encode(id, forKey: .requestId); try b.encode(commitment, forKey: .commitment)
+        case let .revealVote(id, fraud, salt):
+            try b.encode(id, forKey: .requestId); try b.encode(fraud, forKey: .fraud); try b.encode(salt, forKey: .salt)
         }
         try c.encode(signature, forKey: .signature)
     }

@@ -71,6 +71,20 @@ public struct Transaction: Sendable, Hashable {
         /// Records a network-produced summary of a proposal: its hash, the
         /// model and the settled request that produced it.
         case recordSummary(proposal: Hash256, summaryHash: Hash256, model: String, requestId: Hash256)
+        /// Registers the sender as a verifier (its stake must meet `minVerifierStake`).
+        case registerVerifier
+        /// Ends the sender's verifier registration.
+        case deregisterVerifier
+        /// The assigned verifier's verdict on a spot check: a pass carries, for
+        /// every share, the evidence only a re-execution produces; a failure
+        /// names the first share found wrong and opens a dispute.
+        case verdict(requestId: Hash256, pass: Bool, share: UInt8, evidence: [ChunkEvidence])
+        /// Challenges one share of a pending settlement with a bond.
+        case challenge(requestId: Hash256, share: UInt8, bond: Amount)
+        /// A committee member's sealed vote (`Dispute.voteCommitment`).
+        case commitVote(requestId: Hash256, commitment: Hash256)
+        /// A committee member opens its sealed vote.
+        case revealVote(requestId: Hash256, fraud: Bool, salt: Hash256)
 
         /// The wire name of this kind.
         public var kind: Kind {
@@ -99,6 +113,12 @@ public struct Transaction: Sendable, Hashable {
             case .forkCommunity: .forkCommunity
             case .approveCandidates: .approveCandidates
             case .recordSummary: .recordSummary
+            case .registerVerifier: .registerVerifier
+            case .deregisterVerifier: .deregisterVerifier
+            case .verdict: .verdict
+            case .challenge: .challenge
+            case .commitVote: .commitVote
+            case .revealVote: .revealVote
             }
         }
     }
@@ -131,6 +151,12 @@ public struct Transaction: Sendable, Hashable {
         case recordSummary = 24
         /// A settle transaction whose receipts carry their format (commitments among them).
         case settleVersioned = 25
+        case registerVerifier = 26
+        case deregisterVerifier = 27
+        case verdict = 28
+        case challenge = 29
+        case commitVote = 30
+        case revealVote = 31
 
         /// The name used in JSON and on the command line.
         public var name: String {
@@ -148,6 +174,10 @@ public struct Transaction: Sendable, Hashable {
             case .approveCandidates: "approve_candidates"
             case .recordSummary: "record_summary"
             case .settleVersioned: "settle_versioned"
+            case .registerVerifier: "register_verifier"
+            case .deregisterVerifier: "deregister_verifier"
+            case .commitVote: "commit_vote"
+            case .revealVote: "reveal_vote"
             default: String(describing: self)
             }
         }
@@ -239,6 +269,16 @@ public struct Transaction: Sendable, Hashable {
             w.write(c); w.write(array: candidates)
         case let .recordSummary(p, h, m, r):
             w.write(p); w.write(h); w.write(m); w.write(r)
+        case .registerVerifier, .deregisterVerifier:
+            break
+        case let .verdict(id, pass, share, evidence):
+            w.write(id); w.write(pass); w.write(share); w.write(array: evidence)
+        case let .challenge(id, share, bond):
+            w.write(id); w.write(share); w.write(bond)
+        case let .commitVote(id, commitment):
+            w.write(id); w.write(commitment)
+        case let .revealVote(id, fraud, salt):
+            w.write(id); w.write(fraud); w.write(salt)
         }
     }
 
@@ -329,6 +369,14 @@ extension Transaction: CanonicalCodable {
         case .recordSummary:
             body = .recordSummary(proposal: try r.readHash(), summaryHash: try r.readHash(), model: try r.readString(limit: Registry.maxName),
                                   requestId: try r.readHash())
+        case .registerVerifier: body = .registerVerifier
+        case .deregisterVerifier: body = .deregisterVerifier
+        case .verdict:
+            body = .verdict(requestId: try r.readHash(), pass: try r.readBool(), share: try r.readUInt8(),
+                            evidence: try r.readArray(of: ChunkEvidence.self, limit: Registry.maxParts))
+        case .challenge: body = .challenge(requestId: try r.readHash(), share: try r.readUInt8(), bond: try r.readAmount())
+        case .commitVote: body = .commitVote(requestId: try r.readHash(), commitment: try r.readHash())
+        case .revealVote: body = .revealVote(requestId: try r.readHash(), fraud: try r.readBool(), salt: try r.readHash())
         }
         signature = try r.readSignature()
     }
