@@ -13,7 +13,13 @@ import Testing
         "unbondingBlocks": 40, "minNodeStake": 10 * plx, "minVerifierStake": 10 * plx, "committeeSize": 3,
         "verifySampleBps": 10_000, "jailBlocks": 50, "verifierFee": 7_000,
     ]
-    let net = TestNetwork(accounts: 12, params: Self.params)
+    let net: TestNetwork
+
+    init() { net = TestNetwork(accounts: 12, params: Self.params) }
+
+    /// With some parameters changed.
+    init(params extra: [String: UInt64]) { net = TestNetwork(accounts: 12, params: Self.params.merging(extra) { $1 }) }
+
     let nodeKeys = [KeyPair.deterministic("node-a"), KeyPair.deterministic("node-b")]
     let weights = Hash256.of(Array("weights".utf8))
     var chainId: String { net.genesis.chainId }
@@ -22,6 +28,8 @@ import Testing
     final class Ledger {
         var chain: Chain
         var nonces: [Int: UInt64] = [:]
+        /// Every sealed block, to replay or store.
+        var commits: [BlockStore.Commit] = []
         let net: TestNetwork
         init(_ net: TestNetwork) throws {
             chain = try Chain(genesis: net.genesis)
@@ -35,7 +43,7 @@ import Testing
             _ = try chain.submit(tx, hash: tx.hash, nowMillis: 2_000 + chain.state.height)
             nonces[i] = n + 1
             let events = chain.open?.events.map(\.event) ?? []
-            if seal { _ = try chain.seal(signer: net.orderer) }
+            if seal, let c = try chain.seal(signer: net.orderer) { commits.append(c) }
             return events
         }
         /// Advances one block (a fee-paying transfer to oneself from account 0).
