@@ -7,6 +7,8 @@ final class NodeDirectory: @unchecked Sendable {
     // Invariant: all mutable state is touched only under `lock`.
     private let lock = NSLock()
     private var nodes: [NodeRecord] = []
+    /// The ledger's reputation of each node's operator, 0...1.
+    private var reputation: [Address: Double] = [:]
     private var models: [String: ModelCard] = [:]
     private var stats: [Address: NodeStats] = [:]
     private(set) var refreshedMillis: UInt64 = 0
@@ -15,11 +17,16 @@ final class NodeDirectory: @unchecked Sendable {
     init(ledger: LedgerClient) { self.ledger = ledger }
 
     func refresh() async throws {
-        async let n = ledger.nodes()
+        async let n = ledger.nodeRegistry()
         async let m = ledger.models()
-        let (nodes, models) = try await (n, m)
+        let (registry, models) = try await (n, m)
+        // Jailed nodes get no traffic.
+        let nodes = registry.nodes.filter { registry.standing?[$0.owner.text]?.jailed != true }
+        var reputation: [Address: Double] = [:]
+        for n in nodes { reputation[n.owner] = registry.standing?[n.owner.text]?.reputation }
         lock.withLock {
             self.nodes = nodes
+            self.reputation = reputation
             self.models = Dictionary(models.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
             refreshedMillis = SystemClock().nowMillis()
         }
@@ -31,7 +38,7 @@ final class NodeDirectory: @unchecked Sendable {
 
     /// Nodes that may serve `model` under `policy`, best first (see `Routing.plan`).
     func candidates(model: String, policy: RoutingPolicy, now: UInt64) -> [Candidate] {
-        lock.withLock { Routing.plan(nodes: nodes, stats: stats, model: model, policy: policy, now: now) }
+        lock.withLock { Routing.plan(nodes: nodes, stats: stats, reputation: reputation, model: model, policy: policy, now: now) }
     }
 
     func begin(_ node: Address) { lock.withLock { stats[node, default: NodeStats()].begin() } }

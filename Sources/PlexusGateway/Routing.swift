@@ -98,7 +98,11 @@ public struct Candidate: Sendable {
 enum Routing {
     /// The offers of `nodes` for `model` that `policy` allows and whose breaker is
     /// closed at `now`, ordered by the policy's sort (ties by node key).
-    static func plan(nodes: [NodeRecord], stats: [Address: NodeStats], model: String, policy: RoutingPolicy, now: UInt64) -> [Candidate] {
+    /// `reputation` is the ledger's, 0...1 by operator (neutral 0.5 when unknown);
+    /// the live success rate is a separate signal.
+    static func plan(nodes: [NodeRecord], stats: [Address: NodeStats], reputation: [Address: Double] = [:], model: String,
+                     policy: RoutingPolicy, now: UInt64) -> [Candidate] {
+        func rep(_ n: NodeRecord) -> Double { reputation[n.owner] ?? 0.5 }
         var out: [Candidate] = []
         for n in nodes {
             guard let offer = n.offer(for: model) else { continue }
@@ -108,7 +112,7 @@ enum Routing {
             if let deny = policy.deny, deny.contains(n.nodeKey.text) { continue }
             if let privacy = policy.privacy, offer.privacy != privacy { continue }
             if let maxPrice = policy.maxPrice, price(offer) > maxPrice { continue }
-            if let min = policy.minReputation, s.successRate < min { continue }
+            if let min = policy.minReputation, rep(n) < min { continue }
             out.append(Candidate(node: n, offer: offer, stats: s))
         }
         let sort = policy.sort ?? "balanced"
@@ -119,12 +123,12 @@ enum Routing {
             case "price": return price(c.offer) + load * 1e-9
             case "latency": return (c.stats.ttftMillis == 0 ? 50 : c.stats.ttftMillis) * (1 + load)
             case "throughput": return -(c.stats.tokensPerSecond == 0 ? 100 : c.stats.tokensPerSecond) / (1 + load)
-            case "reputation": return -c.stats.successRate + load * 0.01
+            case "reputation": return -rep(c.node) - c.stats.successRate * 0.01 + load * 0.001
             default:
                 // Relative price, latency and load, discounted by reliability.
                 let p = cheapest > 0 ? price(c.offer) / cheapest : 1
                 let l = (c.stats.ttftMillis == 0 ? 50 : c.stats.ttftMillis) / 50
-                return (p + 0.5 * l + load) / max(0.05, c.stats.successRate)
+                return (p + 0.5 * l + load) / max(0.05, c.stats.successRate) / (0.5 + rep(c.node))
             }
         }
         return out.sorted { a, b in

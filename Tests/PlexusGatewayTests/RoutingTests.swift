@@ -16,12 +16,12 @@ import Testing
         }
     }
 
-    static func order(_ nodes: [NodeRecord], _ stats: [Address: NodeStats] = [:], sort: String?, now: UInt64 = 1_000,
-                      edit: (inout RoutingPolicy) -> Void = { _ in }) -> [Int] {
+    static func order(_ nodes: [NodeRecord], _ stats: [Address: NodeStats] = [:], reputation: [Address: Double] = [:], sort: String?,
+                      now: UInt64 = 1_000, edit: (inout RoutingPolicy) -> Void = { _ in }) -> [Int] {
         var policy = RoutingPolicy()
         policy.sort = sort
         edit(&policy)
-        return Routing.plan(nodes: nodes, stats: stats, model: "m", policy: policy, now: now).map { c in keys.firstIndex(of: c.node.nodeKey) ?? -1 }
+        return Routing.plan(nodes: nodes, stats: stats, reputation: reputation, model: "m", policy: policy, now: now).map { c in keys.firstIndex(of: c.node.nodeKey) ?? -1 }
     }
 
     static func stats(ttft: Double = 0, tps: Double = 0, ok: Double = 0, failed: Double = 0, inFlight: Int = 0) -> NodeStats {
@@ -42,7 +42,10 @@ import Testing
         #expect(Self.order(n, timed, sort: "latency") == [0, 2, 1])
         #expect(Self.order(n, timed, sort: "throughput") == [1, 2, 0])
         let reliable = [k[0]: Self.stats(ok: 9, failed: 1), k[1]: Self.stats(ok: 5, failed: 5), k[2]: Self.stats(ok: 10)]
-        #expect(Self.order(n, reliable, sort: "reputation") == [2, 0, 1])
+        #expect(Self.order(n, reliable, sort: "reputation") == [2, 0, 1])  // equal standing: the live success rate decides
+        // The ledger's reputation first, the live success rate second.
+        #expect(Self.order(n, reliable, reputation: [k[1]: 0.9, k[2]: 0.2], sort: "reputation") == [1, 0, 2])
+        #expect(Self.order(Self.nodes([0.1, 0.1, 0.1]), reputation: [k[2]: 0.9, k[0]: 0.1], sort: "balanced") == [2, 1, 0])
         // Balanced: price relative to the cheapest, latency and load, over reliability.
         #expect(Self.order(n, sort: "balanced") == [1, 2, 0])
         #expect(Self.order(n, sort: nil) == [1, 2, 0])
@@ -62,7 +65,9 @@ import Testing
         #expect(Self.order(n, sort: "price") { $0.privacy = "trusted" } == [1])
         #expect(Self.order(n, sort: "price") { $0.allow = [k[0].text, k[2].text] } == [2, 0])
         #expect(Self.order(n, sort: "price") { $0.deny = [k[1].text] } == [2, 0])
-        #expect(Self.order(n, [k[1]: Self.stats(ok: 1, failed: 3)], sort: "price") { $0.minReputation = 0.5 } == [2, 0])
+        // min_reputation reads the ledger's reputation (neutral 0.5 when unknown), not the live success rate.
+        #expect(Self.order(n, [k[1]: Self.stats(ok: 1, failed: 3)], sort: "price") { $0.minReputation = 0.5 } == [1, 2, 0])
+        #expect(Self.order(n, reputation: [k[1]: 0.3, k[0]: 0.8], sort: "price") { $0.minReputation = 0.5 } == [2, 0])
         #expect(Routing.plan(nodes: n, stats: [:], model: "other", policy: RoutingPolicy(), now: 0).isEmpty)
     }
 

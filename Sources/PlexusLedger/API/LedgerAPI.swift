@@ -157,7 +157,37 @@ public enum LedgerAPI {
             return try json(ParamsView(p))
         }
 
-        router.get("/v1/nodes") { _, _ -> Response in try json(["nodes": await service.nodes()]) }
+        router.get("/v1/nodes") { _, _ -> Response in try json(await service.read { NodesView(nodes: $0.nodes.values.sorted { $0.owner < $1.owner }, in: $0) }) }
+        router.get("/v1/verification/:id") { _, context -> Response in
+            let id = try Hash256(hex: context.parameters.get("id") ?? "")
+            guard let v = await service.read({ VerificationView(id, in: $0) }) else {
+                throw APIError(.notFound, .notFound, "request \(id) has not been settled")
+            }
+            return try json(v)
+        }
+        router.get("/v1/disputes") { _, _ -> Response in
+            try json(["disputes": await service.read { s in
+                s.disputes.values.sorted { ($0.openedHeight, $0.requestId) > ($1.openedHeight, $1.requestId) }.prefix(500).map(DisputeView.init)
+            }])
+        }
+        router.get("/v1/disputes/:id") { _, context -> Response in
+            let id = try Hash256(hex: context.parameters.get("id") ?? "")
+            guard let d = await service.read({ $0.disputes[id].map(DisputeView.init) }) else {
+                throw APIError(.notFound, .notFound, "request \(id) has not been challenged")
+            }
+            return try json(d)
+        }
+        router.get("/v1/verifiers") { _, _ -> Response in
+            try json(["verifiers": await service.read { s in s.verifiers.keys.sorted().map { StandingView($0, in: s) } }])
+        }
+        router.get("/v1/verifiers/:address/work") { _, context -> Response in
+            let a = try Address(context.parameters.get("address") ?? "")
+            return try json(await service.read { VerifierWorkView(a, in: $0) })
+        }
+        router.get("/v1/standing/:address") { _, context -> Response in
+            let a = try Address(context.parameters.get("address") ?? "")
+            return try json(await service.read { StandingView(a, in: $0) })
+        }
         router.get("/v1/models") { _, _ -> Response in try json(["models": await service.models()]) }
         router.get("/v1/gateways") { _, _ -> Response in try json(["gateways": await service.gateways()]) }
         router.post("/v1/settlements/lookup") { request, _ -> Response in

@@ -53,11 +53,44 @@ public struct LedgerClient: Sendable {
         }
     }
 
-    /// Registered nodes.
+    /// Registered nodes that may serve now (jailed nodes left out).
     public func nodes() async throws -> [NodeRecord] {
-        let r: [String: [NodeRecord]] = try await get("/v1/nodes")
-        return r["nodes"] ?? []
+        let r = try await nodeRegistry()
+        return r.nodes.filter { r.standing?[$0.owner.text]?.jailed != true }
     }
+
+    /// Every registered node with its operator's standing.
+    public func nodeRegistry() async throws -> NodesView { try await get("/v1/nodes") }
+
+    /// A settled request's check and dispute (nil if it was not settled).
+    public func verification(_ id: Hash256) async throws -> VerificationView? {
+        do {
+            return try await get("/v1/verification/\(id.hex)")
+        } catch let e as PlexusError where e.code == .notFound {
+            return nil
+        }
+    }
+
+    /// Disputes, newest first (at most 500).
+    public func disputes() async throws -> [DisputeView] {
+        let r: [String: [DisputeView]] = try await get("/v1/disputes")
+        return r["disputes"] ?? []
+    }
+
+    /// One request's dispute.
+    public func dispute(_ id: Hash256) async throws -> DisputeView { try await get("/v1/disputes/\(id.hex)") }
+
+    /// Registered verifiers with their standing.
+    public func verifiers() async throws -> [StandingView] {
+        let r: [String: [StandingView]] = try await get("/v1/verifiers")
+        return r["verifiers"] ?? []
+    }
+
+    /// What verifier `a` has to do now.
+    public func work(of a: Address) async throws -> VerifierWorkView { try await get("/v1/verifiers/\(a.text)/work") }
+
+    /// `a`'s standing.
+    public func standing(of a: Address) async throws -> StandingView { try await get("/v1/standing/\(a.text)") }
 
     /// Model cards.
     public func models() async throws -> [ModelCard] {
