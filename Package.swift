@@ -87,7 +87,8 @@ let package = Package(
         ),
         .target(
             name: "PlexusVerifier",
-            dependencies: ["PlexusCore", "PlexusEngine", "PlexusLedger", "PlexusWire"]
+            dependencies: ["PlexusCore", "PlexusEngine", "PlexusLedger", "PlexusWire",
+                           .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "PlexusTestKit",

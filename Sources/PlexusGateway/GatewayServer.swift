@@ -46,7 +46,7 @@ public struct GatewayServer: Sendable {
             }
             return Self.response(OpenAIShapes.data(["object": "list", "data": data]))
         case (.GET, _) where request.path.hasPrefix("/v1/receipts/") && request.path.hasSuffix("/transcript"):
-            return Self.transcript(g, request)
+            return await Self.transcript(g, request)
         case (.GET, _) where request.path.hasPrefix("/v1/receipts/"):
             do {
                 _ = try g.account(forAuthorization: request.header("authorization"))
@@ -70,16 +70,33 @@ public struct GatewayServer: Sendable {
         }
     }
 
-    /// `GET /v1/receipts/{id}/transcript`: the request's transcript, for its requestor only,
-    /// while its settlement can still be challenged.
-    static func transcript(_ g: Gateway, _ request: HTTPRequestIn) -> HTTPResponseOut {
+    /// `GET /v1/receipts/{id}/transcript`: the request's transcript, for its requestor
+    /// (by API key) and for the verifiers the ledger assigned to it (by signature, see
+    /// `TranscriptAccess`), while its settlement can still be challenged.
+    static func transcript(_ g: Gateway, _ request: HTTPRequestIn) async -> HTTPResponseOut {
         do {
-            let caller = try g.account(forAuthorization: request.header("authorization"))
             let raw = request.path.dropFirst("/v1/receipts/".count).dropLast("/transcript".count)
-            guard let id = try? Hash256(hex: String(raw)), let record = try g.store.get(id) else {
+            guard let id = try? Hash256(hex: String(raw)) else {
                 return error(OpenAIError(404, "invalid_request_error", "not_found", "No request with that id."))
             }
-            guard record.requestor == caller else {
+            var allowed = false
+            if let named = request.header(TranscriptAccess.verifierHeader) {
+                guard let v = TranscriptAccess.verifier(chainId: g.chainId, requestId: id, address: named,
+                                                        signature: request.header(TranscriptAccess.signatureHeader)) else {
+                    return error(OpenAIError(401, "authentication_error", "bad_signature", "The verifier's signature does not verify."))
+                }
+                let verification = try? await g.ledger.verification(id)
+                allowed = verification?.check.map { $0.state == "assigned" && $0.verifier == v } == true
+                    || verification?.dispute.map { $0.outcome == "open" && $0.committee.contains { $0.account == v } } == true
+                guard allowed else {
+                    return error(OpenAIError(403, "permission_error", "forbidden", "The ledger has not assigned \(v.short) to this request."))
+                }
+            }
+            guard let record = try g.store.get(id) else {
+                return error(OpenAIError(404, "invalid_request_error", "not_found", "No request with that id."))
+            }
+            if !allowed { allowed = try record.requestor == g.account(forAuthorization: request.header("authorization")) }
+            guard allowed else {
                 return error(OpenAIError(403, "permission_error", "forbidden", "Only the request's requestor (or an assigned verifier) may read its transcript."))
             }
             guard let view = try g.countersigned(record).transcriptView(chainId: g.chainId) else {

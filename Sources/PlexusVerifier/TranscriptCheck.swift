@@ -21,11 +21,17 @@ public struct TranscriptReport: Sendable, Codable {
     public var chunks: Int
     public var promptTokens: Int
     public var outputTokens: Int
+    /// For each share whose commitment the engine reproduced: its last chunk's hash and
+    /// Merkle path, the evidence a passing verdict carries (`ChunkEvidence`).
+    public var evidence: [ChunkEvidence] = []
+    /// The first share found wrong (where the first mismatching token falls, else the
+    /// first whose commitment does not hold); nil when all is well.
+    public var failingShare: Int?
 
     enum CodingKeys: String, CodingKey {
         case ok, bindingOk = "binding_ok", bindingProblems = "binding_problems", firstMismatch = "first_mismatch"
         case finishOk = "finish_ok", commitmentOk = "commitment_ok", commitmentRoot = "commitment_root", chunks
-        case promptTokens = "prompt_tokens", outputTokens = "output_tokens"
+        case promptTokens = "prompt_tokens", outputTokens = "output_tokens", evidence, failingShare = "failing_share"
     }
 }
 
@@ -60,6 +66,8 @@ public struct TranscriptCheck: Sendable {
             commitmentsAt: ends.flatMap { [prompt.count + max(0, $0 - 1), prompt.count + $0] }))
         let finishOk = replay.ok && (t.finishReason == "length" ? replay.finish == .length : t.finishReason == "stop" && replay.finish != .length)
         var commitmentOk = replay.ok
+        var evidence: [ChunkEvidence] = []
+        var badCommitment: Int?
         for (i, r) in t.receipts.enumerated() {
             guard let claimed = r.commitment else {
                 problems.append("receipt \(i) makes no commitment (format 1)")
@@ -75,13 +83,21 @@ public struct TranscriptCheck: Sendable {
             guard let own = replay.commitmentsAt[2 * i + (endedBySequence ? 1 : 0)],
                   own.root == claimed.root, UInt32(own.chunks.count) == claimed.chunks else {
                 commitmentOk = false
+                if badCommitment == nil { badCommitment = i }
                 continue
             }
+            if let last = own.chunks.last { evidence.append(ChunkEvidence(chunk: last, path: MerkleRoot.path(own.chunks, index: own.chunks.count - 1))) }
         }
-        return TranscriptReport(ok: problems.isEmpty && replay.ok && finishOk && commitmentOk, bindingOk: problems.isEmpty,
+        var report = TranscriptReport(ok: problems.isEmpty && replay.ok && finishOk && commitmentOk, bindingOk: problems.isEmpty,
                                 bindingProblems: problems, firstMismatch: replay.firstMismatch, finishOk: finishOk, commitmentOk: commitmentOk,
                                 commitmentRoot: replay.commitment.root, chunks: replay.commitment.chunks.count,
                                 promptTokens: prompt.count, outputTokens: t.outputTokens.count)
+        report.evidence = evidence
+        if !report.ok {
+            let position = replay.firstMismatch?.position
+            report.failingShare = position.flatMap { p in t.receipts.lastIndex { Int(clamping: $0.firstOutputToken) <= p } } ?? badCommitment ?? 0
+        }
+        return report
     }
 
     /// Every receipt signed by its node, for this request and model, over the share of the

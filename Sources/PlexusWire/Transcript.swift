@@ -57,3 +57,35 @@ public struct Transcript: Codable, Sendable, Hashable {
         return r
     }
 }
+
+/// How a verifier asks a gateway for a transcript it was assigned: it names itself
+/// and signs the chain and the request id; the gateway checks the signature and asks
+/// the ledger whether that verifier is assigned to the request's check or sits on
+/// its dispute's committee. (A replayed signature only serves the same verifier again.)
+public enum TranscriptAccess {
+    /// Request headers: the verifier's address and its signature (hex).
+    public static let verifierHeader = "x-plexus-verifier"
+    public static let signatureHeader = "x-plexus-signature"
+
+    static let domain = Array("plexus-transcript-access-v1".utf8)
+
+    /// What the verifier signs.
+    public static func signingBytes(chainId: String, requestId: Hash256, verifier: Address) -> [UInt8] {
+        var w = CanonicalWriter(capacity: 128)
+        w.write(fixed: domain); w.write(chainId); w.write(requestId); w.write(verifier)
+        return w.bytes
+    }
+
+    /// The two headers for `key` asking for `requestId`'s transcript.
+    public static func headers(chainId: String, requestId: Hash256, key: KeyPair) -> [(String, String)] {
+        let sig = key.sign(signingBytes(chainId: chainId, requestId: requestId, verifier: key.address))
+        return [(verifierHeader, key.address.text), (signatureHeader, Hex.encode(sig.bytes))]
+    }
+
+    /// The verifier a request names, if its signature holds.
+    public static func verifier(chainId: String, requestId: Hash256, address: String?, signature: String?) -> Address? {
+        guard let address, let signature, let a = try? Address(address), let bytes = try? Hex.decode(signature),
+              let sig = try? Signature(bytes: bytes) else { return nil }
+        return a.verifies(sig, over: signingBytes(chainId: chainId, requestId: requestId, verifier: a)) ? a : nil
+    }
+}
