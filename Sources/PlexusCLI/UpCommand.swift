@@ -73,7 +73,7 @@ final class LocalNetwork: @unchecked Sendable {
     /// Stops the gateway first (its last settlement round needs the ledger), then the
     /// nodes together, then the ledger; each group gets a few seconds before it is killed.
     func stop() {
-        let order: [@Sendable (String) -> Bool] = [{ $0 == "gateway" }, { $0.hasPrefix("node") }, { _ in true }]
+        let order: [@Sendable (String) -> Bool] = [{ $0 == "verifier" || $0 == "gateway" }, { $0.hasPrefix("node") }, { _ in true }]
         var left = children
         for matches in order {
             let group = left.filter { matches($0.name) }.map(\.process)
@@ -114,6 +114,7 @@ final class LocalNetwork: @unchecked Sendable {
         let (creator, _) = try key("creator")
         let (gatewayOwner, gatewayOwnerPath) = try key("gateway-owner")
         let (gatewayKey, gatewayKeyPath) = try key("gateway")
+        let (verifier, verifierPath) = try key("verifier")
         var nodes: [(KeyPair, String)] = []
         for i in 0..<3 { nodes.append(try key("node-\(i + 1)")) }
         let genesis = Genesis(
@@ -126,7 +127,8 @@ final class LocalNetwork: @unchecked Sendable {
             accounts: [.init(address: requestor.address, balance: try .plx(1_000)),
                        .init(address: creator.address, balance: try .plx(10)),
                        .init(address: gatewayOwner.address, balance: try .plx(10)),
-                       .init(address: gatewayKey.address, balance: try .plx(100))]
+                       .init(address: gatewayKey.address, balance: try .plx(100)),
+                       .init(address: verifier.address, balance: try .plx(100))]
                 + nodes.map { .init(address: $0.0.address, balance: try! .plx(1_000)) })
         try Data(genesis.json()).write(to: URL(fileURLWithPath: dir + "/genesis.json"))
 
@@ -173,6 +175,14 @@ final class LocalNetwork: @unchecked Sendable {
                                                    // The echo network is for benchmarks and tests of the money flow: its one key unlimited.
                                                    + (backend == "echo" ? ["--key-rps", "0", "--key-concurrency", "0"] : []))
         let port = try await waitForPort(dir + "/gateway.port", gatewayProcess, "gateway")
+        if backend != "echo" {
+            // One verifier re-executes the checks drawn by lot (a node's first requests all, then a sample).
+            say("starting a verifier…")
+            var args = ["verifier", "start", "--ledger", ledgerURL, "--key", verifierPath, "--gateway", "http://127.0.0.1:\(port)",
+                        "--model", weights, "--threads", "1"]
+            if let store { args += ["--store", store] }
+            _ = try spawn("verifier", args)
+        }
         let info = Info(baseURL: "http://127.0.0.1:\(port)/v1", apiKey: apiKey, ledger: ledgerURL, requestor: requestor.address,
                         nodes: nodeURLs, pids: children.map { $0.process.processIdentifier })
         let e = JSONEncoder()
@@ -208,7 +218,7 @@ final class LocalNetwork: @unchecked Sendable {
 
 struct UpCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "up", abstract: "Run a local network: a ledger, three nodes and a gateway on loopback.")
+        commandName: "up", abstract: "Run a local network: a ledger, three nodes, a gateway and a verifier on loopback.")
 
     @Option(name: .long, help: "Where the network keeps its files (recreated on each start).") var dir: String?
     @Option(name: .long, help: "Gateway port.") var port: Int = 8080
@@ -235,7 +245,7 @@ struct UpCommand: AsyncParsableCommand {
         defer { fflush(nil) }
         print("""
 
-        Plexus is up: a ledger, three nodes and a gateway.
+        Plexus is up: a ledger, three nodes, a gateway and a verifier.
           base URL: \(info.baseURL)
           API key:  \(info.apiKey)
           files:    \(net.dir) (network.json, logs)
