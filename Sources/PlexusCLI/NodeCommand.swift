@@ -34,6 +34,8 @@ struct NodeCommand: AsyncParsableCommand {
         @Option(name: .long, help: "Region advertised in the offer.") var region: String = "local"
         @Option(name: .long, help: "Model store directory.") var store: String?
         @Option(name: .long, help: "Write the bound port to this file once listening.") var portFile: String?
+        @Option(name: .long, help: "Drill (development chains only): cheat as quant-swap, layer-skip, wrong-seed, tamper, random, replay or bad-commitment.")
+        var adversary: String?
         @OptionGroup var log: LogOptions
 
         func validate() throws {
@@ -65,14 +67,32 @@ struct NodeCommand: AsyncParsableCommand {
             } else {
                 let store = ModelStore(directory: self.store)
                 let path = try store.resolve(weights ?? model)
-                let hash = try ModelStore.sha256(ofFile: path)
-                engine = try EngineBackend(path: path, weightsHash: try Hash256(hex: hash), threads: threads)
+                let hash = try Hash256(hex: try ModelStore.sha256(ofFile: path))
+                if let adversary {
+                    guard let mode = AdversaryMode(rawValue: adversary) else {
+                        throw ValidationError("--adversary must be one of \(AdversaryMode.allCases.map(\.rawValue).joined(separator: ", "))")
+                    }
+                    let chain = try await LedgerClient(baseURL: ledger.ledger).status().chainId
+                    guard AdversaryMode.allowed(onChain: chain) else {
+                        throw ValidationError("--adversary is a drill for development chains; '\(chain)' is not one")
+                    }
+                    var served = path
+                    if mode.changesWeights {
+                        served = NSTemporaryDirectory() + "plexus-drill-\(mode.rawValue)-\(key.address.short)-\(getpid()).gguf"
+                        try mode.deriveWeights(from: path, to: served)
+                    }
+                    engine = AdversaryBackend(inner: try EngineBackend(path: served, weightsHash: hash, threads: threads), mode: mode)
+                    logger.warning("ADVERSARY DRILL: this node cheats", metadata: ["mode": "\(mode.rawValue)"])
+                } else {
+                    engine = try EngineBackend(path: path, weightsHash: hash, threads: threads)
+                }
             }
             var config = NodeConfig(ledgerURL: ledger.ledger, key: key, model: model, priceIn: priceIn, priceOut: priceOut)
             config.host = host
             config.port = port
             config.concurrency = concurrency
-            config.region = region
+            // A drill says so in its registration too.
+            config.region = adversary.map { "drill:" + $0 } ?? region
             let final = config
             let server = NodeServer(config: final, backend: engine, logger: logger, metrics: { Bootstrap.metricsText() })
             let client = LedgerClient(baseURL: ledger.ledger)

@@ -103,4 +103,33 @@ import Testing
         let status = try run(["verifier", "status", "--ledger", ledgerURL, "--address", lazy.text])
         #expect(status.contains("jailed"), "\(status)")
     }
+
+    /// Every drill is caught on every request where it deviates, and honest requests pass,
+    /// with the node and the verifier on different kernel paths (`plexus bench detect`).
+    @Test func everyDrillIsCaughtAndHonestWorkPasses() throws {
+        let dir = try TemporaryDirectory("plexus-detect")
+        defer { dir.remove() }
+        let weights = try TinyModel.write(to: dir.path + "/tiny.gguf")
+        let (status, out) = try PlexusProcess.run(["bench", "detect", "--model", weights, "--requests", "8", "--honest", "30",
+                                                   "--max-tokens", "12", "--threads", "1", "--json"],
+                                                  environment: ["PLEXUS_HOME": dir.path + "/home"], logDirectory: dir.path)
+        #expect(status == 0, "\(out.suffix(2_000))")
+        let json = try #require(out.firstIndex(of: "{").map { String(out[$0...]) })
+        let result = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        #expect(result["ok"] as? Bool == true)
+        let rows = try #require(result["rows"] as? [[String: Any]])
+        #expect(Set(rows.compactMap { $0["mode"] as? String }) == Set(["honest", "quant-swap", "layer-skip", "wrong-seed", "tamper", "random", "replay", "bad-commitment"]))
+        for row in rows {
+            let mode = row["mode"] as? String ?? "", n = row["requests"] as? Int ?? 0, failed = row["failed"] as? Int ?? -1
+            let identical = row["identical"] as? Int ?? 0
+            if mode == "honest" {
+                #expect(n == 30 && failed == 0)
+                #expect((row["kernel_pairs"] as? [String: Int])?.keys.allSatisfy { k in k.split(separator: "→").count == 2 } == true)
+            } else {
+                #expect(n == 8 && failed == n - identical, "\(mode): \(row)")
+                // Only a wrong seed can draw the honest answer, and not often.
+                #expect(mode == "wrong-seed" ? identical <= 2 : identical == 0, "\(mode): \(row)")
+            }
+        }
+    }
 }
