@@ -5,67 +5,79 @@ import PlexusLedger
 import PlexusTestKit
 import Testing
 
-/// Spot checks through real processes: a development ledger, an engine node, a gateway,
-/// an honest verifier and a lazy one (the drill) with more stake. Every check of the
-/// node's first requests is drawn; the honest verifier's checks pass with evidence, the
-/// lazy one's pass without it is caught on the ledger: it is slashed and jailed, and
-/// the later checks go to the honest one.
+/// Spot checks and disputes through real processes: a development ledger, an engine
+/// node (honest, or a drill), a gateway and verifiers. A node's first requests are all
+/// checked: an honest verifier's checks pass with evidence; the lazy verifier's passes
+/// without it are caught on the ledger (slashed, jailed); a cheating node's answer fails,
+/// and the dispute it opens is upheld by a committee.
 @Suite(.serialized) struct VerificationPathTests {
-    @Test func checksPassWithEvidenceAndALazyVerifierIsCaught() async throws {
-        let dir = try TemporaryDirectory("plexus-verification")
-        defer { dir.remove() }
-        let env = ["PLEXUS_HOME": dir.path + "/home"]
+    /// A development ledger with the tiny model published, one node (with `nodeArgs`), a
+    /// gateway and verifiers (name, stake, drill), each key funded with 1,000 PLX.
+    final class Network {
+        let dir: TemporaryDirectory
+        let env: [String: String]
+        var services: [PlexusProcess] = []
+        var ledgerURL = "", gatewayURL = "", apiKey = ""
+        var me = Address.treasury
+        var keys: [String: KeyPair] = [:]
+        var ledger: LedgerClient { LedgerClient(baseURL: ledgerURL) }
+
+        init(nodeArgs: [String] = [], verifiers: [(String, String, Bool)]) throws {
+            dir = try TemporaryDirectory("plexus-verification")
+            env = ["PLEXUS_HOME": dir.path + "/home"]
+            do { try start(nodeArgs: nodeArgs, verifiers: verifiers) } catch { stop(); throw error }
+        }
+
         func run(_ args: [String]) throws -> String {
             let (status, out) = try PlexusProcess.run(args, environment: env, logDirectory: dir.path)
             #expect(status == 0, "plexus \(args.joined(separator: " ")): \(out.suffix(1_500))")
             guard status == 0 else { throw PlexusError(.io, "plexus \(args[0]) failed") }
             return out
         }
-        var services: [PlexusProcess] = []
-        defer { for s in services.reversed() { s.terminate() } }
-        let ledgerProcess = try PlexusProcess(["ledger", "start", "--dev", "--port", "0", "--port-file", dir.path + "/ledger.port",
-                                               "--block-interval", "50", "--heartbeat-ms", "200"], environment: env, logDirectory: dir.path)
-        services.append(ledgerProcess)
-        let ledgerURL = "http://127.0.0.1:\(try PlexusProcess.waitForPort(file: dir.path + "/ledger.port", process: ledgerProcess))"
-        let ledger = LedgerClient(baseURL: ledgerURL)
-        let me = try KeyFile.read(dir.path + "/home/keys/default.json").address
-        for name in ["node", "gateway", "honest", "lazy"] { _ = try run(["keys", "new", "--out", dir.path + "/\(name).json"]) }
-        let keys = try ["node", "gateway", "honest", "lazy"].map { try KeyFile.read(dir.path + "/\($0).json") }
-        for k in keys { _ = try run(["tx", "transfer", "--to", k.address.text, "--amount", "1000", "--ledger", ledgerURL]) }
-        let weights = try TinyModel.write(to: dir.path + "/tiny.gguf")
-        _ = try run(["models", "publish", weights, "--id", "tiny", "--license", "mit", "--ledger", ledgerURL])
-        let node = try PlexusProcess(["node", "start", "--ledger", ledgerURL, "--key", dir.path + "/node.json", "--model", "tiny",
-                                      "--weights", weights, "--price-in", "0.1", "--price-out", "0.2", "--threads", "1",
-                                      "--port", "0", "--port-file", dir.path + "/node.port"], environment: env, logDirectory: dir.path)
-        services.append(node)
-        _ = try PlexusProcess.waitForPort(file: dir.path + "/node.port", seconds: 120, process: node)
-        let apiKey = try run(["gateway", "keys", "create", "--account", me.text, "--data", dir.path + "/gw"])
-            .split(separator: "\n").last.map(String.init) ?? ""
-        _ = try run(["tx", "deposit", "--amount", "50", "--ledger", ledgerURL])
-        let gateway = try PlexusProcess(["gateway", "start", "--ledger", ledgerURL, "--key", dir.path + "/gateway.json",
-                                         "--owner-key", dir.path + "/home/keys/default.json", "--data", dir.path + "/gw",
-                                         "--port", "0", "--port-file", dir.path + "/gw.port", "--settle-interval-ms", "200"],
-                                        environment: env, logDirectory: dir.path)
-        services.append(gateway)
-        let gatewayURL = "http://127.0.0.1:\(try PlexusProcess.waitForPort(file: dir.path + "/gw.port", seconds: 60, process: gateway))"
-        for (name, stake, drill) in [("honest", "10", false), ("lazy", "100", true)] {
-            let v = try PlexusProcess(["verifier", "start", "--ledger", ledgerURL, "--key", dir.path + "/\(name).json", "--gateway", gatewayURL,
-                                       "--model", weights, "--stake", stake, "--threads", "1"] + (drill ? ["--adversary", "lazy"] : []),
-                                      environment: env, logDirectory: dir.path)
-            services.append(v)
-        }
-        let honest = keys[2].address, lazy = keys[3].address
-        for _ in 0..<300 where try await ledger.verifiers().count < 2 { try await Task.sleep(for: .milliseconds(200)) }
-        #expect(try await ledger.verifiers().count == 2)
 
-        let info = NetworkTests.Info(baseURL: gatewayURL + "/v1", apiKey: apiKey, ledger: ledgerURL, requestor: me, nodes: [], pids: [])
-        var ids: [Hash256] = []
-        let bodies: [[String: Any]] = [
-            ["max_tokens": 8, "temperature": 0], ["max_tokens": 12, "temperature": 0.8, "seed": 7],
-            ["max_tokens": 6, "temperature": 0.9, "top_p": 0.9, "top_k": 20, "seed": 3], ["max_tokens": 10, "temperature": 0],
-            ["max_tokens": 9, "temperature": 0.7, "min_p": 0.05, "seed": 11], ["max_tokens": 7, "temperature": 0],
-        ]
-        for (i, extra) in bodies.enumerated() {
+        private func start(nodeArgs: [String], verifiers: [(String, String, Bool)]) throws {
+            let p = dir.path
+            let ledgerProcess = try PlexusProcess(["ledger", "start", "--dev", "--port", "0", "--port-file", p + "/ledger.port",
+                                                   "--block-interval", "50", "--heartbeat-ms", "200"], environment: env, logDirectory: p)
+            services.append(ledgerProcess)
+            ledgerURL = "http://127.0.0.1:\(try PlexusProcess.waitForPort(file: p + "/ledger.port", process: ledgerProcess))"
+            me = try KeyFile.read(p + "/home/keys/default.json").address
+            for name in ["node", "gateway"] + verifiers.map(\.0) {
+                _ = try run(["keys", "new", "--out", p + "/\(name).json"])
+                keys[name] = try KeyFile.read(p + "/\(name).json")
+                _ = try run(["tx", "transfer", "--to", keys[name]!.address.text, "--amount", "1000", "--ledger", ledgerURL])
+            }
+            let weights = try TinyModel.write(to: p + "/tiny.gguf")
+            _ = try run(["models", "publish", weights, "--id", "tiny", "--license", "mit", "--ledger", ledgerURL])
+            let node = try PlexusProcess(["node", "start", "--ledger", ledgerURL, "--key", p + "/node.json", "--model", "tiny",
+                                          "--weights", weights, "--price-in", "0.1", "--price-out", "0.2", "--threads", "1",
+                                          "--port", "0", "--port-file", p + "/node.port"] + nodeArgs, environment: env, logDirectory: p)
+            services.append(node)
+            _ = try PlexusProcess.waitForPort(file: p + "/node.port", seconds: 120, process: node)
+            apiKey = try run(["gateway", "keys", "create", "--account", me.text, "--data", p + "/gw"]).split(separator: "\n").last.map(String.init) ?? ""
+            _ = try run(["tx", "deposit", "--amount", "50", "--ledger", ledgerURL])
+            let gateway = try PlexusProcess(["gateway", "start", "--ledger", ledgerURL, "--key", p + "/gateway.json",
+                                             "--owner-key", p + "/home/keys/default.json", "--data", p + "/gw",
+                                             "--port", "0", "--port-file", p + "/gw.port", "--settle-interval-ms", "200"],
+                                            environment: env, logDirectory: p)
+            services.append(gateway)
+            gatewayURL = "http://127.0.0.1:\(try PlexusProcess.waitForPort(file: p + "/gw.port", seconds: 60, process: gateway))"
+            for (name, stake, drill) in verifiers {
+                services.append(try PlexusProcess(["verifier", "start", "--ledger", ledgerURL, "--key", p + "/\(name).json", "--gateway", gatewayURL,
+                                                   "--model", weights, "--stake", stake, "--threads", "1"] + (drill ? ["--adversary", "lazy"] : []),
+                                                  environment: env, logDirectory: p))
+            }
+        }
+
+        /// Waits until every verifier is registered.
+        func verifiersRegistered(_ n: Int) async throws -> Bool {
+            for _ in 0..<300 where try await ledger.verifiers().count < n { try await Task.sleep(for: .milliseconds(200)) }
+            return try await ledger.verifiers().count == n
+        }
+
+        /// Sends a chat request (retrying while the gateway learns of the node); returns its id.
+        func chat(_ extra: [String: Any], _ i: Int) async throws -> Hash256 {
+            let info = NetworkTests.Info(baseURL: gatewayURL + "/v1", apiKey: apiKey, ledger: ledgerURL, requestor: me, nodes: [], pids: [])
             var body: [String: Any] = ["model": "tiny", "messages": [["role": "user", "content": "request \(i)"]]]
             body.merge(extra) { $1 }
             var answer: (HTTPClientResponse, [String: Any])?
@@ -76,16 +88,45 @@ import Testing
             }
             let (response, json) = try #require(answer)
             #expect(response.status == .ok, "\(json)")
-            ids.append(try Hash256(hex: try #require(response.headers.first(name: "x-plexus-request-id"))))
-            // One at a time, so that the lazy verifier's jail shows in the later draws.
+            return try Hash256(hex: try #require(response.headers.first(name: "x-plexus-request-id")))
+        }
+
+        /// Polls `id`'s verification until `done` holds (about 30 s at most).
+        func await(_ id: Hash256, until done: (VerificationView) -> Bool) async throws -> VerificationView? {
+            var v: VerificationView?
             for _ in 0..<150 {
-                if let s = try await ledger.verification(ids.last!)?.check?.state, !["undrawn", "assigned"].contains(s) { break }
+                v = try await ledger.verification(id)
+                if let v, done(v) { break }
                 try await Task.sleep(for: .milliseconds(200))
             }
+            return v
+        }
+
+        func stop() {
+            for s in services.reversed() { s.terminate() }
+            dir.remove()
+        }
+    }
+
+    @Test func checksPassWithEvidenceAndALazyVerifierIsCaught() async throws {
+        let net = try Network(verifiers: [("honest", "10", false), ("lazy", "100", true)])
+        defer { net.stop() }
+        let honest = net.keys["honest"]!.address, lazy = net.keys["lazy"]!.address
+        #expect(try await net.verifiersRegistered(2))
+        let bodies: [[String: Any]] = [
+            ["max_tokens": 8, "temperature": 0], ["max_tokens": 12, "temperature": 0.8, "seed": 7],
+            ["max_tokens": 6, "temperature": 0.9, "top_p": 0.9, "top_k": 20, "seed": 3], ["max_tokens": 10, "temperature": 0],
+            ["max_tokens": 9, "temperature": 0.7, "min_p": 0.05, "seed": 11], ["max_tokens": 7, "temperature": 0],
+        ]
+        var ids: [Hash256] = []
+        for (i, extra) in bodies.enumerated() {
+            ids.append(try await net.chat(extra, i))
+            // One at a time, so that the lazy verifier's jail shows in the later draws.
+            _ = try await net.await(ids.last!) { !["undrawn", "assigned"].contains($0.check?.state ?? "undrawn") }
         }
         var states: [String: Int] = [:]
         for id in ids {
-            let v = try #require(try await ledger.verification(id))
+            let v = try #require(try await net.ledger.verification(id))
             let check = try #require(v.check, "every engine receipt is exactly verifiable")
             states[check.state, default: 0] += 1
             #expect(check.sampleRateBps == 10_000)  // a node's first requests are all checked
@@ -96,12 +137,45 @@ import Testing
             }
         }
         #expect(states["passed", default: 0] >= 1 && states["faulted", default: 0] >= 1, "\(states)")
-        let lazyStanding = try await ledger.standing(of: lazy)
+        let lazyStanding = try await net.ledger.standing(of: lazy)
         #expect(lazyStanding.jailed && lazyStanding.faults >= 1 && lazyStanding.staked.units < 100 * Amount.unitsPerPLX)
-        let honestStanding = try await ledger.standing(of: honest)
+        let honestStanding = try await net.ledger.standing(of: honest)
         #expect(!honestStanding.jailed && honestStanding.verdicts >= 1 && honestStanding.reputation > 0.5)
-        let status = try run(["verifier", "status", "--ledger", ledgerURL, "--address", lazy.text])
+        let status = try net.run(["verifier", "status", "--ledger", net.ledgerURL, "--address", lazy.text])
         #expect(status.contains("jailed"), "\(status)")
+    }
+
+    /// A node that tampers with its answers: the assigned verifier's failure opens a
+    /// dispute, the committee re-executes and upholds it, the node is slashed and jailed,
+    /// the requestor refunded, and the jailed node gets no more traffic.
+    @Test func aCheatingNodeIsSlashedJailedAndTheRequestorRefunded() async throws {
+        let net = try Network(nodeArgs: ["--adversary", "tamper"], verifiers: [("v1", "10", false), ("v2", "10", false), ("v3", "10", false)])
+        defer { net.stop() }
+        #expect(try await net.verifiersRegistered(3))
+        let owner = net.keys["node"]!.address
+        // The drill shows in the node's /health and its registration.
+        let port = try String(contentsOfFile: net.dir.path + "/node.port", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let health = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/health"), timeout: .seconds(10))
+        #expect(String(buffer: try await health.body.collect(upTo: 1 << 16)).contains("ADVERSARY DRILL: tamper"))
+        #expect(try await net.ledger.nodeRegistry().nodes.first?.offers.first?.region == "drill:tamper")
+        let escrow0 = try await net.ledger.account(net.me).escrow
+        let staked0 = try await net.ledger.account(owner).staked
+        let id = try await net.chat(["max_tokens": 8, "temperature": 0], 0)
+        let v = try #require(try await net.await(id) { $0.dispute?.outcome != nil && $0.dispute?.outcome != "open" })
+        #expect(v.check?.state == "failed", "\(v)")
+        let d = try #require(v.dispute)
+        #expect(d.outcome == "upheld" && d.accused == owner && !d.committee.isEmpty, "\(d)")
+        #expect(d.committee.allSatisfy { $0.vote == "fraud" })
+        #expect(v.settlement == "refunded")
+        #expect(try await net.ledger.account(net.me).escrow == escrow0)  // charged, then refunded in full
+        let standing = try await net.ledger.standing(of: owner)
+        #expect(standing.jailed && standing.frauds == 1 && standing.reputation == 0)
+        let staked = try await net.ledger.account(owner).staked
+        #expect(staked.units == staked0.units - staked0.units / 10, "slashBps 1000 of \(staked0)")
+        // Jailed: the ledger lists it without traffic, and the gateway has no node for the model.
+        #expect(try await net.ledger.nodes().isEmpty)
+        let list = try net.run(["disputes", "list", "--ledger", net.ledgerURL])
+        #expect(list.contains("upheld"), "\(list)")
     }
 
     /// Every drill is caught on every request where it deviates, and honest requests pass,
