@@ -46,17 +46,23 @@ struct LedgerCommand: AsyncParsableCommand {
                     allocations[address] = alloc
                 }
             }
-            var params: [String: UInt64] = [:]
-            for item in param {
-                let (n, v) = try Self.pair(item)
-                guard let value = UInt64(v) else { throw ValidationError("parameter \(n): '\(v)' is not a whole number") }
-                params[n] = value
-            }
+            let params = try Self.parameters(param)
             let genesis = Genesis(chainId: chainId, timeMillis: SystemClock().nowMillis(), orderer: orderer.address,
                                   params: params, accounts: allocations.keys.sorted().compactMap { allocations[$0] })
             _ = try genesis.initialState()
             try Data(genesis.json()).write(to: URL(fileURLWithPath: out))
             print("genesis for chain \(chainId) written to \(out) (hash \(genesis.hash))")
+        }
+
+        /// `NAME=VALUE` overrides, each a whole number.
+        static func parameters(_ items: [String]) throws -> [String: UInt64] {
+            var params: [String: UInt64] = [:]
+            for item in items {
+                let (n, v) = try pair(item)
+                guard let value = UInt64(v) else { throw ValidationError("parameter \(n): '\(v)' is not a whole number") }
+                params[n] = value
+            }
+            return params
         }
 
         static func pair(_ s: String) throws -> (String, String) {
@@ -78,12 +84,14 @@ struct LedgerCommand: AsyncParsableCommand {
         @Option(name: .long, help: "Write the bound port to this file once listening.") var portFile: String?
         @Option(name: .long, help: "Seal an empty block after this many ms without one (0: only blocks with transactions).") var heartbeatMs: Int = 0
         @Flag(name: .long, help: "Development chain: create keys and a genesis funding your default key.") var dev = false
+        @Option(name: .long, help: "With --dev: NAME=VALUE parameter override of the development genesis (repeatable).") var param: [String] = []
         @OptionGroup var log: LogOptions
 
         func validate() throws {
             guard (1...60_000).contains(blockInterval) else { throw ValidationError("--block-interval must be 1...60000 ms") }
             guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
             guard data != nil || dev else { throw ValidationError("give --data DIR, or --dev for a development chain") }
+            guard param.isEmpty || dev else { throw ValidationError("--param shapes a development genesis; for others see `plexus ledger init --param`") }
         }
 
         func run() async throws {
@@ -99,7 +107,8 @@ struct LedgerCommand: AsyncParsableCommand {
                 if let genesis {
                     g = try Genesis.read(genesis)
                 } else if dev {
-                    g = try Self.devGenesis(ordererKeyPath: keyPath)
+                    g = try Self.devGenesis(ordererKeyPath: keyPath, params: try Init.parameters(param))
+                    _ = try g.resolvedParams()
                     try Data(g.json()).write(to: URL(fileURLWithPath: dir + "/genesis.json"))
                 } else {
                     throw ValidationError("\(dir) holds no ledger yet; pass --genesis FILE (see `plexus ledger init`)")
@@ -125,7 +134,7 @@ struct LedgerCommand: AsyncParsableCommand {
         }
 
         /// A development genesis: a fresh orderer key and 1,000,000 PLX for the default key.
-        static func devGenesis(ordererKeyPath: String) throws -> Genesis {
+        static func devGenesis(ordererKeyPath: String, params: [String: UInt64] = [:]) throws -> Genesis {
             let orderer = KeyPair()
             try KeyFile.write(orderer, to: ordererKeyPath, overwrite: true)
             let user: KeyPair
@@ -136,7 +145,7 @@ struct LedgerCommand: AsyncParsableCommand {
                 try KeyFile.write(user, to: PlexusHome.defaultKey)
             }
             print("development chain: \(user.address) (key \(PlexusHome.defaultKey)) holds 1000000 PLX; model \(ModelStore.smolLM2.name) is listed")
-            return Genesis(chainId: "plexus-dev", timeMillis: SystemClock().nowMillis(), orderer: orderer.address,
+            return Genesis(chainId: "plexus-dev", timeMillis: SystemClock().nowMillis(), orderer: orderer.address, params: params,
                            accounts: [.init(address: user.address, balance: try .plx(1_000_000))],
                            models: [try ModelCard.defaultModel(creator: user.address)])
         }

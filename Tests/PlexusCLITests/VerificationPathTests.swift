@@ -13,7 +13,8 @@ import Testing
 @Suite(.serialized) struct VerificationPathTests {
     /// A development ledger with the tiny model published, one node (with `nodeArgs`), a
     /// gateway and verifiers (name, stake, drill), each key funded with 1,000 PLX.
-    final class Network {
+    final class Network: @unchecked Sendable {
+        // Invariant: written only while starting, in `init`; read-only afterwards.
         let dir: TemporaryDirectory
         let env: [String: String]
         var services: [PlexusProcess] = []
@@ -22,10 +23,10 @@ import Testing
         var keys: [String: KeyPair] = [:]
         var ledger: LedgerClient { LedgerClient(baseURL: ledgerURL) }
 
-        init(nodeArgs: [String] = [], verifiers: [(String, String, Bool)]) throws {
+        init(ledgerParams: [String] = [], nodeArgs: [String] = [], verifiers: [(String, String, Bool)]) throws {
             dir = try TemporaryDirectory("plexus-verification")
             env = ["PLEXUS_HOME": dir.path + "/home"]
-            do { try start(nodeArgs: nodeArgs, verifiers: verifiers) } catch { stop(); throw error }
+            do { try start(ledgerParams: ledgerParams, nodeArgs: nodeArgs, verifiers: verifiers) } catch { stop(); throw error }
         }
 
         func run(_ args: [String]) throws -> String {
@@ -35,10 +36,11 @@ import Testing
             return out
         }
 
-        private func start(nodeArgs: [String], verifiers: [(String, String, Bool)]) throws {
+        private func start(ledgerParams: [String], nodeArgs: [String], verifiers: [(String, String, Bool)]) throws {
             let p = dir.path
             let ledgerProcess = try PlexusProcess(["ledger", "start", "--dev", "--port", "0", "--port-file", p + "/ledger.port",
-                                                   "--block-interval", "50", "--heartbeat-ms", "200"], environment: env, logDirectory: p)
+                                                   "--block-interval", "50", "--heartbeat-ms", "200"] + ledgerParams.flatMap { ["--param", $0] },
+                                                  environment: env, logDirectory: p)
             services.append(ledgerProcess)
             ledgerURL = "http://127.0.0.1:\(try PlexusProcess.waitForPort(file: p + "/ledger.port", process: ledgerProcess))"
             me = try KeyFile.read(p + "/home/keys/default.json").address
@@ -205,5 +207,53 @@ import Testing
                 #expect(mode == "wrong-seed" ? identical <= 2 : identical == 0, "\(mode): \(row)")
             }
         }
+    }
+
+    /// Requests per drill on the ledger (`PLEXUS_DRILL_REQUESTS`; the table in docs/verification.md used 100).
+    static let drillRequests = Int(ProcessInfo.processInfo.environment["PLEXUS_DRILL_REQUESTS"] ?? "") ?? 6
+
+    /// Every drill, through real processes with every request checked: each request fails
+    /// its check, each dispute is upheld by the committee, each requestor is refunded, and
+    /// the node ends slashed and jailed.
+    @Test(arguments: ["quant-swap", "layer-skip", "wrong-seed", "tamper", "random", "replay", "bad-commitment"])
+    func everyDrillIsCaughtOnTheLedger(mode: String) async throws {
+        let net = try Network(ledgerParams: ["verifySampleBps=10000", "disputeCommitBlocks=20", "disputeRevealBlocks=10"],
+                              nodeArgs: ["--adversary", mode, "--concurrency", "4"],
+                              verifiers: [("v1", "10", false), ("v2", "10", false), ("v3", "10", false)])
+        defer { net.stop() }
+        #expect(try await net.verifiersRegistered(3))
+        let owner = net.keys["node"]!.address
+        let escrow0 = try await net.ledger.account(net.me).escrow
+        let staked0 = try await net.ledger.account(owner).staked
+        let n = Self.drillRequests
+        // Greedy and seeded sampling, mixed parameters (a wrong seed only shows when sampling).
+        @Sendable func body(_ i: Int) -> [String: Any] {
+            let sampled = mode == "wrong-seed" || i % 2 == 1
+            var b: [String: Any] = ["max_tokens": 8 + i % 9, "temperature": sampled ? 0.9 : 0, "seed": i + 1]
+            if sampled { b[["top_p", "top_k", "min_p", "frequency_penalty"][i % 4]] = [0.9, 30, 0.05, 0.0][i % 4] }
+            return b
+        }
+        // All sent before the first dispute can be decided, four at a time.
+        var ids: [Hash256] = []
+        for start in stride(from: 0, to: n, by: 4) {
+            try await withThrowingTaskGroup(of: Hash256.self) { group in
+                for i in start..<min(n, start + 4) { group.addTask { try await net.chat(body(i), i) } }
+                for try await id in group { ids.append(id) }
+            }
+        }
+        var failed = 0, upheld = 0, refunded = 0
+        for id in ids {
+            let v = try await net.await(id) { ($0.dispute?.outcome ?? "open") != "open" || $0.check?.state == "passed" }
+            if v?.check?.state == "failed" { failed += 1 }
+            if v?.dispute?.outcome == "upheld" { upheld += 1 }
+            if v?.settlement == "refunded" { refunded += 1 }
+        }
+        let standing = try await net.ledger.standing(of: owner)
+        let staked = try await net.ledger.account(owner).staked
+        print("DRILL \(mode): requests \(n), failed \(failed), upheld \(upheld), refunded \(refunded), slashed \(staked0.units - staked.units) units, jailed \(standing.jailed)")
+        #expect(failed == n && upheld == n && refunded == n, "\(mode): \(failed) failed, \(upheld) upheld, \(refunded) refunded of \(n)")
+        #expect(standing.jailed && standing.frauds == UInt64(n) && standing.reputation == 0)
+        #expect(staked.units < staked0.units)
+        #expect(try await net.ledger.account(net.me).escrow == escrow0)
     }
 }
