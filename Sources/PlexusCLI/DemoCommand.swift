@@ -112,13 +112,19 @@ struct DemoCommand: AsyncParsableCommand {
         try await verify(root: root, id: id, key: info.apiKey, store: store)
         print("waiting for settlement (the challenge window is 10 blocks)…")
         let deadline = Date().addingTimeInterval(settleTimeout)
-        var last = ""
+        var last = "", lastCheck = ""
         while Date() < deadline {
             let (_, r) = try await request(root + "/receipts/\(id)", key: info.apiKey)
             let state = (r["request"] as? [String: Any])?["state"] as? String ?? "?"
             if state != last {
                 print("  settlement: \(state)")
                 last = state
+            }
+            // The ledger's spot check: drawn by lot after settlement, re-executed by a verifier.
+            if let check = (r["verification"] as? [String: Any])?["check"] as? [String: Any], let c = check["state"] as? String, c != lastCheck {
+                let verifier = String(describing: check["verifier"] ?? "none").prefix(20)
+                print("  ledger check: \(c)" + (c == "assigned" || c == "passed" ? " (verifier \(verifier)…)" : ""))
+                lastCheck = c
             }
             if state == "final", let s = r["settlement"] as? [String: Any] {
                 print("final settlement at height \(s["finalHeight"] ?? "?"): \(s["charge"] ?? "?") base units from the requestor's escrow")

@@ -55,9 +55,15 @@ public struct GatewayServer: Sendable {
                     return Self.error(OpenAIError(404, "invalid_request_error", "not_found", "No request with that id."))
                 }
                 var settlement: Settlement?
-                if record.state != "unsettled" { settlement = try? await g.ledger.settlement(id) }
-                struct View: Encodable { var request: RequestRecord; var settlement: Settlement? }
-                return Self.response(Array(try JSONEncoder.compact.encode(View(request: record, settlement: settlement))))
+                var verification: VerificationView?
+                if record.state != "unsettled" {
+                    async let s = try? g.ledger.settlement(id)
+                    async let v = try? g.ledger.verification(id)
+                    (settlement, verification) = await (s, v)
+                }
+                // The verification: whether the lot drew a check, its verdict, any dispute and its outcome.
+                struct View: Encodable { var request: RequestRecord; var settlement: Settlement?; var verification: VerificationView? }
+                return Self.response(Array(try JSONEncoder.compact.encode(View(request: record, settlement: settlement, verification: verification))))
             } catch let e as OpenAIError {
                 return Self.error(e)
             } catch {

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import PlexusCore
 import PlexusLedger
@@ -9,6 +10,10 @@ final class NodeDirectory: @unchecked Sendable {
     private var nodes: [NodeRecord] = []
     /// The ledger's reputation of each node's operator, 0...1.
     private var reputation: [Address: Double] = [:]
+    /// Node keys whose `/health` says their answers re-execute bit for bit, and the
+    /// endpoint each was asked at (asked again when a node's endpoint changes).
+    private var exact: Set<Address> = []
+    private var probed: [Address: String] = [:]
     private var models: [String: ModelCard] = [:]
     private var stats: [Address: NodeStats] = [:]
     private(set) var refreshedMillis: UInt64 = 0
@@ -24,7 +29,18 @@ final class NodeDirectory: @unchecked Sendable {
         let nodes = registry.nodes.filter { registry.standing?[$0.owner.text]?.jailed != true }
         var reputation: [Address: Double] = [:]
         for n in nodes { reputation[n.owner] = registry.standing?[n.owner.text]?.reputation }
+        let unprobed = lock.withLock { nodes.filter { probed[$0.nodeKey] != $0.endpoint } }
+        let answers = await withTaskGroup(of: (NodeRecord, Bool?).self) { group in
+            for n in unprobed { group.addTask { (n, await Self.isExact(n)) } }
+            var out: [(NodeRecord, Bool)] = []
+            for await (n, ok) in group { if let ok { out.append((n, ok)) } }
+            return out
+        }
         lock.withLock {
+            for (n, ok) in answers {
+                probed[n.nodeKey] = n.endpoint
+                if ok { exact.insert(n.nodeKey) } else { exact.remove(n.nodeKey) }
+            }
             self.nodes = nodes
             self.reputation = reputation
             self.models = Dictionary(models.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
@@ -38,7 +54,15 @@ final class NodeDirectory: @unchecked Sendable {
 
     /// Nodes that may serve `model` under `policy`, best first (see `Routing.plan`).
     func candidates(model: String, policy: RoutingPolicy, now: UInt64) -> [Candidate] {
-        lock.withLock { Routing.plan(nodes: nodes, stats: stats, reputation: reputation, model: model, policy: policy, now: now) }
+        lock.withLock { Routing.plan(nodes: nodes, stats: stats, reputation: reputation, exact: exact, model: model, policy: policy, now: now) }
+    }
+
+    /// Whether the node's `/health` says `"exact": true`; nil when it cannot be asked now (asked again at the next refresh).
+    static func isExact(_ n: NodeRecord) async -> Bool? {
+        struct Health: Decodable { var exact: Bool? }
+        guard let response = try? await HTTPClient.shared.execute(HTTPClientRequest(url: n.endpoint + "/health"), timeout: .seconds(2)),
+              response.status == .ok, let body = try? await response.body.collect(upTo: 1 << 16) else { return nil }
+        return (try? JSONDecoder().decode(Health.self, from: Data(buffer: body)))?.exact == true
     }
 
     func begin(_ node: Address) { lock.withLock { stats[node, default: NodeStats()].begin() } }

@@ -14,9 +14,11 @@ public struct RoutingPolicy: Codable, Sendable {
     public var allow: [String]?
     public var deny: [String]?
     public var timeoutMs: Int?
+    /// "exact": only nodes whose answers a verifier can re-execute bit for bit.
+    public var verify: String?
 
     enum CodingKeys: String, CodingKey {
-        case sort, privacy, allow, deny
+        case sort, privacy, allow, deny, verify
         case maxPrice = "max_price"
         case minReputation = "min_reputation"
         case timeoutMs = "timeout_ms"
@@ -36,6 +38,7 @@ public struct RoutingPolicy: Codable, Sendable {
         policy.allow = p.allow ?? policy.allow
         policy.deny = p.deny ?? policy.deny
         policy.timeoutMs = p.timeoutMs ?? policy.timeoutMs
+        policy.verify = p.verify ?? policy.verify
         return policy
     }
 
@@ -44,6 +47,7 @@ public struct RoutingPolicy: Codable, Sendable {
         if let maxPrice, !(maxPrice >= 0 && maxPrice.isFinite) { throw PlexusError(.outOfRange, "plexus.max_price must be a non-negative number") }
         if let minReputation, !(0...1).contains(minReputation) { throw PlexusError(.outOfRange, "plexus.min_reputation must be 0...1") }
         if let timeoutMs, !(1...600_000).contains(timeoutMs) { throw PlexusError(.outOfRange, "plexus.timeout_ms must be 1...600000") }
+        if let verify, verify != "exact" { throw PlexusError(.outOfRange, "plexus.verify must be \"exact\"") }
         if (allow?.count ?? 0) > 64 || (deny?.count ?? 0) > 64 { throw PlexusError(.tooLarge, "plexus.allow and plexus.deny list at most 64 nodes") }
     }
 }
@@ -100,8 +104,9 @@ enum Routing {
     /// closed at `now`, ordered by the policy's sort (ties by node key).
     /// `reputation` is the ledger's, 0...1 by operator (neutral 0.5 when unknown);
     /// the live success rate is a separate signal.
-    static func plan(nodes: [NodeRecord], stats: [Address: NodeStats], reputation: [Address: Double] = [:], model: String,
-                     policy: RoutingPolicy, now: UInt64) -> [Candidate] {
+    /// `exact` holds the node keys whose backends re-execute bit for bit (from their `/health`).
+    static func plan(nodes: [NodeRecord], stats: [Address: NodeStats], reputation: [Address: Double] = [:], exact: Set<Address> = [],
+                     model: String, policy: RoutingPolicy, now: UInt64) -> [Candidate] {
         func rep(_ n: NodeRecord) -> Double { reputation[n.owner] ?? 0.5 }
         var out: [Candidate] = []
         for n in nodes {
@@ -113,6 +118,7 @@ enum Routing {
             if let privacy = policy.privacy, offer.privacy != privacy { continue }
             if let maxPrice = policy.maxPrice, price(offer) > maxPrice { continue }
             if let min = policy.minReputation, rep(n) < min { continue }
+            if policy.verify == "exact", !exact.contains(n.nodeKey) { continue }
             out.append(Candidate(node: n, offer: offer, stats: s))
         }
         let sort = policy.sort ?? "balanced"

@@ -83,6 +83,8 @@ public final class AdversaryBackend: GenerationBackend, @unchecked Sendable {
     public var name: String { "engine [ADVERSARY DRILL: \(mode.rawValue)]" }
     public var modelHash: Hash256 { inner.modelHash }
     public var contextLength: Int { inner.contextLength }
+    /// It claims so, as a cheat would; verification shows otherwise.
+    public var exactlyReExecutable: Bool { true }
 
     public func generate(_ r: GenerateRequest, onToken: (TokenID?, String) throws -> Void) throws -> BackendResult {
         switch mode {

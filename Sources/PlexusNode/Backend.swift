@@ -30,10 +30,14 @@ public protocol GenerationBackend: Sendable {
     /// then runs it in the request's own task and sends the answer in one
     /// piece; other backends run on the node's generation threads and stream.
     var answersAtOnce: Bool { get }
+    /// Whether a verifier can re-execute this backend's answers bit for bit (the built-in
+    /// engine); shown in `/health`, where gateways read it for `"verify": "exact"`.
+    var exactlyReExecutable: Bool { get }
 }
 
 extension GenerationBackend {
     public var answersAtOnce: Bool { false }
+    public var exactlyReExecutable: Bool { false }
 }
 
 /// The built-in engine: deterministic, so another node can continue its output exactly.
@@ -43,6 +47,7 @@ public struct EngineBackend: GenerationBackend {
     public let threads: Int
     public var name: String { "engine" }
     public var contextLength: Int { model.config.contextLength }
+    public var exactlyReExecutable: Bool { true }
     let template: ChatTemplate?
 
     public init(path: String, weightsHash: Hash256, threads: Int) throws {

@@ -226,7 +226,7 @@ public struct NodeServer: Sendable {
                 case (.GET, "/health"):
                     return .json(Array(try LedgerAPI.encoder.encode(HealthView(status: "ok", node: config.key.address.text, model: config.model,
                                                                                  backend: backend.name, inFlight: admission.current,
-                                                                                 concurrency: config.concurrency))))
+                                                                                 concurrency: config.concurrency, exact: backend.exactlyReExecutable))))
                 case (.GET, "/metrics"):
                     return .full(status: 200, headers: [("content-type", "text/plain; version=0.0.4")], body: metrics())
                 case (.POST, "/v1/generate"):
@@ -270,6 +270,8 @@ struct HealthView: Codable {
     var backend: String
     var inFlight: Int
     var concurrency: Int
+    /// Whether its answers can be re-executed bit for bit (the built-in engine).
+    var exact: Bool
 }
 
 import Metrics

@@ -70,13 +70,14 @@ import Testing
             }
             return key.address
         }
-        func ask(_ node: Address, stream: Bool) async throws -> (Int, String, HTTPClientResponse) {
+        func ask(_ node: Address, stream: Bool, verify: String? = nil) async throws -> (Int, String, HTTPClientResponse) {
             var r = HTTPClientRequest(url: info.baseURL + "/chat/completions")
             r.method = .POST
             r.headers.add(name: "authorization", value: "Bearer \(info.apiKey)")
             r.headers.add(name: "content-type", value: "application/json")
             let body: [String: Any] = ["model": "echo", "max_tokens": 16, "stream": stream,
-                                       "messages": [["role": "user", "content": "hi"]], "plexus": ["allow": [node.text]]]
+                                       "messages": [["role": "user", "content": "hi"]],
+                                       "plexus": verify.map { ["allow": [node.text], "verify": $0] } ?? ["allow": [node.text]]]
             r.body = .bytes(ByteBuffer(data: try JSONSerialization.data(withJSONObject: body)))
             let resp = try await HTTPClient.shared.execute(r, timeout: .seconds(60))
             let b = try await resp.body.collect(upTo: 1 << 20)
@@ -87,6 +88,9 @@ import Testing
         let (status, body, resp) = try await ask(good, stream: false)
         #expect(status == 200 && body.contains("upstream says hello to the network"), "\(body)")
         #expect(resp.headers.first(name: "x-plexus-node") == good.text)
+        // An upstream cannot be re-executed bit for bit: a request that asks for exact verification is not routed to it.
+        let (exactStatus, exactBody, _) = try await ask(good, stream: false, verify: "exact")
+        #expect(exactStatus == 503, "\(exactBody)")
         let id = try #require(resp.headers.first(name: "x-plexus-request-id"))
         // The upstream's usage is what the receipt charges for, and it settles.
         let until = Date().addingTimeInterval(60)

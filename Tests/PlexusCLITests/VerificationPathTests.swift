@@ -116,7 +116,8 @@ import Testing
         let honest = net.keys["honest"]!.address, lazy = net.keys["lazy"]!.address
         #expect(try await net.verifiersRegistered(2))
         let bodies: [[String: Any]] = [
-            ["max_tokens": 8, "temperature": 0], ["max_tokens": 12, "temperature": 0.8, "seed": 7],
+            // An engine node re-executes exactly: a request asking for that is routed to it.
+            ["max_tokens": 8, "temperature": 0, "plexus": ["verify": "exact"]], ["max_tokens": 12, "temperature": 0.8, "seed": 7],
             ["max_tokens": 6, "temperature": 0.9, "top_p": 0.9, "top_k": 20, "seed": 3], ["max_tokens": 10, "temperature": 0],
             ["max_tokens": 9, "temperature": 0.7, "min_p": 0.05, "seed": 11], ["max_tokens": 7, "temperature": 0],
         ]
@@ -255,5 +256,8 @@ import Testing
         #expect(standing.jailed && standing.frauds == UInt64(n) && standing.reputation == 0)
         #expect(staked.units < staked0.units)
         #expect(try await net.ledger.account(net.me).escrow == escrow0)
+        let metrics = try await HTTPClient.shared.execute(HTTPClientRequest(url: net.ledgerURL + "/metrics"), timeout: .seconds(10))
+        let text = String(buffer: try await metrics.body.collect(upTo: 1 << 20))
+        #expect(text.contains("plexus_disputes{outcome=\"upheld\"} \(n)") && text.contains("plexus_checks{state=\"failed\"} \(n)"), "\(text.suffix(800))")
     }
 }

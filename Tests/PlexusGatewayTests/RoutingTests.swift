@@ -69,6 +69,13 @@ import Testing
         #expect(Self.order(n, [k[1]: Self.stats(ok: 1, failed: 3)], sort: "price") { $0.minReputation = 0.5 } == [1, 2, 0])
         #expect(Self.order(n, reputation: [k[1]: 0.3, k[0]: 0.8], sort: "price") { $0.minReputation = 0.5 } == [2, 0])
         #expect(Routing.plan(nodes: n, stats: [:], model: "other", policy: RoutingPolicy(), now: 0).isEmpty)
+        // "verify": "exact" keeps the nodes whose answers re-execute bit for bit.
+        var exact = RoutingPolicy()
+        exact.verify = "exact"
+        #expect(Routing.plan(nodes: n, stats: [:], exact: [k[2]], model: "m", policy: exact, now: 0).map(\.node.nodeKey) == [k[2]])
+        #expect(Routing.plan(nodes: n, stats: [:], model: "m", policy: exact, now: 0).isEmpty)
+        exact.verify = "tee"
+        #expect(throws: PlexusError.self) { try exact.validate() }
     }
 
     @Test func threeFailuresInARowOpenTheBreakerForAWhile() {

@@ -274,6 +274,7 @@ public enum LedgerAPI {
         router.get("/metrics") { _, _ -> Response in
             var buf = ByteBuffer()
             buf.writeBytes(metrics())
+            buf.writeString(await service.read(TrustViews.metrics))
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: buf))
         }
         return router

@@ -153,3 +153,27 @@ public struct NodesView: Codable, Sendable {
         standing = s
     }
 }
+
+/// Verification in Prometheus text: checks by state, disputes by outcome, what was slashed, verifiers and jails.
+public enum TrustViews {
+    public static func metrics(_ state: LedgerState) -> String {
+        var checks: [String: Int] = [:], disputes: [String: Int] = [:]
+        for c in state.checks.values { checks[c.state.name, default: 0] += 1 }
+        var slashed: UInt64 = 0
+        for d in state.disputes.values {
+            disputes[d.outcome.name, default: 0] += 1
+            slashed &+= d.slashed.units
+        }
+        let jailed = state.standings.values.filter { $0.isJailed(at: state.height) }.count
+        var out = "# TYPE plexus_checks gauge\n"
+        for name in ["undrawn", "skipped", "assigned", "unassigned", "passed", "failed", "missed", "faulted"] {
+            out += "plexus_checks{state=\"\(name)\"} \(checks[name] ?? 0)\n"
+        }
+        out += "# TYPE plexus_disputes gauge\n"
+        for name in ["open", "upheld", "rejected", "dismissed"] { out += "plexus_disputes{outcome=\"\(name)\"} \(disputes[name] ?? 0)\n" }
+        out += "# TYPE plexus_slashed_units counter\nplexus_slashed_units \(slashed)\n"
+        out += "# TYPE plexus_verifiers gauge\nplexus_verifiers \(state.verifiers.count)\n"
+        out += "# TYPE plexus_jailed gauge\nplexus_jailed \(jailed)\n"
+        return out
+    }
+}
