@@ -41,6 +41,9 @@ struct Execution {
         var record: RequestRecord
         var attempts: Int
         var lastNode: Address
+        /// With redundancy: the copies' request ids, and whether every copy agreed.
+        var copies: [Hash256] = []
+        var agreed = true
     }
 
     /// What to do next.

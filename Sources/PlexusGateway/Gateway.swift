@@ -143,8 +143,14 @@ public final class Gateway: Sendable {
         guard !candidates.isEmpty else {
             throw OpenAIError(503, "service_unavailable", "no_node_available", "No node can serve '\(req.model)' under this policy right now.", retryAfter: 1)
         }
-        let reserve = try Reservation.worstCase(candidates, inputBound: admitted.inputBound, maxTokens: admitted.generate.maxTokens,
-                                                attempts: config.attemptLimit)
+        let k = admitted.policy.redundancy ?? 1
+        guard let plan = Redundancy.assign(candidates, copies: k) else {
+            throw OpenAIError(503, "service_unavailable", "no_node_available",
+                              "Redundancy \(k) needs \(k) node operators that can serve '\(req.model)' under this policy; fewer can now.", retryAfter: 1)
+        }
+        let (reserve, overflow) = try Reservation.worstCase(candidates, inputBound: admitted.inputBound, maxTokens: admitted.generate.maxTokens,
+                                                            attempts: config.attemptLimit).multipliedReportingOverflow(by: UInt64(k))
+        guard !overflow else { throw OpenAIError(400, "invalid_request_error", "invalid_value", "The request's worst-case cost overflows.") }
         let available = try await escrow(of: requestor)
         guard escrow.reserve(requestor, reserve, escrow: available) else {
             throw OpenAIError(402, "insufficient_quota", "insufficient_escrow",
@@ -152,9 +158,61 @@ public final class Gateway: Sendable {
         }
         var charge: UInt64 = 0
         defer { escrow.release(requestor, reserve, charge: charge) }
-        let outcome = try await execute(admitted, candidates: candidates, requestor: requestor, requestId: requestId, emit: emit)
+        // The copies run beside the answer the client sees; each is recorded, settled and paid on its own.
+        let copies = plan.copies.enumerated().map { j, c in
+            Task { try? await self.execute(admitted, candidates: [c], requestor: requestor, requestId: Redundancy.copyId(requestId, j + 1)) { _ in } }
+        }
+        var outcome: Execution.Outcome
+        do {
+            outcome = try await execute(admitted, candidates: plan.main, requestor: requestor, requestId: requestId, emit: emit)
+        } catch {
+            for c in copies { c.cancel() }
+            for c in copies { charge &+= await c.value?.record.charge.units ?? 0 }
+            throw error
+        }
         charge = outcome.record.charge.units
+        guard !copies.isEmpty else { return outcome }
+        var answers = [Self.answer(outcome.record)]
+        var ids = [requestId]
+        for (j, c) in copies.enumerated() {
+            ids.append(Redundancy.copyId(requestId, j + 1))
+            guard let r = await c.value else { continue }  // a copy that failed is no evidence either way
+            charge &+= r.record.charge.units
+            answers.append(Self.answer(r.record))
+            outcome.copies.append(ids.last!)
+        }
+        let suspects = Redundancy.suspects(answers).map { ids[$0] }
+        outcome.agreed = suspects.isEmpty
+        if !suspects.isEmpty {
+            GatewayMetrics.disagreements.increment()
+            logger.warning("redundant answers disagree; challenging", metadata: ["request": "\(requestId.hex.prefix(16))", "suspects": "\(suspects.count)"])
+            Task { await self.challenge(suspects) }
+        }
         return outcome
+    }
+
+    static func answer(_ r: RequestRecord) -> Redundancy.Answer {
+        Redundancy.Answer(tokens: r.transcript?.outputTokens ?? [], root: r.receipts.count == 1 ? r.receipts[0].commitment?.root : nil)
+    }
+
+    /// Challenges each of `ids` once it has settled (within a minute), with the least bond, from the gateway's key.
+    func challenge(_ ids: [Hash256]) async {
+        let bond = (try? await ledger.params())?.params.first { $0.name == "challengeBondMin" }.map { Amount(units: $0.value) } ?? Amount(units: Amount.unitsPerPLX)
+        for id in ids {
+            var settled: Settlement?
+            for _ in 0..<120 {
+                settled = try? await ledger.settlement(id)
+                if settled != nil { break }
+                try? await Task.sleep(for: .milliseconds(500))
+            }
+            guard let settled, settled.status == .pending else { continue }
+            do {
+                _ = try await ledger.send(.challenge(requestId: id, share: UInt8(clamping: settled.nodes.count - 1), bond: bond), from: config.key)
+                logger.notice("challenged a redundant answer", metadata: ["request": "\(id.hex.prefix(16))"])
+            } catch {
+                logger.warning("cannot challenge", metadata: ["request": "\(id.hex.prefix(16))", "error": "\(error)"])
+            }
+        }
     }
 
     /// Performs an `Execution`'s directives until it finishes or fails.
@@ -239,5 +297,6 @@ public final class Gateway: Sendable {
 enum GatewayMetrics {
     static let requests = Counter(label: "plexus_gateway_requests_total")
     static let failovers = Counter(label: "plexus_gateway_failovers_total")
+    static let disagreements = Counter(label: "plexus_gateway_redundancy_disagreements_total")
     static let errors = Counter(label: "plexus_gateway_errors_total")
 }

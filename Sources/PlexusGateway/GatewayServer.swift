@@ -201,6 +201,9 @@ public struct GatewayServer: Sendable {
                 return Self.error(OpenAIError(500, "api_error", "internal_error", "\(error)"))
             }
             headers += [("x-plexus-node", r.lastNode.text), ("x-plexus-attempts", String(r.attempts))]
+            if !r.copies.isEmpty {
+                headers += [("x-plexus-redundancy", r.agreed ? "agreed" : "disagreed"), ("x-plexus-copies", r.copies.map(\.hex).joined(separator: ","))]
+            }
             let choice = chat
                 ? "{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\(FastJSON.quote(r.text))},\"logprobs\":null,\"finish_reason\":\(FastJSON.quote(r.finish))}"
                 : "{\"index\":0,\"text\":\(FastJSON.quote(r.text)),\"logprobs\":null,\"finish_reason\":\(FastJSON.quote(r.finish))}"

@@ -16,9 +16,11 @@ public struct RoutingPolicy: Codable, Sendable {
     public var timeoutMs: Int?
     /// "exact": only nodes whose answers a verifier can re-execute bit for bit.
     public var verify: String?
+    /// 1...3: run the request on this many nodes of distinct operators and compare (each is paid).
+    public var redundancy: Int?
 
     enum CodingKeys: String, CodingKey {
-        case sort, privacy, allow, deny, verify
+        case sort, privacy, allow, deny, verify, redundancy
         case maxPrice = "max_price"
         case minReputation = "min_reputation"
         case timeoutMs = "timeout_ms"
@@ -39,6 +41,7 @@ public struct RoutingPolicy: Codable, Sendable {
         policy.deny = p.deny ?? policy.deny
         policy.timeoutMs = p.timeoutMs ?? policy.timeoutMs
         policy.verify = p.verify ?? policy.verify
+        policy.redundancy = p.redundancy ?? policy.redundancy
         return policy
     }
 
@@ -47,6 +50,7 @@ public struct RoutingPolicy: Codable, Sendable {
         if let maxPrice, !(maxPrice >= 0 && maxPrice.isFinite) { throw PlexusError(.outOfRange, "plexus.max_price must be a non-negative number") }
         if let minReputation, !(0...1).contains(minReputation) { throw PlexusError(.outOfRange, "plexus.min_reputation must be 0...1") }
         if let timeoutMs, !(1...600_000).contains(timeoutMs) { throw PlexusError(.outOfRange, "plexus.timeout_ms must be 1...600000") }
+        if let redundancy, !(1...3).contains(redundancy) { throw PlexusError(.outOfRange, "plexus.redundancy must be 1...3") }
         if let verify, verify != "exact" { throw PlexusError(.outOfRange, "plexus.verify must be \"exact\"") }
         if (allow?.count ?? 0) > 64 || (deny?.count ?? 0) > 64 { throw PlexusError(.tooLarge, "plexus.allow and plexus.deny list at most 64 nodes") }
     }

@@ -23,11 +23,14 @@ import Testing
         var keys: [String: KeyPair] = [:]
         var ledger: LedgerClient { LedgerClient(baseURL: ledgerURL) }
 
-        init(ledgerParams: [String] = [], nodeArgs: [String] = [], verifiers: [(String, String, Bool)]) throws {
+        /// One node per entry of `nodes` (its extra arguments), keys "node", "node-2", …
+        init(ledgerParams: [String] = [], nodeArgs: [String] = [], nodes more: [[String]] = [], verifiers: [(String, String, Bool)]) throws {
             dir = try TemporaryDirectory("plexus-verification")
             env = ["PLEXUS_HOME": dir.path + "/home"]
-            do { try start(ledgerParams: ledgerParams, nodeArgs: nodeArgs, verifiers: verifiers) } catch { stop(); throw error }
+            do { try start(ledgerParams: ledgerParams, nodes: [nodeArgs] + more, verifiers: verifiers) } catch { stop(); throw error }
         }
+
+        static func nodeName(_ i: Int) -> String { i == 0 ? "node" : "node-\(i + 1)" }
 
         func run(_ args: [String]) throws -> String {
             let (status, out) = try PlexusProcess.run(args, environment: env, logDirectory: dir.path)
@@ -36,7 +39,7 @@ import Testing
             return out
         }
 
-        private func start(ledgerParams: [String], nodeArgs: [String], verifiers: [(String, String, Bool)]) throws {
+        private func start(ledgerParams: [String], nodes: [[String]], verifiers: [(String, String, Bool)]) throws {
             let p = dir.path
             let ledgerProcess = try PlexusProcess(["ledger", "start", "--dev", "--port", "0", "--port-file", p + "/ledger.port",
                                                    "--block-interval", "50", "--heartbeat-ms", "200"] + ledgerParams.flatMap { ["--param", $0] },
@@ -44,18 +47,21 @@ import Testing
             services.append(ledgerProcess)
             ledgerURL = "http://127.0.0.1:\(try PlexusProcess.waitForPort(file: p + "/ledger.port", process: ledgerProcess))"
             me = try KeyFile.read(p + "/home/keys/default.json").address
-            for name in ["node", "gateway"] + verifiers.map(\.0) {
+            for name in nodes.indices.map(Self.nodeName) + ["gateway"] + verifiers.map(\.0) {
                 _ = try run(["keys", "new", "--out", p + "/\(name).json"])
                 keys[name] = try KeyFile.read(p + "/\(name).json")
                 _ = try run(["tx", "transfer", "--to", keys[name]!.address.text, "--amount", "1000", "--ledger", ledgerURL])
             }
             let weights = try TinyModel.write(to: p + "/tiny.gguf")
             _ = try run(["models", "publish", weights, "--id", "tiny", "--license", "mit", "--ledger", ledgerURL])
-            let node = try PlexusProcess(["node", "start", "--ledger", ledgerURL, "--key", p + "/node.json", "--model", "tiny",
-                                          "--weights", weights, "--price-in", "0.1", "--price-out", "0.2", "--threads", "1",
-                                          "--port", "0", "--port-file", p + "/node.port"] + nodeArgs, environment: env, logDirectory: p)
-            services.append(node)
-            _ = try PlexusProcess.waitForPort(file: p + "/node.port", seconds: 120, process: node)
+            for (i, args) in nodes.enumerated() {
+                let name = Self.nodeName(i)
+                let node = try PlexusProcess(["node", "start", "--ledger", ledgerURL, "--key", p + "/\(name).json", "--model", "tiny",
+                                              "--weights", weights, "--price-in", "0.1", "--price-out", "0.2", "--threads", "1",
+                                              "--port", "0", "--port-file", p + "/\(name).port"] + args, environment: env, logDirectory: p)
+                services.append(node)
+                _ = try PlexusProcess.waitForPort(file: p + "/\(name).port", seconds: 120, process: node)
+            }
             apiKey = try run(["gateway", "keys", "create", "--account", me.text, "--data", p + "/gw"]).split(separator: "\n").last.map(String.init) ?? ""
             _ = try run(["tx", "deposit", "--amount", "50", "--ledger", ledgerURL])
             let gateway = try PlexusProcess(["gateway", "start", "--ledger", ledgerURL, "--key", p + "/gateway.json",
@@ -79,6 +85,11 @@ import Testing
 
         /// Sends a chat request (retrying while the gateway learns of the node); returns its id.
         func chat(_ extra: [String: Any], _ i: Int) async throws -> Hash256 {
+            try await chatResponse(extra, i).id
+        }
+
+        /// As `chat`, with the response's headers.
+        func chatResponse(_ extra: [String: Any], _ i: Int) async throws -> (id: Hash256, response: HTTPClientResponse) {
             let info = NetworkTests.Info(baseURL: gatewayURL + "/v1", apiKey: apiKey, ledger: ledgerURL, requestor: me, nodes: [], pids: [])
             var body: [String: Any] = ["model": "tiny", "messages": [["role": "user", "content": "request \(i)"]]]
             body.merge(extra) { $1 }
@@ -90,7 +101,7 @@ import Testing
             }
             let (response, json) = try #require(answer)
             #expect(response.status == .ok, "\(json)")
-            return try Hash256(hex: try #require(response.headers.first(name: "x-plexus-request-id")))
+            return (try Hash256(hex: try #require(response.headers.first(name: "x-plexus-request-id"))), response)
         }
 
         /// Polls `id`'s verification until `done` holds (about 30 s at most).
@@ -259,5 +270,46 @@ import Testing
         let metrics = try await HTTPClient.shared.execute(HTTPClientRequest(url: net.ledgerURL + "/metrics"), timeout: .seconds(10))
         let text = String(buffer: try await metrics.body.collect(upTo: 1 << 20))
         #expect(text.contains("plexus_disputes{outcome=\"upheld\"} \(n)") && text.contains("plexus_checks{state=\"failed\"} \(n)"), "\(text.suffix(800))")
+    }
+
+    /// `"redundancy": 2` on an honest node and a tampering one: the copies disagree, the
+    /// gateway challenges both, the committee upholds fraud against the cheat and rejects the
+    /// challenge of the honest node (which is paid, and gets the gateway's bond). On two
+    /// honest nodes the copies agree and both are paid.
+    @Test func redundantCopiesThatDisagreeAreChallengedAndTheCheatIsFound() async throws {
+        let net = try Network(nodes: [["--adversary", "tamper"], []], verifiers: [("v1", "10", false), ("v2", "10", false), ("v3", "10", false)])
+        defer { net.stop() }
+        #expect(try await net.verifiersRegistered(3))
+        for _ in 0..<100 where try await net.ledger.nodes().count < 3 { try await Task.sleep(for: .milliseconds(200)) }
+        let honest = net.keys["node"]!.address, cheat = net.keys["node-2"]!.address, other = net.keys["node-3"]!.address
+        func nodeKey(_ owner: Address) async throws -> String { try await net.ledger.nodes().first { $0.owner == owner }!.nodeKey.text }
+        let (honestKey, cheatKey, otherKey) = try await (nodeKey(honest), nodeKey(cheat), nodeKey(other))
+        // Two honest nodes: the copies agree, and each is settled on its own.
+        let pair = try await net.chatResponse(["max_tokens": 8, "temperature": 0.8, "seed": 5,
+                                               "plexus": ["redundancy": 2, "allow": [honestKey, otherKey]]], 100)
+        #expect(pair.response.headers.first(name: "x-plexus-redundancy") == "agreed")
+        let pairCopy = try Hash256(hex: try #require(pair.response.headers.first(name: "x-plexus-copies")))
+        for rid in [pair.id, pairCopy] {
+            let v = try await net.await(rid) { $0.settlement == "final" }
+            #expect(v?.settlement == "final" && v?.dispute == nil, "\(String(describing: v))")
+        }
+        var answer: (id: Hash256, response: HTTPClientResponse)?
+        for i in 0..<20 {
+            answer = try await net.chatResponse(["max_tokens": 8, "temperature": 0, "plexus": ["redundancy": 2, "allow": [honestKey, cheatKey]]], i)
+            if answer?.response.headers.first(name: "x-plexus-redundancy") != nil { break }
+            try await Task.sleep(for: .milliseconds(300))  // until the gateway knows both nodes
+        }
+        let (id, response) = try #require(answer)
+        #expect(response.headers.first(name: "x-plexus-redundancy") == "disagreed")
+        let copy = try Hash256(hex: try #require(response.headers.first(name: "x-plexus-copies")))
+        var outcomes: [Address: String] = [:]
+        for rid in [id, copy] {
+            let v = try #require(try await net.await(rid) { ($0.dispute?.outcome ?? "open") != "open" })
+            let d = try #require(v.dispute, "the gateway challenged \(rid.hex.prefix(16))")
+            outcomes[d.accused] = d.outcome
+        }
+        #expect(outcomes[cheat] == "upheld" && outcomes[honest] == "rejected", "\(outcomes)")
+        #expect(try await net.ledger.standing(of: cheat).jailed)
+        #expect(try await !net.ledger.standing(of: honest).jailed)
     }
 }
