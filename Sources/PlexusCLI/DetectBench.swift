@@ -33,12 +33,15 @@ struct DetectBench: AsyncParsableCommand {
         /// Drill answers that came out bit for bit as the honest node's (tokens and
         /// commitment): no deviation, nothing to catch (a wrong seed can draw the same tokens).
         var identical: Int
+        /// Honest answers continued by a second node after the first failed mid-stream
+        /// (only the second node's receipt, as a gateway records it).
+        var continued: Int
         /// Kernel paths (node → verifier) used, with how many requests each.
         var kernelPairs: [String: Int]
 
         enum CodingKeys: String, CodingKey {
             case mode, requests, failed, tokenMismatch = "token_mismatch", commitmentMismatch = "commitment_mismatch"
-            case bindingProblems = "binding_problems", identical, kernelPairs = "kernel_pairs"
+            case bindingProblems = "binding_problems", identical, continued, kernelPairs = "kernel_pairs"
         }
     }
 
@@ -101,24 +104,36 @@ struct DetectBench: AsyncParsableCommand {
             engine = try EngineBackend(path: derived ?? path, weightsHash: hash, threads: threads)
             let backend: any GenerationBackend = adversary.map { AdversaryBackend(inner: engine, mode: $0) } ?? engine
             let n = adversary == nil ? honest : requests
-            var row = Row(mode: mode, requests: n, failed: 0, tokenMismatch: 0, commitmentMismatch: 0, bindingProblems: 0, identical: 0, kernelPairs: [:])
+            var row = Row(mode: mode, requests: n, failed: 0, tokenMismatch: 0, commitmentMismatch: 0, bindingProblems: 0, identical: 0, continued: 0, kernelPairs: [:])
             for i in 0..<n {
                 // A different seed changes nothing a greedy request does: that drill samples.
                 var r = Self.request(i, maxTokens: maxTokens, sampled: adversary == .wrongSeed ? true : nil)
                 if adversary == .wrongSeed { r.maxTokens = max(r.maxTokens, min(8, maxTokens)) }
                 let (nodePath, verifierPath) = pairs[i % pairs.count]
                 KernelPath.level = nodePath
-                let result = try backend.generate(r) { _, _ in }
+                var result = try backend.generate(r) { _, _ in }
                 if adversary != nil {
                     let honest = try reference.generate(r) { _, _ in }
                     if honest.tokens == result.tokens && honest.commitment == result.commitment && honest.finish == result.finish { row.identical += 1 }
                 }
-                var receipt = Receipt(requestId: Hash256.of(Array("\(mode) \(i)".utf8)), requestHash: Hash256.of(r.json),
+                var tokens = result.tokens, first = 0, requestHash = Hash256.of(r.json)
+                if adversary == nil, i % 6 == 5, result.tokens.count >= 4 {
+                    // Failover: the first node died after half its tokens; a second node, on another kernel path, continues.
+                    first = result.tokens.count / 2
+                    let partial = Transcript(modelHash: hash, request: r, outputTokens: Array(result.tokens[..<first]), finishReason: "", chainId: chainId, receipts: [])
+                    let continuation = partial.request(continuingAt: first)
+                    KernelPath.level = pairs[(i + 1) % pairs.count].0
+                    result = try backend.generate(continuation) { _, _ in }
+                    tokens = Array(tokens[..<first]) + result.tokens
+                    requestHash = Hash256.of(continuation.json)
+                    row.continued += 1
+                }
+                var receipt = Receipt(requestId: Hash256.of(Array("\(mode) \(i)".utf8)), requestHash: requestHash,
                                       requestor: key.address, node: key.address, modelHash: hash, inputTokens: UInt64(result.promptTokens),
-                                      outputTokens: UInt64(result.tokens.count), priceIn: Amount(units: 1), priceOut: Amount(units: 1),
-                                      outputHash: outputHash(result.tokens), timeMillis: 1, commitment: result.commitment)
+                                      outputTokens: UInt64(result.tokens.count), firstOutputToken: UInt64(first), priceIn: Amount(units: 1),
+                                      priceOut: Amount(units: 1), outputHash: outputHash(result.tokens), timeMillis: 1, commitment: result.commitment)
                 receipt.signAsNode(key, chainId: chainId)
-                let t = Transcript(modelHash: hash, request: r, outputTokens: result.tokens, finishReason: result.finish, chainId: chainId, receipts: [receipt])
+                let t = Transcript(modelHash: hash, request: r, outputTokens: tokens, finishReason: result.finish, chainId: chainId, receipts: [receipt])
                 KernelPath.level = verifierPath
                 let report = try checker.check(t)
                 KernelPath.level = 2
