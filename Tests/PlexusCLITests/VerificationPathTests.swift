@@ -22,6 +22,8 @@ import Testing
         var me = Address.treasury
         var keys: [String: KeyPair] = [:]
         var ledger: LedgerClient { LedgerClient(baseURL: ledgerURL) }
+        /// The model served: the tiny one unless `PLEXUS_DRILL_MODEL` names another (the tables in docs/verification.md used smollm2-135m).
+        let model = ProcessInfo.processInfo.environment["PLEXUS_DRILL_MODEL"] ?? "tiny"
 
         /// One node per entry of `nodes` (its extra arguments), keys "node", "node-2", …
         init(ledgerParams: [String] = [], nodeArgs: [String] = [], nodes more: [[String]] = [], verifiers: [(String, String, Bool)]) throws {
@@ -52,11 +54,17 @@ import Testing
                 keys[name] = try KeyFile.read(p + "/\(name).json")
                 _ = try run(["tx", "transfer", "--to", keys[name]!.address.text, "--amount", "1000", "--ledger", ledgerURL])
             }
-            let weights = try TinyModel.write(to: p + "/tiny.gguf")
-            _ = try run(["models", "publish", weights, "--id", "tiny", "--license", "mit", "--ledger", ledgerURL])
+            // The tiny model, published; or (PLEXUS_DRILL_MODEL) a model the development genesis lists, from the model store.
+            let weights: String
+            if model == "tiny" {
+                weights = try TinyModel.write(to: p + "/tiny.gguf")
+                _ = try run(["models", "publish", weights, "--id", "tiny", "--license", "mit", "--ledger", ledgerURL])
+            } else {
+                weights = model
+            }
             for (i, args) in nodes.enumerated() {
                 let name = Self.nodeName(i)
-                let node = try PlexusProcess(["node", "start", "--ledger", ledgerURL, "--key", p + "/\(name).json", "--model", "tiny",
+                let node = try PlexusProcess(["node", "start", "--ledger", ledgerURL, "--key", p + "/\(name).json", "--model", model,
                                               "--weights", weights, "--price-in", "0.1", "--price-out", "0.2", "--threads", "1",
                                               "--port", "0", "--port-file", p + "/\(name).port"] + args, environment: env, logDirectory: p)
                 services.append(node)
@@ -91,7 +99,7 @@ import Testing
         /// As `chat`, with the response's headers.
         func chatResponse(_ extra: [String: Any], _ i: Int) async throws -> (id: Hash256, response: HTTPClientResponse) {
             let info = NetworkTests.Info(baseURL: gatewayURL + "/v1", apiKey: apiKey, ledger: ledgerURL, requestor: me, nodes: [], pids: [])
-            var body: [String: Any] = ["model": "tiny", "messages": [["role": "user", "content": "request \(i)"]]]
+            var body: [String: Any] = ["model": model, "messages": [["role": "user", "content": "request \(i)"]]]
             body.merge(extra) { $1 }
             var answer: (HTTPClientResponse, [String: Any])?
             for _ in 0..<50 {
