@@ -205,7 +205,7 @@ import Testing
     @Test func everyDrillIsCaughtAndHonestWorkPasses() throws {
         let dir = try TemporaryDirectory("plexus-detect")
         defer { dir.remove() }
-        let weights = try TinyModel.write(to: dir.path + "/tiny.gguf")
+        let weights = try ProcessInfo.processInfo.environment["PLEXUS_DRILL_MODEL"] ?? TinyModel.write(to: dir.path + "/tiny.gguf")
         let (status, out) = try PlexusProcess.run(["bench", "detect", "--model", weights, "--requests", "8", "--honest", "30",
                                                    "--max-tokens", "12", "--threads", "1", "--json"],
                                                   environment: ["PLEXUS_HOME": dir.path + "/home"], logDirectory: dir.path)
