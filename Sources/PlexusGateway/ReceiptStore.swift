@@ -120,7 +120,7 @@ public final class ReceiptStore: Sendable {
     }
 
     /// Whether a request in `state` is past every challenge (its transcript is no longer kept).
-    static func transcriptEnds(_ state: String) -> Bool { state == "final" || state == "rejected" }
+    static func transcriptEnds(_ state: String) -> Bool { state == "final" || state == "rejected" || state == "refunded" }
 
     /// Records in `state` due by `height` (pending settlements that should be final), earliest first.
     public func records(state: String, dueBy height: UInt64, limit: Int) throws -> [RequestRecord] {

@@ -64,8 +64,11 @@ final class Settler: Sendable {
                 let now = try await ledger.settlements(due.map(\.requestId))
                 var changes: [(id: Hash256, state: String, due: UInt64)] = []
                 for r in due {
-                    if now[r.requestId]?.status == .final {
-                        changes.append((r.requestId, "final", 0))
+                    if let s = now[r.requestId], s.status == .final || s.status == .refunded {
+                        // Paid out, or refunded after fraud was upheld: nothing more to watch.
+                        changes.append((r.requestId, s.status.rawValue, 0))
+                    } else if now[r.requestId]?.status == .disputed {
+                        changes.append((r.requestId, "pending", height + 5))
                     } else {
                         // Not final yet (or unknown for now): look again a little later.
                         changes.append((r.requestId, "pending", now[r.requestId].map { max($0.finalHeight, height + 1) } ?? height + 10))

@@ -198,6 +198,16 @@ import Testing
         #expect(try await net.ledger.nodes().isEmpty)
         let list = try net.run(["disputes", "list", "--ledger", net.ledgerURL])
         #expect(list.contains("upheld"), "\(list)")
+        // The gateway's record ends refunded, its receipt view showing the dispute.
+        let info = NetworkTests.Info(baseURL: net.gatewayURL + "/v1", apiKey: net.apiKey, ledger: net.ledgerURL, requestor: net.me, nodes: [], pids: [])
+        var view: [String: Any] = [:]
+        for _ in 0..<100 {
+            view = try await NetworkTests.get(info, "/receipts/\(id.hex)")
+            if (view["request"] as? [String: Any])?["state"] as? String == "refunded" { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect((view["request"] as? [String: Any])?["state"] as? String == "refunded", "\(view)")
+        #expect(((view["verification"] as? [String: Any])?["dispute"] as? [String: Any])?["outcome"] as? String == "upheld")
     }
 
     /// Every drill is caught on every request where it deviates, and honest requests pass,
