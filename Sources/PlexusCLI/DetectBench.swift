@@ -144,7 +144,9 @@ struct DetectBench: AsyncParsableCommand {
                 if !report.bindingOk { row.bindingProblems += 1 }
             }
             rows.append(row)
-            if !json { print("\(mode): \(row.failed) of \(n) failed verification (tokens \(row.tokenMismatch), commitment \(row.commitmentMismatch); identical to honest \(row.identical))") }
+            // Progress (on stderr when the answer is JSON).
+            let line = "\(mode): \(row.failed) of \(n) failed verification (tokens \(row.tokenMismatch), commitment \(row.commitmentMismatch); identical to honest \(row.identical))"
+            if json { FileHandle.standardError.write(Data((line + "\n").utf8)) } else { print(line) }
         }
         let ok = rows.allSatisfy { $0.mode == "honest" ? $0.failed == 0 : $0.failed == $0.requests - $0.identical }
         if json { try printJSON(Result(model: model, rows: rows, ok: ok)) }

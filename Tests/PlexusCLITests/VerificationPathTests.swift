@@ -112,10 +112,10 @@ import Testing
             return (try Hash256(hex: try #require(response.headers.first(name: "x-plexus-request-id"))), response)
         }
 
-        /// Polls `id`'s verification until `done` holds (about 30 s at most).
-        func await(_ id: Hash256, until done: (VerificationView) -> Bool) async throws -> VerificationView? {
+        /// Polls `id`'s verification until `done` holds (`seconds` at most).
+        func await(_ id: Hash256, seconds: Int = 30, until done: (VerificationView) -> Bool) async throws -> VerificationView? {
             var v: VerificationView?
-            for _ in 0..<150 {
+            for _ in 0..<(5 * seconds) {
                 v = try await ledger.verification(id)
                 if let v, done(v) { break }
                 try await Task.sleep(for: .milliseconds(200))
@@ -247,7 +247,11 @@ import Testing
     /// the node ends slashed and jailed.
     @Test(arguments: ["quant-swap", "layer-skip", "wrong-seed", "tamper", "random", "replay", "bad-commitment"])
     func everyDrillIsCaughtOnTheLedger(mode: String) async throws {
-        let net = try Network(ledgerParams: ["verifySampleBps=10000", "disputeCommitBlocks=20", "disputeRevealBlocks=10"],
+        let n = Self.drillRequests
+        // Many requests queue up at the verifiers: give verdicts and votes room (blocks come every 200 ms).
+        let windows = n > 10 ? ["challengeWindowBlocks=400", "verdictDeadlineBlocks=250", "disputeCommitBlocks=300", "disputeRevealBlocks=100", "unbondingBlocks=1000"]
+                             : ["disputeCommitBlocks=20", "disputeRevealBlocks=10"]
+        let net = try Network(ledgerParams: ["verifySampleBps=10000"] + windows,
                               nodeArgs: ["--adversary", mode, "--concurrency", "4"],
                               verifiers: [("v1", "10", false), ("v2", "10", false), ("v3", "10", false)])
         defer { net.stop() }
@@ -255,7 +259,6 @@ import Testing
         let owner = net.keys["node"]!.address
         let escrow0 = try await net.ledger.account(net.me).escrow
         let staked0 = try await net.ledger.account(owner).staked
-        let n = Self.drillRequests
         // Greedy and seeded sampling, mixed parameters (a wrong seed only shows when sampling).
         @Sendable func body(_ i: Int) -> [String: Any] {
             let sampled = mode == "wrong-seed" || i % 2 == 1
@@ -273,7 +276,7 @@ import Testing
         }
         var failed = 0, upheld = 0, refunded = 0
         for id in ids {
-            let v = try await net.await(id) { ($0.dispute?.outcome ?? "open") != "open" || $0.check?.state == "passed" }
+            let v = try await net.await(id, seconds: n > 10 ? 600 : 30) { ($0.dispute?.outcome ?? "open") != "open" || $0.check?.state == "passed" }
             if v?.check?.state == "failed" { failed += 1 }
             if v?.dispute?.outcome == "upheld" { upheld += 1 }
             if v?.settlement == "refunded" { refunded += 1 }
