@@ -21,6 +21,8 @@ struct DetectBench: AsyncParsableCommand {
     @Option(name: .long, help: "Most output tokens per request (requests vary below it).") var maxTokens: Int = 16
     @Option(name: .long, help: "Modes, comma-separated (default: all).") var modes: String?
     @Option(name: .long, help: "Threads.") var threads: Int = 2
+    @Option(name: .long, help: "Kernel paths node:verifier, comma-separated (portable, avx2, vnni; default: every pair of different paths the processor has).")
+    var paths: String?
     @Flag(name: .long, help: "Print JSON.") var json = false
 
     struct Row: Codable {
@@ -87,8 +89,15 @@ struct DetectBench: AsyncParsableCommand {
         let chosen: [String] = modes.map { $0.split(separator: ",").map(String.init) } ?? ["honest"] + AdversaryMode.allCases.map(\.rawValue)
         let top = KernelPath.processorLevel
         // (node, verifier) kernel levels, always different where the processor has more than one path.
-        let pairs: [(Int32, Int32)] = top == 0 ? [(0, 0)] : top == 1 ? [(0, 1), (1, 0)] : [(0, 2), (2, 0), (1, 2), (2, 1), (0, 1), (1, 0)]
         let names = ["portable", "avx2", "vnni"]
+        var pairs: [(Int32, Int32)] = top == 0 ? [(0, 0)] : top == 1 ? [(0, 1), (1, 0)] : [(0, 2), (2, 0), (1, 2), (2, 1), (0, 1), (1, 0)]
+        if let paths {
+            pairs = try paths.split(separator: ",").map { p in
+                let two = p.split(separator: ":").compactMap { names.firstIndex(of: String($0)).map(Int32.init) }
+                guard two.count == 2 else { throw ValidationError("--paths takes node:verifier pairs such as avx2:portable") }
+                return (two[0], two[1])
+            }
+        }
         let key = KeyPair.deterministic("drill-node"), chainId = "plexus-test"
         var rows: [Row] = []
         for mode in chosen {
