@@ -33,6 +33,14 @@ public struct TranscriptReport: Sendable, Codable {
         case finishOk = "finish_ok", commitmentOk = "commitment_ok", commitmentRoot = "commitment_root", chunks
         case promptTokens = "prompt_tokens", outputTokens = "output_tokens", evidence, failingShare = "failing_share"
     }
+
+    /// The report on a transcript the engine could not replay at all: a failure.
+    public static func unreplayable(_ t: Transcript, problem: String) -> TranscriptReport {
+        var r = TranscriptReport(ok: false, bindingOk: false, bindingProblems: [problem], firstMismatch: nil, finishOk: false, commitmentOk: false,
+                                 commitmentRoot: .zero, chunks: 0, promptTokens: 0, outputTokens: t.outputTokens.count)
+        r.failingShare = max(0, t.receipts.count - 1)
+        return r
+    }
 }
 
 /// Checks a transcript against a model: first the binding (receipts signed, hashing to

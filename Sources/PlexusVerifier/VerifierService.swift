@@ -117,19 +117,27 @@ public actor VerifierService {
     }
 
     /// The re-execution of `id`'s transcript (fetched from the gateway), or nil when it cannot be had now.
+    /// A transcript the engine cannot even replay (tokens it refuses, say) fails.
     func report(_ id: Hash256) async -> TranscriptReport? {
         if let r = reports[id] { return r }
+        let t: Transcript
         do {
-            let t = try await transcript(id)
-            let r = try checker.check(t)
-            counts.checked += 1
-            reports[id] = r
-            return r
+            t = try await transcript(id)
         } catch {
             counts.unreachable += 1
-            log.warning("cannot check", metadata: ["request": "\(id.hex.prefix(16))", "error": "\(error)"])
+            log.warning("cannot fetch the transcript", metadata: ["request": "\(id.hex.prefix(16))", "error": "\(error)"])
             return nil
         }
+        let r: TranscriptReport
+        do {
+            r = try checker.check(t)
+        } catch {
+            log.notice("the transcript does not replay", metadata: ["request": "\(id.hex.prefix(16))", "error": "\(error)"])
+            r = TranscriptReport.unreplayable(t, problem: "\(error)")
+        }
+        counts.checked += 1
+        reports[id] = r
+        return r
     }
 
     func transcript(_ id: Hash256) async throws -> Transcript {
