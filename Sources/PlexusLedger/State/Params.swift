@@ -214,7 +214,7 @@ public struct Params: Sendable, Hashable, CanonicalCodable {
     public init(from r: inout CanonicalReader) throws {
         let n = Int(try r.readUInt32())
         guard n == Self.specs.count else {
-            throw PlexusError(.malformed, "parameter table has \(n) entries, expected \(Self.specs.count)")
+            throw PlexusError(.malformed, "parameter table has \(n) entries, expected \(Self.specs.count) (stored by another version of Plexus? start a new data directory)")
         }
         var p = Params.defaults
         for i in 0..<n { try p.set(Self.specs[i].name, to: r.readUInt64()) }
