@@ -179,7 +179,7 @@ final class LocalNetwork: @unchecked Sendable {
             // One verifier re-executes the checks drawn by lot (a node's first requests all, then a sample).
             say("starting a verifier…")
             var args = ["verifier", "start", "--ledger", ledgerURL, "--key", verifierPath, "--gateway", "http://127.0.0.1:\(port)",
-                        "--model", weights, "--threads", "1"]
+                        "--model", weights, "--threads", "1", "--background"]
             if let store { args += ["--store", store] }
             _ = try spawn("verifier", args)
         }

@@ -29,6 +29,7 @@ struct VerifierCommand: AsyncParsableCommand {
         @Option(name: .long, help: "Stake to bond first if the account holds less than the verifier minimum, in PLX.") var stake: Amount?
         @Option(name: .long, help: "Engine threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
         @Option(name: .long, help: "Drill (development chains only): lazy passes everything without running the model.") var adversary: String?
+        @Flag(name: .long, help: "Run at a lower CPU priority, so that checking yields to serving on a shared machine.") var background = false
         @OptionGroup var log: LogOptions
 
         func validate() throws {
@@ -36,9 +37,16 @@ struct VerifierCommand: AsyncParsableCommand {
             if let adversary, adversary != "lazy" { throw ValidationError("--adversary must be lazy") }
         }
 
+        /// Nice 10 for every thread there is (on Linux a priority is a thread's; later threads inherit it).
+        static func lowerPriority() {
+            let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+            for t in tasks { if let tid = UInt32(t) { _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), tid, 10) } }
+        }
+
         func run() async throws {
             Bootstrap.run(level: log.level)
             StopSignals.followParent()
+            if background { Self.lowerPriority() }
             let key = try keyOptions.load()
             let client = LedgerClient(baseURL: ledger.ledger)
             let status = try await client.status()
