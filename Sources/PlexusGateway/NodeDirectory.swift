@@ -26,7 +26,7 @@ final class NodeDirectory: @unchecked Sendable {
         async let m = ledger.models()
         let (registry, models) = try await (n, m)
         // Jailed nodes get no traffic.
-        let nodes = registry.nodes.filter { registry.standing?[$0.owner.text]?.jailed != true }
+        let nodes = registry.servable
         var reputation: [Address: Double] = [:]
         for n in nodes { reputation[n.owner] = registry.standing?[n.owner.text]?.reputation }
         let unprobed = lock.withLock { nodes.filter { probed[$0.nodeKey] != $0.endpoint } }

@@ -76,18 +76,17 @@ public actor VerifierService {
     func round(_ work: VerifierWorkView) async throws {
         if chainId.isEmpty { chainId = try await ledger.status().chainId }
         for c in work.checks where !verdictsSent.contains(c.requestId) && work.height < c.deadline {
-            let body: Transaction.Body
+            let pass: Bool, share: UInt8, evidence: [ChunkEvidence]
             if mode == .lazy {
                 // The drill: a pass without running the model, "proved" with what the receipt already shows.
-                body = .verdict(requestId: c.requestId, pass: true, share: 0, evidence: c.shares.map { ChunkEvidence(chunk: $0.root, path: []) })
+                (pass, share, evidence) = (true, 0, c.shares.map { ChunkEvidence(chunk: $0.root, path: []) })
             } else {
                 guard let report = await report(c.requestId) else { continue }
-                body = report.ok && report.evidence.count == c.shares.count
-                    ? .verdict(requestId: c.requestId, pass: true, share: 0, evidence: report.evidence)
-                    : .verdict(requestId: c.requestId, pass: false, share: UInt8(clamping: report.failingShare ?? 0), evidence: [])
+                pass = report.ok && report.evidence.count == c.shares.count
+                (share, evidence) = pass ? (0, report.evidence) : (UInt8(clamping: report.failingShare ?? 0), [])
             }
+            let body = Transaction.Body.verdict(requestId: c.requestId, pass: pass, share: share, evidence: evidence)
             verdictsSent.insert(c.requestId)
-            let pass = if case let .verdict(_, p, _, _) = body { p } else { false }
             if pass { counts.passed += 1 } else { counts.failed += 1 }
             log.info("verdict", metadata: ["request": "\(c.requestId.hex.prefix(16))", "pass": "\(pass)"])
             _ = try await ledger.send(body, from: key, waitForCommit: false)

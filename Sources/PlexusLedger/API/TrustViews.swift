@@ -152,6 +152,9 @@ public struct NodesView: Codable, Sendable {
         }
         standing = s
     }
+
+    /// The nodes that may get traffic: every one whose operator is not jailed.
+    public var servable: [NodeRecord] { nodes.filter { standing?[$0.owner.text]?.jailed != true } }
 }
 
 /// Verification in Prometheus text: checks by state, disputes by outcome, what was slashed, verifiers and jails.

@@ -55,8 +55,7 @@ public struct LedgerClient: Sendable {
 
     /// Registered nodes that may serve now (jailed nodes left out).
     public func nodes() async throws -> [NodeRecord] {
-        let r = try await nodeRegistry()
-        return r.nodes.filter { r.standing?[$0.owner.text]?.jailed != true }
+        try await nodeRegistry().servable
     }
 
     /// Every registered node with its operator's standing.
