@@ -121,7 +121,7 @@ let package = Package(
         .testTarget(name: "PlexusHTTPTests", dependencies: ["PlexusHTTP", "PlexusTestKit"]),
         .testTarget(name: "PlexusWireTests", dependencies: ["PlexusWire", "PlexusTestKit"]),
         .testTarget(name: "PlexusVerifierTests", dependencies: ["PlexusVerifier", "PlexusNode", "PlexusTestKit"]),
-        .testTarget(name: "PlexusGatewayTests", dependencies: ["PlexusGateway", "PlexusWire", "PlexusTestKit"]),
+        .testTarget(name: "PlexusGatewayTests", dependencies: ["PlexusGateway", "PlexusWire", "PlexusNode", "PlexusTestKit"]),
         .testTarget(name: "PlexusCLITests", dependencies: ["PlexusCore", "PlexusLedger", "PlexusNode", "PlexusGateway", "PlexusHTTP", "PlexusWire", "PlexusTestKit",
                                                          .product(name: "GRDB", package: "GRDB.swift")]),
     ]

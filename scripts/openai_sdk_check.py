@@ -65,11 +65,59 @@ def main() -> None:
     except openai.AuthenticationError:
         pass
     try:
-        client.chat.completions.create(model=model, messages=messages, n=2)
-        raise AssertionError("n=2 accepted")
+        client.chat.completions.create(model=model, messages=messages, n=9)
+        raise AssertionError("n=9 accepted")
     except openai.BadRequestError:
         pass
-    print(f"openai {openai.__version__}: models, chat (plain and streamed), completions (plain and streamed) and errors all work")
+    try:
+        client.chat.completions.create(model=model, messages=messages, tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}])
+        raise AssertionError("tools accepted (and ignored)")
+    except openai.BadRequestError:
+        pass
+
+    # logprobs with alternatives: one entry per token, the greedy choice first among them.
+    lp = client.chat.completions.create(model=model, messages=messages, max_tokens=8, temperature=0, logprobs=True, top_logprobs=2)
+    content = lp.choices[0].logprobs.content
+    assert len(content) == lp.usage.completion_tokens and all(len(t.top_logprobs) == 2 and t.logprob <= 0 for t in content), lp
+    assert "".join(t.token for t in content) == lp.choices[0].message.content, lp
+    comp_lp = client.completions.create(model=model, prompt="The sky is", max_tokens=4, temperature=0, logprobs=2)
+    assert len(comp_lp.choices[0].logprobs.tokens) == len(comp_lp.choices[0].logprobs.token_logprobs) > 0, comp_lp
+
+    # n choices, each with its index.
+    several = client.chat.completions.create(model=model, messages=messages, max_tokens=6, temperature=0.9, seed=3, n=3)
+    assert [c.index for c in several.choices] == [0, 1, 2] and all(c.message.content for c in several.choices), several
+
+    # response_format: a JSON object, and a schema's value through the SDK's parse helper.
+    obj = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Give a cat's name and age as JSON."}],
+                                         max_tokens=600, temperature=0, response_format={"type": "json_object"})
+    # An object closes within the output limit (any JSON object: its size is the model's to choose).
+    assert obj.choices[0].finish_reason == "stop" and isinstance(json.loads(obj.choices[0].message.content), dict), obj
+    from pydantic import BaseModel, Field
+
+    class Step(BaseModel):
+        explanation: str
+        output: str
+
+    class Answer(BaseModel):
+        # Bounded, so that the whole answer fits max_tokens whatever the model writes
+        # (strings without maxLength take at most 128 bytes here).
+        steps: list[Step] = Field(max_length=3)
+        final_answer: str
+        confident: bool
+
+    parse = client.beta.chat.completions.parse if hasattr(client, "beta") and hasattr(client.beta, "chat") else client.chat.completions.parse
+    parsed = parse(model=model, messages=[{"role": "user", "content": "Solve 8x + 7 = -23 step by step."}],
+                   max_tokens=1200, temperature=0, response_format=Answer)
+    answer = parsed.choices[0].message.parsed
+    assert isinstance(answer, Answer) and isinstance(answer.confident, bool), parsed
+    try:
+        client.chat.completions.create(model=model, messages=messages, response_format={
+            "type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object", "properties": {"a": {"type": "string", "pattern": "a+"}}}}})
+        raise AssertionError("an unenforceable schema accepted")
+    except openai.BadRequestError:
+        pass
+    print(f"openai {openai.__version__}: models, chat (plain and streamed), completions (plain and streamed), logprobs, n, "
+          "response_format (json_object, json_schema via parse) and errors all work")
     print(f"answer: {text!r}")
 
 

@@ -219,6 +219,13 @@ AVX2 static int values_avx2(const float *a, const uint16_t *v, long vStride, int
     return d;
 }
 
+// att[t] = plx_exp(att[t] - m) for whole groups of eight (exp8 is plx_exp lane by lane).
+AVX2 static int exps_avx2(float *att, int n, float m) {
+    int t = 0;
+    for (; t + 8 <= n; t += 8) _mm256_storeu_ps(att + t, exp8(_mm256_sub_ps(_mm256_loadu_ps(att + t), _mm256_set1_ps(m))));
+    return t;
+}
+
 static int have_avx2_f16c(void) {
     static int cached = -1;
     if (cached < 0) cached = (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) ? 1 : 0;
@@ -238,13 +245,17 @@ void plx_attention_head(const float *q, const uint16_t *kT, long kStride, const 
 
     float maxScore = -INFINITY;
     for (int t = 0; t < n; t++) if (att[t] > maxScore) maxScore = att[t];
+    // The exponentials (eight lanes at a time where possible: the same bits), then their sum
+    // in groups of four, in order.
+    int exps = 0;
+#if defined(__x86_64__)
+    if (vectorized && have_avx2_f16c()) exps = exps_avx2(att, n, maxScore);
+#endif
+    for (int t = exps; t < n; t++) att[t] = plx_exp(att[t] - maxScore);
     double total = 0;
     for (int t = 0; t < n; t += 4) {
         float e[4] = {0, 0, 0, 0};
-        for (int i = 0; i < 4 && t + i < n; i++) {
-            e[i] = plx_exp(att[t + i] - maxScore);
-            att[t + i] = e[i];
-        }
+        for (int i = 0; i < 4 && t + i < n; i++) e[i] = att[t + i];
         total += (double)((e[0] + e[1]) + (e[2] + e[3]));
     }
     float inv = (float)(1 / total);

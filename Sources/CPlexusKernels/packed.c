@@ -181,39 +181,44 @@ static void group_scalar(int type, const uint8_t *group, int blocks, const int8_
 
 #define DOT_AVX2(acc, w, y) _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(w, y), ones16))
 #define DOT_VNNI(acc, w, y) _mm256_dpbusd_avx_epi32(acc, w, y)
+// The same instruction in its EVEX form, on machines with AVX-512 VNNI but not AVX-VNNI (AMD Zen 4).
+#define DOT_VNNI512(acc, w, y) _mm256_dpbusd_epi32(acc, w, y)
 
 GROUP_KERNEL(group_avx2, "avx2,f16c", DOT_AVX2)
 GROUP_KERNEL(group_vnni, "avx2,f16c,avxvnni", DOT_VNNI)
+GROUP_KERNEL(group_vnni512, "avx2,f16c,avx512f,avx512vl,avx512vnni", DOT_VNNI512)
 
-__attribute__((target("avx2,f16c"))) static void run_avx2(int type, const uint8_t *g, int blocks, const int8_t *xq,
-                                                          const float *xd, const float *xs, const int32_t *xsum,
-                                                          long cols, float *out, long outStride, int nt) {
-    switch (nt) {
-    case 1: group_avx2(type, g, blocks, xq, xd, xs, xsum, cols, out, outStride, 1); break;
-    case 2: group_avx2(type, g, blocks, xq, xd, xs, xsum, cols, out, outStride, 2); break;
-    case 3: group_avx2(type, g, blocks, xq, xd, xs, xsum, cols, out, outStride, 3); break;
-    default: group_avx2(type, g, blocks, xq, xd, xs, xsum, cols, out, outStride, 4); break;
+// The group kernel for 1...4 tokens, each count its own specialisation.
+#define RUN_KERNEL(NAME, TARGET, GROUP)                                                                    \
+    __attribute__((target(TARGET))) static void NAME(int type, const uint8_t *g, int blocks, const int8_t *xq, \
+                                                     const float *xd, const float *xs, const int32_t *xsum,    \
+                                                     long cols, float *out, long outStride, int nt) {          \
+        switch (nt) {                                                                                      \
+        case 1: GROUP(type, g, blocks, xq, xd, xs, xsum, cols, out, outStride, 1); break;                  \
+        case 2: GROUP(type, g, blocks, xq, xd, xs, xsum, cols, out, outStride, 2); break;                  \
+        case 3: GROUP(type, g, blocks, xq, xd, xs, xsum, cols, out, outStride, 3); break;                  \
+        default: GROUP(type, g, blocks, xq, xd, xs, xsum, cols, out, outStride, 4); break;                 \
+        }                                                                                                  \
     }
-}
 
-__attribute__((target("avx2,f16c,avxvnni"))) static void run_vnni(int type, const uint8_t *g, int blocks,
-                                                                  const int8_t *xq, const float *xd, const float *xs,
-                                                                  const int32_t *xsum, long cols, float *out,
-                                                                  long outStride, int nt) {
-    switch (nt) {
-    case 1: group_vnni(type, g, blocks, xq, xd, xs, xsum, cols, out, outStride, 1); break;
-    case 2: group_vnni(type, g, blocks, xq, xd, xs, xsum, cols, out, outStride, 2); break;
-    case 3: group_vnni(type, g, blocks, xq, xd, xs, xsum, cols, out, outStride, 3); break;
-    default: group_vnni(type, g, blocks, xq, xd, xs, xsum, cols, out, outStride, 4); break;
-    }
-}
+RUN_KERNEL(run_avx2, "avx2,f16c", group_avx2)
+RUN_KERNEL(run_vnni, "avx2,f16c,avxvnni", group_vnni)
+RUN_KERNEL(run_vnni512, "avx2,f16c,avx512f,avx512vl,avx512vnni", group_vnni512)
+
+// Whether level 2 runs the VEX (AVX-VNNI) or the EVEX (AVX-512 VNNI) form of vpdpbusd.
+static int vex_vnni = 0;
 
 static int cpu_level(void) {
     static int cached = -1;
     if (cached < 0) {
         int level = 0;
         if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) level = 1;
-        if (level == 1 && __builtin_cpu_supports("avxvnni")) level = 2;
+        if (level == 1 && __builtin_cpu_supports("avxvnni")) {
+            level = 2;
+            vex_vnni = 1;
+        } else if (level == 1 && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl")) {
+            level = 2;
+        }
         cached = level;
     }
     return cached;
@@ -238,7 +243,8 @@ void plx_matmul_packed(int type, const uint8_t *packed, int blocks, int rowLo, i
             const int32_t *sum = xsum ? xsum + (long)t * blocks : NULL;
             float *o = out + (long)t * outStride + 8L * g;
 #if defined(__x86_64__)
-            if (use == 2) { run_vnni(type, group, blocks, q, d, s, sum, cols, o, outStride, nt); continue; }
+            if (use == 2 && vex_vnni) { run_vnni(type, group, blocks, q, d, s, sum, cols, o, outStride, nt); continue; }
+            if (use == 2) { run_vnni512(type, group, blocks, q, d, s, sum, cols, o, outStride, nt); continue; }
             if (use == 1) { run_avx2(type, group, blocks, q, d, s, sum, cols, o, outStride, nt); continue; }
 #endif
             for (int i = 0; i < nt; i++) {

@@ -7,7 +7,7 @@ import PlexusLedger
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks with JSON output.",
-        subcommands: [LedgerBench.self, EngineBench.self, GatewayBench.self, GovernanceBench.self, CryptoBench.self, VerifyBench.self, DetectBench.self])
+        subcommands: [LedgerBench.self, EngineBench.self, GatewayBench.self, GovernanceBench.self, CryptoBench.self, VerifyBench.self, DetectBench.self, ServeBench.self, ShardBench.self])
 }
 
 /// Signed transfers applied and persisted per second, through the real
@@ -21,6 +21,8 @@ struct LedgerBench: AsyncParsableCommand {
     @Option(name: .long, help: "Transactions verified and submitted per batch.") var batch: Int = 4_096
     @Option(name: .long, help: "Block interval in ms.") var blockInterval: Int = 100
     @Option(name: .long, help: "Directory for the database (default: a fresh temporary one, removed after).") var data: String?
+    @Option(name: .long, help: "Replicas ordered through an etcd cluster of as many members (1: the solo orderer in this process only).") var replicas: Int = 1
+    @Option(name: .long, help: "With --replicas: batches in flight at once, spread over the replicas.") var inFlight: Int = 48
     @Flag(name: .long, help: "Print JSON.") var json = false
 
     struct Result: Codable {
@@ -54,9 +56,27 @@ struct LedgerBench: AsyncParsableCommand {
         guard transactions > 0, transactions <= 10_000_000 else { throw ValidationError("--transactions must be 1...10000000") }
         guard accounts > 1, accounts <= 1_000_000 else { throw ValidationError("--accounts must be 2...1000000") }
         guard batch > 0 else { throw ValidationError("--batch must be positive") }
+        guard (1...5).contains(replicas) else { throw ValidationError("--replicas must be 1...5") }
+        guard (1...1_024).contains(inFlight) else { throw ValidationError("--in-flight must be 1...1024") }
+        if replicas > 1, EtcdCluster.binary() == nil { throw ValidationError("--replicas needs the etcd binary (apt-get install etcd-server)") }
     }
 
     func run() async throws {
+        if replicas > 1 {
+            try await runReplicated()
+            return
+        }
+        let result = try await solo()
+        if json {
+            try printJSON(result)
+        } else {
+            print(String(format: "%d signed transfers in %.2f s: %.0f tx/s (%llu blocks, replay %@)",
+                         result.transactions, result.seconds, result.txPerSecond, result.blocks, result.replayVerified ? "ok" : "MISMATCH"))
+        }
+    }
+
+    /// The solo orderer in this process: verified, applied, sealed and persisted.
+    func solo() async throws -> Result {
         let dir = data ?? NSTemporaryDirectory() + "plexus-bench-\(UInt64.random(in: 0...UInt64.max))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { if data == nil { try? FileManager.default.removeItem(atPath: dir) } }
@@ -109,12 +129,7 @@ struct LedgerBench: AsyncParsableCommand {
             meanBlockSize: Double(txs.count) / Double(max(status.height, 1)),
             verifySeconds: Double(verifyNanos) / 1e9, submitSeconds: Double(submitNanos) / 1e9,
             threads: ProcessInfo.processInfo.activeProcessorCount, stateRoot: status.stateRoot, replayVerified: report.ok)
-        if json {
-            try printJSON(result)
-        } else {
-            print(String(format: "%d signed transfers in %.2f s: %.0f tx/s (%llu blocks, replay %@)",
-                         result.transactions, seconds, result.txPerSecond, result.blocks, report.ok ? "ok" : "MISMATCH"))
-        }
+        return result
     }
 
     /// Transfers round-robin over the accounts, signed on all cores.

@@ -19,6 +19,11 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Most tokens in the answer.") var maxTokens: Int = 48
     @Option(name: .long, help: "Model store directory.") var store: String?
     @Option(name: .long, help: "Seconds to wait for the final settlement.") var settleTimeout: Double = 60
+    @Option(name: .long, help: "Serve the answer through a pipeline of this many shard nodes (a network started here runs only those).") var shards: Int?
+
+    func validate() throws {
+        if let shards { guard (1...8).contains(shards) else { throw ValidationError("--shards must be 1...8") } }
+    }
 
     func run() async throws {
         let dir = self.dir ?? UpCommand.defaultDir
@@ -30,7 +35,7 @@ struct DemoCommand: AsyncParsableCommand {
             info = existing
             print("using the network at \(existing.baseURL)")
         } else {
-            let net = LocalNetwork(dir: dir, store: store)
+            let net = shards.map { LocalNetwork(dir: dir, store: store, nodes: 0, shards: $0) } ?? LocalNetwork(dir: dir, store: store)
             started = net
             do {
                 info = try await net.start(gatewayPort: 0) { print($0) }
@@ -40,7 +45,7 @@ struct DemoCommand: AsyncParsableCommand {
             }
         }
         defer { started?.stop() }
-        try await Self.chat(info, prompt: prompt, maxTokens: maxTokens, settleTimeout: settleTimeout, store: store)
+        try await Self.chat(info, prompt: prompt, maxTokens: maxTokens, settleTimeout: settleTimeout, store: store, shards: shards != nil)
     }
 
     /// Fetches the request's transcript and re-executes it here, as a verifier would.
@@ -83,12 +88,11 @@ struct DemoCommand: AsyncParsableCommand {
         return (resp, json)
     }
 
-    static func chat(_ info: LocalNetwork.Info, prompt: String, maxTokens: Int, settleTimeout: Double, store: String?) async throws {
+    static func chat(_ info: LocalNetwork.Info, prompt: String, maxTokens: Int, settleTimeout: Double, store: String?, shards: Bool = false) async throws {
         print("\n> \(prompt)")
-        let (resp, json) = try await request(info.baseURL + "/chat/completions", key: info.apiKey, body: [
-            "model": LocalNetwork.model, "max_tokens": maxTokens, "temperature": 0,
-            "messages": [["role": "user", "content": prompt]],
-        ])
+        var body: [String: Any] = ["model": LocalNetwork.model, "max_tokens": maxTokens, "temperature": 0, "messages": [["role": "user", "content": prompt]]]
+        if shards { body["plexus"] = ["shards": "only"] }
+        let (resp, json) = try await request(info.baseURL + "/chat/completions", key: info.apiKey, body: body)
         guard resp.status == .ok,
               let choice = (json["choices"] as? [[String: Any]])?.first,
               let message = choice["message"] as? [String: Any], let text = message["content"] as? String else {
@@ -98,14 +102,27 @@ struct DemoCommand: AsyncParsableCommand {
         let node = resp.headers.first(name: "x-plexus-node") ?? "?"
         let usage = json["usage"] as? [String: Any] ?? [:]
         print(text.trimmingCharacters(in: .whitespacesAndNewlines))
-        print("\nserved by node \(node) (attempts: \(resp.headers.first(name: "x-plexus-attempts") ?? "1")); "
-              + "\(usage["prompt_tokens"] ?? 0) prompt + \(usage["completion_tokens"] ?? 0) completion tokens")
         let root = info.baseURL
         let (_, receipt) = try await request(root + "/receipts/\(id)", key: info.apiKey)
+        let signed = (receipt["request"] as? [String: Any])?["receipts"] as? [[String: Any]] ?? []
+        // A pipeline's shards, by the layers each served.
+        func layers(_ r: [String: Any]) -> String? {
+            guard let l = (r["shard"] as? [String: Any])?["layers"] as? [String: Any] else { return nil }
+            return "layers \(l["start"] ?? "?")-\(l["end"] ?? "?") of \(l["total"] ?? "?")"
+        }
+        let spans = Dictionary(signed.compactMap { r in layers(r).map { (String(describing: r["node"] ?? ""), $0) } }, uniquingKeysWith: { a, _ in a })
+        if spans.isEmpty {
+            print("\nserved by node \(node) (attempts: \(resp.headers.first(name: "x-plexus-attempts") ?? "1")); "
+                  + "\(usage["prompt_tokens"] ?? 0) prompt + \(usage["completion_tokens"] ?? 0) completion tokens")
+        } else {
+            print("\nserved by a pipeline of \(spans.count) shards, hidden states passed shard to shard: "
+                  + signed.compactMap(layers).joined(separator: " → ") + "; \(usage["prompt_tokens"] ?? 0) prompt + \(usage["completion_tokens"] ?? 0) completion tokens")
+        }
         if let req = receipt["request"] as? [String: Any] {
             print("receipt \(id.prefix(16))…: charge \(req["charge"] ?? "?") base units, state \(req["state"] ?? "?")")
-            for r in req["receipts"] as? [[String: Any]] ?? [] {
-                print("  node \(r["node"] ?? "?"): \(r["inputTokens"] ?? 0) in, \(r["outputTokens"] ?? 0) out, "
+            for r in signed {
+                let who = layers(r).map { "shard (\($0))" } ?? "node"
+                print("  \(who) \(r["node"] ?? "?"): \(r["inputTokens"] ?? 0) in, \(r["outputTokens"] ?? 0) out, "
                       + "signed by the node and countersigned by gateway \(String(describing: r["gateway"] ?? "?").prefix(16))…")
             }
         }
@@ -131,7 +148,8 @@ struct DemoCommand: AsyncParsableCommand {
                 let nodes = Set((s["nodes"] as? [String]) ?? [])
                 for p in s["payouts"] as? [[String: Any]] ?? [] {
                     let who = String(describing: p["account"] ?? "?")
-                    print("  \(p["amount"] ?? "?") to \(nodes.contains(who) ? "the node" : "the model's creator (royalty)") \(who.prefix(20))…")
+                    let role = spans[who].map { "the shard serving \($0)" } ?? (nodes.contains(who) ? "the node" : "the model's creator (royalty)")
+                    print("  \(p["amount"] ?? "?") to \(role) \(who.prefix(20))…")
                 }
                 print("  \(s["fee"] ?? "?") protocol fee to the treasury")
                 return

@@ -14,6 +14,7 @@ struct EngineBench: AsyncParsableCommand {
     @Option(name: .long, help: "Tokens to generate one at a time from an empty cache.") var generatedTokens: Int = 128
     @Option(name: .long, help: "Measured runs of each (after one warm-up).") var repetitions: Int = 3
     @Option(name: .long, help: "Threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(name: .long, help: "Also decode this many sequences together in each step (continuous batching; 0: not measured).") var batch: Int = 0
     @Option(name: .long, help: "Model store directory.") var store: String?
     @Flag(name: .long, help: "Print JSON.") var json = false
 
@@ -29,6 +30,10 @@ struct EngineBench: AsyncParsableCommand {
         var repetitions: Int
         var prefillRuns: [Double]
         var decodeRuns: [Double]
+        /// With `--batch N`: aggregate tokens/s of N sequences decoded together (one row each per step).
+        var batch: Int?
+        var batchDecodeRuns: [Double]?
+        var batchDecodeTokensPerS: Double?
 
         enum CodingKeys: String, CodingKey {
             case benchmark, model, threads, repetitions
@@ -39,6 +44,7 @@ struct EngineBench: AsyncParsableCommand {
             case prefillTokensPerS = "prefill_tokens_per_s"
             case decodeTokensPerS = "decode_tokens_per_s"
             case peakRSSMB = "peak_rss_mb"
+            case batch, batchDecodeRuns = "batch_decode_runs", batchDecodeTokensPerS = "batch_decode_tokens_per_s"
         }
     }
 
@@ -48,6 +54,7 @@ struct EngineBench: AsyncParsableCommand {
         }
         guard (1...100).contains(repetitions) else { throw ValidationError("repetitions must be 1...100") }
         guard (1...64).contains(threads) else { throw ValidationError("threads must be 1...64") }
+        guard (0...256).contains(batch) else { throw ValidationError("batch must be 0...256") }
     }
 
     func run() async throws {
@@ -78,19 +85,45 @@ struct EngineBench: AsyncParsableCommand {
             }
             return Double(count) / (Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
         }
+        // N sequences from empty caches, each step one row of each through a shared pass.
+        let pass = batch > 0 ? ForwardPass(model: llm, rowLimit: batch, maxContext: capacity, threads: threads) : nil
+        func decodeBatch(_ count: Int) throws -> Double {
+            guard let pass else { return 0 }
+            let caches = try (0..<batch).map { _ in try KVCache(config: llm.config, capacity: capacity) }
+            var tokens = (0..<batch).map { prompt[$0 % prompt.count] }
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            for _ in 0..<count {
+                let out = try pass.step(zip(caches, tokens).map { .init(cache: $0, tokens: [$1], wantsLogits: true) })
+                for (i, o) in out.enumerated() {
+                    let logits = o.logits!
+                    var best = 0
+                    for j in 1..<logits.count where logits[j] > logits[best] { best = j }
+                    tokens[i] = TokenID(best)
+                }
+            }
+            return Double(count * batch) / (Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        }
         _ = try decode(min(16, generatedTokens))
-        var pre: [Double] = [], dec: [Double] = []
+        _ = try decodeBatch(min(16, generatedTokens))
+        var pre: [Double] = [], dec: [Double] = [], bat: [Double] = []
         for _ in 0..<repetitions {
             pre.append(try prefill())
             dec.append(try decode(generatedTokens))
+            if batch > 0 { bat.append(try decodeBatch(generatedTokens)) }
         }
         func mean(_ v: [Double]) -> Double { v.reduce(0, +) / Double(v.count) }
-        let r = Result(model: path, threads: threads, promptTokens: promptTokens, generatedTokens: generatedTokens,
+        var r = Result(model: path, threads: threads, promptTokens: promptTokens, generatedTokens: generatedTokens,
                        prefillTokensPerS: mean(pre), decodeTokensPerS: mean(dec), peakRSSMB: Self.peakRSSMB(),
                        repetitions: repetitions, prefillRuns: pre, decodeRuns: dec)
+        if batch > 0 {
+            r.batch = batch
+            r.batchDecodeRuns = bat
+            r.batchDecodeTokensPerS = mean(bat)
+        }
         if json { try printJSON(r) } else {
             print(String(format: "prefill %.1f tok/s, decode %.1f tok/s, %d threads, peak RSS %.0f MB",
                          r.prefillTokensPerS, r.decodeTokensPerS, threads, r.peakRSSMB))
+            if let b = r.batchDecodeTokensPerS { print(String(format: "decode of %d sequences together: %.1f tok/s", batch, b)) }
         }
     }
 

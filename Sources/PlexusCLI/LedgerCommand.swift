@@ -11,7 +11,7 @@ import PlexusWire
 struct LedgerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ledger", abstract: "Create, run and verify a ledger.",
-        subcommands: [Init.self, Start.self, Verify.self, Params.self])
+        subcommands: [Init.self, Start.self, Verify.self, Params.self, Status.self])
 
     struct Init: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Write a genesis file.")
@@ -22,6 +22,7 @@ struct LedgerCommand: AsyncParsableCommand {
         @Option(name: .long, help: "ADDRESS=PLX initial balance (repeatable).") var fund: [String] = []
         @Option(name: .long, help: "ADDRESS=PLX initial stake (repeatable).") var stake: [String] = []
         @Option(name: .long, help: "NAME=VALUE parameter override (repeatable).") var param: [String] = []
+        @Option(name: .long, help: "A replica's key file or address that may seal blocks of a replicated ledger (repeatable; see `ledger start --order etcd`).") var sealer: [String] = []
         @Flag(name: .long, help: "Overwrite an existing genesis file.") var force = false
 
         func run() async throws {
@@ -47,8 +48,12 @@ struct LedgerCommand: AsyncParsableCommand {
                 }
             }
             let params = try Self.parameters(param)
+            let sealers = try sealer.map { s in
+                FileManager.default.fileExists(atPath: s) ? try KeyFile.read(s).address : try Address(s)
+            }
             let genesis = Genesis(chainId: chainId, timeMillis: SystemClock().nowMillis(), orderer: orderer.address,
-                                  params: params, accounts: allocations.keys.sorted().compactMap { allocations[$0] })
+                                  params: params, accounts: allocations.keys.sorted().compactMap { allocations[$0] },
+                                  sealers: sealers.isEmpty ? nil : sealers)
             _ = try genesis.initialState()
             try Data(genesis.json()).write(to: URL(fileURLWithPath: out))
             print("genesis for chain \(chainId) written to \(out) (hash \(genesis.hash))")
@@ -73,7 +78,8 @@ struct LedgerCommand: AsyncParsableCommand {
     }
 
     struct Start: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Run a solo-ordered ledger and its HTTP API.")
+        static let configuration = CommandConfiguration(
+            abstract: "Run a ledger and its HTTP API: solo-ordered, or one replica of a ledger ordered through etcd.")
 
         @Option(name: .long, help: "Data directory (database).") var data: String?
         @Option(name: .long, help: "Genesis file, used on first start.") var genesis: String?
@@ -82,9 +88,14 @@ struct LedgerCommand: AsyncParsableCommand {
         @Option(name: .long, help: "Port to listen on (0 picks a free one).") var port: Int = 7700
         @Option(name: .long, help: "Longest wait before pending transactions are sealed, in ms.") var blockInterval: Int = 100
         @Option(name: .long, help: "Write the bound port to this file once listening.") var portFile: String?
-        @Option(name: .long, help: "Seal an empty block after this many ms without one (0: only blocks with transactions).") var heartbeatMs: Int = 0
+        @Option(name: .long, help: "Seal an empty block after this many ms without one (0: only blocks with transactions; default 0 solo, 1000 with --order etcd).") var heartbeatMs: Int?
         @Flag(name: .long, help: "Development chain: create keys and a genesis funding your default key.") var dev = false
         @Option(name: .long, help: "With --dev: NAME=VALUE parameter override of the development genesis (repeatable).") var param: [String] = []
+        @Option(name: .long, help: "Who orders blocks: solo (this process) or etcd (a replica; blocks in etcd, any replica may seal).") var order: String = "solo"
+        @Option(name: .long, help: "With --order etcd: the etcd members' client URLs, comma-separated.") var etcd: String?
+        @Option(name: .long, help: "With --order etcd: this replica's URL as other replicas reach it (default http://HOST:PORT).") var publicURL: String?
+        @Option(name: .long, help: "With --order etcd: the sealer lease, in seconds.") var leaseSeconds: Int = 2
+        @Option(name: .long, help: "With --order etcd: the largest block, in bytes (below etcd's --max-request-bytes).") var maxBlockBytes: Int = 1_000_000
         @OptionGroup var log: LogOptions
 
         func validate() throws {
@@ -92,6 +103,10 @@ struct LedgerCommand: AsyncParsableCommand {
             guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
             guard data != nil || dev else { throw ValidationError("give --data DIR, or --dev for a development chain") }
             guard param.isEmpty || dev else { throw ValidationError("--param shapes a development genesis; for others see `plexus ledger init --param`") }
+            guard order == "solo" || order == "etcd" else { throw ValidationError("--order is solo or etcd") }
+            guard order == "solo" || (etcd != nil && !dev) else { throw ValidationError("--order etcd needs --etcd URL[,URL…] and a --genesis listing its sealers (not --dev)") }
+            guard (1...60).contains(leaseSeconds) else { throw ValidationError("--lease-seconds must be 1...60") }
+            guard (4_096...64 << 20).contains(maxBlockBytes) else { throw ValidationError("--max-block-bytes must be 4096...67108864") }
         }
 
         func run() async throws {
@@ -117,19 +132,36 @@ struct LedgerCommand: AsyncParsableCommand {
                 logger.notice("ledger initialised", metadata: ["chain": "\(g.chainId)", "genesis": "\(g.hash)"])
             }
             let signer = try KeyFile.read(keyPath)
-            let service = try LedgerService(store: store, signer: signer, blockInterval: .milliseconds(blockInterval), logger: logger)
-            if heartbeatMs > 0 { await service.setHeartbeat(.milliseconds(heartbeatMs)) }
+            let replicated = order == "etcd"
+            let service = try LedgerService(store: store, signer: signer, blockInterval: .milliseconds(blockInterval),
+                                            replicated: replicated, logger: logger)
+            if let heartbeatMs, heartbeatMs > 0, !replicated { await service.setHeartbeat(.milliseconds(heartbeatMs)) }
             let status = await service.status()
             let server = LedgerServer(service: service, store: store, host: host, port: port, logger: logger,
                                       metrics: { Bootstrap.metricsText() })
             let portFile = self.portFile
             let host = self.host
+            let replica = Locked<LedgerReplica?>(nil)
+            let etcdEndpoints = (etcd ?? "").split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+            let publicURL = self.publicURL, leaseSeconds = self.leaseSeconds, heartbeatMs = self.heartbeatMs, maxBlockBytes = self.maxBlockBytes
             try await server.run { bound in
-                logger.notice("ledger listening", metadata: ["address": "http://\(host):\(bound)", "chain": "\(status.chainId)", "height": "\(status.height)"])
+                if replicated {
+                    var config = LedgerReplica.Config(prefix: "plexus/\(status.chainId)/", publicURL: publicURL ?? "http://\(host):\(bound)")
+                    config.leaseSeconds = leaseSeconds
+                    let beat = heartbeatMs ?? 1_000
+                    config.heartbeat = beat > 0 ? .milliseconds(beat) : nil
+                    config.maxBlockBytes = maxBlockBytes
+                    let r = LedgerReplica(service: service, etcd: EtcdClient(endpoints: etcdEndpoints), signer: signer, config: config)
+                    replica.value = r
+                    await r.start()
+                }
+                logger.notice("ledger listening", metadata: ["address": "http://\(host):\(bound)", "chain": "\(status.chainId)", "height": "\(status.height)",
+                                                            "order": "\(replicated ? "etcd" : "solo")"])
                 if let portFile {
                     try? AtomicFile.write(Array("\(bound)\n".utf8), to: portFile)
                 }
             }
+            await replica.value?.stop()
             if let failure = await service.failed { throw failure }
         }
 
@@ -189,18 +221,57 @@ struct LedgerCommand: AsyncParsableCommand {
                 guard let block = try store.block(at: h) else {
                     throw PlexusError(.invalidBlock, "block \(h) is missing")
                 }
-                _ = try chain.apply(block: block)
+                if block.header.ordered {
+                    if let refusal = chain.refusal(of: block, sealers: Set(snap.genesis.sealers ?? [])) {
+                        throw PlexusError(.invalidBlock, refusal)
+                    }
+                    _ = try chain.applyOrdered(block: block)
+                } else {
+                    _ = try chain.apply(block: block)
+                }
                 txs += block.transactions.count
                 h += 1
             }
             var stored = snap.state
             let storedRoot = stored.commit().root
             let replayed = chain.stateRoot()
-            let header = snap.tip?.stateRoot ?? replayed
+            // An ordered block's header carries the root before it: the stored one is checked against the replay.
+            let header = snap.tip.map { $0.ordered ? storedRoot : $0.stateRoot } ?? replayed
             let held = try chain.state.circulatingTotal()
             let ok = replayed == header && replayed == storedRoot && chain.tipHash == snap.tipHash && held == chain.state.totalSupply
             return Report(ok: ok, height: height, transactions: txs, replayedStateRoot: replayed, headerStateRoot: header,
                           storedStateRoot: storedRoot, supplyConserved: held == chain.state.totalSupply)
+        }
+    }
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show each replica's height, block hash, state root, role and lag (one URL for a solo ledger).")
+        @OptionGroup var ledger: LedgerURLOptions
+        @Flag(name: .long, help: "Print the result as JSON.") var json = false
+
+        struct Row: Codable {
+            var url: String
+            var reachable: Bool
+            var status: LedgerService.Status?
+            var error: String?
+        }
+
+        func run() async throws {
+            var rows: [Row] = []
+            for url in ledger.ledger.split(separator: ",").map(String.init) {
+                do {
+                    rows.append(Row(url: url, reachable: true, status: try await LedgerClient(baseURL: url, timeout: .seconds(5)).status()))
+                } catch {
+                    rows.append(Row(url: url, reachable: false, error: "\(error)"))
+                }
+            }
+            if json { try printJSON(["replicas": rows]); return }
+            for r in rows {
+                guard let s = r.status else { print("\(r.url)  unreachable: \(r.error ?? "")"); continue }
+                let role = s.replica.map { "\($0.role)\($0.healthy ? "" : " HALTED: \($0.failure ?? "")")  lag \($0.lagBlocks) blocks \($0.lagMillis) ms" } ?? "solo"
+                print("\(r.url)  height \(s.height)  block \(s.blockHash.hex.prefix(16))  state \(s.stateRoot.hex.prefix(16))  \(role)")
+            }
         }
     }
 

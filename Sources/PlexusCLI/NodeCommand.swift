@@ -27,10 +27,17 @@ struct NodeCommand: AsyncParsableCommand {
         @Option(name: .long, help: "With --upstream: the model name the server knows (default: --model).") var upstreamModel: String?
         @Option(name: .long, help: "With --upstream: an API key for it (or PLEXUS_UPSTREAM_KEY).") var upstreamKey: String?
         @Option(name: .long, help: "With --upstream: SHA-256 of the weights it serves, as on the model card (default: that of --weights).") var weightsHash: String?
-        @Option(name: .long, help: "Requests served at once.") var concurrency: Int = 4
+        @Option(name: .long, help: "Requests served at once (the built-in engine's batch slots: they share each forward pass).") var concurrency: Int = 4
+        @Option(name: .long, help: "Built-in engine: tokens one batched step runs at most (decode tokens first, then prompt chunks).") var stepTokens: Int = 32
+        @Option(name: .long, help: "Built-in engine: MiB of recent prompts' KV cache kept for reuse (0: none).") var prefixCacheMb: Int = 64
+        @Option(name: .long, help: "Serve only layers A-B (from A up to, not including, B) as one shard of pipelines; the first shard also embeds tokens, the last samples.")
+        var layers: String?
         @Option(name: .long, help: "Engine threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
         @Option(name: .long, help: "Address to listen on.") var host: String = "127.0.0.1"
         @Option(name: .long, help: "Port (0 picks a free one).") var port: Int = 0
+        @Option(name: .long, help: "The URL registered on the ledger, where gateways reach this node (default: http://HOST:PORT), e.g. behind a proxy or NAT.")
+        var publicUrl: String?
+        @Option(name: .long, help: "With --layers: the port of the frame link for pipeline steps (0 picks a free one).") var framePort: Int = 0
         @Option(name: .long, help: "Region advertised in the offer.") var region: String = "local"
         @Option(name: .long, help: "Model store directory.") var store: String?
         @Option(name: .long, help: "Write the bound port to this file once listening.") var portFile: String?
@@ -42,7 +49,25 @@ struct NodeCommand: AsyncParsableCommand {
             guard ["engine", "echo"].contains(backend) else { throw ValidationError("--backend is engine or echo") }
             guard (1...1024).contains(concurrency) else { throw ValidationError("--concurrency must be 1...1024") }
             guard (1...64).contains(threads) else { throw ValidationError("--threads must be 1...64") }
-            guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
+            guard (0...65535).contains(port), (0...65535).contains(framePort) else { throw ValidationError("--port and --frame-port must be 0...65535") }
+            if let publicUrl { guard publicUrl.hasPrefix("http://") || publicUrl.hasPrefix("https://") else { throw ValidationError("--public-url must be an http(s) URL") } }
+            guard (1...4096).contains(stepTokens) else { throw ValidationError("--step-tokens must be 1...4096") }
+            guard (0...1_048_576).contains(prefixCacheMb) else { throw ValidationError("--prefix-cache-mb must be 0...1048576") }
+            if layers != nil {
+                guard backend == "engine", upstream == nil, adversary == nil || adversary == "tamper" else {
+                    throw ValidationError("--layers serves the built-in engine, without --upstream; of the drills, only --adversary tamper")
+                }
+                _ = try Self.parseLayers(layers!)
+            }
+        }
+
+        /// "A-B" as a range.
+        static func parseLayers(_ text: String) throws -> Range<Int> {
+            let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+            guard parts.count == 2, let a = Int(parts[0]), let b = Int(parts[1]), a >= 0, a < b else {
+                throw ValidationError("--layers takes A-B with 0 ≤ A < B, e.g. 0-15")
+            }
+            return a..<b
         }
 
         func run() async throws {
@@ -52,7 +77,29 @@ struct NodeCommand: AsyncParsableCommand {
             let logger = Logger(label: "plexus.node")
             let key = try keyOptions.load()
             let engine: any GenerationBackend
-            if let upstream {
+            var shard: ShardService?
+            if let layers {
+                let path = try ModelStore(directory: store).resolve(weights ?? model)
+                let hash = try Hash256(hex: try ModelStore.sha256(ofFile: path))
+                let range = try Self.parseLayers(layers)
+                let total = try LlamaConfig(gguf: try GGUFFile(path: path)).layers
+                guard range.upperBound <= total else { throw ValidationError("--layers \(layers) is past the model's \(total) layers") }
+                guard range != 0..<total else { throw ValidationError("--layers \(layers) is the whole model: leave --layers out") }
+                let shardEngine = try ShardEngine(model: try LlamaModel(path: path, layers: range), layers: range, slots: concurrency,
+                                                  stepTokens: max(stepTokens, 64), threads: threads)
+                if adversary != nil {
+                    let chain = try await LedgerClient(baseURL: ledger.ledger).status().chainId
+                    guard AdversaryMode.allowed(onChain: chain) else { throw ValidationError("--adversary is a drill for development chains; '\(chain)' is not one") }
+                    guard range.upperBound < total else { throw ValidationError("--adversary tamper alters the states a shard sends on: not for the last shard") }
+                    // Nudges one value of every state sent on.
+                    let dim = shardEngine.model.config.embedding
+                    shardEngine.drill = { h in for i in stride(from: 0, to: h.count, by: dim) { h[i] += 0.5 } }
+                    logger.warning("ADVERSARY DRILL: this shard alters the states it sends", metadata: ["mode": "tamper"])
+                }
+                let service = try ShardService(engine: shardEngine, modelHash: hash, key: key, model: model, priceIn: priceIn, priceOut: priceOut)
+                shard = service
+                engine = ShardOnlyBackend(service)
+            } else if let upstream {
                 let hash: Hash256
                 if let weightsHash {
                     hash = try Hash256(hex: weightsHash)
@@ -81,24 +128,29 @@ struct NodeCommand: AsyncParsableCommand {
                         served = NSTemporaryDirectory() + "plexus-drill-\(mode.rawValue)-\(key.address.short)-\(getpid()).gguf"
                         try mode.deriveWeights(from: path, to: served)
                     }
-                    engine = AdversaryBackend(inner: try EngineBackend(path: served, weightsHash: hash, threads: threads), mode: mode)
+                    engine = AdversaryBackend(inner: try EngineBackend(path: served, weightsHash: hash, threads: threads, slots: concurrency,
+                                                                      stepTokens: stepTokens, prefixCacheBytes: prefixCacheMb << 20), mode: mode)
                     logger.warning("ADVERSARY DRILL: this node cheats", metadata: ["mode": "\(mode.rawValue)"])
                 } else {
-                    engine = try EngineBackend(path: path, weightsHash: hash, threads: threads)
+                    engine = try EngineBackend(path: path, weightsHash: hash, threads: threads, slots: concurrency, stepTokens: stepTokens,
+                                               prefixCacheBytes: prefixCacheMb << 20)
                 }
             }
             var config = NodeConfig(ledgerURL: ledger.ledger, key: key, model: model, priceIn: priceIn, priceOut: priceOut)
             config.host = host
             config.port = port
+            config.publicURL = publicUrl
+            config.framePort = framePort
             config.concurrency = concurrency
             // A drill says so in its registration too.
             config.region = adversary.map { "drill:" + $0 } ?? region
+            config.layers = (shard as ShardService?)?.span
             let final = config
-            let server = NodeServer(config: final, backend: engine, logger: logger, metrics: { Bootstrap.metricsText() })
+            let server = NodeServer(config: final, backend: engine, shard: shard, logger: logger, metrics: { Bootstrap.metricsText() })
             let client = LedgerClient(baseURL: ledger.ledger)
             let portFile = self.portFile, host = self.host
             try await server.run { bound in
-                let endpoint = "http://\(host):\(bound)"
+                let endpoint = final.publicURL ?? "http://\(host):\(bound)"
                 try await NodeServer.register(final, backend: engine, endpoint: endpoint, ledger: client)
                 logger.notice("node listening", metadata: ["address": "\(endpoint)", "node": "\(key.address.short)", "backend": "\(engine.name)"])
                 if let portFile {

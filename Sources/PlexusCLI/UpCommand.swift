@@ -30,10 +30,35 @@ final class LocalNetwork: @unchecked Sendable {
     var model: String { backend == "echo" ? "echo" : Self.model }
     static let prices: [(String, String)] = [("0.2", "0.4"), ("0.1", "0.2"), ("0.3", "0.6")]
 
-    init(dir: String, store: String?, backend: String = "engine") {
+    /// How many nodes start, what each is given beyond its key, prices and port, and whether a verifier runs.
+    let nodeCount: Int
+    let nodeArgs: [String]
+    let verifier: Bool
+    /// Pipeline shards: the model's layers split into `shards` spans, each served by
+    /// `shardReplicas` nodes (beside `nodeCount` whole-model nodes, possibly none).
+    let shards: Int
+    let shardReplicas: Int
+    static let shardPrices = ("0.05", "0.1")
+    /// Ledger replicas ordered through an etcd cluster of as many members (1: one solo-ordered ledger).
+    let replicas: Int
+    var etcd: EtcdCluster?
+
+    init(dir: String, store: String?, backend: String = "engine", nodes: Int = 3, nodeArgs: [String] = ["--threads", "1"], verifier: Bool = true,
+         shards: Int = 0, shardReplicas: Int = 1, replicas: Int = 1) {
+        self.replicas = max(1, min(5, replicas))
         self.dir = dir
         self.store = store
         self.backend = backend
+        nodeCount = shards > 0 ? max(0, min(3, nodes)) : max(1, min(3, nodes))
+        self.nodeArgs = nodeArgs
+        self.verifier = verifier
+        self.shards = max(0, min(8, shards))
+        self.shardReplicas = max(1, min(3, shardReplicas))
+    }
+
+    /// Spans splitting `layers` into `n` nearly equal parts.
+    static func split(_ layers: Int, into n: Int) -> [Range<Int>] {
+        (0..<n).map { (($0 * layers) / n)..<((($0 + 1) * layers) / n) }
     }
 
     static var executable: String { ProcessInfo.processInfo.arguments[0].hasPrefix("/") ? ProcessInfo.processInfo.arguments[0] : (Bundle.main.executablePath ?? "plexus") }
@@ -86,6 +111,8 @@ final class LocalNetwork: @unchecked Sendable {
             }
         }
         children.removeAll()
+        etcd?.stop()
+        etcd = nil
     }
 
     /// Starts everything and returns how to reach it.
@@ -110,33 +137,72 @@ final class LocalNetwork: @unchecked Sendable {
             return (k, path)
         }
         let (orderer, ordererPath) = try key("orderer")
+        var replicaKeys: [(KeyPair, String)] = []
+        if replicas > 1 { for i in 0..<replicas { replicaKeys.append(try key("replica-\(i + 1)")) } }
         let (requestor, _) = try key("requestor")
         let (creator, _) = try key("creator")
         let (gatewayOwner, gatewayOwnerPath) = try key("gateway-owner")
         let (gatewayKey, gatewayKeyPath) = try key("gateway")
-        let (verifier, verifierPath) = try key("verifier")
+        let (verifierKey, verifierPath) = try key("verifier")
         var nodes: [(KeyPair, String)] = []
-        for i in 0..<3 { nodes.append(try key("node-\(i + 1)")) }
+        for i in 0..<nodeCount { nodes.append(try key("node-\(i + 1)")) }
+        // Shard nodes: span by span, each served by `shardReplicas` operators.
+        var spans: [Range<Int>] = []
+        if shards > 0 {
+            let total = try LlamaConfig(gguf: try GGUFFile(path: weights)).layers
+            guard shards <= total else { throw PlexusError(.outOfRange, "the model has \(total) layers; it cannot be split into \(shards) shards") }
+            for span in Self.split(total, into: shards) {
+                for _ in 0..<shardReplicas {
+                    spans.append(span)
+                    nodes.append(try key("node-\(nodes.count + 1)"))
+                }
+            }
+        }
         let genesis = Genesis(
             chainId: "plexus-local", timeMillis: SystemClock().nowMillis(), orderer: orderer.address,
             // Short windows so that settlement and governance can be watched
             // live (blocks come at least every 500 ms).
             params: ["challengeWindowBlocks": 10, "escrowWithdrawDelayBlocks": 10, "unbondingBlocks": 20,
                      "verdictDeadlineBlocks": 5, "disputeCommitBlocks": 3, "disputeRevealBlocks": 3,
-                     "votingDelayBlocks": 1, "votingPeriodBlocks": 10, "timelockBlocks": 2, "lateQuorumExtensionBlocks": 2],
+                     "votingDelayBlocks": 1, "votingPeriodBlocks": 30, "timelockBlocks": 2, "lateQuorumExtensionBlocks": 2],
             accounts: [.init(address: requestor.address, balance: try .plx(1_000)),
                        .init(address: creator.address, balance: try .plx(10)),
                        .init(address: gatewayOwner.address, balance: try .plx(10)),
                        .init(address: gatewayKey.address, balance: try .plx(100)),
-                       .init(address: verifier.address, balance: try .plx(100))]
-                + nodes.map { .init(address: $0.0.address, balance: try! .plx(1_000)) })
+                       .init(address: verifierKey.address, balance: try .plx(100))]
+                + nodes.map { .init(address: $0.0.address, balance: try! .plx(1_000)) },
+            sealers: replicaKeys.isEmpty ? nil : replicaKeys.map(\.0.address))
         try Data(genesis.json()).write(to: URL(fileURLWithPath: dir + "/genesis.json"))
 
-        say("starting the ledger…")
-        let ledgerProcess = try spawn("ledger", ["ledger", "start", "--data", dir + "/ledger", "--genesis", dir + "/genesis.json",
-                                                  "--key", ordererPath, "--port", "0", "--port-file", dir + "/ledger.port",
-                                                  "--block-interval", "50", "--heartbeat-ms", "500"])
-        let ledgerURL = "http://127.0.0.1:\(try await waitForPort(dir + "/ledger.port", ledgerProcess, "ledger"))"
+        // The ledger: one solo-ordered process, or replicas ordered through etcd.
+        var replicaURLs: [String] = []
+        if replicas > 1 {
+            say("starting a \(replicas)-member etcd cluster and \(replicas) ledger replicas…")
+            let cluster = try EtcdCluster(size: replicas, directory: dir + "/etcd")
+            etcd = cluster
+            try cluster.start()
+            try await cluster.waitReady()
+            var started: [Process] = []
+            for (i, (_, path)) in replicaKeys.enumerated() {
+                started.append(try spawn("ledger-\(i + 1)", ["ledger", "start", "--order", "etcd", "--etcd", cluster.clientURLs.joined(separator: ","),
+                                                             "--data", dir + "/ledger-\(i + 1)", "--genesis", dir + "/genesis.json", "--key", path,
+                                                             "--port", "0", "--port-file", dir + "/ledger-\(i + 1).port", "--heartbeat-ms", "500"]))
+            }
+            for (i, p) in started.enumerated() {
+                replicaURLs.append("http://127.0.0.1:\(try await waitForPort(dir + "/ledger-\(i + 1).port", p, "ledger-\(i + 1)"))")
+            }
+        } else {
+            say("starting the ledger…")
+            let ledgerProcess = try spawn("ledger", ["ledger", "start", "--data", dir + "/ledger", "--genesis", dir + "/genesis.json",
+                                                      "--key", ordererPath, "--port", "0", "--port-file", dir + "/ledger.port",
+                                                      "--block-interval", "50", "--heartbeat-ms", "500"])
+            replicaURLs = ["http://127.0.0.1:\(try await waitForPort(dir + "/ledger.port", ledgerProcess, "ledger"))"]
+        }
+        /// Every replica, starting from the `i`th: each service talks to its own first and fails over to the others.
+        func ledgerList(_ i: Int) -> String {
+            (0..<replicaURLs.count).map { replicaURLs[(i + $0) % replicaURLs.count] }.joined(separator: ",")
+        }
+        let ledgerURL = ledgerList(0)
         let ledger = LedgerClient(baseURL: ledgerURL)
         let card = backend == "echo"
             ? ModelCard(id: "echo", weightsHash: EchoBackend().modelHash, architecture: "echo (synthetic)", quantization: "none", contextLength: 8192,
@@ -146,12 +212,19 @@ final class LocalNetwork: @unchecked Sendable {
         _ = try await ledger.send(.deposit(requestor: requestor.address, amount: try .plx(500)), from: requestor)
         try await Gateway.register(key: gatewayKey, owner: gatewayOwner, ledger: ledger)
 
-        say("starting three nodes…")
+        if shards > 0 {
+            say("starting \(nodeCount) whole-model node\(nodeCount == 1 ? "" : "s") and \(spans.count) shard nodes (layers \(Set(spans.map { "\($0.lowerBound)-\($0.upperBound)" }).sorted().joined(separator: ", ")))…")
+        } else {
+            say(nodeCount == 3 ? "starting three nodes…" : "starting \(nodeCount) node\(nodeCount == 1 ? "" : "s")…")
+        }
         var nodeProcesses: [Process] = []
         for (i, (_, path)) in nodes.enumerated() {
-            var args = ["node", "start", "--ledger", ledgerURL, "--key", path, "--model", model,
-                        "--price-in", Self.prices[i].0, "--price-out", Self.prices[i].1, "--threads", "1",
-                        "--port", "0", "--port-file", dir + "/node-\(i + 1).port"]
+            let shard = i >= nodeCount ? spans[i - nodeCount] : nil
+            let price = shard == nil ? Self.prices[i] : Self.shardPrices
+            var args = ["node", "start", "--ledger", ledgerList(i + 1), "--key", path, "--model", model,
+                        "--price-in", price.0, "--price-out", price.1,
+                        "--port", "0", "--port-file", dir + "/node-\(i + 1).port"] + nodeArgs
+            if let shard { args += ["--layers", "\(shard.lowerBound)-\(shard.upperBound)"] }
             args += backend == "echo" ? ["--backend", "echo", "--concurrency", "512"] : ["--weights", weights]
             if let store { args += ["--store", store] }
             nodeProcesses.append(try spawn("node-\(i + 1)", args))
@@ -160,25 +233,25 @@ final class LocalNetwork: @unchecked Sendable {
         for (i, p) in nodeProcesses.enumerated() {
             nodeURLs.append("http://127.0.0.1:\(try await waitForPort(dir + "/node-\(i + 1).port", p, "node-\(i + 1)"))")
         }
-        // Nodes register once listening; wait until the ledger lists all three.
+        // Nodes register once listening; wait until the ledger lists them all.
         let deadline = Date().addingTimeInterval(60)
-        while try await ledger.nodes().count < 3 {
+        while try await ledger.nodes().count < nodes.count {
             guard Date() < deadline else { throw PlexusError(.io, "the nodes did not register (see \(dir)/node-*.log)") }
             try await Task.sleep(for: .milliseconds(200))
         }
 
         say("starting the gateway…")
         let apiKey = try APIKeys(path: dir + "/gateway/api-keys.json").create(account: requestor.address)
-        let gatewayProcess = try spawn("gateway", ["gateway", "start", "--ledger", ledgerURL, "--key", gatewayKeyPath,
+        let gatewayProcess = try spawn("gateway", ["gateway", "start", "--ledger", ledgerList(2), "--key", gatewayKeyPath,
                                                    "--owner-key", gatewayOwnerPath, "--data", dir + "/gateway",
                                                    "--port", String(gatewayPort), "--port-file", dir + "/gateway.port"]
                                                    // The echo network is for benchmarks and tests of the money flow: its one key unlimited.
                                                    + (backend == "echo" ? ["--key-rps", "0", "--key-concurrency", "0"] : []))
         let port = try await waitForPort(dir + "/gateway.port", gatewayProcess, "gateway")
-        if backend != "echo" {
+        if backend != "echo" && verifier {
             // One verifier re-executes the checks drawn by lot (a node's first requests all, then a sample).
             say("starting a verifier…")
-            var args = ["verifier", "start", "--ledger", ledgerURL, "--key", verifierPath, "--gateway", "http://127.0.0.1:\(port)",
+            var args = ["verifier", "start", "--ledger", ledgerList(1), "--key", verifierPath, "--gateway", "http://127.0.0.1:\(port)",
                         "--model", weights, "--threads", "1", "--background"]
             if let store { args += ["--store", store] }
             _ = try spawn("verifier", args)
@@ -195,7 +268,7 @@ final class LocalNetwork: @unchecked Sendable {
     /// children; a second signal kills them at once and exits.
     func waitUntilStopped() async {
         let stopped = OnceFlag()
-        let pids = children.map { $0.process.processIdentifier }
+        let pids = children.map { $0.process.processIdentifier } + (etcd.map { e in e.members.indices.compactMap { e.pid($0) } } ?? [])
         StopSignals.onForce { sig in
             for pid in pids { kill(pid, SIGKILL) }
             exit(128 + sig)
@@ -224,16 +297,30 @@ struct UpCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Gateway port.") var port: Int = 8080
     @Option(name: .long, help: "Model store directory.") var store: String?
     @Option(name: .long, help: "engine (the default model) or echo (a synthetic backend, for benchmarks).") var backend: String = "engine"
+    @Option(name: .long, help: "Serve the model only as a pipeline of this many shard nodes, each holding a span of its layers (1-8).") var shards: Int?
+    @Option(name: .long, help: "With --shards: nodes serving each span (1-3), so that a failed shard can be replaced.") var shardReplicas: Int = 1
+    @Flag(name: .long, help: "With --shards: also start the three whole-model nodes.") var fullNodes = false
+    @Option(name: .long, help: "Run the ledger as this many replicas ordered through an etcd cluster of as many members (2-5; needs the etcd binary).") var replicas: Int = 1
 
     func validate() throws {
         guard ["engine", "echo"].contains(backend) else { throw ValidationError("--backend is engine or echo") }
+        if let shards {
+            guard (1...8).contains(shards) else { throw ValidationError("--shards must be 1...8") }
+            guard backend == "engine" else { throw ValidationError("--shards serves the built-in engine") }
+        }
+        guard (1...3).contains(shardReplicas) else { throw ValidationError("--shard-replicas must be 1...3") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
+        guard (1...5).contains(replicas) else { throw ValidationError("--replicas must be 1...5") }
+        if replicas > 1, EtcdCluster.binary() == nil {
+            throw ValidationError("--replicas needs the etcd binary (Debian: apt-get install etcd-server), or PLEXUS_ETCD=PATH")
+        }
     }
 
     static var defaultDir: String { PlexusHome.path + "/up" }
 
     func run() async throws {
-        let net = LocalNetwork(dir: dir ?? Self.defaultDir, store: store, backend: backend)
+        let net = LocalNetwork(dir: dir ?? Self.defaultDir, store: store, backend: backend, nodes: shards == nil || fullNodes ? 3 : 0,
+                               shards: shards ?? 0, shardReplicas: shardReplicas, replicas: replicas)
         let info: LocalNetwork.Info
         do {
             // Flushed line by line, so that progress shows up at once in a log file or pipe too.
@@ -245,7 +332,7 @@ struct UpCommand: AsyncParsableCommand {
         defer { fflush(nil) }
         print("""
 
-        Plexus is up: a ledger, three nodes, a gateway and a verifier.
+        Plexus is up: \(net.replicas > 1 ? "a ledger of \(net.replicas) replicas ordered through etcd" : "a ledger"), \(net.shards > 0 ? "\(net.nodeCount) whole-model nodes, \(net.shards) shards of the model (\(net.shardReplicas) node\(net.shardReplicas == 1 ? "" : "s") each)" : "three nodes"), a gateway and a verifier.
           base URL: \(info.baseURL)
           API key:  \(info.apiKey)
           files:    \(net.dir) (network.json, logs)
@@ -257,7 +344,7 @@ struct UpCommand: AsyncParsableCommand {
 
         or, in another terminal: plexus demo.
 
-        Govern it (the three node operators hold the stake; voting lasts 10 blocks):
+        Govern it (the three node operators hold the stake; voting lasts 30 blocks):
           export PLEXUS_LEDGER=\(info.ledger)
           plexus gov propose --title "Lower the protocol fee" --set protocolFeeBps=300 --key \(net.dir)/keys/node-1.json
           plexus gov vote PROPOSAL_ID --choice for --key \(net.dir)/keys/node-2.json

@@ -33,6 +33,8 @@ public struct PlexusError: Error, Sendable, CustomStringConvertible, Equatable {
 }
 
 extension PlexusError.Code {
+    /// A server is at its concurrency limit.
+    public static let busy = Self("busy")
     /// Arithmetic on amounts went above the representable maximum.
     public static let overflow = Self("overflow")
     /// Arithmetic on amounts went below zero.

@@ -31,7 +31,30 @@ enum Admission {
         guard let card else {
             throw OpenAIError(404, "invalid_request_error", "model_not_found", "The model '\(req.model.prefix(100))' does not exist.")
         }
-        if let n = req.n, n != 1 { throw OpenAIError.invalid("n must be 1: this gateway returns one choice per request", code: "unsupported_parameter") }
+        if let key = req.refused.first {
+            throw OpenAIError.invalid("'\(key)' is not supported by this gateway", code: "unsupported_parameter")
+        }
+        if let n = req.n, !(1...8).contains(n) { throw OpenAIError.invalid("n must be 1...8", code: "invalid_value") }
+        for (name, v) in [("presence_penalty", req.presencePenalty), ("frequency_penalty", req.frequencyPenalty)] {
+            if let v, !(v.isFinite && (-2...2).contains(v)) { throw OpenAIError.invalid("\(name) must be -2...2", code: "invalid_value") }
+        }
+        if let bias = req.logitBias {
+            guard bias.count <= 300, bias.allSatisfy({ (Int32($0.key) ?? -1) >= 0 && $0.value.isFinite && (-100...100).contains($0.value) }) else {
+                throw OpenAIError.invalid("logit_bias maps up to 300 token ids to values in -100...100", code: "invalid_value")
+            }
+        }
+        // Chat: `logprobs: true` with `top_logprobs` 0...20; completions: `logprobs` 0...5 alternatives.
+        var logprobs: Int?
+        if chat {
+            if let top = req.topLogprobs {
+                guard req.logprobs != nil else { throw OpenAIError.invalid("top_logprobs needs logprobs: true", code: "invalid_value") }
+                guard (0...20).contains(top) else { throw OpenAIError.invalid("top_logprobs must be 0...20", code: "invalid_value") }
+            }
+            logprobs = req.logprobs.map { _ in req.topLogprobs ?? 0 }
+        } else if let n = req.logprobs {
+            guard (0...5).contains(n) else { throw OpenAIError.invalid("logprobs must be 0...5", code: "invalid_value") }
+            logprobs = n
+        }
         let maxTokens = req.maxCompletionTokens ?? req.maxTokens ?? defaults.maxTokens
         guard (1...Int(card.contextLength)).contains(maxTokens) else {
             throw OpenAIError.invalid("max_tokens must be 1...\(card.contextLength)", code: "invalid_value")
@@ -53,9 +76,24 @@ enum Admission {
             do { try p.validate() } catch let e as PlexusError { throw OpenAIError.invalid(e.message, code: "invalid_value") }
             policy = policy.merged(with: p)
         }
+        // response_format: compiled here to refuse what cannot be enforced; nodes compile it again.
+        var responseFormat: String?
+        if let f = req.responseFormat {
+            do {
+                responseFormat = try JSONGrammar.responseFormat(f) == nil ? nil : f
+            } catch let e as PlexusError {
+                throw OpenAIError.invalid("response_format: \(e.message)", code: e.code == .unsupported ? "unsupported_parameter" : "invalid_value")
+            }
+        }
         var gen = GenerateRequest(model: req.model, maxTokens: maxTokens, temperature: temperature, topP: topP,
                                   seed: UInt64(bitPattern: req.seed ?? 0), stop: req.stop ?? [],
                                   topK: req.topK, minP: req.minP, repetitionPenalty: req.repetitionPenalty)
+        // Zero penalties and an empty bias change nothing: left out, any backend serves them.
+        gen.presencePenalty = req.presencePenalty == 0 ? nil : req.presencePenalty
+        gen.frequencyPenalty = req.frequencyPenalty == 0 ? nil : req.frequencyPenalty
+        gen.logitBias = req.logitBias?.isEmpty == true ? nil : req.logitBias
+        gen.logprobs = logprobs
+        gen.responseFormat = responseFormat
         let inputBound: Int
         if chat {
             guard let messages = req.messages, !messages.isEmpty else { throw OpenAIError.invalid("messages must be a non-empty array", code: "invalid_value") }

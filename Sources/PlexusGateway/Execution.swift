@@ -12,8 +12,9 @@ import PlexusWire
 struct Execution {
     /// What happened (besides the pieces a node streams: see `receive`).
     enum Event {
-        /// The node finished; its receipt passed the shape checks (`NodeCaller.answer`).
-        case completed(Receipt, finish: String, promptTokens: Int)
+        /// The node finished; its receipt passed the shape checks (`NodeCaller.answer`). A
+        /// pipeline gives one receipt per shard that served (signatures checked).
+        case completed([Receipt], finish: String, promptTokens: Int)
         /// The request's record is durable and the node's signature on its receipt holds.
         case recorded(RequestRecord)
         /// The attempt failed at `nowMillis`; `candidates` is the directory's order now.
@@ -44,6 +45,8 @@ struct Execution {
         /// With redundancy: the copies' request ids, and whether every copy agreed.
         var copies: [Hash256] = []
         var agreed = true
+        /// Prompt tokens the last node took from its prefix cache.
+        var cachedTokens = 0
     }
 
     /// What to do next.
@@ -132,15 +135,17 @@ struct Execution {
 
     mutating func on(_ event: Event) -> [Directive] {
         switch (phase, event) {
-        case let (.calling, .completed(receipt, finish, promptTokens)):
-            guard let c = current else { return [] }
+        case let (.calling, .completed(signed, finish, promptTokens)):
+            guard let c = current, !signed.isEmpty else { return [] }
             // The node-signed receipt is what must be durable before answering; the
             // countersignature, a function of it and the gateway key, is made when the
             // receipt is next needed (settlement, or a look-up).
-            var r = receipt
-            r.gateway = gateway
-            r.gatewaySignature = .empty
-            let all = receipts + [r]
+            let all = receipts + signed.map { receipt in
+                var r = receipt
+                r.gateway = gateway
+                r.gatewaySignature = .empty
+                return r
+            }
             guard let charge = try? all.reduce(Amount.zero, { try $0.adding(try $1.cost()) }) else {
                 phase = .done
                 return [.endAttempt(c.node.nodeKey, .abandoned),

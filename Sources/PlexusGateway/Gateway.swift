@@ -49,6 +49,7 @@ public final class Gateway: Sendable {
     let keys: APIKeys
     let keyCache: APIKeyCache
     let nodes: NodeCaller
+    let pipelines: PipelineCaller
     let recorder: Recorder
     let settler: Settler
     let limiter: KeyLimiter
@@ -82,6 +83,7 @@ public final class Gateway: Sendable {
         self.chainId = chainId
         nodes = NodeCaller(key: config.key, chainId: chainId, plain: PlainHTTPClient(),
                            http: HTTPClient(eventLoopGroupProvider: .singleton, configuration: hc))
+        pipelines = PipelineCaller(nodes: nodes, directory: directory, frames: FrameClient())
         recorder = Recorder(store: store, chainId: chainId)
         settler = Settler(key: config.key, chainId: chainId, ledger: ledger, store: store, escrow: escrow,
                           recovered: Set(unsettled.map(\.requestId)), logger: logger)
@@ -132,7 +134,7 @@ public final class Gateway: Sendable {
 
     /// Admits, routes, reserves and executes one request, calling `emit` with each text piece.
     func serve(_ req: ChatRequest, chat: Bool, requestor: Address, requestId: Hash256,
-               emit: @escaping @Sendable (String) async throws -> Void) async throws -> Execution.Outcome {
+               emit: @escaping @Sendable (Emitted) async throws -> Void) async throws -> Execution.Outcome {
         let admitted = try Admission.admit(req, chat: chat, card: directory.model(req.model), defaults: admissionDefaults)
         let now = SystemClock().nowMillis()
         var candidates = directory.candidates(model: req.model, policy: admitted.policy, now: now)
@@ -141,7 +143,10 @@ public final class Gateway: Sendable {
             candidates = directory.candidates(model: req.model, policy: admitted.policy, now: now)
         }
         guard !candidates.isEmpty else {
-            throw OpenAIError(503, "service_unavailable", "no_node_available", "No node can serve '\(req.model)' under this policy right now.", retryAfter: 1)
+            // Where shards serve the model, say which layers are missing.
+            let coverage = directory.coverage(model: req.model)
+            let detail = coverage.layers == nil ? "" : " (\(coverage.summary))"
+            throw OpenAIError(503, "service_unavailable", "no_node_available", "No node can serve '\(req.model)' under this policy right now\(detail).", retryAfter: 1)
         }
         let k = admitted.policy.redundancy ?? 1
         guard let plan = Redundancy.assign(candidates, copies: k) else {
@@ -217,7 +222,7 @@ public final class Gateway: Sendable {
 
     /// Performs an `Execution`'s directives until it finishes or fails.
     private func execute(_ admitted: AdmittedRequest, candidates: [Candidate], requestor: Address, requestId: Hash256,
-                         emit: @escaping @Sendable (String) async throws -> Void) async throws -> Execution.Outcome {
+                         emit: @escaping @Sendable (Emitted) async throws -> Void) async throws -> Execution.Outcome {
         let timeout = UInt64(admitted.policy.timeoutMs ?? 120_000)
         var machine = Execution(base: admitted.generate, requestId: requestId, requestor: requestor, gateway: config.key.address,
                                 candidates: candidates, attemptLimit: config.attemptLimit, startMillis: SystemClock().nowMillis(),
@@ -225,6 +230,9 @@ public final class Gateway: Sendable {
         var pending = machine.start()[...]
         // The node in flight and when its attempt began and sent its first piece.
         var inFlight: (node: Address, started: UInt64, firstAt: UInt64?)?
+        // Log-probabilities of tokens whose text is not out yet (held back for a stop string).
+        var logprobs: [LogprobEntry] = []
+        var cachedTokens = 0
         // Whatever ends this early (an error of the disk, say) still ends the attempt's load.
         defer { if let n = inFlight { directory.abandon(n.node) } }
         func failed(_ f: NodeFailure, on node: Address) -> [Execution.Directive] {
@@ -240,13 +248,26 @@ public final class Gateway: Sendable {
             case let .call(c, gen, body):
                 directory.begin(c.node.nodeKey)
                 inFlight = (c.node.nodeKey, DispatchTime.now().uptimeNanoseconds, nil)
-                do {
-                    let (receipt, finish, promptTokens) = try await nodes.call(c, gen, body: body, requestor: requestor, requestId: requestId,
-                                                                               policy: admitted.policy) { event in
-                        if inFlight?.firstAt == nil { inFlight?.firstAt = DispatchTime.now().uptimeNanoseconds }
-                        if let piece = machine.receive(token: event.token, text: event.text ?? "") { try await emit(piece) }
+                func onEvent(_ event: NodeEvent) async throws {
+                    if inFlight?.firstAt == nil { inFlight?.firstAt = DispatchTime.now().uptimeNanoseconds }
+                    if gen.logprobs != nil, let lp = event.logprob, lp.isFinite, lp <= 0 {
+                        logprobs.append(LogprobEntry(token: event.tokenText ?? event.text ?? "", logprob: lp, top: event.top ?? []))
                     }
-                    pending += machine.on(.completed(receipt, finish: finish, promptTokens: promptTokens))
+                    if let piece = machine.receive(token: event.token, text: event.text ?? "") {
+                        try await emit(Emitted(text: piece, logprobs: logprobs))
+                        logprobs = []
+                    }
+                }
+                do {
+                    let answer = c.isPipeline
+                        ? try await pipelines.call(c, gen, requestor: requestor, requestId: requestId, policy: admitted.policy, onEvent: onEvent)
+                        : try await nodes.call(c, gen, body: body, requestor: requestor, requestId: requestId, policy: admitted.policy, onEvent: onEvent)
+                    if !logprobs.isEmpty {
+                        try await emit(Emitted(text: "", logprobs: logprobs))
+                        logprobs = []
+                    }
+                    cachedTokens = answer.cachedTokens
+                    pending += machine.on(.completed(answer.receipts, finish: answer.finish, promptTokens: answer.promptTokens))
                 } catch let f as NodeFailure {
                     pending += failed(f, on: c.node.nodeKey)
                 } catch is CancellationError {
@@ -274,8 +295,9 @@ public final class Gateway: Sendable {
                 case .abandoned:
                     directory.abandon(node)
                 }
-            case let .finish(outcome):
+            case var .finish(outcome):
                 GatewayMetrics.requests.increment()
+                outcome.cachedTokens = cachedTokens
                 return outcome
             case let .fail(error):
                 throw error
@@ -290,6 +312,7 @@ public final class Gateway: Sendable {
 
     func shutdown() async {
         nodes.plain.closeIdle()
+        pipelines.frames.closeIdle()
         try? await nodes.http.shutdown()
     }
 }
@@ -298,5 +321,7 @@ enum GatewayMetrics {
     static let requests = Counter(label: "plexus_gateway_requests_total")
     static let failovers = Counter(label: "plexus_gateway_failovers_total")
     static let disagreements = Counter(label: "plexus_gateway_redundancy_disagreements_total")
+    /// One pipeline step's round trip to a shard, frame out to frame back.
+    static let shardExchange = Metrics.Timer(label: "plexus_gateway_shard_exchange_seconds")
     static let errors = Counter(label: "plexus_gateway_errors_total")
 }

@@ -5,6 +5,7 @@ import PlexusCore
 import PlexusLedger
 import PlexusHTTP
 import PlexusWire
+import Synchronization
 
 /// The gateway's HTTP API: OpenAI-compatible `POST /v1/chat/completions`,
 /// `POST /v1/completions` and `GET /v1/models`, plus `GET /v1/receipts/{id}`,
@@ -123,10 +124,25 @@ public struct GatewayServer: Sendable {
         init(_ it: AsyncStream<Piece>.Iterator) { iterator = it }
     }
 
+    /// What the serving tasks hand the body writer: each choice's pieces and its end (choice `index`).
     enum Piece: Sendable {
-        case text(String)
-        case done(finish: String, prompt: Int, completion: Int, node: Address, attempts: Int)
+        case text(Emitted, index: Int)
+        case done(finish: String, prompt: Int, completion: Int, cached: Int, index: Int)
         case failed(OpenAIError)
+    }
+
+    /// The request id of choice `i` of `n` (choice 0 keeps the request's own).
+    static func choiceId(_ requestId: Hash256, _ i: Int) -> Hash256 {
+        i == 0 ? requestId : Hash256.of(requestId.bytes + Array("plexus-choice".utf8) + [UInt8(i)])
+    }
+
+    /// Choice `i` of a request for `n`: served on its own (its own node, receipt and settlement),
+    /// drawn with seed + i.
+    static func choice(_ req: ChatRequest, _ i: Int) -> ChatRequest {
+        var one = req
+        one.n = nil
+        if i > 0 { one.seed = (req.seed ?? 0) &+ Int64(i) }
+        return one
     }
 
     static func complete(_ g: Gateway, _ request: HTTPRequestIn, chat: Bool) async -> HTTPResponseOut {
@@ -149,11 +165,7 @@ public struct GatewayServer: Sendable {
             requestor = caller.account
             do {
                 let bytes = request.body
-                if let tree = JSONTree.parse(bytes), let r = ChatRequest(tree: tree) {
-                    req = r
-                } else {
-                    req = try JSONDecoder().decode(ChatRequest.self, from: Data(bytes))
-                }
+                req = try ChatRequest.read(bytes)
             } catch let e as PlexusError {
                 throw OpenAIError.invalid(e.message)
             } catch {
@@ -164,6 +176,7 @@ public struct GatewayServer: Sendable {
         } catch {
             return Self.error(OpenAIError(500, "api_error", "internal_error", "\(error)"))
         }
+        if let n = req.n, !(1...8).contains(n) { return error(OpenAIError.invalid("n must be 1...8", code: "invalid_value")) }
         let requestId = g.newRequestId()
         let completionId = (chat ? "chatcmpl-" : "cmpl-") + requestId.hex.prefix(24)
         let created = Int(Date().timeIntervalSince1970)
@@ -171,28 +184,52 @@ public struct GatewayServer: Sendable {
         let model = req.model
         // Hand-written JSON (see FastJSON): one chunk per token.
         let head = "{\"id\":\"\(completionId)\",\"object\":\"\(chat ? "chat.completion.chunk" : "text_completion")\",\"created\":\(created),\"model\":\(FastJSON.quote(model)),"
-        @Sendable func chunk(_ content: String?, role: Bool = false, finish: String?) -> [UInt8] {
+        let wantsLogprobs = req.logprobs != nil
+        /// The choice's `logprobs` value for `entries` (completions count text offsets from `offset`).
+        @Sendable func logprobsJSON(_ entries: [LogprobEntry], offset: Int) -> String {
+            guard wantsLogprobs else { return "null" }
+            return chat ? LogprobEntry.chat(entries) : LogprobEntry.completion(entries, offset: offset)
+        }
+        @Sendable func chunk(_ content: String?, role: Bool = false, finish: String?, logprobs: [LogprobEntry] = [], offset: Int = 0, index: Int = 0) -> [UInt8] {
             let f = finish.map { FastJSON.quote($0) } ?? "null"
+            let lp = logprobs.isEmpty ? "null" : logprobsJSON(logprobs, offset: offset)
             let body: String
             if chat {
                 var delta = role ? "\"role\":\"assistant\"," : ""
                 if let content { delta += "\"content\":" + FastJSON.quote(content) }
                 if delta.hasSuffix(",") { delta.removeLast() }
-                body = head + "\"choices\":[{\"index\":0,\"delta\":{\(delta)},\"finish_reason\":\(f)}]}"
+                body = head + "\"choices\":[{\"index\":\(index),\"delta\":{\(delta)},\"logprobs\":\(lp),\"finish_reason\":\(f)}]}"
             } else {
-                body = head + "\"choices\":[{\"index\":0,\"text\":\(FastJSON.quote(content ?? "")),\"logprobs\":null,\"finish_reason\":\(f)}]}"
+                body = head + "\"choices\":[{\"index\":\(index),\"text\":\(FastJSON.quote(content ?? "")),\"logprobs\":\(lp),\"finish_reason\":\(f)}]}"
             }
             return Array(("data: " + body + "\n\n").utf8)
         }
-        @Sendable func usage(_ p: Int, _ c: Int) -> String {
-            "{\"prompt_tokens\":\(p),\"completion_tokens\":\(c),\"total_tokens\":\(p + c)}"
+        @Sendable func usage(_ p: Int, _ c: Int, cached: Int) -> String {
+            "{\"prompt_tokens\":\(p),\"completion_tokens\":\(c),\"total_tokens\":\(p + c),"
+                + "\"prompt_tokens_details\":{\"cached_tokens\":\(cached),\"audio_tokens\":0},"
+                + "\"completion_tokens_details\":{\"reasoning_tokens\":0,\"audio_tokens\":0,\"accepted_prediction_tokens\":0,\"rejected_prediction_tokens\":0}}"
         }
 
+        let n = max(1, min(8, req.n ?? 1))
+        if n > 1 { headers.append(("x-plexus-choices", (0..<n).map { Self.choiceId(requestId, $0).hex }.joined(separator: ","))) }
         if req.stream != true {
-            // One answer: served in this task, no stream between.
-            let r: Execution.Outcome
+            // One answer (or n, served side by side): in this task, no stream between.
+            var outcomes: [(Execution.Outcome, [LogprobEntry])] = []
             do {
-                r = try await g.serve(req, chat: chat, requestor: requestor, requestId: requestId) { _ in }
+                outcomes = try await withThrowingTaskGroup(of: (Int, Execution.Outcome, [LogprobEntry]).self) { group in
+                    for i in 0..<n {
+                        group.addTask {
+                            let collected = Mutex<[LogprobEntry]>([])
+                            let r = try await g.serve(Self.choice(req, i), chat: chat, requestor: requestor, requestId: Self.choiceId(requestId, i)) { e in
+                                if !e.logprobs.isEmpty { collected.withLock { $0 += e.logprobs } }
+                            }
+                            return (i, r, collected.withLock { $0 })
+                        }
+                    }
+                    var all: [(Int, Execution.Outcome, [LogprobEntry])] = []
+                    for try await o in group { all.append(o) }
+                    return all.sorted { $0.0 < $1.0 }.map { ($0.1, $0.2) }
+                }
             } catch let e as OpenAIError {
                 return error(e)
             } catch is CancellationError {
@@ -200,15 +237,22 @@ public struct GatewayServer: Sendable {
             } catch {
                 return Self.error(OpenAIError(500, "api_error", "internal_error", "\(error)"))
             }
+            let r = outcomes[0].0
             headers += [("x-plexus-node", r.lastNode.text), ("x-plexus-attempts", String(r.attempts))]
             if !r.copies.isEmpty {
                 headers += [("x-plexus-redundancy", r.agreed ? "agreed" : "disagreed"), ("x-plexus-copies", r.copies.map(\.hex).joined(separator: ","))]
             }
-            let choice = chat
-                ? "{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\(FastJSON.quote(r.text))},\"logprobs\":null,\"finish_reason\":\(FastJSON.quote(r.finish))}"
-                : "{\"index\":0,\"text\":\(FastJSON.quote(r.text)),\"logprobs\":null,\"finish_reason\":\(FastJSON.quote(r.finish))}"
+            let choices = outcomes.enumerated().map { i, o in
+                let (r, entries) = o
+                let lp = logprobsJSON(entries, offset: 0)
+                return chat
+                    ? "{\"index\":\(i),\"message\":{\"role\":\"assistant\",\"content\":\(FastJSON.quote(r.text)),\"refusal\":null},\"logprobs\":\(lp),\"finish_reason\":\(FastJSON.quote(r.finish))}"
+                    : "{\"index\":\(i),\"text\":\(FastJSON.quote(r.text)),\"logprobs\":\(lp),\"finish_reason\":\(FastJSON.quote(r.finish))}"
+            }
+            // Usage as OpenAI counts it for n choices: the prompt once, the completions together.
+            let completion = outcomes.reduce(0) { $0 + $1.0.completionTokens }
             let json = "{\"id\":\"\(completionId)\",\"object\":\"\(chat ? "chat.completion" : "text_completion")\",\"created\":\(created),"
-                + "\"model\":\(FastJSON.quote(model)),\"choices\":[\(choice)],\"usage\":\(usage(r.promptTokens, r.completionTokens))}"
+                + "\"model\":\(FastJSON.quote(model)),\"choices\":[\(choices.joined(separator: ","))],\"usage\":\(usage(r.promptTokens, completion, cached: r.cachedTokens))}"
             return response(Array(json.utf8), headers: headers)
         }
 
@@ -221,8 +265,17 @@ public struct GatewayServer: Sendable {
                 if let heldKey { g.limiter.finish(heldKey) }
             }
             do {
-                let r = try await g.serve(req, chat: chat, requestor: requestor, requestId: requestId) { piece in cont.yield(.text(piece)) }
-                cont.yield(.done(finish: r.finish, prompt: r.promptTokens, completion: r.completionTokens, node: r.lastNode, attempts: r.attempts))
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for i in 0..<n {
+                        group.addTask {
+                            let r = try await g.serve(Self.choice(req, i), chat: chat, requestor: requestor, requestId: Self.choiceId(requestId, i)) { piece in
+                                cont.yield(.text(piece, index: i))
+                            }
+                            cont.yield(.done(finish: r.finish, prompt: r.promptTokens, completion: r.completionTokens, cached: r.cachedTokens, index: i))
+                        }
+                    }
+                    try await group.waitForAll()
+                }
             } catch let e as OpenAIError {
                 cont.yield(.failed(e))
             } catch is CancellationError {
@@ -249,18 +302,24 @@ public struct GatewayServer: Sendable {
             }
             defer { out.finish() }
             var pending = first
-            if chat { guard write(chunk("", role: true, finish: nil)) else { return } }
+            var offsets = [Int](repeating: 0, count: n)
+            var ended = 0, completion = 0
+            if chat { for i in 0..<n { guard write(chunk("", role: true, finish: nil, index: i)) else { return } } }
             while let p = pending {
                 switch p {
-                case let .text(t): guard write(chunk(t, finish: nil)) else { return }
+                case let .text(t, i):
+                    guard write(chunk(t.text, finish: nil, logprobs: t.logprobs, offset: offsets[i], index: i)) else { return }
+                    offsets[i] += t.logprobs.reduce(0) { $0 + $1.token.utf8.count }
                 case let .failed(e):
                     // After output has started the status is sent; say what happened in the stream.
                     _ = write(OpenAIShapes.sse(["error": ["message": e.message, "type": e.type, "code": e.code, "param": NSNull()]]))
                     return
-                case let .done(finish, prompt, completion, _, _):
-                    guard write(chunk(nil, finish: finish)) else { return }
-                    if includeUsage {
-                        guard write(Array(("data: " + head + "\"choices\":[],\"usage\":\(usage(prompt, completion))}\n\n").utf8)) else { return }
+                case let .done(finish, prompt, tokens, cached, i):
+                    guard write(chunk(nil, finish: finish, index: i)) else { return }
+                    ended += 1
+                    completion += tokens
+                    if ended == n && includeUsage {
+                        guard write(Array(("data: " + head + "\"choices\":[],\"usage\":\(usage(prompt, completion, cached: cached))}\n\n").utf8)) else { return }
                     }
                 }
                 pending = await box.iterator.next()

@@ -26,11 +26,9 @@ struct NodeCaller: Sendable {
 
     /// One attempt on one node: streams its events to `onEvent` and returns its receipt.
     func call(_ c: Candidate, _ gen: GenerateRequest, body: [UInt8], requestor: Address, requestId: Hash256, policy: RoutingPolicy,
-                      onEvent: (NodeEvent) async throws -> Void) async throws -> (Receipt, String, Int) {
+                      onEvent: (NodeEvent) async throws -> Void) async throws -> NodeAnswer {
         let timeout = Int64(policy.timeoutMs ?? 120_000)
-        var env = Envelope(requestId: requestId, requestor: requestor, gateway: key.address, node: c.node.nodeKey,
-                           bodyHash: Hash256.of(body), expiresAtMillis: SystemClock().nowMillis() + UInt64(timeout) + 5_000)
-        env.sign(key, chainId: chainId)
+        let env = envelope(for: c.node.nodeKey, body: body, requestor: requestor, requestId: requestId, timeoutMillis: timeout)
         if let target = PlainHTTPClient.Target(url: c.node.endpoint) {
             // Plain HTTP: pooled connections of our own.
             do {
@@ -63,9 +61,17 @@ struct NodeCaller: Sendable {
         return try await answer(status: Int(response.status.code), &source, c, gen, requestId: requestId, onEvent: onEvent)
     }
 
+    /// The signed envelope that authorises `body` on `node` for the request's timeout.
+    func envelope(for node: Address, body: [UInt8], requestor: Address, requestId: Hash256, timeoutMillis: Int64) -> Envelope {
+        var env = Envelope(requestId: requestId, requestor: requestor, gateway: key.address, node: node,
+                           bodyHash: Hash256.of(body), expiresAtMillis: SystemClock().nowMillis() + UInt64(timeoutMillis) + 5_000)
+        env.sign(key, chainId: chainId)
+        return env
+    }
+
     /// Reads a node's answer: its error, or its events up to the receipt.
     func answer<S: BodySource>(status: Int, _ source: inout S, _ c: Candidate, _ gen: GenerateRequest, requestId: Hash256,
-                                       onEvent: (NodeEvent) async throws -> Void) async throws -> (Receipt, String, Int) {
+                                       onEvent: (NodeEvent) async throws -> Void) async throws -> NodeAnswer {
         guard status == 200 else {
             var bytes: [UInt8] = []
             while bytes.count < 64 * 1024, let piece = try? await source.next() { bytes += piece }
@@ -92,6 +98,7 @@ struct NodeCaller: Sendable {
                         event = .token(t, text)
                     } else if let done = FastJSON.parseDoneEvent(payload) {
                         event = NodeEvent(type: "done", finishReason: done.finish, promptTokens: done.promptTokens, receipt: done.receipt)
+                        // (A done event with cached tokens takes the decoder's path below.)
                     } else {
                         event = try JSONDecoder().decode(NodeEvent.self, from: Data(payload))
                     }
@@ -104,7 +111,8 @@ struct NodeCaller: Sendable {
                               receipt.firstOutputToken == UInt64(gen.continuation.count) else {
                             throw NodeFailure(status: 502, code: "bad_receipt", message: "node \(c.node.nodeKey.short) sent an invalid receipt", retryable: true)
                         }
-                        return (receipt, event.finishReason ?? "stop", event.promptTokens ?? Int(receipt.inputTokens))
+                        return NodeAnswer(receipts: [receipt], finish: event.finishReason ?? "stop", promptTokens: event.promptTokens ?? Int(receipt.inputTokens),
+                                          cachedTokens: max(0, min(event.cachedTokens ?? 0, event.promptTokens ?? 0)))
                     default:
                         let code = event.code ?? "node_error"
                         let clientFault = ["out_of_range", "malformed", "unsupported"].contains(code)
@@ -134,6 +142,15 @@ struct NodeCaller: Sendable {
         for i in from..<(b.count - 1) where b[i] == 10 && b[i + 1] == 10 { return i }
         return nil
     }
+}
+
+/// A node's finished answer: its receipt (a pipeline's: one per shard), why it ended, the
+/// prompt tokens it ran (and took from its cache).
+struct NodeAnswer {
+    var receipts: [Receipt]
+    var finish: String
+    var promptTokens: Int
+    var cachedTokens: Int
 }
 
 /// A node's error answer.

@@ -36,6 +36,12 @@ final class NodeDirectory: @unchecked Sendable {
             for await (n, ok) in group { if let ok { out.append((n, ok)) } }
             return out
         }
+        load(nodes: nodes, models: models, reputation: reputation, exact: answers)
+    }
+
+    /// Takes a registry as the ledger lists it (servable nodes, model cards, reputation by
+    /// operator) and what nodes' `/health` said of exact re-execution.
+    func load(nodes: [NodeRecord], models: [ModelCard], reputation: [Address: Double] = [:], exact answers: [(NodeRecord, Bool)] = []) {
         lock.withLock {
             for (n, ok) in answers {
                 probed[n.nodeKey] = n.endpoint
@@ -50,6 +56,8 @@ final class NodeDirectory: @unchecked Sendable {
 
     func model(_ id: String) -> ModelCard? { lock.withLock { models[id] } }
     func allModels() -> [ModelCard] { lock.withLock { models.values.sorted { $0.id < $1.id } } }
+    /// How the model's layers are served (whole-model nodes, shard spans, gaps).
+    func coverage(model: String) -> ShardCoverage { lock.withLock { ShardCoverage.of(model, nodes: nodes) } }
     func servedModels() -> Set<String> { lock.withLock { Set(nodes.flatMap { $0.offers.map(\.model) }) } }
 
     /// Nodes that may serve `model` under `policy`, best first (see `Routing.plan`).

@@ -53,11 +53,35 @@ struct ChatRequest: Decodable {
     var streamOptions: StreamOptions?
     var n: Int?
     var plexus: RoutingPolicy?
+    var presencePenalty: Double?
+    var frequencyPenalty: Double?
+    var logitBias: [String: Double]?
+    /// Chat: whether to report logprobs; completions: how many alternatives (0...5).
+    var logprobs: Int?
+    var topLogprobs: Int?
+    var user: String?
+    /// `response_format` as compact JSON text (read from the body's tree, whichever reader took the rest).
+    var responseFormat: String?
+    /// OpenAI parameters present in the request that this gateway does not serve (refused, never ignored).
+    var refused: [String] = []
+
+    /// OpenAI request fields that change what is generated or returned and are not served here.
+    static let refusedKeys: Set<String> = ["tools", "tool_choice", "functions", "function_call", "parallel_tool_calls",
+                                           "suffix", "echo", "best_of", "prediction", "audio", "modalities", "reasoning_effort",
+                                           "web_search_options"]
 
     enum CodingKeys: String, CodingKey {
-        case model, messages, prompt, temperature, seed, stop, stream, n, plexus
+        case model, messages, prompt, temperature, seed, stop, stream, n, plexus, logprobs, user
         case maxTokens = "max_tokens", maxCompletionTokens = "max_completion_tokens", topP = "top_p", streamOptions = "stream_options"
         case topK = "top_k", minP = "min_p", repetitionPenalty = "repetition_penalty"
+        case presencePenalty = "presence_penalty", frequencyPenalty = "frequency_penalty", logitBias = "logit_bias", topLogprobs = "top_logprobs"
+    }
+
+    struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
     }
 
     init(from decoder: any Decoder) throws {
@@ -87,10 +111,35 @@ struct ChatRequest: Decodable {
         streamOptions = try c.decodeIfPresent(StreamOptions.self, forKey: .streamOptions)
         n = try c.decodeIfPresent(Int.self, forKey: .n)
         plexus = try c.decodeIfPresent(RoutingPolicy.self, forKey: .plexus)
+        presencePenalty = try c.decodeIfPresent(Double.self, forKey: .presencePenalty)
+        frequencyPenalty = try c.decodeIfPresent(Double.self, forKey: .frequencyPenalty)
+        logitBias = try c.decodeIfPresent([String: Double].self, forKey: .logitBias)
+        if let b = try? c.decodeIfPresent(Bool.self, forKey: .logprobs) {
+            logprobs = b ? 0 : nil
+        } else {
+            logprobs = try c.decodeIfPresent(Int.self, forKey: .logprobs)
+        }
+        topLogprobs = try c.decodeIfPresent(Int.self, forKey: .topLogprobs)
+        user = try c.decodeIfPresent(String.self, forKey: .user)
+        let all = try decoder.container(keyedBy: AnyKey.self)
+        refused = try all.allKeys.filter { try Self.refusedKeys.contains($0.stringValue) && !all.decodeNil(forKey: $0) }.map(\.stringValue).sorted()
     }
 }
 
 extension ChatRequest {
+    /// Reads a request body: the hand-written reader for the common shapes, `JSONDecoder` for the rest.
+    static func read(_ bytes: [UInt8]) throws -> ChatRequest {
+        let tree = JSONTree.parse(bytes, maxDepth: 64)
+        if let tree, let r = ChatRequest(tree: tree) { return r }
+        var r = try JSONDecoder().decode(ChatRequest.self, from: Data(bytes))
+        if let f = tree?["response_format"], !f.isNull {
+            r.responseFormat = f.text
+        } else if tree == nil, bytes.count < 1 << 20, String(decoding: bytes, as: UTF8.self).contains("response_format") {
+            throw PlexusError(.malformed, "response_format could not be read (standard JSON, nested at most 64 deep)")
+        }
+        return r
+    }
+
     /// Reads the common shapes of a request from parsed JSON; nil for anything
     /// else (content parts, the `plexus` object, unusual types), which
     /// `JSONDecoder` then judges with its usual errors.
@@ -121,7 +170,19 @@ extension ChatRequest {
               let repetitionPenalty = tree.optional("repetition_penalty", \.double),
               let stop = tree.optional("stop", { $0.string.map { [$0] } ?? $0.strings }), let stream = tree.optional("stream", \.bool),
               let streamOptions = tree.optional("stream_options", streamOptions),
-              tree["plexus"]?.isNull ?? true else { return nil }
+              tree["plexus"]?.isNull ?? true,
+              let presencePenalty = tree.optional("presence_penalty", \.double), let frequencyPenalty = tree.optional("frequency_penalty", \.double),
+              let logprobs = tree.optional("logprobs", \.bool), let topLogprobs = tree.optional("top_logprobs", \.int),
+              let user = tree.optional("user", \.string),
+              // logit_bias, and the refused fields, take the decoder's path.
+              tree["logit_bias"] == nil, Self.refusedKeys.allSatisfy({ tree[$0] == nil })
+        else { return nil }
+        self.presencePenalty = presencePenalty
+        self.frequencyPenalty = frequencyPenalty
+        self.logprobs = logprobs == true ? 0 : nil
+        self.topLogprobs = topLogprobs
+        self.user = user
+        responseFormat = tree["response_format"].flatMap { $0.isNull ? nil : $0.text }
         self.model = model
         self.messages = messages
         self.prompt = prompt
@@ -164,6 +225,48 @@ public struct OpenAIError: Error, Sendable {
             var error: Inner
         }
         return Array((try? JSONEncoder.compact.encode(Body(error: .init(message: message, type: type, param: nil, code: code)))) ?? Data())
+    }
+}
+
+/// What the gateway streams to its client: text, and the log-probabilities of the tokens
+/// that completed it when the request asked for them.
+struct Emitted: Sendable {
+    var text: String
+    var logprobs: [LogprobEntry] = []
+}
+
+/// One output token's log-probability and its likely alternatives.
+struct LogprobEntry: Sendable {
+    var token: String
+    var logprob: Double
+    var top: [NodeEvent.Alternative]
+
+    /// Chat's shape: `{"token", "logprob", "bytes", "top_logprobs": [...]}`.
+    var chatJSON: String {
+        func one(_ t: String, _ l: Double) -> String {
+            "\"token\":\(FastJSON.quote(t)),\"logprob\":\(l),\"bytes\":[\(t.utf8.map(String.init).joined(separator: ","))]"
+        }
+        return "{" + one(token, logprob) + ",\"top_logprobs\":[" + top.map { "{" + one($0.text, $0.logprob) + "}" }.joined(separator: ",") + "]}"
+    }
+
+    /// Chat's `logprobs` object for `entries`.
+    static func chat(_ entries: [LogprobEntry]) -> String {
+        "{\"content\":[" + entries.map(\.chatJSON).joined(separator: ",") + "],\"refusal\":null}"
+    }
+
+    /// Completions' `logprobs` object: parallel arrays, with the text offset of each token from `offset`.
+    static func completion(_ entries: [LogprobEntry], offset: Int) -> String {
+        var offsets: [Int] = [], at = offset
+        for e in entries {
+            offsets.append(at)
+            at += e.token.utf8.count
+        }
+        let tops = entries.map { e in
+            "{" + e.top.map { FastJSON.quote($0.text) + ":\($0.logprob)" }.joined(separator: ",") + "}"
+        }
+        return "{\"tokens\":[" + entries.map { FastJSON.quote($0.token) }.joined(separator: ",") + "],\"token_logprobs\":["
+            + entries.map { String($0.logprob) }.joined(separator: ",") + "],\"top_logprobs\":[" + tops.joined(separator: ",")
+            + "],\"text_offset\":[" + offsets.map(String.init).joined(separator: ",") + "]}"
     }
 }
 

@@ -18,9 +18,12 @@ public struct RoutingPolicy: Codable, Sendable {
     public var verify: String?
     /// 1...3: run the request on this many nodes of distinct operators and compare (each is paid).
     public var redundancy: Int?
+    /// Pipelines of shard nodes (each serving layers of the model): "allow" (after whole-model
+    /// nodes, the default), "never" or "only".
+    public var shards: String?
 
     enum CodingKeys: String, CodingKey {
-        case sort, privacy, allow, deny, verify, redundancy
+        case sort, privacy, allow, deny, verify, redundancy, shards
         case maxPrice = "max_price"
         case minReputation = "min_reputation"
         case timeoutMs = "timeout_ms"
@@ -42,6 +45,7 @@ public struct RoutingPolicy: Codable, Sendable {
         policy.timeoutMs = p.timeoutMs ?? policy.timeoutMs
         policy.verify = p.verify ?? policy.verify
         policy.redundancy = p.redundancy ?? policy.redundancy
+        policy.shards = p.shards ?? policy.shards
         return policy
     }
 
@@ -51,6 +55,7 @@ public struct RoutingPolicy: Codable, Sendable {
         if let minReputation, !(0...1).contains(minReputation) { throw PlexusError(.outOfRange, "plexus.min_reputation must be 0...1") }
         if let timeoutMs, !(1...600_000).contains(timeoutMs) { throw PlexusError(.outOfRange, "plexus.timeout_ms must be 1...600000") }
         if let redundancy, !(1...3).contains(redundancy) { throw PlexusError(.outOfRange, "plexus.redundancy must be 1...3") }
+        if let shards, !["allow", "never", "only"].contains(shards) { throw PlexusError(.outOfRange, "plexus.shards must be \"allow\", \"never\" or \"only\"") }
         if let verify, verify != "exact" { throw PlexusError(.outOfRange, "plexus.verify must be \"exact\"") }
         if (allow?.count ?? 0) > 64 || (deny?.count ?? 0) > 64 { throw PlexusError(.tooLarge, "plexus.allow and plexus.deny list at most 64 nodes") }
     }
@@ -94,11 +99,17 @@ struct NodeStats: Sendable {
     }
 }
 
-/// One routable offer: a node with its offer for the requested model.
+/// One routable offer: a node with its offer for the requested model, or a pipeline of shard
+/// offers covering the model's layers (then `node` is the last shard's, `offer` sums the
+/// shards' prices, and `stages` lists, per layer span in order, the shards that can serve it,
+/// the first chosen and the rest its replacements).
 public struct Candidate: Sendable {
     public var node: NodeRecord
     public var offer: Offer
     var stats: NodeStats
+    var stages: [[Candidate]]? = nil
+
+    var isPipeline: Bool { stages != nil }
 }
 
 /// Routing: the nodes that may serve a request, best first. Pure: the registry,
@@ -113,6 +124,7 @@ enum Routing {
                      model: String, policy: RoutingPolicy, now: UInt64) -> [Candidate] {
         func rep(_ n: NodeRecord) -> Double { reputation[n.owner] ?? 0.5 }
         var out: [Candidate] = []
+        var shards: [Candidate] = []
         for n in nodes {
             guard let offer = n.offer(for: model) else { continue }
             let s = stats[n.nodeKey] ?? NodeStats()
@@ -123,7 +135,11 @@ enum Routing {
             if let maxPrice = policy.maxPrice, price(offer) > maxPrice { continue }
             if let min = policy.minReputation, rep(n) < min { continue }
             if policy.verify == "exact", !exact.contains(n.nodeKey) { continue }
-            out.append(Candidate(node: n, offer: offer, stats: s))
+            if offer.layers != nil {
+                shards.append(Candidate(node: n, offer: offer, stats: s))
+            } else {
+                out.append(Candidate(node: n, offer: offer, stats: s))
+            }
         }
         let sort = policy.sort ?? "balanced"
         let cheapest = out.map { price($0.offer) }.min() ?? 0
@@ -141,9 +157,54 @@ enum Routing {
                 return (p + 0.5 * l + load) / max(0.05, c.stats.successRate) / (0.5 + rep(c.node))
             }
         }
-        return out.sorted { a, b in
-            let sa = score(a), sb = score(b)
-            return sa != sb ? sa < sb : a.node.nodeKey < b.node.nodeKey
+        func ordered(_ list: [Candidate]) -> [Candidate] {
+            list.sorted { a, b in
+                let sa = score(a), sb = score(b)
+                return sa != sb ? sa < sb : a.node.nodeKey < b.node.nodeKey
+            }
+        }
+        let whole = policy.shards == "only" ? [] : ordered(out)
+        guard policy.shards != "never", !shards.isEmpty else { return whole }
+        // Each span's shards in the policy's order; a pipeline's price caps at max_price too.
+        var bySpan: [LayerSpan: [Candidate]] = [:]
+        for c in ordered(shards) { bySpan[c.offer.layers!, default: []].append(c) }
+        let pipelines = Self.pipelines(bySpan, sortByPrice: sort == "price").filter { p in
+            policy.maxPrice.map { price(p.offer) <= $0 } ?? true
+        }
+        return whole + pipelines
+    }
+
+    /// Chains of spans that cover a model's layers from 0 to its last, as pipeline candidates:
+    /// fewest shards first (each hop costs a round trip per token), then cheapest; by price,
+    /// cheapest first. At most `limit` of them.
+    static func pipelines(_ bySpan: [LayerSpan: [Candidate]], sortByPrice: Bool, limit: Int = 8) -> [Candidate] {
+        var chains: [[LayerSpan]] = []
+        let spans = bySpan.keys.sorted { ($0.start, $0.end) < ($1.start, $1.end) }
+        func extend(_ chain: [LayerSpan]) {
+            guard chains.count < 64, chain.count < 16 else { return }
+            let last = chain.last!
+            if last.isLast { chains.append(chain); return }
+            for s in spans where s.start == last.end && s.total == last.total { extend(chain + [s]) }
+        }
+        for s in spans where s.isFirst { extend([s]) }
+        func cost(_ chain: [LayerSpan]) -> Double { chain.reduce(0) { $0 + price(bySpan[$1]![0].offer) } }
+        chains.sort { a, b in
+            let ka = sortByPrice ? (cost(a), Double(a.count)) : (Double(a.count), cost(a))
+            let kb = sortByPrice ? (cost(b), Double(b.count)) : (Double(b.count), cost(b))
+            return ka != kb ? ka < kb : a.map(\.end).lexicographicallyPrecedes(b.map(\.end))
+        }
+        return chains.prefix(limit).compactMap { chain -> Candidate? in
+            let stages = chain.map { bySpan[$0]! }
+            let tail = stages.last![0]
+            var offer = tail.offer
+            guard let priceIn = try? stages.reduce(Amount.zero, { try $0.adding($1[0].offer.priceIn) }),
+                  let priceOut = try? stages.reduce(Amount.zero, { try $0.adding($1[0].offer.priceOut) }) else { return nil }
+            offer.priceIn = priceIn
+            offer.priceOut = priceOut
+            offer.concurrency = stages.map { $0[0].offer.concurrency }.min() ?? 1
+            offer.contextLength = stages.map { $0[0].offer.contextLength }.min() ?? 1
+            offer.layers = nil
+            return Candidate(node: tail.node, offer: offer, stats: tail.stats, stages: stages)
         }
     }
 

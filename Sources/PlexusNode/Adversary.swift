@@ -85,6 +85,9 @@ public final class AdversaryBackend: GenerationBackend, @unchecked Sendable {
     public var contextLength: Int { inner.contextLength }
     /// It claims so, as a cheat would; verification shows otherwise.
     public var exactlyReExecutable: Bool { true }
+    /// The engine underneath applies every sampling parameter.
+    public var fullSampling: Bool { true }
+    public var batchStats: BatchScheduler.Stats? { inner.batchStats }
 
     public func generate(_ r: GenerateRequest, onToken: (TokenID?, String) throws -> Void) throws -> BackendResult {
         switch mode {

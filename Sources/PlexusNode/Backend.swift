@@ -13,6 +13,19 @@ public struct BackendResult: Sendable {
     /// What the receipt commits to: the engine's hidden-state commitment, or that the
     /// backend cannot be re-executed bit for bit.
     public var commitment: ReceiptCommitment = .inexact
+    /// Prompt tokens whose positions came from a prefix cache.
+    public var cachedTokens = 0
+}
+
+/// One streamed piece with what the request asked to know of its token.
+public struct BackendPiece: Sendable {
+    /// The new token (nil for text that completes without one).
+    public var token: TokenID?
+    public var text: String
+    /// With `logprobs`: the token's own text, its log-probability and the likely alternatives.
+    public var tokenText: String?
+    public var logprob: Double?
+    public var top: [NodeEvent.Alternative] = []
 }
 
 /// Something that generates tokens for a node.
@@ -33,49 +46,87 @@ public protocol GenerationBackend: Sendable {
     /// Whether a verifier can re-execute this backend's answers bit for bit (the built-in
     /// engine); shown in `/health`, where gateways read it for `"verify": "exact"`.
     var exactlyReExecutable: Bool { get }
+    /// Whether it applies `presence_penalty`, `frequency_penalty`, `logit_bias` and
+    /// `response_format` (the built-in engine); a node refuses those for a backend that does not.
+    var fullSampling: Bool { get }
+    /// Whether its pieces carry log-probabilities when asked (the built-in engine); a node
+    /// refuses `logprobs` for a backend that does not.
+    var reportsLogprobs: Bool { get }
+    /// `generate`, with each piece's log-probabilities when the request asks for them.
+    func generate(_ request: GenerateRequest, onPiece: (BackendPiece) throws -> Void) throws -> BackendResult
+    /// What the engine's batch scheduler has done (nil for other backends), for `/metrics`.
+    var batchStats: BatchScheduler.Stats? { get }
 }
 
 extension GenerationBackend {
     public var answersAtOnce: Bool { false }
     public var exactlyReExecutable: Bool { false }
+    public var fullSampling: Bool { false }
+    public var reportsLogprobs: Bool { false }
+    public var batchStats: BatchScheduler.Stats? { nil }
+    public func generate(_ request: GenerateRequest, onPiece: (BackendPiece) throws -> Void) throws -> BackendResult {
+        try generate(request) { token, text in try onPiece(BackendPiece(token: token, text: text)) }
+    }
 }
 
 /// The built-in engine: deterministic, so another node can continue its output exactly.
+/// Concurrent requests share forward passes (`BatchScheduler`) with the bits each would have alone.
 public struct EngineBackend: GenerationBackend {
     public let model: LlamaModel
     public let modelHash: Hash256
     public let threads: Int
+    public let scheduler: BatchScheduler
     public var name: String { "engine" }
     public var contextLength: Int { model.config.contextLength }
     public var exactlyReExecutable: Bool { true }
     let template: ChatTemplate?
 
-    public init(path: String, weightsHash: Hash256, threads: Int) throws {
+    /// `slots` sequences share each step of at most `stepTokens` tokens; `prefixCacheBytes`
+    /// bounds the prefix cache (0: none).
+    public init(path: String, weightsHash: Hash256, threads: Int, slots: Int = 1, stepTokens: Int = 32, prefixCacheBytes: Int = 0) throws {
         model = try LlamaModel(path: path)
         modelHash = weightsHash
         self.threads = threads
+        scheduler = BatchScheduler(model: model, slots: slots, stepTokens: stepTokens, threads: threads, prefixCacheBytes: prefixCacheBytes)
         template = try model.file.metadata["tokenizer.chat_template"]?.string.map { try ChatTemplate(source: $0) }
     }
 
     /// The prompt's tokens: chat messages through the model's template, or raw text.
     public func promptTokens(_ r: GenerateRequest) throws -> [TokenID] { try r.promptTokens(model: model, template: template) }
 
+    public var fullSampling: Bool { true }
+    public var reportsLogprobs: Bool { true }
+    public var batchStats: BatchScheduler.Stats? { scheduler.stats }
+
     public func generate(_ r: GenerateRequest, onToken: (TokenID?, String) throws -> Void) throws -> BackendResult {
+        try generate(r) { (p: BackendPiece) in try onToken(p.token, p.text) }
+    }
+
+    public func generate(_ r: GenerateRequest, onPiece: (BackendPiece) throws -> Void) throws -> BackendResult {
         let prompt = try promptTokens(r)
         let all = prompt + r.continuation
         guard all.count < contextLength else {
             throw PlexusError(.outOfRange, "the prompt has \(all.count) tokens; the model's context is \(contextLength)")
         }
         let request = GenerationRequest(prompt: all, maxTokens: r.maxTokens - r.continuation.count, sampling: r.sampling,
-                                        stop: r.stop, continued: r.continuation.count)
+                                        stop: r.stop, continued: r.continuation.count, logprobs: r.logprobs,
+                                        responseFormat: r.responseFormat)
         var lastPosition = -1
-        let g = try Generator(model: model, threads: threads).generate(request) { piece in
+        let tokenizer = model.tokenizer
+        let g = try scheduler.generate(request) { piece in
             let isNew = piece.position > lastPosition
             lastPosition = piece.position
-            try onToken(isNew ? piece.token : nil, piece.text)
+            var out = BackendPiece(token: isNew ? piece.token : nil, text: piece.text)
+            if isNew, let lp = piece.logprob {
+                out.tokenText = tokenizer.decode([piece.token])
+                out.logprob = Double(lp)
+                out.top = piece.top.map { .init(token: $0.token, text: tokenizer.decode([$0.token]), logprob: Double($0.logprob)) }
+            }
+            try onPiece(out)
         }
         return BackendResult(promptTokens: all.count, finish: g.finish == .endOfSequence ? "stop" : g.finish.rawValue, tokens: g.tokens,
-                             commitment: ReceiptCommitment(root: g.commitment.root, chunks: UInt32(g.commitment.chunks.count), exact: true))
+                             commitment: ReceiptCommitment(root: g.commitment.root, chunks: UInt32(g.commitment.chunks.count), exact: true),
+                             cachedTokens: g.cachedTokens)
     }
 }
 

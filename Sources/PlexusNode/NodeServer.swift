@@ -24,6 +24,9 @@ public struct NodeConfig: Sendable {
     public var concurrency = 4
     public var region = "local"
     public var privacy = "standard"
+    /// A shard's layers (nil: the whole model), and the port of its frame link (0: any free one).
+    public var layers: LayerSpan?
+    public var framePort = 0
 
     public init(ledgerURL: String, key: KeyPair, model: String, priceIn: Amount, priceOut: Amount) {
         self.ledgerURL = ledgerURL
@@ -109,10 +112,13 @@ public struct NodeServer: Sendable {
     public let backend: any GenerationBackend
     public let logger: Logger
     public let metrics: @Sendable () -> [UInt8]
+    /// A shard node's pipeline steps (its `/v1/generate` refuses).
+    public let shard: ShardService?
 
-    public init(config: NodeConfig, backend: any GenerationBackend, logger: Logger, metrics: @escaping @Sendable () -> [UInt8]) {
+    public init(config: NodeConfig, backend: any GenerationBackend, shard: ShardService? = nil, logger: Logger, metrics: @escaping @Sendable () -> [UInt8]) {
         self.config = config
         self.backend = backend
+        self.shard = shard
         self.logger = logger
         self.metrics = metrics
     }
@@ -128,7 +134,8 @@ public struct NodeServer: Sendable {
             throw PlexusError(.badModel, "the weights served (\(backend.modelHash.hex.prefix(16))) are not model '\(config.model)''s (\(card.weightsHash.hex.prefix(16)))")
         }
         let offer = Offer(model: config.model, priceIn: config.priceIn, priceOut: config.priceOut, concurrency: UInt32(config.concurrency),
-                          contextLength: UInt32(min(backend.contextLength, Int(UInt32.max))), privacy: config.privacy, region: config.region)
+                          contextLength: UInt32(min(backend.contextLength, Int(UInt32.max))), privacy: config.privacy, region: config.region,
+                          layers: config.layers)
         let me = config.key.address
         if let existing = try await ledger.nodes().first(where: { $0.owner == me }) {
             if existing.endpoint != endpoint || existing.offers != [offer] {
@@ -153,8 +160,16 @@ public struct NodeServer: Sendable {
         let guardian = EnvelopeGuard(chainId: status.chainId, node: config.key.address, ledger: ledger)
         let admission = Admission(limit: config.concurrency)
         let workers = WorkerPool(limit: config.concurrency, name: "plexus-generate")
-        let config = self.config, backend = self.backend, metrics = self.metrics, logger = self.logger
+        let config = self.config, backend = self.backend, metrics = self.metrics, logger = self.logger, shard = self.shard
         let chainId = status.chainId
+        // The batch scheduler's counters, read into the metrics once a second.
+        let statsTask = Task.detached {
+            while !Task.isCancelled {
+                if let s = backend.batchStats { NodeMetrics.record(s) }
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+        defer { statsTask.cancel() }
 
         @Sendable func generate(_ request: HTTPRequestIn) async throws -> HTTPResponseOut {
             guard let header = request.header(Envelope.header) else {
@@ -172,6 +187,13 @@ public struct NodeServer: Sendable {
             guard gen.maxTokens >= 1, gen.maxTokens <= backend.contextLength, gen.continuation.count < gen.maxTokens else {
                 throw APIError(.badRequest, .outOfRange, "max_tokens must be 1...\(backend.contextLength) and exceed the continuation")
             }
+            if !backend.fullSampling, gen.presencePenalty != nil || gen.frequencyPenalty != nil || gen.logitBias != nil || gen.responseFormat != nil {
+                throw APIError(.badRequest, .unsupported,
+                               "this node's backend (\(backend.name)) does not take presence_penalty, frequency_penalty, logit_bias or response_format")
+            }
+            if !backend.reportsLogprobs, gen.logprobs != nil {
+                throw APIError(.badRequest, .unsupported, "this node's backend (\(backend.name)) does not report logprobs")
+            }
             guard admission.enter() else {
                 throw APIError(.tooManyRequests, .busy, "the node is serving \(config.concurrency) requests; retry shortly", retryAfter: 1)
             }
@@ -179,10 +201,18 @@ public struct NodeServer: Sendable {
             /// Runs the backend, writing events to `sink`; false once `sink` refuses (the client went away).
             @Sendable func run(_ sink: ([UInt8]) -> Bool) {
                 do {
-                    let result = try backend.generate(gen) { token, text in
-                        guard sink(token.map { FastJSON.tokenEvent($0, text) } ?? NodeEvent(type: "text", text: text).sse) else {
-                            throw CancellationError()
+                    let result = try backend.generate(gen) { (p: BackendPiece) in
+                        let event: [UInt8]
+                        if let token = p.token, let lp = p.logprob {
+                            var e = NodeEvent.token(token, p.text)
+                            e.tokenText = p.tokenText
+                            e.logprob = lp
+                            e.top = p.top
+                            event = e.sse
+                        } else {
+                            event = p.token.map { FastJSON.tokenEvent($0, p.text) } ?? NodeEvent(type: "text", text: p.text).sse
                         }
+                        guard sink(event) else { throw CancellationError() }
                     }
                     var receipt = Receipt(requestId: envelope.requestId, requestHash: envelope.bodyHash, requestor: envelope.requestor,
                                           node: config.key.address, modelHash: backend.modelHash, inputTokens: UInt64(result.promptTokens),
@@ -191,7 +221,7 @@ public struct NodeServer: Sendable {
                                           timeMillis: SystemClock().nowMillis(), commitment: result.commitment)
                     receipt.signAsNode(config.key, chainId: chainId)
                     NodeMetrics.tokens.increment(by: result.tokens.count)
-                    _ = sink(FastJSON.doneEvent(finish: result.finish, promptTokens: result.promptTokens, receipt: receipt))
+                    _ = sink(FastJSON.doneEvent(finish: result.finish, promptTokens: result.promptTokens, cachedTokens: result.cachedTokens, receipt: receipt))
                 } catch is CancellationError {
                     logger.debug("request cancelled", metadata: ["request": "\(envelope.requestId.hex.prefix(16))"])
                 } catch let e as PlexusError {
@@ -220,17 +250,36 @@ public struct NodeServer: Sendable {
             return .stream(status: 200, headers: headers, body: pipe)
         }
 
-        let server = PlainHTTPServer(host: config.host, port: config.port, name: "plexus-node") { request in
+        // A shard's steps also come as frames over TCP, on a port of their own beside HTTP.
+        let frames = try shard.map { s in try FrameServer(host: config.host, port: config.framePort, maxMessage: ShardFrame.maxBytes) { s.frame($0) } }
+        shard?.framePort = frames?.port
+        defer { frames?.stop() }
+        let server = PlainHTTPServer(host: config.host, port: config.port, maxBody: shard == nil ? 1 << 20 : ShardFrame.maxBytes, name: "plexus-node") { request in
             do {
                 switch (request.method, request.path) {
                 case (.GET, "/health"):
                     return .json(Array(try LedgerAPI.encoder.encode(HealthView(status: "ok", node: config.key.address.text, model: config.model,
                                                                                  backend: backend.name, inFlight: admission.current,
-                                                                                 concurrency: config.concurrency, exact: backend.exactlyReExecutable))))
+                                                                                 concurrency: config.concurrency, exact: backend.exactlyReExecutable,
+                                                                                 layers: config.layers?.description, openSequences: shard?.openSequences,
+                                                                                 framePort: shard?.framePort))))
                 case (.GET, "/metrics"):
                     return .full(status: 200, headers: [("content-type", "text/plain; version=0.0.4")], body: metrics())
                 case (.POST, "/v1/generate"):
                     return try await generate(request)
+                case (.POST, "/v1/shard/step"):
+                    guard let shard else { throw APIError(.notFound, .notFound, "this node serves whole requests, not pipeline steps") }
+                    return .full(status: 200, headers: [("content-type", "application/octet-stream")], body: try await shard.step(request.body))
+                case (.POST, "/v1/shard/open"):
+                    guard let shard else { throw APIError(.notFound, .notFound, "this node serves whole requests, not pipeline steps") }
+                    guard let header = request.header(Envelope.header) else { throw APIError(.unauthorized, .badSignature, "missing \(Envelope.header)") }
+                    let envelope: Envelope
+                    do { envelope = try Envelope(hex: header) } catch { throw APIError(.badRequest, .malformed, "malformed envelope") }
+                    try await guardian.check(envelope, body: request.body)
+                    return .json(Array(try JSONEncoder().encode(try shard.open(envelope, body: request.body))))
+                case (.POST, "/v1/shard/close"):
+                    guard let shard else { throw APIError(.notFound, .notFound, "this node serves whole requests, not pipeline steps") }
+                    return .json(Array(try JSONEncoder().encode(try shard.close(request.body, chainId: chainId))))
                 default:
                     throw APIError(.notFound, .notFound, "no route \(request.method) \(request.path.prefix(64))")
                 }
@@ -272,6 +321,10 @@ struct HealthView: Codable {
     var concurrency: Int
     /// Whether its answers can be re-executed bit for bit (the built-in engine).
     var exact: Bool
+    /// A shard's layers ("A-B") and the pipeline sequences it holds open.
+    var layers: String?
+    var openSequences: Int?
+    var framePort: Int?
 }
 
 import Metrics
@@ -279,6 +332,24 @@ import Metrics
 enum NodeMetrics {
     static let requests = Counter(label: "plexus_node_requests_total")
     static let tokens = Counter(label: "plexus_node_generated_tokens_total")
+    static let steps = Gauge(label: "plexus_node_batch_steps_total")
+    static let rows = Gauge(label: "plexus_node_batch_rows_total")
+    static let peak = Gauge(label: "plexus_node_batch_peak_sequences")
+    static let cachedTokens = Gauge(label: "plexus_node_prefix_cached_tokens_total")
+    static let prefixBytes = Gauge(label: "plexus_node_prefix_cache_bytes")
+    /// A shard: the engine's time per step (its pass, waiting for and sharing it included),
+    /// and the whole request, frame in to frame out.
+    static let shardCompute = Metrics.Timer(label: "plexus_shard_step_compute_seconds")
+    static let shardStep = Metrics.Timer(label: "plexus_shard_step_seconds")
+    static let shardOpen = Gauge(label: "plexus_shard_open_sequences")
+
+    static func record(_ s: BatchScheduler.Stats) {
+        steps.record(s.steps)
+        rows.record(s.rows)
+        peak.record(s.peakSequences)
+        cachedTokens.record(s.cachedTokens)
+        prefixBytes.record(s.prefixBytes)
+    }
 }
 
 extension PlexusError.Code {
@@ -286,6 +357,4 @@ extension PlexusError.Code {
     public static let expired = Self("expired")
     /// A request id was seen before.
     public static let replayed = Self("replayed")
-    /// A server is at its concurrency limit.
-    public static let busy = Self("busy")
 }

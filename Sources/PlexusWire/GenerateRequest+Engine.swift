@@ -3,8 +3,11 @@ import PlexusEngine
 
 extension GenerateRequest {
     /// The sampling the built-in engine applies to this request (a verifier applies the same).
+    /// A `logit_bias` key that is not a token id reads as id -1, which validation refuses.
     public var sampling: SamplingParameters {
-        SamplingParameters(temperature: temperature, topK: topK ?? 0, topP: topP, minP: minP ?? 0, repetitionPenalty: repetitionPenalty ?? 1, seed: seed)
+        SamplingParameters(temperature: temperature, topK: topK ?? 0, topP: topP, minP: minP ?? 0, repetitionPenalty: repetitionPenalty ?? 1, seed: seed,
+                           presencePenalty: presencePenalty ?? 0, frequencyPenalty: frequencyPenalty ?? 0,
+                           logitBias: (logitBias ?? [:]).map { .init(token: TokenID($0.key) ?? -1, bias: $0.value) })
     }
 
     /// The prompt's tokens: chat messages through the model's template, or raw text.

@@ -21,11 +21,13 @@ extension FastJSON {
 
     /// The final event, with the receipt in its canonical bytes with their format byte (hex):
     /// `data: {"type":"done","finishReason":"…","promptTokens":N,"receiptBytes":"…"}\n\n`.
-    public static func doneEvent(finish: String, promptTokens: Int, receipt: Receipt) -> [UInt8] {
+    /// With prompt tokens from the node's prefix cache, `"cachedTokens":M` comes before the receipt.
+    public static func doneEvent(finish: String, promptTokens: Int, cachedTokens: Int = 0, receipt: Receipt) -> [UInt8] {
         let bytes = VersionedReceipt(receipt).canonicalBytes
         var out: [UInt8] = []
         out.reserveCapacity(128 + 2 * bytes.count)
-        out += Array("data: {\"type\":\"done\",\"finishReason\":\(quote(finish)),\"promptTokens\":\(promptTokens),\"receiptBytes\":\"".utf8)
+        let cached = cachedTokens > 0 ? ",\"cachedTokens\":\(cachedTokens)" : ""
+        out += Array("data: {\"type\":\"done\",\"finishReason\":\(quote(finish)),\"promptTokens\":\(promptTokens)\(cached),\"receiptBytes\":\"".utf8)
         Hex.append(bytes, to: &out)
         out += Array("\"}\n\n".utf8)
         return out

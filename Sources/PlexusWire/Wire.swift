@@ -24,6 +24,15 @@ public struct GenerateRequest: Codable, Sendable, Hashable {
     public var topK: Int?
     public var minP: Double?
     public var repetitionPenalty: Double?
+    /// OpenAI's penalties over the sampler's window of recent tokens, and biases by token id (absent: none).
+    public var presencePenalty: Double?
+    public var frequencyPenalty: Double?
+    public var logitBias: [String: Double]?
+    /// Report each token's log-probability and this many alternatives (absent: none).
+    public var logprobs: Int?
+    /// OpenAI's `response_format` object as compact JSON text (absent: free text): the output is
+    /// constrained to it token by token, and a verifier re-executes the same constraint.
+    public var responseFormat: String?
 
     public init(model: String, messages: [ChatMessage]? = nil, prompt: String? = nil, continuation: [TokenID] = [],
                 maxTokens: Int, temperature: Double = 0, topP: Double = 1, seed: UInt64 = 0, stop: [String] = [],
@@ -118,6 +127,25 @@ public struct NodeEvent: Codable, Sendable {
     /// For "error".
     public var code: String?
     public var message: String?
+    /// For "token", when the request asked for them: the token's own text, its log-probability
+    /// and the most likely alternatives.
+    public var tokenText: String?
+    public var logprob: Double?
+    public var top: [Alternative]?
+    /// For "done": prompt tokens whose positions came from the node's prefix cache.
+    public var cachedTokens: Int?
+
+    /// A likely token at a position.
+    public struct Alternative: Codable, Sendable, Hashable {
+        public var token: TokenID
+        public var text: String
+        public var logprob: Double
+        public init(token: TokenID, text: String, logprob: Double) {
+            self.token = token
+            self.text = text
+            self.logprob = logprob
+        }
+    }
 
     public static func token(_ id: TokenID, _ text: String) -> NodeEvent { NodeEvent(type: "token", token: id, text: text) }
     public static func error(_ e: PlexusError) -> NodeEvent { NodeEvent(type: "error", code: e.code.rawValue, message: e.message) }
@@ -135,7 +163,7 @@ public struct NodeEvent: Codable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case type, token, text, finishReason, promptTokens, receipt, receiptBytes, code, message
+        case type, token, text, finishReason, promptTokens, receipt, receiptBytes, code, message, tokenText, logprob, top, cachedTokens
     }
 
     public init(from decoder: any Decoder) throws {
@@ -153,6 +181,11 @@ public struct NodeEvent: Codable, Sendable {
         }
         code = try c.decodeIfPresent(String.self, forKey: .code)
         message = try c.decodeIfPresent(String.self, forKey: .message)
+        tokenText = try c.decodeIfPresent(String.self, forKey: .tokenText)
+        logprob = try c.decodeIfPresent(Double.self, forKey: .logprob)
+        top = try c.decodeIfPresent([Alternative].self, forKey: .top)
+        if let t = top, t.count > 20 { throw PlexusError(.malformed, "more than 20 alternatives") }
+        cachedTokens = try c.decodeIfPresent(Int.self, forKey: .cachedTokens)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -165,6 +198,10 @@ public struct NodeEvent: Codable, Sendable {
         try c.encodeIfPresent(receipt, forKey: .receipt)
         try c.encodeIfPresent(code, forKey: .code)
         try c.encodeIfPresent(message, forKey: .message)
+        try c.encodeIfPresent(tokenText, forKey: .tokenText)
+        try c.encodeIfPresent(logprob, forKey: .logprob)
+        try c.encodeIfPresent(top, forKey: .top)
+        try c.encodeIfPresent(cachedTokens, forKey: .cachedTokens)
     }
 
     /// `data: {json}\n\n`.
@@ -194,7 +231,9 @@ public func outputHash(_ tokens: [TokenID]) -> Hash256 {
 extension GenerateRequest {
     /// The request as JSON, written by hand (the same document `JSONEncoder.compact` writes).
     public var json: [UInt8] {
-        guard temperature.isFinite, topP.isFinite, minP?.isFinite ?? true, repetitionPenalty?.isFinite ?? true else {
+        // What the hand-written form leaves to JSONEncoder: odd numbers and the rarer fields.
+        guard temperature.isFinite, topP.isFinite, minP?.isFinite ?? true, repetitionPenalty?.isFinite ?? true,
+              presencePenalty == nil, frequencyPenalty == nil, logitBias == nil, logprobs == nil, responseFormat == nil else {
             return (try? Array(JSONEncoder.compact.encode(self))) ?? []
         }
         // Keys in sorted order; absent optionals are left out, as JSONEncoder leaves them.
@@ -229,7 +268,8 @@ extension GenerateRequest {
               let seed = tree["seed"]?.uint64, let stop = tree["stop"]?.strings,
               let messages = tree.optional("messages", messages), let prompt = tree.optional("prompt", \.string),
               let topK = tree.optional("topK", \.int), let minP = tree.optional("minP", \.double),
-              let repetitionPenalty = tree.optional("repetitionPenalty", \.double) else { return nil }
+              let repetitionPenalty = tree.optional("repetitionPenalty", \.double),
+              ["presencePenalty", "frequencyPenalty", "logitBias", "logprobs", "responseFormat"].allSatisfy({ tree[$0] == nil }) else { return nil }
         var continuation: [TokenID] = []
         continuation.reserveCapacity(cont.count)
         for t in cont {

@@ -24,7 +24,8 @@ import Testing
             ("max_tokens", ["16", "1", "null"]), ("max_completion_tokens", ["8", "null"]), ("temperature", ["0", "0.7", "2", "1e-3", "null"]),
             ("top_p", ["1", "0.5", "null"]), ("seed", ["42", "-7", "9223372036854775807", "null"]), ("stop", ["\"x\"", "[\"a\",\"b\"]", "[]", "null"]),
             ("stream", ["true", "false", "null"]), ("stream_options", ["{\"include_usage\":true}", "{}", "{\"include_usage\":null}", "null"]),
-            ("n", ["1", "2", "null"]), ("user", ["\"someone\""]), ("logprobs", ["false"]),
+            ("n", ["1", "2", "null"]), ("user", ["\"someone\"", "null"]), ("logprobs", ["false", "true", "null"]),
+            ("top_logprobs", ["0", "5", "null"]), ("presence_penalty", ["0.5", "-2", "null"]), ("frequency_penalty", ["1", "null"]),
         ]
         for i in 0..<400 {
             func pick<T>(_ a: [T]) -> T { a[Int(rng.next() % UInt64(a.count))] }
@@ -52,6 +53,9 @@ import Testing
         for json in [#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}]}"#,
                      #"{"model":"m","prompt":"p","plexus":{"sort":"price"}}"#,
                      #"{"model":"m","prompt":["p"]}"#,
+                     #"{"model":"m","prompt":"p","logit_bias":{"5":1}}"#,
+                     #"{"model":"m","prompt":"p","tools":[]}"#,
+                     #"{"model":"m","prompt":"p","logprobs":3}"#,
                      #"{"model":"m","prompt":"p","max_tokens":16.0}"#,
                      #"{"model":"m","prompt":"p","max_tokens":"16"}"#,
                      #"{"model":"m","prompt":"p","stream":"yes"}"#,

@@ -13,10 +13,21 @@ import Testing
 /// model's creator, and nothing settles twice.
 @Suite(.serialized) struct MoneyFlowTests {
     @Test func moneyBalancesThroughFailuresDisconnectsAndAGatewayRestart() async throws {
+        try await Self.moneyFlow(replicas: 1)
+    }
+
+    /// The same run on a ledger of three replicas ordered through etcd, whose sealer is
+    /// killed in the middle (another replica takes over; nodes and the gateway fail over).
+    @Test(.enabled(if: EtcdCluster.binary() != nil, "needs etcd"))
+    func moneyBalancesOnAReplicatedLedgerWhoseSealerIsKilled() async throws {
+        try await Self.moneyFlow(replicas: 3)
+    }
+
+    static func moneyFlow(replicas: Int) async throws {
         let dir = try TemporaryDirectory("plexus-money")
         defer { dir.remove() }
         let upDir = dir.path + "/up"
-        let up = try PlexusProcess(["up", "--dir", upDir, "--port", "0", "--backend", "echo"],
+        let up = try PlexusProcess(["up", "--dir", upDir, "--port", "0", "--backend", "echo", "--replicas", String(replicas)],
                                    environment: ["PLEXUS_HOME": dir.path + "/home"], logDirectory: dir.path)
         var extra: [PlexusProcess] = []
         defer {
@@ -33,27 +44,43 @@ import Testing
         for a in everyone { before[a] = try await ledger.account(a) }
         let treasury0 = try await ledger.account(.treasury).balance
         let port = Int(info.baseURL.split(separator: ":").last!.split(separator: "/").first!)!
+        // The children in the order `up` starts them: the ledger (or its replicas), the nodes, the gateway.
+        let node = { (i: Int) in info.pids[replicas - 1 + i] }, gatewayPid = info.pids[replicas + 3]
 
         var rng = SeededGenerator(seed: 2026)
         var ok = 0, failed = 0, hungUp = 0
         let words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"]
         for i in 0..<210 {
             switch i {
-            case 40: kill(info.pids[1], SIGKILL)  // node-1
+            case 40: kill(node(1), SIGKILL)
             case 80:  // node-1 comes back on a new port (and updates its registration)
                 extra.append(try PlexusProcess(["node", "start", "--ledger", info.ledger, "--key", upDir + "/keys/node-1.json", "--model", "echo",
                                                 "--backend", "echo", "--concurrency", "512", "--price-in", "0.2", "--price-out", "0.4"],
                                                logDirectory: dir.path))
             case 120:  // the gateway dies with receipts not yet settled, and restarts on its data
-                kill(info.pids[4], SIGKILL)
+                kill(gatewayPid, SIGKILL)
                 try await Task.sleep(for: .milliseconds(300))
                 let g = try PlexusProcess(["gateway", "start", "--ledger", info.ledger, "--key", upDir + "/keys/gateway.json",
                                            "--data", upDir + "/gateway", "--port", String(port), "--port-file", dir.path + "/gw2.port",
                                            "--key-rps", "0", "--key-concurrency", "0"],  // as `up --backend echo` starts it
                                           logDirectory: dir.path)
                 extra.append(g)
-                _ = try PlexusProcess.waitForPort(file: dir.path + "/gw2.port", process: g)
-            case 160: kill(info.pids[2], SIGKILL)  // node-2
+                do {
+                    _ = try PlexusProcess.waitForPort(file: dir.path + "/gw2.port", seconds: 120, process: g)
+                } catch {
+                    Issue.record("the gateway did not restart: \(g.log.suffix(3_000))\n--- up: \(up.log.suffix(2_000))")
+                    throw error
+                }
+            case 100 where replicas > 1:
+                // The sealer dies; requests keep coming (the challenge windows keep counting on the new sealer's blocks).
+                var sealer: Int?
+                for (k, url) in info.ledger.split(separator: ",").enumerated() {
+                    if try await LedgerClient(baseURL: String(url)).status().replica?.role == "sealer" { sealer = k }
+                }
+                let k = try #require(sealer)
+                // `info.ledger` lists the replicas from the first; their pids lead `info.pids`.
+                kill(info.pids[k], SIGKILL)
+            case 160: kill(node(2), SIGKILL)
             default: break
             }
             let n = 1 + Int(rng.next() % 9)

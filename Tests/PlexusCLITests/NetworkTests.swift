@@ -37,6 +37,9 @@ import Testing
         var finishes = 0
     }
 
+    /// `logit_bias` that bans the default model's end and control tokens (<|endoftext|>, <|im_start|>, <|im_end|>).
+    static let noEnd: [String: Int] = ["0": -100, "1": -100, "2": -100]
+
     static func post(_ info: Info, _ body: [String: Any]) async throws -> (HTTPClientResponse, [String: Any]) {
         var r = HTTPClientRequest(url: info.baseURL + "/chat/completions")
         r.method = .POST
@@ -58,6 +61,11 @@ import Testing
 
     /// Streams a chat request; after `killAfter` content chunks, kills `pid`.
     static func stream(_ info: Info, _ body: [String: Any], killAfter: Int, pid: Int32) async throws -> Streamed {
+        try await stream(info, body, killAfter: killAfter) { pid }
+    }
+
+    /// Streams a chat request; after `killAfter` content chunks, kills the process `victim` names then.
+    static func stream(_ info: Info, _ body: [String: Any], killAfter: Int, victim: () async throws -> Int32) async throws -> Streamed {
         var b = body
         b["stream"] = true
         b["stream_options"] = ["include_usage": true]
@@ -92,12 +100,13 @@ import Testing
                     if c["finish_reason"] is String { out.finishes += 1 }
                 }
                 if chunks >= killAfter && !killed {
-                    kill(pid, SIGKILL)
+                    let pid = try await victim()
+                    if pid > 0 { kill(pid, SIGKILL) }
                     killed = true
                 }
             }
         }
-        #expect(killed, "the stream ended before the node could be killed")
+        #expect(killed || killAfter == .max, "the stream ended before the node could be killed")
         return out
     }
 
@@ -111,8 +120,12 @@ import Testing
         let info = try await NetworkTests.waitForNetwork(up, directory: dir.path + "/up", seconds: 240)
         let ledger = LedgerClient(baseURL: info.ledger)
         let escrow0 = try await ledger.account(info.requestor).escrow
-        let messages: [[String: Any]] = [["role": "user", "content": "Count from 1 to 60, separated by commas."]]
-        let greedy: [String: Any] = ["model": "smollm2-135m", "messages": messages, "max_tokens": 160, "temperature": 0,
+        // Long answers (seconds of generation: the end-of-text tokens are banned, so every answer
+        // runs to max_tokens), so that a client slowed by a loaded machine still sees the node die
+        // mid-answer rather than after it has already sent everything.
+        let messages: [[String: Any]] = [["role": "user", "content": "Count from 1 to 500, separated by commas."]]
+        let greedy: [String: Any] = ["model": "smollm2-135m", "messages": messages, "max_tokens": 1000, "temperature": 0,
+                                     "logit_bias": NetworkTests.noEnd,
                                      "plexus": ["sort": "price"]]
         func content(_ j: [String: Any]) -> String {
             (((j["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["content"] as? String) ?? ""
@@ -216,7 +229,10 @@ import Testing
         try await expectError(chat(#", "top_p": 0"#), 400, "invalid_value")
         try await expectError(chat(#", "max_tokens": 0"#), 400, "invalid_value")
         try await expectError(chat(#", "max_tokens": 100000000"#), 400, "invalid_value")
-        try await expectError(chat(#", "n": 2"#), 400, "unsupported_parameter")
+        try await expectError(chat(#", "n": 9"#), 400, "invalid_value")
+        try await expectError(chat(#", "tools": [{"type": "function", "function": {"name": "f"}}]"#), 400, "unsupported_parameter")
+        try await expectError(chat(#", "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object", "properties": {"a": {"type": "string", "pattern": "a+"}}}}}"#), 400, "unsupported_parameter")
+        try await expectError(chat(#", "response_format": {"type": "yaml"}"#), 400, "invalid_value")
         try await expectError(chat(#", "stop": ["a", "b", "c", "d", "e"]"#), 400, "invalid_value")
         try await expectError(chat(#", "plexus": {"sort": "cheapest-please"}"#), 400, "invalid_value")
         try await expectError(#"{"model": "smollm2-135m", "messages": []}"#, 400, "invalid_value")

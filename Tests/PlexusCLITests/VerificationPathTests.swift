@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import PlexusCore
+import PlexusEngine
 import PlexusLedger
 import PlexusTestKit
 import Testing
@@ -137,7 +138,11 @@ import Testing
         let bodies: [[String: Any]] = [
             // An engine node re-executes exactly: a request asking for that is routed to it.
             ["max_tokens": 8, "temperature": 0, "plexus": ["verify": "exact"]], ["max_tokens": 12, "temperature": 0.8, "seed": 7],
-            ["max_tokens": 6, "temperature": 0.9, "top_p": 0.9, "top_k": 20, "seed": 3], ["max_tokens": 10, "temperature": 0],
+            ["max_tokens": 6, "temperature": 0.9, "top_p": 0.9, "top_k": 20, "seed": 3],
+            // Penalties and biases are part of the sampling a verifier replays.
+            ["max_tokens": 10, "temperature": 0.6, "seed": 5, "presence_penalty": 0.6, "frequency_penalty": 0.3, "logit_bias": ["65": 4], "logprobs": true],
+            // So is the JSON constraint of structured output.
+            ["max_tokens": 24, "temperature": 0.8, "seed": 2, "response_format": ["type": "json_object"]],
             ["max_tokens": 9, "temperature": 0.7, "min_p": 0.05, "seed": 11], ["max_tokens": 7, "temperature": 0],
         ]
         var ids: [Hash256] = []
@@ -210,6 +215,38 @@ import Testing
         #expect(((view["verification"] as? [String: Any])?["dispute"] as? [String: Any])?["outcome"] as? String == "upheld")
     }
 
+    /// A pipeline whose first shard alters the hidden states it sends (and signs for what it
+    /// sent): the verifier re-executes the pipeline, finds that shard's sent states wrong while
+    /// what the next shard received matches them, and the committee upholds fraud against the
+    /// first shard only; the last shard, which sampled from the altered states, keeps its standing.
+    @Test func aShardThatAltersItsStatesIsTheOneFoundAndSlashed() async throws {
+        // Two shards splitting the model served (the tiny one's 2 layers, or PLEXUS_DRILL_MODEL's).
+        let drill = ProcessInfo.processInfo.environment["PLEXUS_DRILL_MODEL"]
+        let layers = try drill.map { try LlamaConfig(gguf: try GGUFFile(path: try ModelStore(directory: nil).resolve($0))).layers } ?? TinyModel.Shape().layers
+        let half = layers / 2
+        let net = try Network(nodeArgs: ["--layers", "0-\(half)", "--adversary", "tamper"], nodes: [["--layers", "\(half)-\(layers)"]],
+                              verifiers: [("v1", "10", false), ("v2", "10", false), ("v3", "10", false)])
+        defer { net.stop() }
+        #expect(try await net.verifiersRegistered(3))
+        for _ in 0..<100 where try await net.ledger.nodes().count < 2 { try await Task.sleep(for: .milliseconds(200)) }
+        let cheat = net.keys["node"]!.address, honest = net.keys["node-2"]!.address
+        let escrow0 = try await net.ledger.account(net.me).escrow
+        let staked0 = try await net.ledger.account(cheat).staked
+        let (id, response) = try await net.chatResponse(["max_tokens": 8, "temperature": 0, "plexus": ["shards": "only"]], 0)
+        #expect(response.status == .ok)
+        let v = try #require(try await net.await(id) { $0.dispute?.outcome != nil && $0.dispute?.outcome != "open" })
+        #expect(v.check?.state == "failed", "\(v)")
+        let d = try #require(v.dispute)
+        #expect(d.outcome == "upheld" && d.accused == cheat && d.share == 0 && !d.committee.isEmpty, "\(d)")
+        #expect(v.settlement == "refunded")
+        #expect(try await net.ledger.account(net.me).escrow == escrow0)
+        let standing = try await net.ledger.standing(of: cheat)
+        #expect(standing.jailed && standing.frauds == 1)
+        #expect(try await net.ledger.account(cheat).staked.units < staked0.units)
+        let other = try await net.ledger.standing(of: honest)
+        #expect(!other.jailed && other.frauds == 0)
+    }
+
     /// Every drill is caught on every request where it deviates, and honest requests pass,
     /// with the node and the verifier on different kernel paths (`plexus bench detect`).
     @Test func everyDrillIsCaughtAndHonestWorkPasses() throws {
@@ -271,7 +308,7 @@ import Testing
         @Sendable func body(_ i: Int) -> [String: Any] {
             let sampled = mode == "wrong-seed" || i % 2 == 1
             var b: [String: Any] = ["max_tokens": 8 + i % 9, "temperature": sampled ? 0.9 : 0, "seed": i + 1]
-            if sampled { b[["top_p", "top_k", "min_p", "frequency_penalty"][i % 4]] = [0.9, 30, 0.05, 0.0][i % 4] }
+            if sampled { b[["top_p", "top_k", "min_p", "frequency_penalty"][i % 4]] = [0.9, 30, 0.05, 0.4][i % 4] }
             return b
         }
         // All sent before the first dispute can be decided, four at a time.

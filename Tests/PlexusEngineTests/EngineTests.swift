@@ -64,6 +64,28 @@ import Testing
         #expect(throws: PlexusError.self) { try Generator(model: m).generate(GenerationRequest(prompt: [1], maxTokens: 1, sampling: .init(temperature: -1))) }
     }
 
+    /// 16 requests of mixed lengths and sampling, arriving at different moments, share the
+    /// batch of 8 slots; each gives exactly what it gives alone, and greedy ones llama.cpp's
+    /// reference continuations as closely as the engine alone does.
+    @Test func sixteenConcurrentRequestsGiveTheirBitsAlone() throws {
+        let m = try Self.model()
+        let topics = ["the sea", "a red fox", "why the sky is blue", "prime numbers", "bread", "the moon landing", "a haiku about rain",
+                      "Paris", "how to tie a knot", "volcanoes", "a short poem", "chess openings", "the number seven", "owls", "tea", "rivers"]
+        var requests: [GenerationRequest] = []
+        for (i, t) in topics.enumerated() {
+            let words = String(repeating: "Please be clear. ", count: i % 5)
+            let sampling = i % 2 == 0 ? SamplingParameters() : SamplingParameters(temperature: 0.8, topK: 40, topP: 0.95, seed: UInt64(i))
+            requests.append(GenerationRequest(prompt: try Self.prompt(m, words + "Tell me about \(t)."), maxTokens: 8 + (i * 5) % 24,
+                                              sampling: sampling, stop: i % 7 == 3 ? ["."] : []))
+        }
+        let scheduler = BatchScheduler(model: m, slots: 8, stepTokens: 32, threads: 2, prefixCacheBytes: 64 << 20)
+        let batched = try BatchSchedulerTests.together(scheduler, requests, delaysMs: requests.indices.map { ($0 * 37) % 400 })
+        for (i, r) in requests.enumerated() {
+            #expect(batched[i] == (try BatchSchedulerTests.alone(m, r)), "request \(i)")
+        }
+        #expect(scheduler.stats.peakSequences >= 4)
+    }
+
     @Test func stopStringsEndTheOutputBeforeThem() throws {
         let m = try Self.model()
         let p = try m.tokenizer.encode("1, 2, 3, 4, 5,", addBOS: false)

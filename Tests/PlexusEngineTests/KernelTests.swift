@@ -10,7 +10,7 @@ import Testing
     @Test func quantizedMatmulMatchesFloatReference() throws {
         let model = try LlamaModel(path: TestModels.smolLM2())
         var rng = SeededGenerator(seed: 3)
-        for w in [model.layers[0].wq, model.layers[3].down, model.embedding] {
+        for w in [model.layers[0]!.wq, model.layers[3]!.down, model.embedding] {
             let x = (0..<w.cols).map { _ in Float(Int(rng.next() % 2001) - 1000) / 500 }
             var out = [Float](repeating: 0, count: w.rows)
             x.withUnsafeBufferPointer { xp in out.withUnsafeMutableBufferPointer { w.multiply(xp.baseAddress!, into: $0.baseAddress!, threads: 2) } }

@@ -11,7 +11,7 @@ import Testing
                                 license: "mit", capabilities: ["chat"], creator: KeyPair.deterministic("c").address, royaltyBps: 0)
 
     static func request(_ json: String) throws -> ChatRequest {
-        try JSONDecoder().decode(ChatRequest.self, from: Data(json.utf8))
+        try ChatRequest.read(Array(json.utf8))
     }
 
     static let chat = #""messages":[{"role":"user","content":"hi"}]"#
@@ -19,7 +19,14 @@ import Testing
     /// (body, chat endpoint, expected status, expected code)
     static let refusals: [(String, Bool, Int, String)] = [
         (#"{"model":"nope",\#(chat)}"#, true, 404, "model_not_found"),
-        (#"{"model":"m","n":2,\#(chat)}"#, true, 400, "unsupported_parameter"),
+        (#"{"model":"m","n":9,\#(chat)}"#, true, 400, "invalid_value"),
+        (#"{"model":"m","n":0,\#(chat)}"#, true, 400, "invalid_value"),
+        (#"{"model":"m","tools":[],\#(chat)}"#, true, 400, "unsupported_parameter"),
+        (#"{"model":"m","presence_penalty":2.5,\#(chat)}"#, true, 400, "invalid_value"),
+        (#"{"model":"m","logit_bias":{"-1":1},\#(chat)}"#, true, 400, "invalid_value"),
+        (#"{"model":"m","logprobs":true,"top_logprobs":21,\#(chat)}"#, true, 400, "invalid_value"),
+        (#"{"model":"m","logprobs":6,"prompt":"p"}"#, false, 400, "invalid_value"),
+        (#"{"model":"m","response_format":{"type":"json_schema","json_schema":{"schema":{"type":"object","properties":{"a":{"format":"date"}}}}},\#(chat)}"#, true, 400, "unsupported_parameter"),
         (#"{"model":"m","max_tokens":0,\#(chat)}"#, true, 400, "invalid_value"),
         (#"{"model":"m","max_tokens":513,\#(chat)}"#, true, 400, "invalid_value"),
         (#"{"model":"m","max_completion_tokens":9999,"max_tokens":5,\#(chat)}"#, true, 400, "invalid_value"),

@@ -50,7 +50,7 @@ import Testing
         let emitted = [m.receive(token: 5, text: "he"), m.receive(token: 6, text: "llo"), m.receive(token: 7, text: "")]
         #expect(emitted == ["he", "llo", nil])
         let node = Self.candidates[0].node.nodeKey
-        let ds = m.on(.completed(Self.receipt(node: node, first: 0, tokens: 3), finish: "stop", promptTokens: 10))
+        let ds = m.on(.completed([Self.receipt(node: node, first: 0, tokens: 3)], finish: "stop", promptTokens: 10))
         guard case let .record(record)? = ds.first, ds.count == 1 else { Issue.record("no record: \(ds)"); return }
         #expect(record.nodes == [node] && record.outputTokens == [3] && record.state == "unsettled")
         #expect(record.receipts.first?.gateway == Self.gateway && record.receipts.first?.gatewaySignature == .empty)
@@ -84,7 +84,7 @@ import Testing
         let next = try #require(Self.called(ds))
         #expect(next.0 == Self.candidates[2].node.nodeKey && next.1 == [11, 12])
         _ = m.receive(token: 13, text: "c")
-        let ds2 = m.on(.completed(Self.receipt(node: next.0, first: 2, tokens: 1), finish: "length", promptTokens: 12))
+        let ds2 = m.on(.completed([Self.receipt(node: next.0, first: 2, tokens: 1)], finish: "length", promptTokens: 12))
         guard case let .record(record)? = ds2.first else { Issue.record("no record"); return }
         // The failed node's share is listed (unpaid: it has no receipt).
         #expect(record.nodes == [Self.candidates[0].node.nodeKey, next.0] && record.outputTokens == [2, 1] && record.receipts.count == 1)
@@ -105,7 +105,7 @@ import Testing
         var m = Self.machine()
         _ = m.start()
         _ = m.receive(token: 1, text: "x")
-        _ = m.on(.completed(Self.receipt(node: Self.candidates[0].node.nodeKey, first: 0, tokens: 1), finish: "stop", promptTokens: 1))
+        _ = m.on(.completed([Self.receipt(node: Self.candidates[0].node.nodeKey, first: 0, tokens: 1)], finish: "stop", promptTokens: 1))
         let bad = NodeFailure(status: 502, code: "bad_receipt", message: "invalid receipt", retryable: true)
         let ds = m.on(.failed(bad, candidates: Self.candidates, nowMillis: 1_200))
         #expect(Self.ended(ds) == [.failed(nodeAtFault: true)])

@@ -101,4 +101,46 @@ import Testing
         s.begin(); s.abandon()
         #expect(s.inFlight == 0 && s.consecutiveFailures == 0)
     }
+
+    /// Shard offers form pipelines covering the layers: after whole-model nodes unless the
+    /// policy says "only" (or never with "never"); fewest hops first, or cheapest by price;
+    /// each span lists its replacements; a broken shard is left out.
+    @Test func shardOffersFormPipelinesAfterWholeNodes() throws {
+        let keys = (0..<8).map { KeyPair.deterministic("shard-\($0)").address }
+        func shard(_ i: Int, _ a: UInt32, _ b: UInt32, price: Double) -> NodeRecord {
+            let offer = Offer(model: "m", priceIn: Amount(units: UInt64(price * 1e9)), priceOut: Amount(units: UInt64(price * 1e9)),
+                              layers: LayerSpan(start: a, end: b, total: 30))
+            return NodeRecord(owner: keys[i], nodeKey: keys[i], endpoint: "http://127.0.0.1:\(9100 + i)", offers: [offer], registeredHeight: 1)
+        }
+        // 0-15 twice, 15-30, and a three-hop cover 0-10, 10-20, 20-30 that is cheaper.
+        let shards = [shard(0, 0, 15, price: 0.2), shard(1, 0, 15, price: 0.3), shard(2, 15, 30, price: 0.2),
+                      shard(3, 0, 10, price: 0.05), shard(4, 10, 20, price: 0.05), shard(5, 20, 30, price: 0.05),
+                      shard(6, 5, 30, price: 0.01)]  // starts mid-model: covers nothing from 0
+        let whole = Self.nodes([0.5])
+        func plan(_ edit: (inout RoutingPolicy) -> Void, stats: [Address: NodeStats] = [:]) -> [Candidate] {
+            var policy = RoutingPolicy()
+            edit(&policy)
+            return Routing.plan(nodes: whole + shards, stats: stats, model: "m", policy: policy, now: 1_000)
+        }
+        let allow = plan { _ in }
+        #expect(allow.first?.isPipeline == false && allow.first?.node.nodeKey == Self.keys[0])
+        let pipelines = allow.filter(\.isPipeline)
+        #expect(pipelines.count == 2)
+        // Fewest hops first: 0-15 (its two shards, cheaper first) then 15-30.
+        #expect(pipelines[0].stages!.map { $0.map(\.node.nodeKey) } == [[keys[0], keys[1]], [keys[2]]])
+        #expect(pipelines[0].node.nodeKey == keys[2] && pipelines[0].offer.priceIn == Amount(units: UInt64(0.4 * 1e9)))
+        #expect(pipelines[1].stages!.count == 3)
+        // By price, the cheaper three-hop chain first.
+        let byPrice = plan { $0.sort = "price"; $0.shards = "only" }
+        #expect(byPrice.allSatisfy(\.isPipeline) && byPrice.first?.stages?.count == 3)
+        #expect(plan { $0.shards = "never" }.allSatisfy { !$0.isPipeline })
+        #expect(plan { $0.shards = "only"; $0.maxPrice = 0.3 }.map { $0.stages!.count } == [3])
+        // The only shard of 15-30 broken: the two-hop chain is gone.
+        var broken = NodeStats()
+        broken.openUntilMillis = 2_000
+        #expect(plan({ $0.shards = "only" }, stats: [keys[2]: broken]).map { $0.stages!.count } == [3])
+        var bad = RoutingPolicy()
+        bad.shards = "sometimes"
+        #expect(throws: PlexusError.self) { try bad.validate() }
+    }
 }

@@ -115,6 +115,47 @@ import Testing
         #expect(try l.state.circulatingTotal() == l.state.totalSupply)
     }
 
+    /// A shard offer (a layer range) registers, travels in its own transaction kind and
+    /// record layout, and reads back; whole-model offers keep the layouts they had.
+    @Test func shardOffersRegisterAndReadBack() throws {
+        let l = try Ledger(net)
+        try l.send(0, .registerModel(card()))
+        try l.send(1, .stake(amount: Amount(units: 20 * Self.plx)))
+        let owner = net.keys[1].address
+        let proof = nodeKeys[0].sign(Registry.nodeKeyProofBytes(chainId: chainId, owner: owner))
+        var shard = offer()
+        for bad in [LayerSpan(start: 3, end: 3, total: 30), LayerSpan(start: 0, end: 31, total: 30), LayerSpan(start: 0, end: 30, total: 30)] {
+            shard.layers = bad
+            #expect(throws: PlexusError.self) { try l.send(1, .registerNode(nodeKey: nodeKeys[0].address, keyProof: proof, endpoint: "http://127.0.0.1:9000", offers: [shard])) }
+        }
+        shard.layers = LayerSpan(start: 0, end: 15, total: 30)
+        let body = Transaction.Body.registerNode(nodeKey: nodeKeys[0].address, keyProof: proof, endpoint: "http://127.0.0.1:9000", offers: [shard])
+        #expect(body.kind == .registerNodeLayered)
+        let tx = net.tx(1, nonce: 9, body)
+        #expect(try Transaction(canonicalBytes: tx.canonicalBytes) == tx)
+        #expect(try JSONDecoder().decode(Transaction.self, from: JSONEncoder().encode(tx)) == tx)
+        try l.send(1, body)
+        let record = try #require(l.state.nodes[owner])
+        #expect(record.offers.first?.layers == shard.layers)
+        #expect(try NodeRecord(canonicalBytes: record.canonicalBytes) == record)
+        // Back to a whole model: the plain kinds and layout, byte for byte as before.
+        let whole = Transaction.Body.updateNode(endpoint: "http://127.0.0.1:9000", offers: [offer()])
+        #expect(whole.kind == .updateNode)
+        try l.send(1, whole)
+        let plain = try #require(l.state.nodes[owner])
+        #expect(plain.offers.first?.layers == nil)
+        var w = CanonicalWriter()
+        w.write(plain.owner); w.write(plain.nodeKey); w.write(plain.endpoint); w.write(array: plain.offers); w.write(plain.registeredHeight)
+        #expect(plain.canonicalBytes == w.bytes)
+        // A layered kind must carry a shard offer (one canonical form).
+        var forged = CanonicalWriter()
+        forged.write(plain.endpoint); forged.write(array: plain.offers); LayerSpan.write(plain.offers, to: &forged)
+        var r = CanonicalReader(forged.bytes)
+        _ = try r.readString(limit: 512)
+        var offers = try r.readArray(of: Offer.self, limit: 16)
+        #expect(throws: PlexusError.self) { try Transaction.readLayers(into: &offers, from: &r) }
+    }
+
     @Test func aFailedOverRequestPaysBothNodesOnceAfterTheWindow() throws {
         let l = try network()
         let requestor = net.keys[5].address

@@ -248,7 +248,7 @@ import Testing
             }
             // Whole responses, many in a row and concurrently.
             for n in [1, 3, 50] {
-                let text = try await client.post(target, path: "/n/\(n)", headers: [], body: [1, 2, 3], timeout: .seconds(5)) { r in
+                let text = try await client.post(target, path: "/n/\(n)", headers: [], body: [1, 2, 3], timeout: .seconds(60)) { r in
                     #expect(r.status == 200)
                     return try await read(r)
                 }
@@ -257,7 +257,7 @@ import Testing
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for i in 0..<40 {
                     group.addTask {
-                        let text = try await client.post(target, path: "/n/2", headers: [], body: [UInt8](repeating: 7, count: i), timeout: .seconds(5)) { try await read($0) }
+                        let text = try await client.post(target, path: "/n/2", headers: [], body: [UInt8](repeating: 7, count: i), timeout: .seconds(60)) { try await read($0) }
                         #expect(text == "0:\(i);1:\(i);")
                     }
                 }
@@ -265,14 +265,14 @@ import Testing
             }
             // A consumer that stops early leaves the connection to finish on its own; the next requests still work.
             for _ in 0..<5 {
-                let first = try await client.post(target, path: "/n/200", headers: [], body: [], timeout: .seconds(5)) { r in try await r.body.next() }
+                let first = try await client.post(target, path: "/n/200", headers: [], body: [], timeout: .seconds(60)) { r in try await r.body.next() }
                 #expect(first?.isEmpty == false)
-                #expect(try await client.post(target, path: "/n/1", headers: [], body: [9], timeout: .seconds(5)) { try await read($0) } == "0:1;")
+                #expect(try await client.post(target, path: "/n/1", headers: [], body: [9], timeout: .seconds(60)) { try await read($0) } == "0:1;")
             }
             // A server that closes after answering: the next request opens a new connection.
             for _ in 0..<3 {
-                #expect(try await client.post(target, path: "/close", headers: [], body: [], timeout: .seconds(5)) { try await read($0) } == "bye")
-                #expect(try await client.post(target, path: "/n/1", headers: [], body: [], timeout: .seconds(5)) { try await read($0) } == "0:0;")
+                #expect(try await client.post(target, path: "/close", headers: [], body: [], timeout: .seconds(60)) { try await read($0) } == "bye")
+                #expect(try await client.post(target, path: "/n/1", headers: [], body: [], timeout: .seconds(60)) { try await read($0) } == "0:0;")
             }
             // A timeout ends the exchange with an error.
             let start = Date()
@@ -329,7 +329,8 @@ import Testing
         let target = try #require(PlainHTTPClient.Target(url: "http://127.0.0.1:\(port.withLock { $0 })"))
         let client = PlainHTTPClient()
         defer { client.closeIdle() }
-        func call(_ path: String, body: [UInt8] = [], timeout: TimeAmount = .seconds(5)) async throws -> (Int, String) {
+        // Generous limits: the suite runs on slow, busy machines (only the timeout checks are short).
+        func call(_ path: String, body: [UInt8] = [], timeout: TimeAmount = .seconds(60)) async throws -> (Int, String) {
             try await client.post(target, path: path, headers: [], body: body, timeout: timeout) { r in
                 (r.status, String(decoding: try await r.body.collect(), as: UTF8.self))
             }
@@ -359,7 +360,7 @@ import Testing
         #expect(try await call("/echo", body: [UInt8](repeating: 66, count: 1_000)) == (200, String(repeating: "B", count: 1_000)))
 
         // Streams arrive whole with their status and headers (the client sends POST: route by method).
-        let few = try await client.post(target, path: "/few", headers: [], body: [], timeout: .seconds(5)) { r in r.status }
+        let few = try await client.post(target, path: "/few", headers: [], body: [], timeout: .seconds(60)) { r in r.status }
         #expect(few == 404)
         // A client that goes away stops the producer.
         await #expect(throws: (any Error).self) {
@@ -372,7 +373,7 @@ import Testing
         }
         let didStop = stopped.load(ordering: .relaxed)
         #expect(didStop)
-        #expect(try await Self.get(port: port.withLock { $0 }, path: "/few", timeout: .seconds(5)) == (201, "0;1;2;3;4;"))
+        #expect(try await Self.get(port: port.withLock { $0 }, path: "/few", timeout: .seconds(60)) == (201, "0;1;2;3;4;"))
     }
 
     /// Writes `bytes` on a new connection and returns everything read until the server closes it.

@@ -2,7 +2,7 @@ import CPlexusKernels
 import Foundation
 import Synchronization
 
-/// Which instruction-set path the packed kernels take: 0 portable, 1 AVX2, 2 AVX-VNNI
+/// Which instruction-set path the packed kernels take: 0 portable, 1 AVX2, 2 VNNI (AVX-VNNI, or AVX-512 VNNI)
 /// (capped by what the processor has). Every path gives the same bits; a node and a
 /// verifier can be held to different ones (`PLEXUS_KERNELS=portable|avx2|vnni` for a
 /// process, `level` within one) to show it.

@@ -25,14 +25,18 @@ public final class LlamaModel: @unchecked Sendable {
     let embedding: WeightMatrix
     let output: WeightMatrix
     let outputNorm: [Float]
-    let layers: [Layer]
+    /// Layers outside `loaded` are nil.
+    let layers: [Layer?]
+    /// The layers whose weights are loaded (all of them unless a shard asked for fewer).
+    public let loaded: Range<Int>
 
-    /// Loads the model at `path`.
-    public convenience init(path: String) throws {
-        try self.init(file: GGUFFile(path: path), path: path)
+    /// Loads the model at `path`; a shard loads only `layers` of it (the embedding, output norm
+    /// and output matrix always).
+    public convenience init(path: String, layers: Range<Int>? = nil) throws {
+        try self.init(file: GGUFFile(path: path), path: path, layers: layers)
     }
 
-    public init(file: GGUFFile, path: String) throws {
+    public init(file: GGUFFile, path: String, layers wanted: Range<Int>? = nil) throws {
         self.file = file
         self.path = path
         config = try LlamaConfig(gguf: file)
@@ -60,7 +64,13 @@ public final class LlamaModel: @unchecked Sendable {
         embedding = try matrix("token_embd.weight", cols: c.embedding, rows: c.vocabSize)
         output = file.tensor("output.weight") != nil ? try matrix("output.weight", cols: c.embedding, rows: c.vocabSize) : embedding
         outputNorm = try vector("output_norm.weight", c.embedding)
+        let loaded = wanted ?? 0..<c.layers
+        guard loaded.lowerBound >= 0, loaded.upperBound <= c.layers, !loaded.isEmpty else {
+            throw PlexusError(.outOfRange, "layers \(loaded.lowerBound)-\(loaded.upperBound) are not within the model's 0-\(c.layers)")
+        }
+        self.loaded = loaded
         layers = try (0..<c.layers).map { i in
+            guard loaded.contains(i) else { return nil }
             let p = "blk.\(i)."
             return Layer(
                 attnNorm: try vector(p + "attn_norm.weight", c.embedding),

@@ -17,9 +17,26 @@ public struct SamplingParameters: Sendable, Hashable, Codable {
     public var repetitionWindow: Int = 64
     /// Seed of the counter-based random draws.
     public var seed: UInt64 = 0
+    /// Subtracted once from the logit of every token seen in the window (OpenAI's `presence_penalty`).
+    public var presencePenalty: Double = 0
+    /// Subtracted from a token's logit once per time it appears in the window (`frequency_penalty`).
+    public var frequencyPenalty: Double = 0
+    /// Added to the logits of these tokens before anything else (`logit_bias`), by ascending id.
+    public var logitBias: [LogitBias] = []
+
+    /// A bias on one token's logit.
+    public struct LogitBias: Sendable, Hashable, Codable {
+        public var token: TokenID
+        public var bias: Double
+        public init(token: TokenID, bias: Double) {
+            self.token = token
+            self.bias = bias
+        }
+    }
 
     public init(temperature: Double = 0, topK: Int = 0, topP: Double = 1, minP: Double = 0,
-                repetitionPenalty: Double = 1, repetitionWindow: Int = 64, seed: UInt64 = 0) {
+                repetitionPenalty: Double = 1, repetitionWindow: Int = 64, seed: UInt64 = 0,
+                presencePenalty: Double = 0, frequencyPenalty: Double = 0, logitBias: [LogitBias] = []) {
         self.temperature = temperature
         self.topK = topK
         self.topP = topP
@@ -27,6 +44,9 @@ public struct SamplingParameters: Sendable, Hashable, Codable {
         self.repetitionPenalty = repetitionPenalty
         self.repetitionWindow = repetitionWindow
         self.seed = seed
+        self.presencePenalty = presencePenalty
+        self.frequencyPenalty = frequencyPenalty
+        self.logitBias = logitBias.sorted { $0.token < $1.token }
     }
 
     /// Throws `outOfRange` naming the first parameter outside its range.
@@ -39,6 +59,12 @@ public struct SamplingParameters: Sendable, Hashable, Codable {
             throw PlexusError(.outOfRange, "repetition_penalty must be in 0.01...100")
         }
         guard (0...100_000).contains(repetitionWindow) else { throw PlexusError(.outOfRange, "repetition window must be in 0...100000") }
+        guard presencePenalty.isFinite, (-2...2).contains(presencePenalty) else { throw PlexusError(.outOfRange, "presence_penalty must be in -2...2") }
+        guard frequencyPenalty.isFinite, (-2...2).contains(frequencyPenalty) else { throw PlexusError(.outOfRange, "frequency_penalty must be in -2...2") }
+        guard logitBias.count <= 1_024 else { throw PlexusError(.outOfRange, "logit_bias takes up to 1024 tokens") }
+        for b in logitBias where !(b.bias.isFinite && (-100...100).contains(b.bias)) || b.token < 0 {
+            throw PlexusError(.outOfRange, "logit_bias values must be in -100...100 for token ids ≥ 0")
+        }
     }
 }
 
@@ -64,16 +90,40 @@ public struct Sampler: Sendable {
 
     /// The token at position `index` given the logits and the tokens so far.
     public func sample(_ logits: [Float], history: ArraySlice<TokenID>, index: UInt64) -> TokenID {
+        sample(adjusted: adjust(logits, history: history), index: index)
+    }
+
+    /// The logits as the draw sees them: biased, then penalised for the tokens in the window
+    /// (repetition as llama.cpp applies it, presence and frequency as OpenAI defines them).
+    public func adjust(_ logits: [Float], history: ArraySlice<TokenID>) -> [Float] {
         let p = parameters
         var adjusted = logits
-        if p.repetitionPenalty != 1 && p.repetitionWindow > 0 {
+        for b in p.logitBias where Int(b.token) < adjusted.count { adjusted[Int(b.token)] += Float(b.bias) }
+        let penalised = p.repetitionPenalty != 1 || p.presencePenalty != 0 || p.frequencyPenalty != 0
+        if penalised && p.repetitionWindow > 0 {
+            var counts: [TokenID: Int] = [:]
+            var order: [TokenID] = []
+            for t in history.suffix(p.repetitionWindow) where t >= 0 && Int(t) < adjusted.count {
+                if counts[t] == nil { order.append(t) }
+                counts[t, default: 0] += 1
+            }
             let penalty = Float(p.repetitionPenalty)
-            var seen = Set<TokenID>()
-            for t in history.suffix(p.repetitionWindow) where t >= 0 && Int(t) < adjusted.count && seen.insert(t).inserted {
-                let l = adjusted[Int(t)]
-                adjusted[Int(t)] = l > 0 ? l / penalty : l * penalty
+            for t in order {
+                var l = adjusted[Int(t)]
+                if p.repetitionPenalty != 1 { l = l > 0 ? l / penalty : l * penalty }
+                if p.presencePenalty != 0 || p.frequencyPenalty != 0 {
+                    l -= Float(p.presencePenalty) + Float(p.frequencyPenalty) * Float(counts[t]!)
+                }
+                adjusted[Int(t)] = l
             }
         }
+        return adjusted
+    }
+
+    /// The token drawn at `index` from logits already adjusted.
+    public func sample(adjusted: [Float], index: UInt64) -> TokenID {
+        let p = parameters
+        let adjusted = adjusted
         if p.temperature == 0 {
             var best = 0
             for i in 1..<adjusted.count where adjusted[i] > adjusted[best] { best = i }
@@ -109,6 +159,31 @@ public struct Sampler: Sendable {
             if u < acc { return TokenID(order[i]) }
         }
         return TokenID(order[order.count - 1])
+    }
+
+    /// The log-probability of `token` and of the `top` most likely tokens under the softmax of
+    /// `adjusted` (before temperature and truncation, as OpenAI reports them), most likely first.
+    public static func logprobs(_ adjusted: [Float], token: TokenID, top: Int) -> (Float, [(TokenID, Float)]) {
+        var m = -Float.infinity
+        for l in adjusted where l > m { m = l }
+        var sum = 0.0
+        for l in adjusted { sum += exp(Double(l - m)) }
+        let logZ = Double(m) + log(sum)
+        func lp(_ i: Int) -> Float { Float(Double(adjusted[i]) - logZ) }
+        var best: [(TokenID, Float)] = []
+        if top > 0 {
+            // A partial selection: the `top` highest, ties by lower id.
+            for i in adjusted.indices {
+                let l = adjusted[i]
+                if best.count == top, let last = best.last, !(l > adjusted[Int(last.0)]) { continue }
+                var at = best.count
+                while at > 0 && l > adjusted[Int(best[at - 1].0)] { at -= 1 }
+                best.insert((TokenID(i), 0), at: at)
+                if best.count > top { best.removeLast() }
+            }
+            best = best.map { ($0.0, lp(Int($0.0))) }
+        }
+        return (lp(Int(token)), best)
     }
 
     /// Token ids by logit, highest first, ties by lower id — the order

@@ -38,6 +38,16 @@ public struct CommitmentBuilder {
     }
 
     /// Adds the final hidden state of the next position.
+    /// Adds the first `rows` states of `states` (rows of `width` values one after another;
+    /// all of them unless given).
+    public mutating func add(rows states: [Float], width: Int, count rows: Int? = nil) {
+        let n = rows ?? (width > 0 ? states.count / width : 0)
+        precondition(n * width <= states.count)
+        states.withUnsafeBufferPointer { p in
+            for i in 0..<n { add(UnsafeBufferPointer(rebasing: p[(i * width)..<((i + 1) * width)])) }
+        }
+    }
+
     public mutating func add(_ state: UnsafeBufferPointer<Float>) {
         #if _endian(little)
         hasher.update(bufferPointer: UnsafeRawBufferPointer(state))

@@ -12,9 +12,12 @@ public struct ReplayRequest: Sendable, Hashable, Codable {
     /// Also the commitments over the first this-many positions (a node that continued an
     /// answer ran a prefix of the whole sequence; each share's receipt commits to its run).
     public var commitmentsAt: [Int]
+    /// The request's `response_format` (JSON text), whose constraint chose among the tokens.
+    public var responseFormat: String?
 
     public init(prompt: [TokenID], output: [TokenID], maxTokens: Int, sampling: SamplingParameters, stop: [String] = [],
-                commitmentInterval: Int = Commitment.defaultInterval, commitmentsAt: [Int] = []) {
+                commitmentInterval: Int = Commitment.defaultInterval, commitmentsAt: [Int] = [], responseFormat: String? = nil) {
+        self.responseFormat = responseFormat
         self.prompt = prompt
         self.output = output
         self.maxTokens = maxTokens
@@ -54,7 +57,7 @@ extension Generator {
     /// after the last token, the end of sequence. Exact: the engine's logits do not
     /// depend on batch composition or thread count, so an honest output always passes.
     public func replay(_ r: ReplayRequest) throws -> ReplayReport {
-        let sampler = try Sampler(r.sampling)
+        var chooser = try TokenChoice(r.sampling, responseFormat: r.responseFormat, model: model)
         let c = model.config, tok = model.tokenizer
         guard !r.prompt.isEmpty else { throw PlexusError(.malformed, "the prompt is empty") }
         guard r.maxTokens >= 1, r.maxTokens <= c.contextLength else { throw PlexusError(.outOfRange, "max tokens must be 1...\(c.contextLength)") }
@@ -96,12 +99,12 @@ extension Generator {
             if j == usable {
                 if j < r.output.count {
                     // A token the engine could not have produced here at all.
-                    let expected: TokenID? = running ? sampler.sample(Array(logits(choosing: j)), history: sequence[...], index: UInt64(p + j)) : nil
+                    let expected: TokenID? = running ? try chooser.choose(Array(logits(choosing: j)), history: sequence[...], index: UInt64(p + j)).0 : nil
                     mismatch = .init(position: j, expectedToken: expected.flatMap { $0 == tok.eos || tok.isControl($0) ? nil : $0 }, gotToken: r.output[j])
                     break scan
                 }
                 guard running else { break scan }  // the limit: finish = length
-                let next = sampler.sample(Array(logits(choosing: j)), history: sequence[...], index: UInt64(p + j))
+                let next = try chooser.choose(Array(logits(choosing: j)), history: sequence[...], index: UInt64(p + j)).0
                 if next == tok.eos || tok.isControl(next) {
                     finish = .endOfSequence
                 } else {
@@ -109,7 +112,7 @@ extension Generator {
                 }
                 break scan
             }
-            let expected = sampler.sample(Array(logits(choosing: j)), history: sequence[..<(p + j)], index: UInt64(p + j))
+            let expected = try chooser.choose(Array(logits(choosing: j)), history: sequence[..<(p + j)], index: UInt64(p + j)).0
             if expected == tok.eos || tok.isControl(expected) {
                 mismatch = .init(position: j, expectedToken: nil, gotToken: r.output[j])
                 break scan
@@ -119,6 +122,7 @@ extension Generator {
                 break scan
             }
             checked = j + 1
+            chooser.accept(r.output[j])
             text += decoder.push(r.output[j])
             if r.stop.contains(where: { !$0.isEmpty && text.contains($0) }) {
                 finish = .stop

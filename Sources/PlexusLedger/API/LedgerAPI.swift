@@ -16,6 +16,7 @@ import PlexusCore
 /// | `GET /v1/blocks/{height\|latest}` | a block with its transactions |
 /// | `GET /v1/params` | protocol parameters with bounds |
 /// | `GET /v1/nodes`, `/v1/models`, `/v1/gateways` | the registries |
+/// | `GET /v1/shards/{model}` | which layer spans of a model shards serve, by how many operators; gaps |
 /// | `GET /v1/settlements/{request id}` | a request's settlement |
 /// | `POST /v1/settlements/lookup` | settlements of up to 1000 request ids (`{"ids": [...]}`) |
 /// | `GET /v1/events?since=H[&timeout_ms=T]` | events after height H (long-poll) |
@@ -111,6 +112,37 @@ public enum LedgerAPI {
             }), status: wait ? .ok : .accepted)
         }
 
+        // A replicated ledger: transactions forwarded to the replica that seals.
+        router.post("/v1/replica/forward") { request, _ -> Response in
+            guard let replica = service.ordering.value as? LedgerReplica else {
+                throw APIError(.notFound, .notFound, "this ledger is not replicated")
+            }
+            let body = try await Self.body(of: request, upTo: maxBatchBodyBytes)
+            let txs = try Self.decoding("a list of transactions") {
+                var r = CanonicalReader(Array(buffer: body))
+                let txs = try r.readArray(of: Transaction.self, limit: maxBatchTransactions)
+                try r.expectEnd()
+                return txs
+            }
+            // Checked here too: a replica that forwarded a bad signature must not make the sealer seal a refused block.
+            let checked = SignatureCheck.verifyAndHash(txs)
+            var results = [Result<Void, PlexusError>](repeating: .failure(PlexusError(.badSignature, "signature does not verify")), count: txs.count)
+            let good = txs.indices.filter { checked[$0].valid }
+            let accepted: [Result<Void, PlexusError>]
+            do {
+                accepted = try await replica.accept(good.map { Ordered(tx: txs[$0], hash: checked[$0].hash, size: txs[$0].canonicalBytes.count) })
+            } catch let e as PlexusError {
+                throw APIError(.conflict, e.code, e.message)
+            }
+            for (i, r) in zip(good, accepted) { results[i] = r }
+            return try json(BatchAnswer(results: results.enumerated().map { i, r in
+                switch r {
+                case .success: BatchAnswer.Item(receipt: LedgerService.Receipt(hash: checked[i].hash, height: 0, index: 0, committed: false), error: nil)
+                case let .failure(e): BatchAnswer.Item(receipt: nil, error: .init(code: e.code.rawValue, message: e.message))
+                }
+            }))
+        }
+
         router.get("/v1/tx/:hash") { _, context -> Response in
             let hash = try Hash256(hex: context.parameters.get("hash") ?? "")
             guard let loc = try store.location(of: hash) else {
@@ -158,6 +190,11 @@ public enum LedgerAPI {
         }
 
         router.get("/v1/nodes") { _, _ -> Response in try json(await service.read { NodesView(nodes: $0.nodes.values.sorted { $0.owner < $1.owner }, in: $0) }) }
+        router.get("/v1/shards/:model") { _, context -> Response in
+            let model = context.parameters.get("model") ?? ""
+            guard model.utf8.count <= Registry.maxName else { throw APIError(.badRequest, .tooLarge, "a model id is at most \(Registry.maxName) bytes") }
+            return try json(await service.read { ShardCoverage.of(model, nodes: NodesView(nodes: $0.nodes.values.sorted { $0.owner < $1.owner }, in: $0).servable) })
+        }
         router.get("/v1/verification/:id") { _, context -> Response in
             let id = try Hash256(hex: context.parameters.get("id") ?? "")
             guard let v = await service.read({ VerificationView(id, in: $0) }) else {
@@ -332,7 +369,8 @@ public struct APIError: HTTPResponseError {
         let status: HTTPResponse.Status = switch e.code {
         case .notFound: .notFound
         case .tooLarge: .contentTooLarge
-        case .io, .stateMismatch: .serviceUnavailable
+        case .io, .stateMismatch, .unavailable: .serviceUnavailable
+        case .notSealer: .conflict
         case .insufficientFunds: .init(code: 402)
         case .badNonce: .conflict
         default: .badRequest

@@ -13,15 +13,22 @@ public struct BlockHeader: Sendable, Hashable, Codable, CanonicalCodable {
     public var txCount: UInt32
     /// Merkle root of the transaction hashes, in block order.
     public var txRoot: Hash256
-    /// Commitment to the whole state after the block.
+    /// Commitment to the whole state: after the block for a block the solo orderer sealed
+    /// (it executes as it builds), before it (after the previous height, as CometBFT's app
+    /// hash) for an `ordered` block, which its sealer cuts without executing.
     public var stateRoot: Hash256
     /// The key that sealed the block.
     public var orderer: Address
+    /// Sealed by a replicated orderer (see `Chain.applyOrdered`): `stateRoot` is the previous
+    /// height's, and a transaction the state refuses is recorded as invalid instead of
+    /// making the whole block invalid.
+    public var ordered: Bool = false
 
     static let domain = Array("plexus-block-v1".utf8)
+    static let orderedDomain = Array("plexus-block-v2".utf8)
 
     public func encode(to w: inout CanonicalWriter) {
-        w.write(fixed: Self.domain)
+        w.write(fixed: ordered ? Self.orderedDomain : Self.domain)
         w.write(chainId)
         w.write(height)
         w.write(previousHash)
@@ -33,9 +40,11 @@ public struct BlockHeader: Sendable, Hashable, Codable, CanonicalCodable {
     }
 
     public init(from r: inout CanonicalReader) throws {
-        guard try r.readBytes(count: Self.domain.count) == Self.domain else {
+        let domain = try r.readBytes(count: Self.domain.count)
+        guard domain == Self.domain || domain == Self.orderedDomain else {
             throw PlexusError(.malformed, "not a Plexus block header")
         }
+        ordered = domain == Self.orderedDomain
         chainId = try r.readString(limit: 64)
         height = try r.readUInt64()
         previousHash = try r.readHash()
@@ -46,7 +55,9 @@ public struct BlockHeader: Sendable, Hashable, Codable, CanonicalCodable {
         orderer = try r.readAddress()
     }
 
-    public init(chainId: String, height: UInt64, previousHash: Hash256, timeMillis: UInt64, txCount: UInt32, txRoot: Hash256, stateRoot: Hash256, orderer: Address) {
+    public init(chainId: String, height: UInt64, previousHash: Hash256, timeMillis: UInt64, txCount: UInt32, txRoot: Hash256, stateRoot: Hash256, orderer: Address,
+                ordered: Bool = false) {
+        self.ordered = ordered
         self.chainId = chainId
         self.height = height
         self.previousHash = previousHash

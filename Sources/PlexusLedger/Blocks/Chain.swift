@@ -29,6 +29,8 @@ public struct Chain: Sendable {
 
     /// Starts from a state and the hash of the header it follows.
     public init(state: LedgerState, tipHash: Hash256, orderer: Address) {
+        var state = state
+        committedRoot = state.commit().root
         self.state = state
         self.tipHash = tipHash
         self.orderer = orderer
@@ -106,6 +108,7 @@ public struct Chain: Sendable {
         }
         open = nil
         let changes = state.commit()
+        committedRoot = changes.root
         let header = BlockHeader(
             chainId: state.chainId, height: block.height, previousHash: tipHash, timeMillis: block.timeMillis,
             txCount: UInt32(block.transactions.count), txRoot: Block.txRoot(block.hashes),
@@ -158,9 +161,85 @@ public struct Chain: Sendable {
         return BlockStore.Commit(block: block, hash: hash, events: events, accounts: changes.accounts, records: changes.records, params: changes.params)
     }
 
+    /// Whether `block` may stand at the next height of a replicated chain whose sealers
+    /// are `sealers`: nil when it may, else why not. Pure and the same on every replica,
+    /// so every replica passes over the same entries of the log (one written there by
+    /// anyone but an authorised sealer, or not extending the chain, is not a block of it).
+    /// Transaction signatures are checked by `applyOrdered`.
+    public func refusal(of block: Block, sealers: Set<Address>) -> String? {
+        let h = block.header
+        guard h.ordered else { return "block \(h.height) is not an ordered block" }
+        guard h.chainId == state.chainId else { return "block \(h.height) is for chain \(h.chainId)" }
+        guard h.height == state.height + 1 else { return "block at height \(h.height) where \(state.height + 1) is next" }
+        guard h.previousHash == tipHash else { return "block \(h.height) does not link to the tip \(tipHash)" }
+        guard sealers.contains(h.orderer) else { return "block \(h.height) is sealed by \(h.orderer.short), not a sealer of this chain" }
+        guard block.hasValidSignature else { return "block \(h.height) has a bad sealer signature" }
+        guard Int(h.txCount) == block.transactions.count, Block.txRoot(block.transactions.map(\.hash)) == h.txRoot else {
+            return "block \(h.height) transaction root does not match its transactions"
+        }
+        return nil
+    }
+
+    /// Cuts the next ordered block from `transactions` (signatures checked by the caller),
+    /// sealed by `signer`, without executing them: the header carries the current state
+    /// root (the previous height's), and replicas, this one too, execute the block with
+    /// `applyOrdered`.
+    public func cut(_ transactions: [Transaction], hashes: [Hash256], signer: KeyPair, nowMillis: UInt64) -> Block {
+        let header = BlockHeader(
+            chainId: state.chainId, height: state.height + 1, previousHash: tipHash,
+            timeMillis: max(nowMillis, state.timeMillis), txCount: UInt32(transactions.count),
+            txRoot: Block.txRoot(hashes), stateRoot: committedRoot, orderer: signer.address, ordered: true)
+        return Block(header: header, signature: signer.sign(header.hash.bytes), transactions: transactions)
+    }
+
+    /// The root committed by the last `commit` of the state (the current one when no block is open).
+    public private(set) var committedRoot: Hash256 = .zero
+
+    /// Applies an ordered block that `refusal` admitted: every transaction's signature
+    /// must verify (a sealer that let a bad one through sealed an invalid block: it is
+    /// refused whole); the header's state root must equal this replica's, or the replica
+    /// has diverged from the sealer and must stop (`stateMismatch`); a transaction the
+    /// state refuses changes nothing and is recorded as `transactionInvalid`, identically
+    /// on every replica. A throw after the signature and root checks (a start-of-block step
+    /// failing) leaves the state part-way: the replica must stop.
+    public mutating func applyOrdered(block: Block, verified: Bool = false) throws -> BlockStore.Commit {
+        guard open == nil else { throw PlexusError(.invalidState, "cannot apply a block while one is open") }
+        let h = block.header
+        if !verified, let bad = SignatureCheck.all(block.transactions).firstIndex(of: false) {
+            throw PlexusError(.invalidBlock, "block \(h.height) transaction \(bad) has a bad signature")
+        }
+        guard h.stateRoot == committedRoot else {
+            throw PlexusError(.stateMismatch, "block \(h.height) says the state root at height \(h.height - 1) is \(h.stateRoot); this replica has \(committedRoot)")
+        }
+        var events = try state.beginBlock(height: h.height, timeMillis: h.timeMillis, parentHash: h.previousHash)
+            .map { BlockEvent(height: h.height, txIndex: nil, event: $0) }
+        var invalid = Set<Int>()
+        let limit = state.params[.maxTxBytes]
+        for (i, tx) in block.transactions.enumerated() {
+            do {
+                guard UInt64(tx.canonicalBytes.count) <= limit else {
+                    throw PlexusError(.tooLarge, "transaction is larger than \(limit) bytes")
+                }
+                for e in try state.apply(tx) { events.append(BlockEvent(height: h.height, txIndex: UInt32(i), event: e)) }
+            } catch {
+                invalid.insert(i)
+                let reason = (error as? PlexusError).map { "\($0.code.rawValue): \($0.message)" } ?? "\(error)"
+                events.append(BlockEvent(height: h.height, txIndex: UInt32(i), event: .transactionInvalid(hash: tx.hash, reason: String(reason.prefix(500)))))
+            }
+        }
+        let changes = state.commit()
+        committedRoot = changes.root
+        tipHash = h.hash
+        var c = BlockStore.Commit(block: block, hash: tipHash, events: events, accounts: changes.accounts, records: changes.records, params: changes.params)
+        c.invalid = invalid
+        c.stateRoot = changes.root
+        return c
+    }
+
     /// The state root of the current state (commits pending changes to the commitment).
     public mutating func stateRoot() -> Hash256 {
-        state.commit().root
+        committedRoot = state.commit().root
+        return committedRoot
     }
 }
 

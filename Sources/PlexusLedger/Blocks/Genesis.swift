@@ -36,9 +36,13 @@ public struct Genesis: Sendable, Codable, Hashable {
     public var accounts: [Allocation]
     /// Model cards registered from the start (a development chain lists the default model).
     public var models: [ModelCard]?
+    /// The replicas' keys, any of which may seal a block when the order comes from a
+    /// replicated log (`plexus ledger start --order etcd`); the solo `orderer` seals otherwise.
+    public var sealers: [Address]?
 
     public init(chainId: String, timeMillis: UInt64, orderer: Address, params: [String: UInt64] = [:], accounts: [Allocation],
-                models: [ModelCard]? = nil) {
+                models: [ModelCard]? = nil, sealers: [Address]? = nil) {
+        self.sealers = sealers
         self.chainId = chainId
         self.timeMillis = timeMillis
         self.orderer = orderer
@@ -137,6 +141,11 @@ public struct Genesis: Sendable, Codable, Hashable {
         if let models, !models.isEmpty {
             w.write(UInt32(models.count))
             for m in models { m.encode(to: &w) }
+        }
+        if let sealers, !sealers.isEmpty {
+            w.write(fixed: Array("sealers".utf8))
+            w.write(UInt32(sealers.count))
+            for a in sealers { w.write(a) }
         }
         return Hash256.of(w.bytes)
     }

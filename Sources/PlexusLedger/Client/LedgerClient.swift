@@ -6,16 +6,23 @@ import PlexusCore
 
 /// A typed client for the ledger API, shared by every role that talks to a ledger.
 public struct LedgerClient: Sendable {
-    /// The ledger's base URL, such as `http://127.0.0.1:7700`.
+    /// The ledger's base URL, such as `http://127.0.0.1:7700` (the first replica's, given several).
     public let baseURL: String
+    /// Every replica's base URL: a request that cannot reach one (or that it answers 503) goes to the next.
+    public let replicas: [String]
     let http: HTTPClient
     let timeout: TimeAmount
+    /// The replica that answered last, tried first.
+    let preferred = Locked(0)
 
-    /// A client for the ledger at `baseURL`.
+    /// A client for the ledger at `baseURL`, or for the replicas at `baseURL`'s comma-separated URLs.
     public init(baseURL: String, http: HTTPClient = .shared, timeout: TimeAmount = .seconds(60)) {
-        var url = baseURL
-        while url.hasSuffix("/") { url.removeLast() }
-        self.baseURL = url
+        replicas = baseURL.split(separator: ",").map { part in
+            var url = part.trimmingCharacters(in: .whitespaces)
+            while url.hasSuffix("/") { url.removeLast() }
+            return url
+        }.filter { !$0.isEmpty }
+        self.baseURL = replicas.first ?? ""
         self.http = http
         self.timeout = timeout
     }
@@ -60,6 +67,12 @@ public struct LedgerClient: Sendable {
 
     /// Every registered node with its operator's standing.
     public func nodeRegistry() async throws -> NodesView { try await get("/v1/nodes") }
+
+    /// Which layer spans of `model` shards serve (and how many whole-model nodes).
+    public func shards(_ model: String) async throws -> ShardCoverage {
+        let escaped = model.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? model
+        return try await get("/v1/shards/\(escaped)")
+    }
 
     /// A settled request's check and dispute (nil if it was not settled).
     public func verification(_ id: Hash256) async throws -> VerificationView? {
@@ -237,6 +250,24 @@ public struct LedgerClient: Sendable {
 
     /// The body of a successful answer (errors thrown as the ledger described them).
     func exchange(_ method: HTTPMethod, _ path: String, body: [UInt8]?, contentType: String) async throws -> [UInt8] {
+        guard replicas.count > 1 else { return try await exchange(baseURL, method, path, body: body, contentType: contentType) }
+        let first = preferred.value
+        var last: (any Error)?
+        for k in 0..<replicas.count {
+            let i = (first + k) % replicas.count
+            do {
+                let bytes = try await exchange(replicas[i], method, path, body: body, contentType: contentType)
+                preferred.value = i
+                return bytes
+            } catch let e as PlexusError where e.code == .io || e.code == .unavailable || e.code == .stateMismatch {
+                // Unreachable, without a sealer, or halted: the next replica may serve.
+                last = e
+            }
+        }
+        throw last ?? PlexusError(.io, "no ledger replica")
+    }
+
+    func exchange(_ baseURL: String, _ method: HTTPMethod, _ path: String, body: [UInt8]?, contentType: String) async throws -> [UInt8] {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
         if let body {

@@ -1,7 +1,23 @@
 import Dispatch
 import Logging
 import Metrics
+import Foundation
 import PlexusCore
+
+/// A transaction whose signature was checked, with its hash and encoded size.
+public struct Ordered: Sendable {
+    public var tx: Transaction
+    public var hash: Hash256
+    public var size: Int
+}
+
+/// What orders a replica's submissions (the replicated ledger's `LedgerReplica`).
+public protocol TransactionOrdering: Sendable {
+    /// Orders `txs`; with `waitForCommit`, answers once this replica has written the block carrying each.
+    func order(_ txs: [Ordered], waitForCommit: Bool) async -> [Result<LedgerService.Receipt, PlexusError>]
+    /// The replica's role and lag, for `/v1/status`.
+    func replicaStatus() -> LedgerService.ReplicaStatus?
+}
 
 /// The `solo` orderer: owns the chain, accepts transactions, seals a block
 /// whenever transactions are pending (at most every `blockInterval`), writes
@@ -30,6 +46,33 @@ public actor LedgerService {
         public var timeMillis: UInt64
         public var pendingTransactions: Int
         public var orderer: Address
+        /// A replica of a replicated ledger: its role (`sealer` or `follower`), the last
+        /// log entry it applied, and its lag behind the log.
+        public var replica: ReplicaStatus?
+    }
+
+    /// A replica's place in the replicated ledger.
+    public struct ReplicaStatus: Sendable, Codable, Hashable {
+        public var address: Address
+        public var role: String
+        public var sealer: Address?
+        public var slot: UInt64
+        public var lagBlocks: UInt64
+        public var lagMillis: UInt64
+        public var healthy: Bool
+        public var failure: String?
+
+        public init(address: Address, role: String, sealer: Address?, slot: UInt64, lagBlocks: UInt64, lagMillis: UInt64,
+                    healthy: Bool, failure: String?) {
+            self.address = address
+            self.role = role
+            self.sealer = sealer
+            self.slot = slot
+            self.lagBlocks = lagBlocks
+            self.lagMillis = lagMillis
+            self.healthy = healthy
+            self.failure = failure
+        }
     }
 
     let store: BlockStore
@@ -39,11 +82,25 @@ public actor LedgerService {
     let blockInterval: Duration
     public nonisolated let genesis: Genesis
     public nonisolated let chainId: String
+    /// Replicated mode: the keys that may seal blocks, and the replica ordering this
+    /// replica's submissions (set by `LedgerReplica`); nil for the solo orderer.
+    public nonisolated let sealers: Set<Address>?
+    nonisolated let ordering = Locked<(any TransactionOrdering)?>(nil)
+    /// Replicated mode: the last log entry applied (or passed over), and the outcomes awaited of transactions.
+    private(set) var appliedSlot: UInt64 = 0
+    /// Expected transactions, with their outcome once a written block carried them.
+    private var watched: [Hash256: Result<Receipt, PlexusError>?] = [:]
+    /// Waiters for every one of a group of expected transactions.
+    private var groups: [Int: (hashes: [Hash256], waiter: CheckedContinuation<Void, Never>)] = [:]
+    /// The block writes under way, each after the one before.
+    private var lastWrite: Task<Void, Never>?
 
     private var chain: Chain
     private var committedHeight: UInt64
     private var committedHeader: BlockHeader?
     private var committedHash: Hash256
+    /// Replicated mode: the state root after the last durable block.
+    private var durableRoot: Hash256?
     private var failure: PlexusError?
     private var commitWaiters: [UInt64: [CheckedContinuation<Void, any Error>]] = [:]
     private var heightWaiters: [Int: CheckedContinuation<Void, Never>] = [:]
@@ -62,18 +119,29 @@ public actor LedgerService {
     private let communitiesGauge = Gauge(label: "plexus_ledger_communities")
     private let federatedGauge = Gauge(label: "plexus_ledger_federated_communities")
     private let commitTimer = Metrics.Timer(label: "plexus_ledger_block_commit_seconds")
+    private let skippedCounter = Counter(label: "plexus_ledger_log_entries_skipped_total")
 
     /// Opens the chain stored in `store`, checking that the loaded state
     /// reproduces the last block's state root.
-    public init(store: BlockStore, signer: KeyPair, blockInterval: Duration = .milliseconds(100),
+    public init(store: BlockStore, signer: KeyPair, blockInterval: Duration = .milliseconds(100), replicated: Bool = false,
                 clock: any WallClock = SystemClock(), logger: Logger = Logger(label: "plexus.ledger")) throws {
         let snap = try store.load()
-        guard snap.genesis.orderer == signer.address else {
-            throw PlexusError(.badSignature, "this chain's orderer is \(snap.genesis.orderer), not \(signer.address)")
+        if replicated {
+            let sealers = snap.genesis.sealers ?? []
+            guard sealers.contains(signer.address) else {
+                throw PlexusError(.badSignature, "\(signer.address) is not one of this chain's sealers (its genesis lists \(sealers.count))")
+            }
+            self.sealers = Set(sealers)
+        } else {
+            guard snap.genesis.orderer == signer.address else {
+                throw PlexusError(.badSignature, "this chain's orderer is \(snap.genesis.orderer), not \(signer.address)")
+            }
+            self.sealers = nil
         }
         var chain = Chain(state: snap.state, tipHash: snap.tipHash, orderer: snap.genesis.orderer)
         let root = chain.stateRoot()
-        if let tip = snap.tip, tip.stateRoot != root {
+        // (An ordered block's header carries the root before it: the next block checks this one's.)
+        if let tip = snap.tip, !tip.ordered, tip.stateRoot != root {
             throw PlexusError(.stateMismatch, "stored state has root \(root) but block \(tip.height) says \(tip.stateRoot); run `plexus ledger verify`")
         }
         self.store = store
@@ -87,6 +155,8 @@ public actor LedgerService {
         self.committedHeight = snap.state.height
         self.committedHeader = snap.tip
         self.committedHash = snap.tipHash
+        self.appliedSlot = snap.slot
+        if replicated { self.durableRoot = root }
         heightGauge.record(Double(snap.state.height))
     }
 
@@ -100,7 +170,7 @@ public actor LedgerService {
 
     /// Starts the sealing loop.
     public func start() {
-        guard sealTask == nil else { return }
+        guard sealTask == nil, sealers == nil else { return }
         sealTask = Task { [weak self] in
             while !Task.isCancelled {
                 guard let self else { return }
@@ -124,6 +194,10 @@ public actor LedgerService {
         // Encode once: the hash, the size check and the signature all use these bytes.
         let bytes = tx.canonicalBytes
         let hash = Hash256.of(bytes)
+        if let ordering = ordering.value {
+            // Replicated: the sealing replica checks the signature, once, whichever replica it came through.
+            return try await ordering.order([Ordered(tx: tx, hash: hash, size: bytes.count)], waitForCommit: wait)[0].get()
+        }
         guard tx.from.verifies(tx.signature, over: Array(bytes[0..<(bytes.count - 64)])) else {
             throw PlexusError(.badSignature, "signature does not verify for \(tx.from.short) over this transaction")
         }
@@ -143,6 +217,10 @@ public actor LedgerService {
         let encoded = txs.map { tx -> (bytes: [UInt8], hash: Hash256) in
             let bytes = tx.canonicalBytes
             return (bytes, Hash256.of(bytes))
+        }
+        if let ordering = ordering.value {
+            return await ordering.order(txs.indices.map { Ordered(tx: txs[$0], hash: encoded[$0].hash, size: encoded[$0].bytes.count) },
+                                        waitForCommit: wait)
         }
         let valid = Ed25519.verify(batch: zip(txs, encoded).map { tx, e in
             (tx.signature.bytes, tx.from.bytes, Array(e.bytes[0..<(e.bytes.count - 64)]))
@@ -256,26 +334,23 @@ public actor LedgerService {
             return
         }
         let start = DispatchTime.now().uptimeNanoseconds
-        let store = self.store
-        let result: Result<Void, any Error> = await withCheckedContinuation { c in
-            DispatchQueue.global().async {
-                c.resume(returning: Result { try store.commit(commit) })
-            }
-        }
-        switch result {
-        case .success:
-            commitTimer.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - start))
-            committed(commit)
-        case .failure(let error):
-            fail(PlexusError(.io, "writing block \(commit.block.header.height) failed; the ledger stops", cause: error))
+        written(commit, await Self.write(commit, to: store), since: start)
+    }
+
+    /// Writes a block on a thread of its own (the database call blocks).
+    static func write(_ commit: BlockStore.Commit, to store: BlockStore) async -> Result<Void, any Error> {
+        await withCheckedContinuation { c in
+            DispatchQueue.global().async { c.resume(returning: Result { try store.commit(commit) }) }
         }
     }
 
     private func committed(_ c: BlockStore.Commit) {
         let h = c.block.header.height
+        if !watched.isEmpty { settleWatched(c) }
         committedHeight = h
         committedHeader = c.block.header
         committedHash = c.hash
+        if let root = c.stateRoot { durableRoot = root }
         blockCounter.increment()
         heightGauge.record(Double(h))
         let g = chain.state.governanceCounts
@@ -298,6 +373,8 @@ public actor LedgerService {
         commitWaiters.removeAll()
         for (_, w) in heightWaiters { w.resume() }
         heightWaiters.removeAll()
+        for (_, g) in groups { g.waiter.resume() }
+        groups = [:]
     }
 
     /// The error that stopped the ledger, if any.
@@ -306,8 +383,147 @@ public actor LedgerService {
     /// Chain head.
     public func status() -> Status {
         Status(chainId: chainId, genesisHash: genesis.hash, height: committedHeight, blockHash: committedHash,
-               stateRoot: committedHeader?.stateRoot ?? Hash256.zero, timeMillis: committedHeader?.timeMillis ?? genesis.timeMillis,
-               pendingTransactions: chain.openCount, orderer: chain.orderer)
+               stateRoot: durableRoot ?? committedHeader?.stateRoot ?? Hash256.zero, timeMillis: committedHeader?.timeMillis ?? genesis.timeMillis,
+               pendingTransactions: chain.openCount, orderer: chain.orderer, replica: ordering.value?.replicaStatus())
+    }
+
+    // MARK: Replicated mode
+
+    /// How `ingest` fared with a log entry.
+    public enum Ingested: Sendable, Equatable {
+        /// At or below the last entry applied: dropped.
+        case duplicate
+        /// Beyond the next entry: read the log again from the next one.
+        case gap
+        /// Not a block of this chain (every replica passes over it alike).
+        case skipped(String)
+        /// Applied at this height.
+        case applied(UInt64)
+        /// This replica stopped (see `failed`).
+        case halted
+    }
+
+    /// Applies log entry `slot` holding `block` (nil: it does not decode), whose
+    /// transactions' signatures `signaturesValid` says hold, if it is the next entry; its
+    /// write to the database follows the writes before it, and waiters learn the outcome
+    /// of their transactions once it is durable. A recomputed state root that differs
+    /// from the block's halts the replica (`failed`, `/health` unhealthy) rather than
+    /// serving a diverged state.
+    public func ingest(slot: UInt64, block: Block?, signaturesValid: Bool) -> Ingested {
+        guard let sealers, failure == nil else { return .halted }
+        if slot <= appliedSlot { return .duplicate }
+        if slot > appliedSlot + 1 { return .gap }
+        let refusal = block.map { chain.refusal(of: $0, sealers: sealers) ?? (signaturesValid ? nil : "block \($0.header.height) carries a transaction with a bad signature") }
+            ?? "entry \(slot) is not a block"
+        if let refusal {
+            appliedSlot = slot
+            skippedCounter.increment()
+            logger.warning("log entry passed over", metadata: ["slot": "\(slot)", "reason": "\(refusal)"])
+            return .skipped(refusal)
+        }
+        guard let block else { return .halted }
+        var c: BlockStore.Commit
+        do {
+            c = try chain.applyOrdered(block: block, verified: true)
+        } catch let e as PlexusError {
+            fail(PlexusError(e.code, "replica halted at height \(block.header.height) (log entry \(slot)): \(e.message)"))
+            return .halted
+        } catch {
+            fail(PlexusError(.invalidState, "replica halted at height \(block.header.height) (log entry \(slot))", cause: error))
+            return .halted
+        }
+        c.slot = slot
+        appliedSlot = slot
+        let commit = c, store = self.store, previous = lastWrite, start = DispatchTime.now().uptimeNanoseconds
+        lastWrite = Task {
+            await previous?.value
+            await self.written(commit, await Self.write(commit, to: store), since: start)
+        }
+        return .applied(block.header.height)
+    }
+
+    private func written(_ c: BlockStore.Commit, _ result: Result<Void, any Error>, since start: UInt64) {
+        switch result {
+        case .success:
+            commitTimer.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - start))
+            committed(c)
+        case .failure(let error):
+            fail(PlexusError(.io, "writing block \(c.block.header.height) failed; the ledger stops", cause: error))
+        }
+    }
+
+    /// Waits until every block applied so far is durable.
+    public func flush() async {
+        await lastWrite?.value
+    }
+
+    /// The next ordered block cut from `transactions` by `signer`, and the log entry it is for.
+    public func cut(_ transactions: [Transaction], hashes: [Hash256], signer: KeyPair) -> (block: Block, slot: UInt64) {
+        (chain.cut(transactions, hashes: hashes, signer: signer, nowMillis: clock.nowMillis()), appliedSlot + 1)
+    }
+
+    /// The next nonce of each of `accounts` in the applied state.
+    public func nonces(of accounts: some Sequence<Address>) -> [Address: UInt64] {
+        var out: [Address: UInt64] = [:]
+        for a in accounts { out[a] = chain.state.account(a).nonce }
+        return out
+    }
+
+    /// Starts recording the outcomes of these transactions as blocks carrying them are written.
+    public func expect(_ hashes: [Hash256]) {
+        for h in hashes where watched[h] == nil { watched[h] = .some(nil) }
+    }
+
+    /// Stops recording these outcomes.
+    public func forget(_ hashes: [Hash256]) {
+        for h in hashes { watched.removeValue(forKey: h) }
+    }
+
+    /// The outcomes of expected transactions, each once a written block carried it; nil for
+    /// those none had after `timeout`.
+    public func outcomes(_ hashes: [Hash256], timeout: Duration) async -> [Result<Receipt, PlexusError>?] {
+        let pending = hashes.filter { watched[$0].map { $0 == nil } ?? false }
+        if !pending.isEmpty, failure == nil {
+            let id = nextWaiterID
+            nextWaiterID += 1
+            let timer = Task { [weak self] in
+                try? await Task.sleep(for: timeout)
+                await self?.expireGroup(id)
+            }
+            await withCheckedContinuation { c in groups[id] = (pending, c) }
+            timer.cancel()
+        }
+        if let failure { return hashes.map { (watched[$0] ?? nil) ?? .failure(failure) } }
+        return hashes.map { watched[$0] ?? nil }
+    }
+
+    private func expireGroup(_ id: Int) {
+        groups.removeValue(forKey: id)?.waiter.resume()
+    }
+
+    private func settleGroups() {
+        for (id, g) in groups where g.hashes.allSatisfy({ (watched[$0] ?? nil) != nil }) {
+            groups.removeValue(forKey: id)
+            g.waiter.resume()
+        }
+    }
+
+    private func settleWatched(_ c: BlockStore.Commit) {
+        var reasons: [Hash256: String] = [:]
+        for e in c.events { if case let .transactionInvalid(hash, reason) = e.event { reasons[hash] = reason } }
+        for (i, tx) in c.block.transactions.enumerated() {
+            let hash = tx.hash
+            guard let w = watched[hash], w == nil else { continue }
+            if c.invalid.contains(i) {
+                // "code: message", as `Chain.applyOrdered` wrote it.
+                let parts = (reasons[hash] ?? "invalid_state: refused").split(separator: ":", maxSplits: 1)
+                watched[hash] = .failure(PlexusError(PlexusError.Code(String(parts[0])),
+                                                     String(parts.last ?? "").trimmingCharacters(in: .whitespaces)))
+            } else {
+                watched[hash] = .success(Receipt(hash: hash, height: c.block.header.height, index: i, committed: true))
+            }
+        }
+        if !groups.isEmpty { settleGroups() }
     }
 
     /// The latest view of an account, including transactions accepted into the open block.

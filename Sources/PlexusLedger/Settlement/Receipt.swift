@@ -33,6 +33,9 @@ public struct Receipt: Sendable, Hashable, Codable {
     /// What the node commits to about its computation (receipt format 2); nil in a
     /// format-1 receipt, signed before commitments existed.
     public var commitment: ReceiptCommitment?
+    /// A shard's part of a pipeline (receipt format 3, with a commitment): its layers and the
+    /// roots over the hidden states it received and sent.
+    public var shard: ShardWork?
     public var nodeSignature: Signature
     /// The gateway's key and its countersignature.
     public var gateway: Address
@@ -54,6 +57,7 @@ public struct Receipt: Sendable, Hashable, Codable {
         self.outputHash = outputHash
         self.timeMillis = timeMillis
         self.commitment = commitment
+        shard = nil
         nodeSignature = .empty
         gateway = .treasury
         gatewaySignature = .empty
@@ -63,27 +67,37 @@ public struct Receipt: Sendable, Hashable, Codable {
     static let gatewayDomain = Array("plexus-receipt-countersign-v1".utf8)
     static let nodeDomain2 = Array("plexus-receipt-v2".utf8)
     static let gatewayDomain2 = Array("plexus-receipt-countersign-v2".utf8)
+    static let nodeDomain3 = Array("plexus-receipt-v3".utf8)
+    static let gatewayDomain3 = Array("plexus-receipt-countersign-v3".utf8)
 
-    /// 1: without a commitment (as signed before commitments existed); 2: with one.
-    public var format: UInt8 { commitment == nil ? 1 : 2 }
+    /// 1: without a commitment (as signed before commitments existed); 2: with one; 3: a
+    /// shard's, with its commitment and its `shard` work.
+    public var format: UInt8 { commitment == nil ? 1 : shard == nil ? 2 : 3 }
+
+    /// The signed fields after the body: the commitment and a shard's work, as the format has them.
+    private func encodeExtensions(to w: inout CanonicalWriter) {
+        guard let commitment else { return }
+        commitment.encode(to: &w)
+        shard?.encode(to: &w)
+    }
 
     /// What the node signs: every field but the signatures and the gateway.
     public func nodeSigningBytes(chainId: String) -> [UInt8] {
         var w = CanonicalWriter(capacity: 360)
-        w.write(fixed: commitment == nil ? Self.nodeDomain : Self.nodeDomain2)
+        w.write(fixed: [Self.nodeDomain, Self.nodeDomain2, Self.nodeDomain3][Int(format) - 1])
         w.write(chainId)
         encodeBody(to: &w)
-        if let commitment { commitment.encode(to: &w) }
+        encodeExtensions(to: &w)
         return w.bytes
     }
 
     /// What the gateway signs: the node-signed receipt, its signature and the gateway key.
     public func gatewaySigningBytes(chainId: String) -> [UInt8] {
         var w = CanonicalWriter(capacity: 460)
-        w.write(fixed: commitment == nil ? Self.gatewayDomain : Self.gatewayDomain2)
+        w.write(fixed: [Self.gatewayDomain, Self.gatewayDomain2, Self.gatewayDomain3][Int(format) - 1])
         w.write(chainId)
         encodeBody(to: &w)
-        if let commitment { commitment.encode(to: &w) }
+        encodeExtensions(to: &w)
         w.write(nodeSignature)
         w.write(gateway)
         return w.bytes
@@ -126,6 +140,10 @@ public struct Receipt: Sendable, Hashable, Codable {
         }
     }
 
+    /// Whether this share sampled output tokens (a whole-model node, or a pipeline's last
+    /// shard) rather than relayed hidden states.
+    public var samples: Bool { shard.map(\.layers.isLast) ?? true }
+
     /// What this share of the request costs at its prices.
     public func cost() throws -> Amount {
         try Pricing.cost(inputTokens: inputTokens, outputTokens: outputTokens, priceIn: priceIn, priceOut: priceOut)
@@ -160,7 +178,37 @@ public struct ReceiptCommitment: Sendable, Hashable, Codable, CanonicalCodable {
     }
 }
 
-/// A receipt in either format, with its format byte first: how receipts travel wherever
+/// What a shard did for a request: its layers of the model and the Merkle roots (by commitment
+/// chunks) over the hidden states it received (zero for the first shard, which takes tokens)
+/// and those it sent on (zero for the last, whose states are its commitment). A verifier that
+/// re-executes the pipeline finds the first shard whose sent states differ.
+public struct ShardWork: Sendable, Hashable, Codable, CanonicalCodable {
+    public var layers: LayerSpan
+    public var received: Hash256
+    public var sent: Hash256
+    /// Positions the shard ran.
+    public var positions: UInt64
+
+    public init(layers: LayerSpan, received: Hash256, sent: Hash256, positions: UInt64) {
+        self.layers = layers
+        self.received = received
+        self.sent = sent
+        self.positions = positions
+    }
+
+    public func encode(to w: inout CanonicalWriter) {
+        layers.encode(to: &w); w.write(received); w.write(sent); w.write(positions)
+    }
+
+    public init(from r: inout CanonicalReader) throws {
+        layers = try LayerSpan(from: &r)
+        received = try r.readHash()
+        sent = try r.readHash()
+        positions = try r.readUInt64()
+    }
+}
+
+/// A receipt in any format, with its format byte first: how receipts travel wherever
 /// both formats may meet (versioned settle transactions, the gateway's records, the node's
 /// final event).
 public struct VersionedReceipt: Sendable, Hashable, CanonicalCodable {
@@ -171,14 +219,18 @@ public struct VersionedReceipt: Sendable, Hashable, CanonicalCodable {
     public func encode(to w: inout CanonicalWriter) {
         w.write(receipt.format)
         receipt.encode(to: &w)
-        if let c = receipt.commitment { c.encode(to: &w) }
+        if let c = receipt.commitment {
+            c.encode(to: &w)
+            receipt.shard?.encode(to: &w)
+        }
     }
 
     public init(from r: inout CanonicalReader) throws {
         let format = try r.readUInt8()
-        guard format == 1 || format == 2 else { throw PlexusError(.malformed, "unknown receipt format \(format)") }
+        guard (1...3).contains(format) else { throw PlexusError(.malformed, "unknown receipt format \(format)") }
         receipt = try Receipt(from: &r)
-        if format == 2 { receipt.commitment = try ReceiptCommitment(from: &r) }
+        if format >= 2 { receipt.commitment = try ReceiptCommitment(from: &r) }
+        if format == 3 { receipt.shard = try ShardWork(from: &r) }
     }
 }
 
@@ -209,5 +261,6 @@ extension Receipt: CanonicalCodable {
         gateway = try r.readAddress()
         gatewaySignature = try r.readSignature()
         commitment = nil
+        shard = nil
     }
 }

@@ -39,6 +39,9 @@ public enum Event: Sendable, Hashable {
     /// A verification effect: `action` (e.g. `check_assigned`, `check_passed`,
     /// `dispute_opened`, `fraud_upheld`) on `subject` (a request id, an account), with a short `detail`.
     case trust(action: String, subject: String, detail: String)
+    /// A transaction a replicated block carried that the state refused (a stale nonce, too
+    /// little balance): it changed nothing, on every replica alike.
+    case transactionInvalid(hash: Hash256, reason: String)
 
     /// The event's name in JSON.
     public var name: String {
@@ -61,6 +64,7 @@ public enum Event: Sendable, Hashable {
         case .settlementFinal: "settlement_final"
         case .governance: "governance"
         case .trust: "trust"
+        case .transactionInvalid: "transaction_invalid"
         }
     }
 }
@@ -86,6 +90,7 @@ extension Event: CanonicalCodable {
         case let .settlementFinal(id, amount): w.write(UInt8(16)); w.write(id); w.write(amount)
         case let .governance(a, s, d): w.write(UInt8(17)); w.write(a); w.write(s); w.write(d)
         case let .trust(a, s, d): w.write(UInt8(18)); w.write(a); w.write(s); w.write(d)
+        case let .transactionInvalid(h, reason): w.write(UInt8(19)); w.write(h); w.write(reason)
         }
     }
 
@@ -111,6 +116,7 @@ extension Event: CanonicalCodable {
         case 16: self = .settlementFinal(requestId: try r.readHash(), amount: try r.readAmount())
         case 17: self = .governance(action: try r.readString(limit: 64), subject: try r.readString(limit: 256), detail: try r.readString(limit: 1024))
         case 18: self = .trust(action: try r.readString(limit: 64), subject: try r.readString(limit: 256), detail: try r.readString(limit: 2048))
+        case 19: self = .transactionInvalid(hash: try r.readHash(), reason: try r.readString(limit: 512))
         case let t: throw PlexusError(.malformed, "unknown event tag \(t)")
         }
     }
@@ -120,7 +126,7 @@ extension Event: Codable {
     enum Keys: String, CodingKey {
         case kind, from, to, amount, account, releaseHeight, payer, requestor
         case owner, nodeKey, model, creator, key, requestId, reason
-        case action, subject, detail
+        case action, subject, detail, hash
     }
 
     public init(from decoder: any Decoder) throws {
@@ -155,6 +161,8 @@ extension Event: Codable {
         case "trust":
             self = .trust(action: try c.decode(String.self, forKey: .action), subject: try c.decode(String.self, forKey: .subject),
                           detail: try c.decode(String.self, forKey: .detail))
+        case "transaction_invalid":
+            self = .transactionInvalid(hash: try c.decode(Hash256.self, forKey: .hash), reason: try c.decode(String.self, forKey: .reason))
         case let k: throw PlexusError(.unknownKind, "unknown event kind '\(k.prefix(64))'")
         }
     }
@@ -194,6 +202,8 @@ extension Event: Codable {
             try c.encode(id, forKey: .requestId); try c.encode(amount, forKey: .amount)
         case let .governance(a, s, d), let .trust(a, s, d):
             try c.encode(a, forKey: .action); try c.encode(s, forKey: .subject); try c.encode(d, forKey: .detail)
+        case let .transactionInvalid(h, reason):
+            try c.encode(h, forKey: .hash); try c.encode(reason, forKey: .reason)
         }
     }
 }

@@ -184,9 +184,9 @@ extension LedgerState {
 
         case let .vote(id, weights):
             guard let p = proposals[id] else { throw PlexusError(.notFound, "no proposal \(id.hex.prefix(16))") }
+            guard ballots[id]?[me] == nil else { throw PlexusError(.invalidState, "\(me.short) has already voted on \(id.hex.prefix(16))") }
             let state = p.state(at: height)
             guard state == .active else { throw PlexusError(.invalidState, "proposal \(id.hex.prefix(16)) is \(state.rawValue), not active") }
-            guard ballots[id]?[me] == nil else { throw PlexusError(.invalidState, "\(me.short) has already voted on \(id.hex.prefix(16))") }
             try Ballots.validate(weights, splitAllowed: p.votes.allSatisfy { $0.scheme == .quadratic })
             var powers: [UInt64] = []
             for v in p.votes {

@@ -73,6 +73,10 @@ extension LedgerState {
             guard o.privacy.utf8.count <= Registry.maxName, o.region.utf8.count <= Registry.maxName else {
                 throw PlexusError(.tooLarge, "privacy tier and region are at most \(Registry.maxName) bytes")
             }
+            if let span = o.layers {
+                try span.validate()
+                guard span.start > 0 || span.end < span.total else { throw PlexusError(.malformed, "an offer of every layer is a whole-model offer: omit the span") }
+            }
         }
     }
 
@@ -185,12 +189,19 @@ extension LedgerState {
         var fee = Amount.zero, royalty = Amount.zero
         // Shares follow one another; a first share may start after 0 when an
         // earlier node failed mid-stream (its unsigned share is not paid).
-        var nextToken = parts[0].firstOutputToken
+        // A pipeline's shards each sign for their layers: the last shard's receipts (which
+        // sampled the tokens) follow one another like whole-model nodes'; the others are paid
+        // for the positions they ran.
+        let sampling = parts.filter(\.samples)
+        guard let firstSampling = sampling.first else { throw PlexusError(.malformed, "no share sampled the output") }
+        var nextToken = firstSampling.firstOutputToken
         for (k, r) in parts.enumerated() {
             guard r.requestor == requestor else { throw PlexusError(.malformed, "shares name different requestors") }
             guard r.gateway == gateway else { throw PlexusError(.badSignature, "receipt countersigned by another gateway") }
-            guard r.firstOutputToken == nextToken else { throw PlexusError(.malformed, "shares do not follow one another") }
-            nextToken = try Self.sum(nextToken, r.outputTokens)
+            if r.samples {
+                guard r.firstOutputToken == nextToken else { throw PlexusError(.malformed, "shares do not follow one another") }
+                nextToken = try Self.sum(nextToken, r.outputTokens)
+            }
             guard signed[2 * k] else {
                 throw PlexusError(.badSignature, "the node signature on receipt \(r.requestId.hex.prefix(16)) does not verify")
             }
@@ -201,7 +212,7 @@ extension LedgerState {
                 throw PlexusError(.notFound, "node \(r.node.short) is not registered")
             }
             try checkServable(owner, node: r.node)
-            guard let offer = node.offers.first(where: { models[$0.model]?.weightsHash == r.modelHash }),
+            guard let offer = node.offers.first(where: { models[$0.model]?.weightsHash == r.modelHash && $0.layers == r.shard?.layers }),
                   let card = models[offer.model] else {
                 throw PlexusError(.notFound, "node \(r.node.short) offers no model with weights \(r.modelHash.hex.prefix(16))")
             }

@@ -15,9 +15,12 @@ public struct Offer: Sendable, Hashable, Codable, CanonicalCodable {
     public var privacy: String
     /// Where the node runs, e.g. "eu-west".
     public var region: String
+    /// The layers served, for a shard of a pipeline; nil: the whole model.
+    public var layers: LayerSpan?
 
     public init(model: String, priceIn: Amount, priceOut: Amount, concurrency: UInt32 = 4, contextLength: UInt32 = 8192,
-                privacy: String = "standard", region: String = "local") {
+                privacy: String = "standard", region: String = "local", layers: LayerSpan? = nil) {
+        self.layers = layers
         self.model = model
         self.priceIn = priceIn
         self.priceOut = priceOut
@@ -27,6 +30,7 @@ public struct Offer: Sendable, Hashable, Codable, CanonicalCodable {
         self.region = region
     }
 
+    /// The format-1 layout (without `layers`: they travel beside the offers, see `LayerSpan.write`).
     public func encode(to w: inout CanonicalWriter) {
         w.write(model); w.write(priceIn); w.write(priceOut); w.write(concurrency); w.write(contextLength)
         w.write(privacy); w.write(region)
@@ -40,6 +44,59 @@ public struct Offer: Sendable, Hashable, Codable, CanonicalCodable {
         contextLength = try r.readUInt32()
         privacy = try r.readString(limit: Registry.maxName)
         region = try r.readString(limit: Registry.maxName)
+        layers = nil
+    }
+}
+
+/// Layers [start, end) of a model of `total` layers: what a shard serves. The first shard
+/// also holds the embedding and tokenizer, the last the output norm, logits and sampler.
+public struct LayerSpan: Sendable, Hashable, Codable, CanonicalCodable, CustomStringConvertible {
+    public var start: UInt32
+    public var end: UInt32
+    public var total: UInt32
+
+    public init(start: UInt32, end: UInt32, total: UInt32) {
+        self.start = start
+        self.end = end
+        self.total = total
+    }
+
+    public var range: Range<Int> { Int(start)..<Int(end) }
+    public var isFirst: Bool { start == 0 }
+    public var isLast: Bool { end == total }
+    public var description: String { "\(start)-\(end)" }
+
+    /// Throws unless 0 ≤ start < end ≤ total ≤ 65536.
+    public func validate() throws {
+        guard start < end, end <= total, total <= 65_536 else {
+            throw PlexusError(.outOfRange, "layers \(start)-\(end) of \(total) are not a range of the model's layers")
+        }
+    }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(start); w.write(end); w.write(total) }
+
+    public init(from r: inout CanonicalReader) throws {
+        start = try r.readUInt32()
+        end = try r.readUInt32()
+        total = try r.readUInt32()
+    }
+
+    /// Whether any offer serves part of a model (and needs the layered encodings).
+    public static func anyIn(_ offers: [Offer]) -> Bool { offers.contains { $0.layers != nil } }
+
+    /// The offers' layers, one optional per offer, after the offers themselves.
+    public static func write(_ offers: [Offer], to w: inout CanonicalWriter) {
+        w.write(UInt32(offers.count))
+        for o in offers {
+            w.write(o.layers != nil)
+            o.layers?.encode(to: &w)
+        }
+    }
+
+    /// Reads what `write` wrote into `offers`.
+    public static func read(into offers: inout [Offer], from r: inout CanonicalReader) throws {
+        guard Int(try r.readUInt32()) == offers.count else { throw PlexusError(.malformed, "layer spans do not match the offers") }
+        for i in offers.indices where try r.readBool() { offers[i].layers = try LayerSpan(from: &r) }
     }
 }
 
@@ -54,8 +111,11 @@ public struct NodeRecord: Sendable, Hashable, Codable, CanonicalCodable {
     public var offers: [Offer]
     public var registeredHeight: UInt64
 
+    /// Offers of whole models encode as records did before layers existed; shard offers add
+    /// their spans at the end.
     public func encode(to w: inout CanonicalWriter) {
         w.write(owner); w.write(nodeKey); w.write(endpoint); w.write(array: offers); w.write(registeredHeight)
+        if LayerSpan.anyIn(offers) { LayerSpan.write(offers, to: &w) }
     }
 
     public init(owner: Address, nodeKey: Address, endpoint: String, offers: [Offer], registeredHeight: UInt64) {
@@ -72,6 +132,10 @@ public struct NodeRecord: Sendable, Hashable, Codable, CanonicalCodable {
         endpoint = try r.readString(limit: Registry.maxEndpoint)
         offers = try r.readArray(of: Offer.self, limit: Registry.maxOffers)
         registeredHeight = try r.readUInt64()
+        if r.remaining > 0 {
+            try LayerSpan.read(into: &offers, from: &r)
+            guard LayerSpan.anyIn(offers) else { throw PlexusError(.malformed, "a node record lists layer spans without one") }
+        }
     }
 
     /// The offer for `model`, if any.
@@ -263,7 +327,7 @@ public enum Registry {
     public static let maxOffers = 16
     public static let maxCapabilities = 16
     /// Most nodes that may share one request (failover hand-overs + 1).
-    public static let maxParts = 8
+    public static let maxParts = 16
 
     static let nodeKeyDomain = Array("plexus-node-key-v1".utf8)
     static let gatewayKeyDomain = Array("plexus-gateway-key-v1".utf8)

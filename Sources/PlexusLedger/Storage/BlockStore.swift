@@ -74,6 +74,12 @@ public final class BlockStore: Sendable {
         /// Changed registry records (nil value: removed).
         public var records: [(key: [UInt8], value: [UInt8]?)]
         public var params: Params?
+        /// Indices of transactions an ordered block carried that the state refused (not indexed as committed).
+        public var invalid: Set<Int> = []
+        /// The replicated log's entry this block came from (nil for the solo orderer).
+        public var slot: UInt64?
+        /// The state root after the block (an ordered block's header carries the one before it).
+        public var stateRoot: Hash256?
 
         public init(block: Block, hash: Hash256, events: [BlockEvent], accounts: [(Address, Account)],
                     records: [(key: [UInt8], value: [UInt8]?)] = [], params: Params?) {
@@ -100,8 +106,13 @@ public final class BlockStore: Sendable {
                 arguments: [h, Data(c.hash.bytes), Data(c.block.header.canonicalBytes), Data(c.block.signature.bytes),
                             Data(txBytes.bytes), Data(evBytes.bytes)])
             let ins = try db.cachedStatement(sql: "INSERT OR REPLACE INTO txs (hash, height, idx) VALUES (?, ?, ?)")
-            for (i, th) in txHashes.enumerated() {
+            for (i, th) in txHashes.enumerated() where !c.invalid.contains(i) {
                 try ins.execute(arguments: [Data(th.bytes), h, i])
+            }
+            if let slot = c.slot {
+                var w = CanonicalWriter()
+                w.write(slot)
+                try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('slot', ?)", arguments: [Data(w.bytes)])
             }
             try Self.writeAccounts(c.accounts, db)
             try Self.writeRecords(c.records, db)
@@ -153,6 +164,8 @@ public final class BlockStore: Sendable {
         public var state: LedgerState
         public var tip: BlockHeader?
         public var tipHash: Hash256
+        /// The last replicated-log entry applied (0 if none).
+        public var slot: UInt64 = 0
     }
 
     /// Loads the last committed state.
@@ -196,7 +209,12 @@ public final class BlockStore: Sendable {
                 tip = try BlockHeader(canonicalBytes: Array(hb))
                 tipHash = try Hash256(bytes: Array(hh))
             }
-            return Snapshot(genesis: genesis, state: state, tip: tip, tipHash: tipHash)
+            var slot: UInt64 = 0
+            if let s = try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'slot'") {
+                var r = CanonicalReader(Array(s))
+                slot = try r.readUInt64()
+            }
+            return Snapshot(genesis: genesis, state: state, tip: tip, tipHash: tipHash, slot: slot)
         }
     }
 

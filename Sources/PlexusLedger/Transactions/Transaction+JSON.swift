@@ -33,10 +33,10 @@ extension Transaction: Codable {
         case .deposit:
             body = .deposit(requestor: try b.decode(Address.self, forKey: .requestor), amount: try b.decode(Amount.self, forKey: .amount))
         case .withdraw: body = .withdraw(amount: try b.decode(Amount.self, forKey: .amount))
-        case .registerNode:
+        case .registerNode, .registerNodeLayered:
             body = .registerNode(nodeKey: try b.decode(Address.self, forKey: .nodeKey), keyProof: try b.decode(Signature.self, forKey: .keyProof),
                                  endpoint: try b.decode(String.self, forKey: .endpoint), offers: try b.decode([Offer].self, forKey: .offers))
-        case .updateNode:
+        case .updateNode, .updateNodeLayered:
             body = .updateNode(endpoint: try b.decode(String.self, forKey: .endpoint), offers: try b.decode([Offer].self, forKey: .offers))
         case .deregisterNode: body = .deregisterNode
         case .registerModel: body = .registerModel(try b.decode(ModelCard.self, forKey: .card))

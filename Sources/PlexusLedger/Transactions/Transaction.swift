@@ -94,8 +94,8 @@ public struct Transaction: Sendable, Hashable {
             case .unstake: .unstake
             case .deposit: .deposit
             case .withdraw: .withdraw
-            case .registerNode: .registerNode
-            case .updateNode: .updateNode
+            case let .registerNode(_, _, _, offers): LayerSpan.anyIn(offers) ? .registerNodeLayered : .registerNode
+            case let .updateNode(_, offers): LayerSpan.anyIn(offers) ? .updateNodeLayered : .updateNode
             case .deregisterNode: .deregisterNode
             case .registerModel: .registerModel
             case .registerGateway: .registerGateway
@@ -157,12 +157,17 @@ public struct Transaction: Sendable, Hashable {
         case challenge = 29
         case commitVote = 30
         case revealVote = 31
+        /// `registerNode` and `updateNode` with shard offers (their layer spans follow the offers).
+        case registerNodeLayered = 32
+        case updateNodeLayered = 33
 
         /// The name used in JSON and on the command line.
         public var name: String {
             switch self {
             case .registerNode: "register_node"
             case .updateNode: "update_node"
+            case .registerNodeLayered: "register_node_layered"
+            case .updateNodeLayered: "update_node_layered"
             case .deregisterNode: "deregister_node"
             case .registerModel: "register_model"
             case .registerGateway: "register_gateway"
@@ -239,8 +244,10 @@ public struct Transaction: Sendable, Hashable {
             w.write(amount)
         case let .registerNode(key, proof, endpoint, offers):
             w.write(key); w.write(proof); w.write(endpoint); w.write(array: offers)
+            if body.kind == .registerNodeLayered { LayerSpan.write(offers, to: &w) }
         case let .updateNode(endpoint, offers):
             w.write(endpoint); w.write(array: offers)
+            if body.kind == .updateNodeLayered { LayerSpan.write(offers, to: &w) }
         case .deregisterNode:
             break
         case let .registerModel(card):
@@ -304,6 +311,12 @@ public struct Transaction: Sendable, Hashable {
 }
 
 extension Transaction: CanonicalCodable {
+    /// The layer spans of a layered node transaction; one canonical form: it must name one.
+    static func readLayers(into offers: inout [Offer], from r: inout CanonicalReader) throws {
+        try LayerSpan.read(into: &offers, from: &r)
+        guard LayerSpan.anyIn(offers) else { throw PlexusError(.malformed, "a layered node transaction must carry a shard offer") }
+    }
+
     public func encode(to w: inout CanonicalWriter) {
         encodeUnsigned(to: &w)
         w.write(signature)
@@ -328,13 +341,16 @@ extension Transaction: CanonicalCodable {
         case .unstake: body = .unstake(amount: try r.readAmount())
         case .deposit: body = .deposit(requestor: try r.readAddress(), amount: try r.readAmount())
         case .withdraw: body = .withdraw(amount: try r.readAmount())
-        case .registerNode:
-            body = .registerNode(nodeKey: try r.readAddress(), keyProof: try r.readSignature(),
-                                 endpoint: try r.readString(limit: Registry.maxEndpoint),
-                                 offers: try r.readArray(of: Offer.self, limit: Registry.maxOffers))
-        case .updateNode:
-            body = .updateNode(endpoint: try r.readString(limit: Registry.maxEndpoint),
-                               offers: try r.readArray(of: Offer.self, limit: Registry.maxOffers))
+        case .registerNode, .registerNodeLayered:
+            let key = try r.readAddress(), proof = try r.readSignature(), endpoint = try r.readString(limit: Registry.maxEndpoint)
+            var offers = try r.readArray(of: Offer.self, limit: Registry.maxOffers)
+            if kind == .registerNodeLayered { try Self.readLayers(into: &offers, from: &r) }
+            body = .registerNode(nodeKey: key, keyProof: proof, endpoint: endpoint, offers: offers)
+        case .updateNode, .updateNodeLayered:
+            let endpoint = try r.readString(limit: Registry.maxEndpoint)
+            var offers = try r.readArray(of: Offer.self, limit: Registry.maxOffers)
+            if kind == .updateNodeLayered { try Self.readLayers(into: &offers, from: &r) }
+            body = .updateNode(endpoint: endpoint, offers: offers)
         case .deregisterNode: body = .deregisterNode
         case .registerModel: body = .registerModel(try ModelCard(from: &r))
         case .registerGateway: body = .registerGateway(key: try r.readAddress(), keyProof: try r.readSignature())
