@@ -16,14 +16,16 @@ public struct LedgerClient: Sendable {
     let preferred = Locked(0)
 
     /// A client for the ledger at `baseURL`, or for the replicas at `baseURL`'s comma-separated URLs.
-    public init(baseURL: String, http: HTTPClient = .shared, timeout: TimeAmount = .seconds(60)) {
+    /// Given several replicas (and no `http`), a replica that refuses connections is passed over at
+    /// once ("fail fast"); one ledger keeps the shared client, which retries connecting until `timeout`.
+    public init(baseURL: String, http: HTTPClient? = nil, timeout: TimeAmount = .seconds(60)) {
         replicas = baseURL.split(separator: ",").map { part in
             var url = part.trimmingCharacters(in: .whitespaces)
             while url.hasSuffix("/") { url.removeLast() }
             return url
         }.filter { !$0.isEmpty }
         self.baseURL = replicas.first ?? ""
-        self.http = http
+        self.http = http ?? (replicas.count > 1 ? .failFast : .shared)
         self.timeout = timeout
     }
 
@@ -290,4 +292,15 @@ public struct LedgerClient: Sendable {
         }
         return Array(buffer: bytes)
     }
+}
+
+extension HTTPClient {
+    /// A client that fails a request at once when its host refuses the connection, instead of
+    /// retrying until the request's deadline (AsyncHTTPClient's default): for callers that have
+    /// another replica or member to try, where a dead one must cost milliseconds, not the timeout.
+    public static let failFast: HTTPClient = {
+        var config = HTTPClient.Configuration()
+        config.connectionPool.retryConnectionEstablishment = false
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
+    }()
 }

@@ -27,7 +27,7 @@ public struct EtcdClient: Sendable {
     /// The member answering last, tried first.
     let preferred = Locked(0)
 
-    public init(endpoints: [String], http: HTTPClient = .shared, timeout: TimeAmount = .seconds(5)) {
+    public init(endpoints: [String], http: HTTPClient = .failFast, timeout: TimeAmount = .seconds(5)) {
         self.endpoints = endpoints.map { var u = $0; while u.hasSuffix("/") { u.removeLast() }; return u }
         self.http = http
         self.timeout = timeout

@@ -75,7 +75,7 @@ public actor LedgerReplica: TransactionOrdering {
     private let conflicts = Counter(label: "plexus_ledger_append_conflicts_total")
     private let sealerGauge = Gauge(label: "plexus_ledger_replica_sealing")
 
-    public init(service: LedgerService, etcd: EtcdClient, signer: KeyPair, config: Config, http: HTTPClient = .shared,
+    public init(service: LedgerService, etcd: EtcdClient, signer: KeyPair, config: Config, http: HTTPClient = .failFast,
                 logger: Logger = Logger(label: "plexus.ledger.replica")) {
         self.service = service
         self.etcd = etcd
