@@ -261,7 +261,7 @@ struct LedgerCommand: AsyncParsableCommand {
             var rows: [Row] = []
             for url in ledger.ledger.split(separator: ",").map(String.init) {
                 do {
-                    rows.append(Row(url: url, reachable: true, status: try await LedgerClient(baseURL: url, timeout: .seconds(5)).status()))
+                    rows.append(Row(url: url, reachable: true, status: try await LedgerClient(baseURL: url, http: .failFast, timeout: .seconds(5)).status()))
                 } catch {
                     rows.append(Row(url: url, reachable: false, error: "\(error)"))
                 }
