@@ -135,9 +135,16 @@ public final class EtcdCluster: @unchecked Sendable {
 
     /// A loopback port nobody listens on now.
     public static func freePort() throws -> Int {
+        let reserved = try reservedPort()
+        close(reserved.fd)
+        return reserved.port
+    }
+
+    /// A loopback port bound, not listening, by the returned socket: until `fd` is closed,
+    /// connections to it are refused and no one else takes it.
+    public static func reservedPort() throws -> (fd: Int32, port: Int) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw PlexusError(.io, "socket failed") }
-        defer { close(fd) }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = 0
@@ -146,7 +153,7 @@ public final class EtcdCluster: @unchecked Sendable {
         let bound = withUnsafeMutablePointer(to: &addr) { p in
             p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
         }
-        guard bound else { throw PlexusError(.io, "cannot bind a loopback port") }
-        return Int(UInt16(bigEndian: addr.sin_port))
+        guard bound else { close(fd); throw PlexusError(.io, "cannot bind a loopback port") }
+        return (fd, Int(UInt16(bigEndian: addr.sin_port)))
     }
 }
