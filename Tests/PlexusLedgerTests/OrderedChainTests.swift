@@ -113,7 +113,8 @@ import Testing
         let cluster = try EtcdCluster(size: 1, directory: dir.path)
         defer { cluster.stop() }
         try cluster.start()
-        try await cluster.waitReady()
+        // Started beside the whole parallel suite on 2 cores, etcd can take longer than a network's 30 s.
+        try await cluster.waitReady(timeout: .seconds(120))
         let etcd = EtcdClient(endpoints: cluster.clientURLs)
         #expect(try await etcd.create(Self.key(1), [1]) == .written(try await etcd.get(Self.key(1))!.modRevision))
         // Entry 3 cannot come before entry 2.
