@@ -28,7 +28,7 @@ import Testing
         // Nodes 1-3 serve the whole model; 4-9 are shards: two each of layers 0-10, 10-20, 20-30.
         #expect(info.nodes.count == 9)
         let messages: [[String: Any]] = [["role": "user", "content": "Count from 1 to 500, separated by commas."]]
-        // The end-of-text tokens banned: every greedy answer runs its 240 tokens, long enough to be cut.
+        // The end-of-text tokens banned: every greedy answer runs to its max_tokens.
         let greedy: [String: Any] = ["model": "smollm2-135m", "messages": messages, "max_tokens": 240, "temperature": 0, "logit_bias": NetworkTests.noEnd]
         var seeded = greedy
         seeded["temperature"] = 0.8
@@ -55,13 +55,20 @@ import Testing
         let streamed = try await NetworkTests.stream(info, with(seeded, shards: "only"), killAfter: .max) { 0 }
         #expect(streamed.text == expected[1])
 
-        // A serving shard of each span in turn killed mid-stream.
+        // A serving shard of each span in turn killed mid-stream. Long answers (1,000 tokens, some
+        // seconds of generation), so that a test process starved on a loaded machine, reading its
+        // stream late, still kills the shard while the pipeline is generating, not after it closed.
+        var long = greedy
+        long["max_tokens"] = 1000
+        let (rLong, wholeLong) = try await NetworkTests.post(info, with(long, shards: "never"))
+        #expect(rLong.status == .ok)
+        let expectedLong = Self.content(wholeLong)
         var killed: Set<Int32> = []
         defer { #expect(killed.count == 3) }
         var ids: [String] = []
         for span in 0..<3 {
             var victim: (pid: Int32, key: String)?
-            let s = try await NetworkTests.stream(info, with(greedy, shards: "only"), killAfter: 4) {
+            let s = try await NetworkTests.stream(info, with(long, shards: "only"), killAfter: 4) {
                 // The replica of this span holding the request's sequence.
                 for r in 0..<2 {
                     let node = 3 + span * 2 + r
@@ -76,7 +83,7 @@ import Testing
             let v = try #require(victim)
             killed.insert(v.pid)
             print("shards: killed shard pid \(v.pid) of span \(span) mid-stream; \(s.usage["completion_tokens"] ?? "?") tokens, \(s.text.count) characters")
-            #expect(s.text == expected[0], "span \(span): the stream's text differs after the shard was killed")
+            #expect(s.text == expectedLong, "span \(span): the stream's text differs after the shard was killed")
             #expect(s.finishes == 1)
             ids.append(s.id)
             let receipts = try await Self.receipts(info, s.id)
