@@ -130,6 +130,8 @@ struct NodeCommand: AsyncParsableCommand {
                     }
                     engine = AdversaryBackend(inner: try EngineBackend(path: served, weightsHash: hash, threads: threads, slots: concurrency,
                                                                       stepTokens: stepTokens, prefixCacheBytes: prefixCacheMb << 20), mode: mode)
+                    // The derived weights are mapped now; the file goes at once, so that no drill leaves one behind.
+                    if served != path { unlink(served) }
                     logger.warning("ADVERSARY DRILL: this node cheats", metadata: ["mode": "\(mode.rawValue)"])
                 } else {
                     engine = try EngineBackend(path: path, weightsHash: hash, threads: threads, slots: concurrency, stepTokens: stepTokens,

@@ -11,6 +11,7 @@ import Testing
     static let model: LlamaModel = {
         let dir = NSTemporaryDirectory() + "plexus-replay-\(getpid())"
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "plexus-replay-\(getpid())") }
         return try! LlamaModel(path: TinyModel.write(to: dir + "/tiny.gguf"))  // a fixture this test writes itself
     }()
 

@@ -14,6 +14,7 @@ import Testing
     static let fixture: (path: String, hash: Hash256) = {
         let dir = NSTemporaryDirectory() + "plexus-transcripts-\(getpid())"
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "plexus-transcripts-\(getpid())") }
         let path = (try? TinyModel.write(to: dir + "/tiny.gguf")) ?? ""
         return (path, (try? Hash256(hex: ModelStore.sha256(ofFile: path))) ?? .zero)
     }()
