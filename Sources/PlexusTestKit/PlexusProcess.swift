@@ -57,15 +57,19 @@ public final class PlexusProcess: @unchecked Sendable {
     /// What the process printed.
     public var log: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
 
+    // The waits below sleep as tasks rather than block their thread: the tests of a parallel run
+    // share a pool of as many threads as cores, and a thread blocked in one test starves the rest.
+
     /// Runs `plexus args…` to completion and returns (status, output).
-    public static func run(_ args: [String], environment: [String: String] = [:], logDirectory: String) throws -> (Int32, String) {
+    public static func run(_ args: [String], environment: [String: String] = [:], logDirectory: String) async throws -> (Int32, String) {
         let p = try PlexusProcess(args, environment: environment, logDirectory: logDirectory)
+        while p.process.isRunning { try await Task.sleep(for: .milliseconds(20)) }
         p.process.waitUntilExit()
         return (p.process.terminationStatus, p.log)
     }
 
     /// Waits until `path` holds a port number, or throws after `seconds`.
-    public static func waitForPort(file path: String, seconds: Double = 60, process: PlexusProcess? = nil) throws -> Int {
+    public static func waitForPort(file path: String, seconds: Double = 60, process: PlexusProcess? = nil) async throws -> Int {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if let s = try? String(contentsOfFile: path, encoding: .utf8),
@@ -75,7 +79,7 @@ public final class PlexusProcess: @unchecked Sendable {
             if let process, !process.process.isRunning {
                 throw PlexusError(.invalidState, "process exited before listening: \(process.log)")
             }
-            usleep(50_000)
+            try await Task.sleep(for: .milliseconds(50))
         }
         throw PlexusError(.invalidState, "no port in \(path) after \(seconds) s")
     }

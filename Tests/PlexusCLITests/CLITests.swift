@@ -6,23 +6,23 @@ import Testing
 
 /// Command-line behaviour of the real binary.
 @Suite struct CLITests {
-    @Test func keysNewWritesAnOwnerOnlyKeyAndRefusesToOverwrite() throws {
+    @Test func keysNewWritesAnOwnerOnlyKeyAndRefusesToOverwrite() async throws {
         let dir = try TemporaryDirectory("plexus-cli")
         defer { dir.remove() }
         let path = dir.path + "/k.json"
-        let (s1, out) = try PlexusProcess.run(["keys", "new", "--out", path], logDirectory: dir.path)
+        let (s1, out) = try await PlexusProcess.run(["keys", "new", "--out", path], logDirectory: dir.path)
         #expect(s1 == 0)
         let address = try #require(out.split(separator: "\n").first.map(String.init))
         #expect(try Address(address) == KeyFile.read(path).address)
         let mode = (try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber)?.intValue
         #expect(mode == 0o600)
-        let (s2, _) = try PlexusProcess.run(["keys", "new", "--out", path], logDirectory: dir.path)
+        let (s2, _) = try await PlexusProcess.run(["keys", "new", "--out", path], logDirectory: dir.path)
         #expect(s2 != 0)
-        let (s3, shown) = try PlexusProcess.run(["keys", "show", "--key", path], logDirectory: dir.path)
+        let (s3, shown) = try await PlexusProcess.run(["keys", "show", "--key", path], logDirectory: dir.path)
         #expect(s3 == 0 && shown.contains(address))
     }
 
-    @Test func ledgerInitRejectsBadInput() throws {
+    @Test func ledgerInitRejectsBadInput() async throws {
         let dir = try TemporaryDirectory("plexus-cli")
         defer { dir.remove() }
         let base = ["ledger", "init", "--orderer-key", dir.path + "/o.json", "--out", dir.path + "/g.json"]
@@ -30,10 +30,10 @@ import Testing
         var typo = Array(addr)
         typo[10] = typo[10] == "a" ? "b" : "a"
         for extra in [["--fund", "\(String(typo))=5"], ["--fund", "\(addr)=-5"], ["--param", "unbondingBlocks=0"], ["--param", "bogus=1"]] {
-            let (s, out) = try PlexusProcess.run(base + extra, logDirectory: dir.path)
+            let (s, out) = try await PlexusProcess.run(base + extra, logDirectory: dir.path)
             #expect(s != 0, "accepted \(extra): \(out)")
         }
-        let (ok, _) = try PlexusProcess.run(base + ["--fund", "\(addr)=5"], logDirectory: dir.path)
+        let (ok, _) = try await PlexusProcess.run(base + ["--fund", "\(addr)=5"], logDirectory: dir.path)
         #expect(ok == 0)
         let g = try Genesis.read(dir.path + "/g.json")
         #expect(g.accounts.first?.balance == Amount(units: 5 * Amount.unitsPerPLX))
@@ -41,10 +41,10 @@ import Testing
 
     /// The gateway benchmark runs end to end on a small scale and reports its figures
     /// (not judged here: benchmarks are for a quiet machine, tests for any).
-    @Test func gatewayBenchReportsItsFigures() throws {
+    @Test func gatewayBenchReportsItsFigures() async throws {
         let dir = try TemporaryDirectory("plexus-cli")
         defer { dir.remove() }
-        let (status, out) = try PlexusProcess.run(["bench", "gateway", "--requests", "20", "--seconds", "1", "--concurrency", "4", "--json"],
+        let (status, out) = try await PlexusProcess.run(["bench", "gateway", "--requests", "20", "--seconds", "1", "--concurrency", "4", "--json"],
                                                   logDirectory: dir.path)
         #expect(status == 0, "\(out.suffix(2_000))")
         let start = try #require(out.range(of: "{", options: .backwards, range: out.startIndex..<(out.range(of: "\"benchmark\"")?.lowerBound ?? out.endIndex)))

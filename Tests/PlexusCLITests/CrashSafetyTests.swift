@@ -23,14 +23,14 @@ import Testing
         var initArgs = ["ledger", "init", "--out", dir.path + "/genesis.json", "--chain-id", "crash-test",
                         "--orderer-key", dir.path + "/orderer.json"]
         for k in net.keys { initArgs += ["--fund", "\(k.address.text)=1000"] }
-        let (status, out) = try PlexusProcess.run(initArgs, environment: env, logDirectory: dir.path)
+        let (status, out) = try await PlexusProcess.run(initArgs, environment: env, logDirectory: dir.path)
         #expect(status == 0, "\(out)")
 
         let startArgs = ["ledger", "start", "--data", dir.path + "/data", "--genesis", dir.path + "/genesis.json",
                          "--key", dir.path + "/orderer.json", "--port", "0", "--port-file", dir.path + "/port",
                          "--block-interval", "20"]
         let first = try PlexusProcess(startArgs, environment: env, logDirectory: dir.path)
-        let port = try PlexusProcess.waitForPort(file: dir.path + "/port", process: first)
+        let port = try await PlexusProcess.waitForPort(file: dir.path + "/port", process: first)
         let client = LedgerClient(baseURL: "http://127.0.0.1:\(port)", timeout: .seconds(20))
         let chainId = try await client.status().chainId
         let recipient = KeyPair.deterministic("crash-recipient").address
@@ -66,7 +66,7 @@ import Testing
         try? FileManager.default.removeItem(atPath: dir.path + "/port")
         let second = try PlexusProcess(startArgs, environment: env, logDirectory: dir.path)
         defer { second.terminate() }
-        let port2 = try PlexusProcess.waitForPort(file: dir.path + "/port", process: second)
+        let port2 = try await PlexusProcess.waitForPort(file: dir.path + "/port", process: second)
         let client2 = LedgerClient(baseURL: "http://127.0.0.1:\(port2)")
         for (i, hashes) in acked {
             let account = try await client2.account(net.keys[i].address)
@@ -82,7 +82,7 @@ import Testing
         second.terminate()
 
         // The chain verifies from genesis and the replay reproduces the state root.
-        let (vstatus, vout) = try PlexusProcess.run(["ledger", "verify", "--data", dir.path + "/data", "--json"],
+        let (vstatus, vout) = try await PlexusProcess.run(["ledger", "verify", "--data", dir.path + "/data", "--json"],
                                                     environment: env, logDirectory: dir.path)
         #expect(vstatus == 0, "\(vout)")
         let report = try JSONDecoder().decode(VerifyReport.self, from: Data(vout.utf8))

@@ -16,23 +16,23 @@ import Testing
                                    environment: ["PLEXUS_HOME": dir.path + "/home"], logDirectory: dir.path)
         defer { up.terminate() }
         let info = try await NetworkTests.waitForNetwork(up, directory: upDir, seconds: 120)
-        func run(_ args: [String]) throws -> String {
-            let (status, out) = try PlexusProcess.run(args, logDirectory: dir.path)
+        func run(_ args: [String]) async throws -> String {
+            let (status, out) = try await PlexusProcess.run(args, logDirectory: dir.path)
             #expect(status == 0, "plexus \(args.prefix(3)): \(out.suffix(800))")
             return out.split(separator: "\n").last.map(String.init) ?? ""
         }
         // A second gateway, limited: 40 requests/s (burst 40), 4 in flight per key.
-        _ = try run(["keys", "new", "--out", dir.path + "/gw.json"])
-        let gwAddress = try run(["keys", "show", "--key", dir.path + "/gw.json"])
-        _ = try run(["tx", "transfer", "--to", gwAddress, "--amount", "10", "--key", upDir + "/keys/requestor.json", "--ledger", info.ledger])
-        let flooder = try run(["gateway", "keys", "create", "--account", info.requestor.text, "--data", dir.path + "/gw"])
-        let polite = try run(["gateway", "keys", "create", "--account", info.requestor.text, "--data", dir.path + "/gw"])
+        _ = try await run(["keys", "new", "--out", dir.path + "/gw.json"])
+        let gwAddress = try await run(["keys", "show", "--key", dir.path + "/gw.json"])
+        _ = try await run(["tx", "transfer", "--to", gwAddress, "--amount", "10", "--key", upDir + "/keys/requestor.json", "--ledger", info.ledger])
+        let flooder = try await run(["gateway", "keys", "create", "--account", info.requestor.text, "--data", dir.path + "/gw"])
+        let polite = try await run(["gateway", "keys", "create", "--account", info.requestor.text, "--data", dir.path + "/gw"])
         let gateway = try PlexusProcess(["gateway", "start", "--ledger", info.ledger, "--key", dir.path + "/gw.json",
                                          "--owner-key", upDir + "/keys/gateway-owner.json", "--data", dir.path + "/gw",
                                          "--port", "0", "--port-file", dir.path + "/gw.port",
                                          "--key-rps", "40", "--key-burst", "40", "--key-concurrency", "4"], logDirectory: dir.path)
         defer { gateway.terminate() }
-        let port = try PlexusProcess.waitForPort(file: dir.path + "/gw.port", seconds: 60, process: gateway)
+        let port = try await PlexusProcess.waitForPort(file: dir.path + "/gw.port", seconds: 60, process: gateway)
         var a = info
         var b = info
         a.baseURL = "http://127.0.0.1:\(port)/v1"

@@ -21,8 +21,8 @@ import Testing
         defer { up.terminate(seconds: 30) }
         let info = try await NetworkTests.waitForNetwork(up, directory: upDir, seconds: 120)
         let ledger = LedgerClient(baseURL: info.ledger)
-        func plexus(_ args: [String]) throws -> (Int32, String) {
-            try PlexusProcess.run(args + ["--ledger", info.ledger], logDirectory: dir.path)
+        func plexus(_ args: [String]) async throws -> (Int32, String) {
+            try await PlexusProcess.run(args + ["--ledger", info.ledger], logDirectory: dir.path)
         }
         func key(_ n: Int) -> [String] { ["--key", upDir + "/keys/node-\(n).json"] }
         /// The settlement of one chat request, once final.
@@ -49,13 +49,13 @@ import Testing
         #expect(before.fee.units == before.charge.units * 500 / 10_000)
 
         // Out of bounds: refused at proposal time, nothing recorded.
-        let (badStatus, badOut) = try plexus(["gov", "propose", "--title", "too high", "--set", "protocolFeeBps=5000"] + key(1))
+        let (badStatus, badOut) = try await plexus(["gov", "propose", "--title", "too high", "--set", "protocolFeeBps=5000"] + key(1))
         #expect(badStatus != 0)
         #expect(badOut.contains("outside its bounds"))
         #expect(try await ledger.proposals().isEmpty)
 
         // Propose 10%; two of three operators vote for, one against.
-        let (status, out) = try plexus(["gov", "propose", "--title", "Raise the protocol fee to 10%", "--set", "protocolFeeBps=1000"] + key(1))
+        let (status, out) = try await plexus(["gov", "propose", "--title", "Raise the protocol fee to 10%", "--set", "protocolFeeBps=1000"] + key(1))
         #expect(status == 0, "\(out)")
         let line = try #require(out.split(separator: "\n").first { $0.hasPrefix("proposal ") })
         let id = try Hash256(hex: String(line.dropFirst("proposal ".count)))
@@ -65,25 +65,26 @@ import Testing
         let ballots = [(1, "for"), (2, "for"), (3, "against")].map { n, choice in
             ["gov", "vote", id.hex, "--choice", choice] + key(n) + ["--ledger", info.ledger]
         }
-        let cast = Mutex<[(Int32, String)]>([])
         let logs = dir.path
-        DispatchQueue.concurrentPerform(iterations: ballots.count) { i in
-            let r = (try? PlexusProcess.run(ballots[i], logDirectory: logs)) ?? (-1, "could not run plexus")
-            cast.withLock { $0.append(r) }
+        let cast = await withTaskGroup(of: (Int32, String).self) { group in
+            for ballot in ballots {
+                group.addTask { (try? await PlexusProcess.run(ballot, logDirectory: logs)) ?? (-1, "could not run plexus") }
+            }
+            return await group.reduce(into: []) { $0.append($1) }
         }
-        for (s, o) in cast.withLock({ $0 }) { #expect(s == 0, "\(o)") }
-        let (dup, dupOut) = try plexus(["gov", "vote", id.hex, "--choice", "against"] + key(1))
+        for (s, o) in cast { #expect(s == 0, "\(o)") }
+        let (dup, dupOut) = try await plexus(["gov", "vote", id.hex, "--choice", "against"] + key(1))
         #expect(dup != 0 && dupOut.contains("already voted"), "\(dupOut)")
         try await waitFor(id, .succeeded)
         let view = try await ledger.proposal(id)
         #expect(view.counts[0].forVotes == 2 * view.counts[0].againstVotes)
-        #expect(try plexus(["gov", "queue", id.hex] + key(3)).0 == 0)
+        #expect(try await plexus(["gov", "queue", id.hex] + key(3)).0 == 0)
         let eta = try #require(try await ledger.proposal(id).eta)
         while try await ledger.status().height < eta { try await Task.sleep(for: .milliseconds(200)) }
-        let (execStatus, execOut) = try plexus(["gov", "execute", id.hex] + key(3))  // anyone may execute
+        let (execStatus, execOut) = try await plexus(["gov", "execute", id.hex] + key(3))  // anyone may execute
         #expect(execStatus == 0, "\(execOut)")
         #expect(try await ledger.proposal(id).state == .executed)
-        let (_, params) = try plexus(["gov", "params", "--json"])
+        let (_, params) = try await plexus(["gov", "params", "--json"])
         let table = try JSONDecoder().decode(ParamsView.self, from: Data(params.utf8))
         #expect(table.params.first { $0.name == "protocolFeeBps" }?.value == 1_000)
 
@@ -99,7 +100,7 @@ import Testing
         #expect(after.settledHeight > eta)
 
         // A summary from the network, recorded on the proposal by the requestor who paid for it.
-        let (sumStatus, sumOut) = try plexus(["gov", "summarize", id.hex, "--gateway", info.baseURL, "--api-key", info.apiKey, "--model", "echo",
+        let (sumStatus, sumOut) = try await plexus(["gov", "summarize", id.hex, "--gateway", info.baseURL, "--api-key", info.apiKey, "--model", "echo",
                                                "--key", upDir + "/keys/requestor.json"])
         #expect(sumStatus == 0, "\(sumOut)")
         let summary = try #require(try await ledger.proposal(id).summary)
@@ -107,7 +108,7 @@ import Testing
         #expect(summary.recordedBy == info.requestor)
         #expect(try await ledger.settlement(summary.requestId)?.model == "echo")
         #expect(sumOut.contains("summary hash \(summary.summaryHash)"))
-        let (again, againOut) = try plexus(["gov", "summarize", id.hex, "--gateway", info.baseURL, "--api-key", info.apiKey, "--model", "echo",
+        let (again, againOut) = try await plexus(["gov", "summarize", id.hex, "--gateway", info.baseURL, "--api-key", info.apiKey, "--model", "echo",
                                              "--key", upDir + "/keys/node-1.json"])
         #expect(again != 0, "\(againOut)")  // the node operator did not pay for that request, and a summary is recorded once
     }

@@ -66,7 +66,7 @@ import Testing
                                           logDirectory: dir.path)
                 extra.append(g)
                 do {
-                    _ = try PlexusProcess.waitForPort(file: dir.path + "/gw2.port", seconds: 120, process: g)
+                    _ = try await PlexusProcess.waitForPort(file: dir.path + "/gw2.port", seconds: 120, process: g)
                 } catch {
                     Issue.record("the gateway did not restart: \(g.log.suffix(3_000))\n--- up: \(up.log.suffix(2_000))")
                     throw error

@@ -241,7 +241,7 @@ import Testing
         try await expectError(chat("", content: String(repeating: "a", count: 40_000)), 400, "context_length_exceeded")
         try await expectError(chat("", content: (0..<9_000).map { String($0 % 10) }.joined(separator: " ")), 400, "context_length_exceeded")
         // A key for an account with no escrow.
-        let (status, out) = try PlexusProcess.run(["gateway", "keys", "create", "--account", KeyPair.deterministic("poor").address.text,
+        let (status, out) = try await PlexusProcess.run(["gateway", "keys", "create", "--account", KeyPair.deterministic("poor").address.text,
                                                    "--data", dir.path + "/up/gateway"], logDirectory: dir.path)
         #expect(status == 0)
         let poorKey = out.split(separator: "\n").last.map(String.init) ?? ""

@@ -14,8 +14,8 @@ import Testing
         let dir = try TemporaryDirectory("plexus-operator")
         defer { dir.remove() }
         let env = ["PLEXUS_HOME": dir.path + "/home"]
-        func run(_ args: [String]) throws -> String {
-            let (status, out) = try PlexusProcess.run(args, environment: env, logDirectory: dir.path)
+        func run(_ args: [String]) async throws -> String {
+            let (status, out) = try await PlexusProcess.run(args, environment: env, logDirectory: dir.path)
             #expect(status == 0, "plexus \(args.joined(separator: " ")): \(out.suffix(1_500))")
             guard status == 0 else { throw PlexusError(.io, "plexus \(args[0]) failed") }
             return out
@@ -29,24 +29,24 @@ import Testing
                                                // even on a loaded machine (the default 20 blocks were 1 s).
                                                "--param", "challengeWindowBlocks=100", "--param", "unbondingBlocks=200"], environment: env, logDirectory: dir.path)
         services.append(ledgerProcess)
-        let ledgerURL = "http://127.0.0.1:\(try PlexusProcess.waitForPort(file: dir.path + "/ledger.port", process: ledgerProcess))"
+        let ledgerURL = "http://127.0.0.1:\(try await PlexusProcess.waitForPort(file: dir.path + "/ledger.port", process: ledgerProcess))"
         let ledger = LedgerClient(baseURL: ledgerURL)
         // The development genesis lists the default model.
         #expect(try await ledger.models().map(\.id) == ["smollm2-135m"])
 
         let me = try KeyFile.read(dir.path + "/home/keys/default.json").address
-        for name in ["node", "gateway"] { _ = try run(["keys", "new", "--out", dir.path + "/\(name).json"]) }
+        for name in ["node", "gateway"] { _ = try await run(["keys", "new", "--out", dir.path + "/\(name).json"]) }
         let nodeKey = try KeyFile.read(dir.path + "/node.json"), gatewayKey = try KeyFile.read(dir.path + "/gateway.json")
-        _ = try run(["tx", "transfer", "--to", nodeKey.address.text, "--amount", "1000", "--ledger", ledgerURL])
-        _ = try run(["tx", "transfer", "--to", gatewayKey.address.text, "--amount", "10", "--ledger", ledgerURL])
+        _ = try await run(["tx", "transfer", "--to", nodeKey.address.text, "--amount", "1000", "--ledger", ledgerURL])
+        _ = try await run(["tx", "transfer", "--to", gatewayKey.address.text, "--amount", "10", "--ledger", ledgerURL])
 
         let weights = try TinyModel.write(to: dir.path + "/tiny.gguf")
-        let published = try run(["models", "publish", weights, "--id", "tiny", "--license", "mit", "--royalty-bps", "300", "--ledger", ledgerURL])
+        let published = try await run(["models", "publish", weights, "--id", "tiny", "--license", "mit", "--royalty-bps", "300", "--ledger", ledgerURL])
         #expect(published.contains("registered tiny"))
         let card = try #require(try await ledger.models().first { $0.id == "tiny" })
         #expect(card.creator == me && card.royaltyBps == 300 && card.architecture == "llama" && card.contextLength == 256)
         // A second publication of the same id is refused by the ledger.
-        let (again, _) = try PlexusProcess.run(["models", "publish", weights, "--id", "tiny", "--license", "mit", "--ledger", ledgerURL],
+        let (again, _) = try await PlexusProcess.run(["models", "publish", weights, "--id", "tiny", "--license", "mit", "--ledger", ledgerURL],
                                                environment: env, logDirectory: dir.path)
         #expect(again != 0)
 
@@ -54,11 +54,11 @@ import Testing
                                       "--weights", weights, "--price-in", "0.1", "--price-out", "0.2", "--threads", "1",
                                       "--port", "0", "--port-file", dir.path + "/node.port"], environment: env, logDirectory: dir.path)
         services.append(node)
-        _ = try PlexusProcess.waitForPort(file: dir.path + "/node.port", seconds: 120, process: node)
+        _ = try await PlexusProcess.waitForPort(file: dir.path + "/node.port", seconds: 120, process: node)
 
-        let apiKey = try run(["gateway", "keys", "create", "--account", me.text, "--data", dir.path + "/gw"])
+        let apiKey = try await run(["gateway", "keys", "create", "--account", me.text, "--data", dir.path + "/gw"])
             .split(separator: "\n").last.map(String.init) ?? ""
-        _ = try run(["tx", "deposit", "--amount", "5", "--ledger", ledgerURL])
+        _ = try await run(["tx", "deposit", "--amount", "5", "--ledger", ledgerURL])
         let gateway = try PlexusProcess(["gateway", "start", "--ledger", ledgerURL, "--key", dir.path + "/gateway.json",
                                          "--owner-key", dir.path + "/home/keys/default.json", "--data", dir.path + "/gw",
                                          "--port", "0", "--port-file", dir.path + "/gw.port",
@@ -66,7 +66,7 @@ import Testing
                                          "--settle-interval-ms", "3000"],
                                         environment: env, logDirectory: dir.path)
         services.append(gateway)
-        let port = try PlexusProcess.waitForPort(file: dir.path + "/gw.port", seconds: 60, process: gateway)
+        let port = try await PlexusProcess.waitForPort(file: dir.path + "/gw.port", seconds: 60, process: gateway)
 
         let info = NetworkTests.Info(baseURL: "http://127.0.0.1:\(port)/v1", apiKey: apiKey, ledger: ledgerURL, requestor: me,
                                      nodes: [], pids: [])
@@ -92,7 +92,7 @@ import Testing
             Issue.record("transcript answer: \(transcript); the gateway's record: \(record); the ledger's settlement: \(String(describing: try await ledger.settlement(requestId))); ledger height \(try await ledger.status().height)")
         }
         // Nobody else may read it.
-        let otherKey = try run(["gateway", "keys", "create", "--account", nodeKey.address.text, "--data", dir.path + "/gw"])
+        let otherKey = try await run(["gateway", "keys", "create", "--account", nodeKey.address.text, "--data", dir.path + "/gw"])
             .split(separator: "\n").last.map(String.init) ?? ""
         var other = info
         other.apiKey = otherKey
@@ -100,14 +100,14 @@ import Testing
         #expect((refused["error"] as? [String: Any])?["code"] as? String == "forbidden", "\(refused)")
         let file = dir.path + "/transcript.json"
         try JSONSerialization.data(withJSONObject: transcript).write(to: URL(fileURLWithPath: file))
-        let verified = try run(["verify", "--transcript", file, "--model", weights, "--json"])
+        let verified = try await run(["verify", "--transcript", file, "--model", weights, "--json"])
         #expect(verified.contains("\"ok\" : true"), "\(verified)")
         var forged = transcript
         var tokens = try #require(transcript["output_tokens"] as? [Int])
         tokens[0] = tokens[0] == 100 ? 101 : 100
         forged["output_tokens"] = tokens
         try JSONSerialization.data(withJSONObject: forged).write(to: URL(fileURLWithPath: file))
-        let (status, out) = try PlexusProcess.run(["verify", "--transcript", file, "--model", weights, "--json"], environment: env, logDirectory: dir.path)
+        let (status, out) = try await PlexusProcess.run(["verify", "--transcript", file, "--model", weights, "--json"], environment: env, logDirectory: dir.path)
         #expect(status == 1 && out.contains("\"ok\" : false"), "\(out)")
 
         // Settled on the ledger and paid out after the challenge window.

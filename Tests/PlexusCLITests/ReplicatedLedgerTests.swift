@@ -41,17 +41,17 @@ import Testing
         func start() async throws {
             try cluster.start()
             try await cluster.waitReady()
-            for i in 0..<3 { try startReplica(i) }
+            for i in 0..<3 { try await startReplica(i) }
         }
 
-        func startReplica(_ i: Int) throws {
+        func startReplica(_ i: Int) async throws {
             try? FileManager.default.removeItem(atPath: dir + "/replica-\(i).port")
             let p = try PlexusProcess(["ledger", "start", "--order", "etcd", "--etcd", cluster.clientURLs.joined(separator: ","),
                                        "--data", dir + "/data-\(i)", "--genesis", dir + "/genesis.json", "--key", dir + "/replica-\(i).json",
                                        "--port", String(ports[i]), "--port-file", dir + "/replica-\(i).port",
                                        "--heartbeat-ms", String(heartbeatMs), "--lease-seconds", "2"], logDirectory: dir)
             processes[i] = p
-            ports[i] = try PlexusProcess.waitForPort(file: dir + "/replica-\(i).port", seconds: 60, process: p)
+            ports[i] = try await PlexusProcess.waitForPort(file: dir + "/replica-\(i).port", seconds: 60, process: p)
         }
 
         func status(_ i: Int) async -> LedgerService.Status? {
@@ -150,7 +150,7 @@ import Testing
         for i in 0..<3 { r.processes[i]?.terminate() }
         var roots: Set<Hash256> = []
         for i in 0..<3 {
-            let (status, out) = try PlexusProcess.run(["ledger", "verify", "--data", r.dir + "/data-\(i)", "--json"], logDirectory: r.dir)
+            let (status, out) = try await PlexusProcess.run(["ledger", "verify", "--data", r.dir + "/data-\(i)", "--json"], logDirectory: r.dir)
             #expect(status == 0, "replica \(i): \(out.suffix(800))")
             let report = try JSONSerialization.jsonObject(with: Data(out.utf8.drop { $0 != UInt8(ascii: "{") })) as? [String: Any]
             #expect(report?["height"] as? Int == Int(agreed.height))
@@ -193,13 +193,13 @@ import Testing
                 let s = try await r.waitForSealer()
                 r.processes[s]?.kill9()
                 try await progress("killing the sealer")
-                try r.startReplica(s)
+                try await r.startReplica(s)
             case "kill-follower":
                 let s = try await r.waitForSealer()
                 let f = (s + 1 + Int.random(in: 0...1)) % 3
                 r.processes[f]?.kill9()
                 try await Task.sleep(for: .seconds(1))
-                try r.startReplica(f)
+                try await r.startReplica(f)
                 try await progress("restarting a follower")
             case "kill-etcd-leader":
                 guard let l = await r.cluster.leader() else { Issue.record("no etcd leader"); continue }

@@ -92,7 +92,7 @@ import Testing
             #expect(receipts.last.map { $0.firstOutputToken + $0.outputTokens } == UInt64(s.usage["completion_tokens"] as? Int ?? -1))
         }
         // The ledger's placement view, and a clear 503 when the policy leaves a span without a shard.
-        let (status, out) = try PlexusProcess.run(["shards", "show", "smollm2-135m", "--ledger", info.ledger], logDirectory: dir.path)
+        let (status, out) = try await PlexusProcess.run(["shards", "show", "smollm2-135m", "--ledger", info.ledger], logDirectory: dir.path)
         #expect(status == 0 && out.contains("3 whole-model nodes; shards of 3 spans over 30 layers; a pipeline can be built"), "\(out)")
         #expect(out.contains("layers 10-20 of 30: 2 operators"), "\(out)")
         let registered = try await ledger.nodes()
@@ -129,7 +129,7 @@ import Testing
     /// (netem, or the delay line where the kernel has none). Every hop costs its round trip:
     /// at 5 ms each way, a token through two shards takes at least 2 × 10 ms more.
     @Test(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip")))
-    func shardsBehindDelayedLinksPayTheirRoundTrips() throws {
+    func shardsBehindDelayedLinksPayTheirRoundTrips() async throws {
         let models = (try TestModels.smolLM2() as NSString).deletingLastPathComponent
         var root = URL(fileURLWithPath: #filePath)
         while !FileManager.default.fileExists(atPath: root.appendingPathComponent("Package.swift").path) { root.deleteLastPathComponent() }
@@ -149,7 +149,7 @@ import Testing
         p.standardError = err
         try p.run()
         let deadline = Date().addingTimeInterval(300)
-        while p.isRunning && Date() < deadline { usleep(100_000) }
+        while p.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
         if p.isRunning { p.terminate() }
         p.waitUntilExit()
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)

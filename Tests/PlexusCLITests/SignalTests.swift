@@ -43,7 +43,7 @@ import Testing
         up.process.waitUntilExit()
         #expect(up.process.terminationReason == .exit && up.process.terminationStatus == 0, "\(up.log.suffix(1_500))")
         // Nothing the ledger acknowledged was lost: every block replays to its state root.
-        let (status, out) = try PlexusProcess.run(["ledger", "verify", "--data", dir.path + "/up/ledger"], logDirectory: dir.path)
+        let (status, out) = try await PlexusProcess.run(["ledger", "verify", "--data", dir.path + "/up/ledger"], logDirectory: dir.path)
         #expect(status == 0, "\(out)")
     }
 

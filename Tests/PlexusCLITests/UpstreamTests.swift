@@ -62,7 +62,7 @@ import Testing
                                        "--price-in", "0.5", "--price-out", "0.5", "--port", "0", "--port-file", dir.path + "/\(name).nport"],
                                       logDirectory: dir.path)
             nodes.append(n)
-            _ = try PlexusProcess.waitForPort(file: dir.path + "/\(name).nport", process: n)
+            _ = try await PlexusProcess.waitForPort(file: dir.path + "/\(name).nport", process: n)
             let until = Date().addingTimeInterval(30)
             while try await !ledger.nodes().contains(where: { $0.nodeKey == key.address }) {
                 guard Date() < until else { throw PlexusError(.io, "upstream node did not register: \(n.log)") }

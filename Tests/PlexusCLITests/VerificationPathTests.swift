@@ -27,39 +27,39 @@ import Testing
         let model = ProcessInfo.processInfo.environment["PLEXUS_DRILL_MODEL"] ?? "tiny"
 
         /// One node per entry of `nodes` (its extra arguments), keys "node", "node-2", …
-        init(ledgerParams: [String] = [], nodeArgs: [String] = [], nodes more: [[String]] = [], verifiers: [(String, String, Bool)]) throws {
+        init(ledgerParams: [String] = [], nodeArgs: [String] = [], nodes more: [[String]] = [], verifiers: [(String, String, Bool)]) async throws {
             dir = try TemporaryDirectory("plexus-verification")
             env = ["PLEXUS_HOME": dir.path + "/home"]
-            do { try start(ledgerParams: ledgerParams, nodes: [nodeArgs] + more, verifiers: verifiers) } catch { stop(); throw error }
+            do { try await start(ledgerParams: ledgerParams, nodes: [nodeArgs] + more, verifiers: verifiers) } catch { stop(); throw error }
         }
 
         static func nodeName(_ i: Int) -> String { i == 0 ? "node" : "node-\(i + 1)" }
 
-        func run(_ args: [String]) throws -> String {
-            let (status, out) = try PlexusProcess.run(args, environment: env, logDirectory: dir.path)
+        func run(_ args: [String]) async throws -> String {
+            let (status, out) = try await PlexusProcess.run(args, environment: env, logDirectory: dir.path)
             #expect(status == 0, "plexus \(args.joined(separator: " ")): \(out.suffix(1_500))")
             guard status == 0 else { throw PlexusError(.io, "plexus \(args[0]) failed") }
             return out
         }
 
-        private func start(ledgerParams: [String], nodes: [[String]], verifiers: [(String, String, Bool)]) throws {
+        private func start(ledgerParams: [String], nodes: [[String]], verifiers: [(String, String, Bool)]) async throws {
             let p = dir.path
             let ledgerProcess = try PlexusProcess(["ledger", "start", "--dev", "--port", "0", "--port-file", p + "/ledger.port",
                                                    "--block-interval", "50", "--heartbeat-ms", "200"] + ledgerParams.flatMap { ["--param", $0] },
                                                   environment: env, logDirectory: p)
             services.append(ledgerProcess)
-            ledgerURL = "http://127.0.0.1:\(try PlexusProcess.waitForPort(file: p + "/ledger.port", process: ledgerProcess))"
+            ledgerURL = "http://127.0.0.1:\(try await PlexusProcess.waitForPort(file: p + "/ledger.port", process: ledgerProcess))"
             me = try KeyFile.read(p + "/home/keys/default.json").address
             for name in nodes.indices.map(Self.nodeName) + ["gateway"] + verifiers.map(\.0) {
-                _ = try run(["keys", "new", "--out", p + "/\(name).json"])
+                _ = try await run(["keys", "new", "--out", p + "/\(name).json"])
                 keys[name] = try KeyFile.read(p + "/\(name).json")
-                _ = try run(["tx", "transfer", "--to", keys[name]!.address.text, "--amount", "1000", "--ledger", ledgerURL])
+                _ = try await run(["tx", "transfer", "--to", keys[name]!.address.text, "--amount", "1000", "--ledger", ledgerURL])
             }
             // The tiny model, published; or (PLEXUS_DRILL_MODEL) a model the development genesis lists, from the model store.
             let weights: String
             if model == "tiny" {
                 weights = try TinyModel.write(to: p + "/tiny.gguf")
-                _ = try run(["models", "publish", weights, "--id", "tiny", "--license", "mit", "--ledger", ledgerURL])
+                _ = try await run(["models", "publish", weights, "--id", "tiny", "--license", "mit", "--ledger", ledgerURL])
             } else {
                 weights = model
             }
@@ -69,16 +69,16 @@ import Testing
                                               "--weights", weights, "--price-in", "0.1", "--price-out", "0.2", "--threads", "1",
                                               "--port", "0", "--port-file", p + "/\(name).port"] + args, environment: env, logDirectory: p)
                 services.append(node)
-                _ = try PlexusProcess.waitForPort(file: p + "/\(name).port", seconds: 120, process: node)
+                _ = try await PlexusProcess.waitForPort(file: p + "/\(name).port", seconds: 120, process: node)
             }
-            apiKey = try run(["gateway", "keys", "create", "--account", me.text, "--data", p + "/gw"]).split(separator: "\n").last.map(String.init) ?? ""
-            _ = try run(["tx", "deposit", "--amount", "50", "--ledger", ledgerURL])
+            apiKey = try await run(["gateway", "keys", "create", "--account", me.text, "--data", p + "/gw"]).split(separator: "\n").last.map(String.init) ?? ""
+            _ = try await run(["tx", "deposit", "--amount", "50", "--ledger", ledgerURL])
             let gateway = try PlexusProcess(["gateway", "start", "--ledger", ledgerURL, "--key", p + "/gateway.json",
                                              "--owner-key", p + "/home/keys/default.json", "--data", p + "/gw",
                                              "--port", "0", "--port-file", p + "/gw.port", "--settle-interval-ms", "200"],
                                             environment: env, logDirectory: p)
             services.append(gateway)
-            gatewayURL = "http://127.0.0.1:\(try PlexusProcess.waitForPort(file: p + "/gw.port", seconds: 60, process: gateway))"
+            gatewayURL = "http://127.0.0.1:\(try await PlexusProcess.waitForPort(file: p + "/gw.port", seconds: 60, process: gateway))"
             for (name, stake, drill) in verifiers {
                 services.append(try PlexusProcess(["verifier", "start", "--ledger", ledgerURL, "--key", p + "/\(name).json", "--gateway", gatewayURL,
                                                    "--model", weights, "--stake", stake, "--threads", "1"] + (drill ? ["--adversary", "lazy"] : []),
@@ -131,7 +131,7 @@ import Testing
     }
 
     @Test func checksPassWithEvidenceAndALazyVerifierIsCaught() async throws {
-        let net = try Network(verifiers: [("honest", "10", false), ("lazy", "100", true)])
+        let net = try await Network(verifiers: [("honest", "10", false), ("lazy", "100", true)])
         defer { net.stop() }
         let honest = net.keys["honest"]!.address, lazy = net.keys["lazy"]!.address
         #expect(try await net.verifiersRegistered(2))
@@ -168,7 +168,7 @@ import Testing
         #expect(lazyStanding.jailed && lazyStanding.faults >= 1 && lazyStanding.staked.units < 100 * Amount.unitsPerPLX)
         let honestStanding = try await net.ledger.standing(of: honest)
         #expect(!honestStanding.jailed && honestStanding.verdicts >= 1 && honestStanding.reputation > 0.5)
-        let status = try net.run(["verifier", "status", "--ledger", net.ledgerURL, "--address", lazy.text])
+        let status = try await net.run(["verifier", "status", "--ledger", net.ledgerURL, "--address", lazy.text])
         #expect(status.contains("jailed"), "\(status)")
     }
 
@@ -176,7 +176,7 @@ import Testing
     /// dispute, the committee re-executes and upholds it, the node is slashed and jailed,
     /// the requestor refunded, and the jailed node gets no more traffic.
     @Test func aCheatingNodeIsSlashedJailedAndTheRequestorRefunded() async throws {
-        let net = try Network(nodeArgs: ["--adversary", "tamper"], verifiers: [("v1", "10", false), ("v2", "10", false), ("v3", "10", false)])
+        let net = try await Network(nodeArgs: ["--adversary", "tamper"], verifiers: [("v1", "10", false), ("v2", "10", false), ("v3", "10", false)])
         defer { net.stop() }
         #expect(try await net.verifiersRegistered(3))
         let owner = net.keys["node"]!.address
@@ -201,7 +201,7 @@ import Testing
         #expect(staked.units == staked0.units - staked0.units / 10, "slashBps 1000 of \(staked0)")
         // Jailed: the ledger lists it without traffic, and the gateway has no node for the model.
         #expect(try await net.ledger.nodes().isEmpty)
-        let list = try net.run(["disputes", "list", "--ledger", net.ledgerURL])
+        let list = try await net.run(["disputes", "list", "--ledger", net.ledgerURL])
         #expect(list.contains("upheld"), "\(list)")
         // The gateway's record ends refunded, its receipt view showing the dispute.
         let info = NetworkTests.Info(baseURL: net.gatewayURL + "/v1", apiKey: net.apiKey, ledger: net.ledgerURL, requestor: net.me, nodes: [], pids: [])
@@ -224,7 +224,7 @@ import Testing
         let drill = ProcessInfo.processInfo.environment["PLEXUS_DRILL_MODEL"]
         let layers = try drill.map { try LlamaConfig(gguf: try GGUFFile(path: try ModelStore(directory: nil).resolve($0))).layers } ?? TinyModel.Shape().layers
         let half = layers / 2
-        let net = try Network(nodeArgs: ["--layers", "0-\(half)", "--adversary", "tamper"], nodes: [["--layers", "\(half)-\(layers)"]],
+        let net = try await Network(nodeArgs: ["--layers", "0-\(half)", "--adversary", "tamper"], nodes: [["--layers", "\(half)-\(layers)"]],
                               verifiers: [("v1", "10", false), ("v2", "10", false), ("v3", "10", false)])
         defer { net.stop() }
         #expect(try await net.verifiersRegistered(3))
@@ -249,14 +249,14 @@ import Testing
 
     /// Every drill is caught on every request where it deviates, and honest requests pass,
     /// with the node and the verifier on different kernel paths (`plexus bench detect`).
-    @Test func everyDrillIsCaughtAndHonestWorkPasses() throws {
+    @Test func everyDrillIsCaughtAndHonestWorkPasses() async throws {
         let dir = try TemporaryDirectory("plexus-detect")
         defer { dir.remove() }
         let named = ProcessInfo.processInfo.environment["PLEXUS_DRILL_MODEL"]
         let weights = try named ?? TinyModel.write(to: dir.path + "/tiny.gguf")
         // Fewer on a real model: one side of every request runs the slow portable kernels.
         let (drills, honest) = named == nil ? (8, 30) : (3, 12)
-        let (status, out) = try PlexusProcess.run(["bench", "detect", "--model", weights, "--requests", "\(drills)", "--honest", "\(honest)",
+        let (status, out) = try await PlexusProcess.run(["bench", "detect", "--model", weights, "--requests", "\(drills)", "--honest", "\(honest)",
                                                    "--max-tokens", "12", "--threads", "1", "--json"],
                                                   environment: ["PLEXUS_HOME": dir.path + "/home"], logDirectory: dir.path)
         #expect(status == 0, "\(out.suffix(2_000))")
@@ -296,7 +296,7 @@ import Testing
         // Many requests queue up at the verifiers: give verdicts and votes room (blocks come every 200 ms).
         let windows = n > 10 ? ["challengeWindowBlocks=400", "verdictDeadlineBlocks=250", "disputeCommitBlocks=300", "disputeRevealBlocks=100", "unbondingBlocks=1000"]
                              : ["challengeWindowBlocks=60", "verdictDeadlineBlocks=40", "disputeCommitBlocks=20", "disputeRevealBlocks=10"]
-        let net = try Network(ledgerParams: ["verifySampleBps=10000"] + windows,
+        let net = try await Network(ledgerParams: ["verifySampleBps=10000"] + windows,
                               nodeArgs: ["--adversary", mode, "--concurrency", "4"],
                               verifiers: [("v1", "10", false), ("v2", "10", false), ("v3", "10", false)])
         defer { net.stop() }
@@ -343,7 +343,7 @@ import Testing
     /// challenge of the honest node (which is paid, and gets the gateway's bond). On two
     /// honest nodes the copies agree and both are paid.
     @Test func redundantCopiesThatDisagreeAreChallengedAndTheCheatIsFound() async throws {
-        let net = try Network(nodes: [["--adversary", "tamper"], []], verifiers: [("v1", "10", false), ("v2", "10", false), ("v3", "10", false)])
+        let net = try await Network(nodes: [["--adversary", "tamper"], []], verifiers: [("v1", "10", false), ("v2", "10", false), ("v3", "10", false)])
         defer { net.stop() }
         #expect(try await net.verifiersRegistered(3))
         for _ in 0..<100 where try await net.ledger.nodes().count < 3 { try await Task.sleep(for: .milliseconds(200)) }
