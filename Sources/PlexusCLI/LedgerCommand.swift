@@ -96,6 +96,7 @@ struct LedgerCommand: AsyncParsableCommand {
         @Option(name: .long, help: "With --order etcd: this replica's URL as other replicas reach it (default http://HOST:PORT).") var publicURL: String?
         @Option(name: .long, help: "With --order etcd: the sealer lease, in seconds.") var leaseSeconds: Int = 2
         @Option(name: .long, help: "With --order etcd: the largest block, in bytes (below etcd's --max-request-bytes).") var maxBlockBytes: Int = 1_000_000
+        @Option(name: .long, help: "With --order etcd: log entries etcd keeps behind the tip; older ones are pruned once every live replica applied them.") var retainEntries: Int = 10_000
         @OptionGroup var log: LogOptions
 
         func validate() throws {
@@ -107,6 +108,7 @@ struct LedgerCommand: AsyncParsableCommand {
             guard order == "solo" || (etcd != nil && !dev) else { throw ValidationError("--order etcd needs --etcd URL[,URL…] and a --genesis listing its sealers (not --dev)") }
             guard (1...60).contains(leaseSeconds) else { throw ValidationError("--lease-seconds must be 1...60") }
             guard (4_096...64 << 20).contains(maxBlockBytes) else { throw ValidationError("--max-block-bytes must be 4096...67108864") }
+            guard (1...100_000_000).contains(retainEntries) else { throw ValidationError("--retain-entries must be 1...100000000") }
         }
 
         func run() async throws {
@@ -143,7 +145,7 @@ struct LedgerCommand: AsyncParsableCommand {
             let host = self.host
             let replica = Locked<LedgerReplica?>(nil)
             let etcdEndpoints = (etcd ?? "").split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
-            let publicURL = self.publicURL, leaseSeconds = self.leaseSeconds, heartbeatMs = self.heartbeatMs, maxBlockBytes = self.maxBlockBytes
+            let publicURL = self.publicURL, leaseSeconds = self.leaseSeconds, heartbeatMs = self.heartbeatMs, maxBlockBytes = self.maxBlockBytes, retainEntries = self.retainEntries
             try await server.run { bound in
                 if replicated {
                     var config = LedgerReplica.Config(prefix: "plexus/\(status.chainId)/", publicURL: publicURL ?? "http://\(host):\(bound)")
@@ -151,6 +153,7 @@ struct LedgerCommand: AsyncParsableCommand {
                     let beat = heartbeatMs ?? 1_000
                     config.heartbeat = beat > 0 ? .milliseconds(beat) : nil
                     config.maxBlockBytes = maxBlockBytes
+                    config.retainEntries = UInt64(retainEntries)
                     let r = LedgerReplica(service: service, etcd: EtcdClient(endpoints: etcdEndpoints), signer: signer, config: config)
                     replica.value = r
                     await r.start()

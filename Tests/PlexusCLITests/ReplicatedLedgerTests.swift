@@ -16,24 +16,30 @@ import Testing
         let cluster: EtcdCluster
         let keys: [KeyPair]
         let clients: [KeyPair]
+        /// Accounts that send batches of one-unit transfers to the sink (to fill blocks).
+        let fillers: [KeyPair]
         let sink = KeyPair()
         let genesis: Genesis
         var processes: [PlexusProcess?] = [nil, nil, nil]
         var ports: [Int] = [0, 0, 0]
 
-        init(dir: String, etcdMembers: Int = 3, clients: Int = 4, heartbeatMs: Int = 0) throws {
+        init(dir: String, etcdMembers: Int = 3, clients: Int = 4, heartbeatMs: Int = 0, retainEntries: Int = 10_000, quotaBytes: Int? = nil,
+             fillers: Int = 0) throws {
             self.dir = dir
-            cluster = try EtcdCluster(size: etcdMembers, directory: dir + "/etcd")
+            cluster = try EtcdCluster(size: etcdMembers, directory: dir + "/etcd", quotaBytes: quotaBytes)
+            self.retainEntries = retainEntries
             keys = (0..<3).map { _ in KeyPair() }
             self.clients = (0..<clients).map { _ in KeyPair() }
+            self.fillers = (0..<fillers).map { _ in KeyPair() }
             genesis = Genesis(chainId: "plexus-replicated", timeMillis: 1_000, orderer: keys[0].address,
-                              accounts: try self.clients.map { .init(address: $0.address, balance: try .plx(1_000)) },
+                              accounts: try (self.clients + self.fillers).map { .init(address: $0.address, balance: try .plx(1_000)) },
                               sealers: keys.map(\.address))
             try Data(genesis.json()).write(to: URL(fileURLWithPath: dir + "/genesis.json"))
             for (i, k) in keys.enumerated() { try KeyFile.write(k, to: dir + "/replica-\(i).json") }
             self.heartbeatMs = heartbeatMs
         }
         let heartbeatMs: Int
+        let retainEntries: Int
 
         var urls: [String] { ports.map { "http://127.0.0.1:\($0)" } }
         var ledger: LedgerClient { LedgerClient(baseURL: urls.joined(separator: ","), timeout: .seconds(20)) }
@@ -49,7 +55,8 @@ import Testing
             let p = try PlexusProcess(["ledger", "start", "--order", "etcd", "--etcd", cluster.clientURLs.joined(separator: ","),
                                        "--data", dir + "/data-\(i)", "--genesis", dir + "/genesis.json", "--key", dir + "/replica-\(i).json",
                                        "--port", String(ports[i]), "--port-file", dir + "/replica-\(i).port",
-                                       "--heartbeat-ms", String(heartbeatMs), "--lease-seconds", "2"], logDirectory: dir)
+                                       "--heartbeat-ms", String(heartbeatMs), "--lease-seconds", "2",
+                                       "--retain-entries", String(retainEntries)], logDirectory: dir)
             processes[i] = p
             ports[i] = try await PlexusProcess.waitForPort(file: dir + "/replica-\(i).port", seconds: 60, process: p)
         }
@@ -137,8 +144,10 @@ import Testing
         let ledger = r.ledger
         var used: UInt64 = 0
         for c in r.clients { used += try await ledger.account(c.address).nonce }
+        var units: UInt64 = 0
+        for f in r.fillers { units += try await ledger.account(f.address).nonce }
         let sink = try await ledger.account(r.sink.address)
-        #expect(sink.balance == Amount(units: used * Amount.unitsPerPLX), "sink \(sink.balance) for \(used) transfers")
+        #expect(sink.balance == Amount(units: used * Amount.unitsPerPLX + units), "sink \(sink.balance) for \(used) transfers and \(units) units")
         #expect(Set(acked).count == acked.count)
         #expect(UInt64(acked.count) <= used)
         for (i, url) in r.urls.enumerated() {
@@ -316,5 +325,126 @@ import Testing
         let s0 = await r.status(0)
         #expect(s0?.replica?.failure?.contains("height \(after.height + 1)") == true, "\(String(describing: s0?.replica))")
         #expect(s0?.height == after.height)
+    }
+
+    /// The first entry etcd still holds under `blk/`, and how many it holds.
+    static func log(_ r: Replicas) async throws -> (first: UInt64, count: Int64) {
+        let etcd = EtcdClient(endpoints: r.cluster.clientURLs)
+        let prefix = Array("plexus/plexus-replicated/blk/".utf8)
+        let page = try await etcd.range(prefix, end: EtcdClient.prefixEnd(prefix), limit: 1)
+        let first = page.kvs.first.flatMap { UInt64(String(decoding: $0.key.dropFirst(prefix.count), as: UTF8.self)) } ?? 0
+        return (first, try await etcd.count(prefix, end: EtcdClient.prefixEnd(prefix)))
+    }
+
+    /// The value of a Prometheus sample of replica `i` whose line starts with `name` (summed over its labels).
+    static func metric(_ r: Replicas, _ i: Int, _ name: String) async throws -> Double {
+        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: r.urls[i] + "/metrics"), timeout: .seconds(10))
+        let text = String(buffer: try await response.body.collect(upTo: 4 << 20))
+        return text.split(separator: "\n").filter { $0.hasPrefix(name) }.compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0, +)
+    }
+
+    /// Etcd keeps the last entries only: the sealer prunes what every live replica applied
+    /// and compacts; a replica stopped while the log moved past it fetches the blocks it
+    /// lacks from a peer, checked as log entries are, and ends with the same chain.
+    @Test(.enabled(if: EtcdCluster.binary() != nil, "needs etcd"))
+    func theLogIsPrunedAndAReplicaLeftBehindCatchesUpFromPeers() async throws {
+        let dir = try TemporaryDirectory("plexus-pruned")
+        defer { dir.remove() }
+        let r = try Replicas(dir: dir.path, clients: 3, retainEntries: 20)
+        defer { r.stop() }
+        try await r.start()
+        let s = try await r.waitForSealer()
+        let stop = OnceFlag()
+        let traffic = Task { await Self.traffic(r, stop: stop) }
+        try await Task.sleep(for: .seconds(2))
+        // A follower stopped; its membership key expires with its lease, and the sealer
+        // prunes past the last entry it applied.
+        let f = (s + 1) % 3
+        let left = try #require(await r.status(f)?.replica?.slot)
+        r.processes[f]?.kill9()
+        let deadline = Date().addingTimeInterval(120)
+        var log = try await Self.log(r)
+        while log.first <= left + 1, Date() < deadline {
+            try await Task.sleep(for: .milliseconds(250))
+            log = try await Self.log(r)
+        }
+        #expect(log.first > left + 1, "the log was not pruned past entry \(left): it starts at \(log.first)")
+        // Bounded: the last 20 entries, what accrues between prunes (every 2 s, 64 entries at least), and slack for a loaded machine.
+        #expect(log.count <= 20 + 64 + 400, "etcd holds \(log.count) entries")
+        try await r.startReplica(f)
+        let caughtUp = try await r.agreement(seconds: 60)
+        #expect(caughtUp.height > 0)
+        let fetched = try await Self.metric(r, f, "plexus_ledger_blocks_fetched_total")
+        #expect(fetched > 0)
+        print("pruning: the log starts at entry \(log.first) and holds \(log.count) entries; the replica stopped at entry \(left) fetched \(Int(fetched)) blocks from a peer")
+        #expect(try await Self.metric(r, (s + 2) % 3, "plexus_ledger_blocks_fetched_total") == 0)
+        stop.set()
+        let acked = await traffic.value
+        #expect(acked.count > 20, "only \(acked.count) transfers acknowledged")
+        try await Self.check(r, acked: acked)
+    }
+
+    /// Etcd's space quota exhausted (a 4 MB `--quota-backend-bytes`): the sealer's appends
+    /// fail with etcd's clear `database space exceeded` (counted as `no_space`), it prunes
+    /// the log to its tip, compacts, defragments and clears the alarm, and the chain goes on;
+    /// every acknowledged transfer is there once and the replicas agree.
+    @Test(.enabled(if: EtcdCluster.binary() != nil, "needs etcd"))
+    func anExhaustedSpaceQuotaIsRecoveredByPruningAndCompaction() async throws {
+        let dir = try TemporaryDirectory("plexus-quota")
+        defer { dir.remove() }
+        let r = try Replicas(dir: dir.path, etcdMembers: 1, clients: 2, retainEntries: 100_000_000, quotaBytes: 4 << 20, fillers: 4)
+        defer { r.stop() }
+        try await r.start()
+        let s = try await r.waitForSealer()
+        let stop = OnceFlag()
+        let traffic = Task { await Self.traffic(r, stop: stop) }
+        // Big blocks fill the quota quickly: batches of transfers from accounts of their own.
+        let ledger = r.ledger
+        let filling = Task {
+            await withTaskGroup(of: Void.self) { group in
+                for k in r.fillers {
+                    group.addTask {
+                        var nonce: UInt64 = 0
+                        while !stop.isSet {
+                            let txs = (0..<64).map { i in
+                                Transaction(chainId: "plexus-replicated", from: k, nonce: nonce + UInt64(i), fee: Amount(units: 1_000),
+                                            body: .transfer(to: r.sink.address, amount: Amount(units: 1)))
+                            }
+                            if let results = try? await ledger.submitAll(txs, waitForCommit: true) {
+                                nonce += UInt64(results.filter { if case .success = $0 { true } else { false } }.count)
+                            } else {
+                                try? await Task.sleep(for: .milliseconds(100))
+                            }
+                            if let n = try? await ledger.account(k.address).nonce { nonce = n }
+                        }
+                    }
+                }
+            }
+        }
+        let deadline = Date().addingTimeInterval(180)
+        var noSpace = 0.0
+        while noSpace == 0, Date() < deadline {
+            try await Task.sleep(for: .milliseconds(500))
+            noSpace = (try? await Self.metric(r, s, "plexus_ledger_etcd_errors_total{kind=\"no_space\"}")) ?? 0
+        }
+        #expect(noSpace > 0, "the quota was never reached")
+        // Recovered: the chain commits again, and etcd holds a pruned log.
+        let before = try await ledger.status().height
+        var after = before
+        let recovered = Date().addingTimeInterval(60)
+        while after < before + 20, Date() < recovered {
+            try await Task.sleep(for: .milliseconds(250))
+            after = (try? await ledger.status().height) ?? after
+        }
+        #expect(after >= before + 20, "no progress after the quota was reached: \(before) → \(after)")
+        let pruned = try await Self.metric(r, s, "plexus_ledger_log_entries_pruned_total")
+        #expect(pruned > 0)
+        print("quota: \(Int(noSpace)) appends refused for space, \(Int(pruned)) entries pruned; height \(before) → \(after) after recovery; log \(try await Self.log(r))")
+        stop.set()
+        await filling.value
+        let acked = await traffic.value
+        #expect(acked.count > 0)
+        #expect(r.processes[s]?.log.contains("space quota is exhausted") == true)
+        try await Self.check(r, acked: acked)
     }
 }

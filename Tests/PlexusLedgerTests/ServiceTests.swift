@@ -92,4 +92,50 @@ import Testing
         await #expect { try await service.submit(tx, waitForCommit: false) } throws: { ($0 as? PlexusError)?.code == .tooLarge }
         #expect(await service.account(small.keys[0].address).nonce == 0)
     }
+
+    /// A replica that lacks blocks the log no longer holds: entries at heights it holds are
+    /// dropped, a sealer's entry beyond the next height sends it to its peers, and a block
+    /// fetched from a peer is checked as a log entry is (a bad one changes nothing).
+    @Test func blocksFetchedFromAPeerAreCheckedAsLogEntriesAre() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        var genesis = net.genesis
+        genesis.sealers = [net.orderer.address]
+        func replica(_ name: String) throws -> LedgerService {
+            let store = try BlockStore(path: dir.path + "/\(name).sqlite")
+            try store.initialize(genesis: genesis)
+            return try LedgerService(store: store, signer: net.orderer, replicated: true)
+        }
+        let sealer = try replica("sealer"), behind = try replica("behind")
+        var blocks: [Block] = []
+        for n in 0..<3 {
+            let tx = net.tx(0, nonce: UInt64(n), .transfer(to: net.keys[3].address, amount: Amount(units: 100)))
+            let (block, slot) = await sealer.cut([tx], hashes: [tx.hash], signer: net.orderer)
+            #expect(await sealer.ingest(slot: slot, block: block, signaturesValid: true) == .applied(UInt64(n + 1)))
+            blocks.append(block)
+        }
+        // The log now starts at entry 3 (blocks 1 and 2 pruned): a sealer's block 3 is ahead.
+        #expect(await behind.ingest(slot: 1, block: blocks[2], signaturesValid: true) == .behind(3))
+        #expect(await behind.appliedHeight == 0)
+        // Fetched blocks: a forged transaction signature, an outsider's seal, a block out of order are refused.
+        var forged = blocks[0]
+        forged.transactions[0].signature = net.keys[1].sign([1])
+        var outsider = blocks[0]
+        outsider.header.orderer = net.keys[2].address
+        outsider.signature = net.keys[2].sign(outsider.header.hash.bytes)
+        for bad in [forged, outsider, blocks[1]] {
+            await #expect(throws: PlexusError.self) { try await behind.applyFetched(bad) }
+        }
+        #expect(await behind.appliedHeight == 0)
+        #expect(try await behind.applyFetched(blocks[0]) == 1)
+        #expect(try await behind.applyFetched(blocks[1]) == 2)
+        // Reading the log on from entry 3: block 3 is next; an entry at a held height is dropped.
+        await behind.resume(atSlot: 3)
+        #expect(await behind.ingest(slot: 3, block: blocks[1], signaturesValid: true) == .duplicate)
+        #expect(await behind.ingest(slot: 4, block: blocks[2], signaturesValid: true) == .applied(3))
+        await sealer.flush()
+        await behind.flush()
+        #expect(await behind.status().blockHash == (await sealer.status()).blockHash)
+        #expect(await behind.status().stateRoot == (await sealer.status()).stateRoot)
+    }
 }

@@ -14,6 +14,7 @@ import PlexusCore
 /// | `GET /v1/status` | chain id, height, block hash, state root |
 /// | `GET /v1/accounts/{address}` | an account |
 /// | `GET /v1/blocks/{height\|latest}` | a block with its transactions |
+/// | `GET /v1/replica/blocks?from=H` | up to 64 blocks from height H, canonical bytes (for a replica catching up) |
 /// | `GET /v1/params` | protocol parameters with bounds |
 /// | `GET /v1/nodes`, `/v1/models`, `/v1/gateways` | the registries |
 /// | `GET /v1/shards/{model}` | which layer spans of a model shards serve, by how many operators; gaps |
@@ -32,6 +33,8 @@ public enum LedgerAPI {
     /// Largest batch of transactions (`POST /v1/txs`), in bytes and in transactions.
     public static let maxBatchBodyBytes = 2 * 1024 * 1024
     public static let maxBatchTransactions = 64
+    /// A page of `GET /v1/replica/blocks` stops once past this many bytes.
+    public static let maxBlocksBytes = 8 * 1024 * 1024
 
     /// The answer to a batch: for each transaction, its receipt or why it was refused.
     public struct BatchAnswer: Codable, Sendable {
@@ -141,6 +144,24 @@ public enum LedgerAPI {
                 case let .failure(e): BatchAnswer.Item(receipt: nil, error: .init(code: e.code.rawValue, message: e.message))
                 }
             }))
+        }
+
+        // A replicated ledger: blocks for a replica that lacks those the log no longer holds.
+        router.get("/v1/replica/blocks") { request, _ -> Response in
+            guard let from = request.uri.queryParameters.get("from").flatMap({ UInt64($0) }), from >= 1, from <= UInt64(Int64.max) else {
+                throw APIError(.badRequest, .malformed, "from must be a height of 1 or more")
+            }
+            var blocks: [Block] = []
+            var bytes = 0
+            var h = from
+            while blocks.count < 64, bytes < maxBlocksBytes, let b = try store.block(at: h) {
+                blocks.append(b)
+                bytes += b.canonicalBytes.count
+                h += 1
+            }
+            var w = CanonicalWriter()
+            w.write(array: blocks)
+            return Response(status: .ok, headers: [.contentType: canonicalType], body: .init(byteBuffer: ByteBuffer(bytes: w.bytes)))
         }
 
         router.get("/v1/tx/:hash") { _, context -> Response in

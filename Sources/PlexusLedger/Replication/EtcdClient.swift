@@ -180,6 +180,27 @@ public struct EtcdClient: Sendable {
         return .missingPredecessor
     }
 
+    /// Deletes the keys in `[key, end)`; how many went, and the store's revision after.
+    /// (Allowed while the space quota is exhausted, as reads are.)
+    public func deleteRange(_ key: [UInt8], end: [UInt8]) async throws -> (deleted: Int64, revision: Int64) {
+        let o = try await call("/v3/kv/deleterange", ["key": Self.b64(key), "range_end": Self.b64(end)])
+        return (Self.int(o["deleted"]), Self.revision(o))
+    }
+
+    /// How many keys `[key, end)` holds.
+    public func count(_ key: [UInt8], end: [UInt8]) async throws -> Int64 {
+        Self.int(try await call("/v3/kv/range", ["key": Self.b64(key), "range_end": Self.b64(end), "count_only": true])["count"])
+    }
+
+    /// Discards the history before `revision` (etcd keeps every revision until compacted).
+    public func compact(_ revision: Int64) async throws {
+        do {
+            _ = try await call("/v3/kv/compaction", ["revision": String(revision), "physical": true])
+        } catch let e as EtcdError where e.kind == .compacted {
+            // Compacted already, to this revision or a later one.
+        }
+    }
+
     // MARK: Leases
 
     /// Grants a lease of `ttl` seconds; its id.
@@ -262,6 +283,21 @@ public struct EtcdClient: Sendable {
         public var leader: String
         public var dbSize: Int64
         public var raftIndex: Int64
+    }
+
+    /// Gives the space freed by compaction back on every member (one at a time: a member
+    /// answers nothing while it defragments), then clears the space alarms, so that
+    /// writes refused for an exhausted quota are taken again. Members that cannot be
+    /// reached are passed over.
+    public func reclaimSpace() async throws {
+        for endpoint in endpoints {
+            let one = EtcdClient(endpoints: [endpoint], http: http, timeout: .seconds(60))
+            _ = try? await one.call("/v3/maintenance/defragment", [:])
+        }
+        let o = try await call("/v3/maintenance/alarm", ["action": "GET"])
+        for alarm in o["alarms"] as? [[String: Any]] ?? [] where alarm["alarm"] as? String == "NOSPACE" {
+            _ = try await call("/v3/maintenance/alarm", ["action": "DEACTIVATE", "memberID": alarm["memberID"] as? String ?? "0", "alarm": "NOSPACE"])
+        }
     }
 
     /// The status of the member at `endpoint`.

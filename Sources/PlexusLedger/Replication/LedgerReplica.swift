@@ -30,6 +30,12 @@ public actor LedgerReplica: TransactionOrdering {
         public var maxBlockBytes: Int = 1_000_000
         /// How long a submission waits for a sealer to order it before it fails (503).
         public var orderTimeout: Duration = .seconds(10)
+        /// Log entries kept in etcd behind the tip: the sealer deletes older ones once every
+        /// live replica has applied them, and compacts etcd's history. A replica that was
+        /// away longer fetches the blocks it lacks from a peer.
+        public var retainEntries: UInt64 = 10_000
+        /// The time to live of the lease each replica's `replicas/ADDRESS` key is bound to.
+        public var memberSeconds: Int = 10
 
         public init(prefix: String, publicURL: String) {
             self.prefix = prefix
@@ -46,11 +52,22 @@ public actor LedgerReplica: TransactionOrdering {
     let blockPrefix: [UInt8]
     let blockEnd: [UInt8]
     let sealerKey: [UInt8]
+    let memberPrefix: [UInt8]
 
     /// The sealer as the `sealer` key names it.
     struct SealerInfo: Codable, Sendable, Equatable {
         var address: Address
         var url: String
+    }
+
+    /// A live replica as its `replicas/ADDRESS` key (bound to its lease) says: where it
+    /// serves and how far it has applied the log. The sealer prunes below the slowest;
+    /// a replica that lacks pruned blocks fetches them from the others.
+    public struct Member: Codable, Sendable, Equatable {
+        public var address: Address
+        public var url: String
+        public var slot: UInt64
+        public var height: UInt64
     }
 
     private var lease: Int64 = 0
@@ -65,6 +82,9 @@ public actor LedgerReplica: TransactionOrdering {
     private var behindSince: ContinuousClock.Instant?
     private var lastError: String?
     private var tasks: [Task<Void, Never>] = []
+    private var memberLease: Int64 = 0
+    private var lastPrune = ContinuousClock.now
+    private var prunedBelow: UInt64 = 0
     private let wake: AsyncStream<Void>.Continuation
     private let wakes: AsyncStream<Void>
     private nonisolated let snapshot: Locked<LedgerService.ReplicaStatus>
@@ -74,6 +94,8 @@ public actor LedgerReplica: TransactionOrdering {
     private let sealerChanges = Counter(label: "plexus_ledger_sealer_changes_total")
     private let conflicts = Counter(label: "plexus_ledger_append_conflicts_total")
     private let sealerGauge = Gauge(label: "plexus_ledger_replica_sealing")
+    private let prunedCounter = Counter(label: "plexus_ledger_log_entries_pruned_total")
+    private let fetchedCounter = Counter(label: "plexus_ledger_blocks_fetched_total")
 
     public init(service: LedgerService, etcd: EtcdClient, signer: KeyPair, config: Config, http: HTTPClient = .failFast,
                 logger: Logger = Logger(label: "plexus.ledger.replica")) {
@@ -86,6 +108,7 @@ public actor LedgerReplica: TransactionOrdering {
         blockPrefix = Array((config.prefix + "blk/").utf8)
         blockEnd = EtcdClient.prefixEnd(blockPrefix)
         sealerKey = Array((config.prefix + "sealer").utf8)
+        memberPrefix = Array((config.prefix + "replicas/").utf8)
         (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         snapshot = Locked(LedgerService.ReplicaStatus(address: signer.address, role: "follower", sealer: nil, slot: 0,
                                                       lagBlocks: 0, lagMillis: 0, healthy: true, failure: nil))
@@ -108,7 +131,7 @@ public actor LedgerReplica: TransactionOrdering {
     public func start() {
         guard tasks.isEmpty else { return }
         service.ordering.value = self
-        tasks = [Task { await self.follow() }, Task { await self.campaign() }, Task { await self.sealLoop() }]
+        tasks = [Task { await self.follow() }, Task { await self.campaign() }, Task { await self.sealLoop() }, Task { await self.announce() }]
     }
 
     /// Stops; a sealer gives its lease back so that another replica takes over at once.
@@ -117,6 +140,7 @@ public actor LedgerReplica: TransactionOrdering {
         tasks = []
         wake.finish()
         if sealing, lease != 0 { try? await etcd.revoke(lease) }
+        if memberLease != 0 { try? await etcd.revoke(memberLease) }
         sealing = false
         await service.flush()
     }
@@ -124,7 +148,7 @@ public actor LedgerReplica: TransactionOrdering {
     // MARK: Following the log
 
     private func follow() async {
-        while !Task.isCancelled {
+        outer: while !Task.isCancelled {
             do {
                 // Catch up by pages, then watch from the revision after the last page.
                 var revision: Int64 = 0
@@ -132,8 +156,17 @@ public actor LedgerReplica: TransactionOrdering {
                     let next = await service.appliedSlot + 1
                     let page = try await etcd.range(key(next), end: blockEnd, limit: 64)
                     revision = page.revision
+                    if let first = page.kvs.first.flatMap({ slot(of: $0.key) }), first > next {
+                        // The entries before `first` were pruned: their blocks come from a peer.
+                        await fetchFromPeers(through: first)
+                        continue outer
+                    }
                     let fared = await ingest(page.kvs)
                     if fared == .halted { return }
+                    if case .behind = fared {
+                        await fetchFromPeers(through: nil)
+                        continue outer
+                    }
                     if !page.more || fared == .gap { break }
                 }
                 let next = await service.appliedSlot + 1
@@ -142,6 +175,10 @@ public actor LedgerReplica: TransactionOrdering {
                     if fared == .halted { return }
                     // Never trust the watch alone: a gap is repaired by reading the range again.
                     if fared == .gap { break }
+                    if case .behind = fared {
+                        await fetchFromPeers(through: nil)
+                        continue outer
+                    }
                 }
             } catch {
                 lastError = "\(error)"
@@ -160,6 +197,7 @@ public actor LedgerReplica: TransactionOrdering {
             let valid = block.map { !SignatureCheck.all($0.transactions).contains(false) } ?? false
             last = await service.ingest(slot: slot, block: block, signaturesValid: valid)
             if last == .halted || last == .gap { break }
+            if case .behind = last { break }
         }
         await updateLag()
         return last
@@ -179,6 +217,104 @@ public actor LedgerReplica: TransactionOrdering {
     }
 
     public nonisolated func replicaStatus() -> LedgerService.ReplicaStatus? { snapshot.value }
+
+    // MARK: Catching up from peers
+
+    /// Fetches the blocks this replica lacks from the live replica furthest ahead (then the
+    /// next), each checked as a log entry is; then, when `first` (the first entry the log
+    /// still holds) is given, reads the log on from there. Without a peer to serve them it
+    /// waits a second and the caller tries again.
+    private func fetchFromPeers(through first: UInt64?) async {
+        let peers = ((try? await members()) ?? []).filter { $0.address != signer.address }.sorted { $0.height > $1.height }
+        var fetched = 0
+        for peer in peers {
+            do {
+                while true {
+                    let blocks = try await Self.blocks(from: await service.appliedHeight + 1, at: peer.url, http: http)
+                    if blocks.isEmpty { break }
+                    for b in blocks { _ = try await service.applyFetched(b) }
+                    fetched += blocks.count
+                    fetchedCounter.increment(by: blocks.count)
+                }
+            } catch {
+                lastError = "fetching blocks from \(peer.url): \(error)"
+                logger.warning("cannot fetch blocks from a peer", metadata: ["peer": "\(peer.url)", "error": "\(error)"])
+            }
+            if fetched > 0 { break }
+        }
+        let height = await service.appliedHeight
+        if fetched > 0 {
+            logger.notice("fetched blocks from a peer", metadata: ["blocks": "\(fetched)", "height": "\(height)"])
+        }
+        if let first { await service.resume(atSlot: first) }
+        if fetched == 0 {
+            logger.warning("behind the log, and no peer served the blocks", metadata: ["height": "\(height)", "peers": "\(peers.count)"])
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+
+    /// Up to 64 blocks from `height` on, from the replica at `url` (`GET /v1/replica/blocks`).
+    static func blocks(from height: UInt64, at url: String, http: HTTPClient) async throws -> [Block] {
+        let response = try await http.execute(HTTPClientRequest(url: url + "/v1/replica/blocks?from=\(height)"), timeout: .seconds(10))
+        let body = try await response.body.collect(upTo: LedgerAPI.maxBlocksBytes + (1 << 20))
+        guard response.status == .ok else { throw PlexusError(.unavailable, "\(url) answered \(response.status.code)") }
+        var r = CanonicalReader(Array(buffer: body))
+        let blocks = try r.readArray(of: Block.self, limit: 64)
+        try r.expectEnd()
+        return blocks
+    }
+
+    // MARK: Membership and pruning
+
+    /// Keeps `replicas/ADDRESS` (bound to this replica's own lease) saying where it serves and how far it applied.
+    private func announce() async {
+        let key = memberPrefix + Array(signer.address.text.utf8)
+        while !Task.isCancelled {
+            do {
+                if memberLease != 0, try await etcd.keepAlive(memberLease) == 0 { memberLease = 0 }
+                if memberLease == 0 { memberLease = try await etcd.grantLease(ttl: config.memberSeconds) }
+                let me = Member(address: signer.address, url: config.publicURL, slot: await service.appliedSlot, height: await service.appliedHeight)
+                try await etcd.put(key, Array(try JSONEncoder().encode(me)), lease: memberLease)
+            } catch {
+                lastError = "\(error)"
+            }
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+
+    /// The live replicas, as their keys say.
+    public func members() async throws -> [Member] {
+        try await etcd.range(memberPrefix, end: EtcdClient.prefixEnd(memberPrefix)).kvs.compactMap { try? JSONDecoder().decode(Member.self, from: Data($0.value)) }
+    }
+
+    /// The sealer deletes the log entries every live replica has applied, keeping the last
+    /// `retainEntries` (with `reclaiming`, etcd's space quota being exhausted, only the
+    /// tip), compacts etcd's history to the delete, and when reclaiming defragments the
+    /// members and clears the space alarm.
+    private func prune(reclaiming: Bool) async {
+        lastPrune = .now
+        let tip = await service.appliedSlot
+        let below: UInt64
+        if reclaiming {
+            // Only the tip is needed to append; a replica further behind fetches from its peers.
+            below = max(tip, 1)
+        } else {
+            guard tip > config.retainEntries, let members = try? await members() else { return }
+            below = min(members.filter { $0.address != signer.address }.map(\.slot).min() ?? tip, tip - max(1, config.retainEntries)) + 1
+            guard below > prunedBelow + 64 else { return }
+        }
+        do {
+            let (deleted, revision) = try await etcd.deleteRange(blockPrefix, end: key(below))
+            try await etcd.compact(revision)
+            prunedBelow = below
+            prunedCounter.increment(by: Int(deleted))
+            if reclaiming { try await etcd.reclaimSpace() }
+            logger.info("pruned the log", metadata: ["below": "\(below)", "deleted": "\(deleted)", "reclaimed": "\(reclaiming)"])
+        } catch {
+            lastError = "pruning: \(error)"
+            logger.warning("cannot prune the log", metadata: ["error": "\(error)"])
+        }
+    }
 
     // MARK: The sealer's lease
 
@@ -267,6 +403,7 @@ public actor LedgerReplica: TransactionOrdering {
                 }
             }
             await sealOne()
+            if ContinuousClock.now - lastPrune >= .seconds(2) { await prune(reclaiming: false) }
         }
     }
 
@@ -332,6 +469,11 @@ public actor LedgerReplica: TransactionOrdering {
                     // The outcome is unknown: read the entry back (ours, or someone else's to build on).
                     if let kv = try? await etcd.get(key(slot)) { outcome = .taken(kv); break }
                     try? await Task.sleep(for: .milliseconds(100))
+                } else if e.kind == .noSpace {
+                    // Etcd's space quota is exhausted: prune what every replica applied, compact, reclaim, try again.
+                    logger.error("etcd's space quota is exhausted; pruning the log", metadata: ["slot": "\(slot)"])
+                    await prune(reclaiming: true)
+                    try? await Task.sleep(for: .milliseconds(200))
                 } else {
                     logger.error("cannot append a block", metadata: ["slot": "\(slot)", "error": "\(e.message)"])
                     try? await Task.sleep(for: .milliseconds(500))

@@ -399,6 +399,9 @@ public actor LedgerService {
         case skipped(String)
         /// Applied at this height.
         case applied(UInt64)
+        /// A sealer's block beyond the next height: this replica lacks blocks the log no
+        /// longer holds (pruned) and must fetch them from a peer first.
+        case behind(UInt64)
         /// This replica stopped (see `failed`).
         case halted
     }
@@ -413,6 +416,18 @@ public actor LedgerService {
         guard let sealers, failure == nil else { return .halted }
         if slot <= appliedSlot { return .duplicate }
         if slot > appliedSlot + 1 { return .gap }
+        // An entry at a height this replica holds (its block fetched from a peer) is
+        // dropped; a sealer's block beyond the next height means the blocks between are
+        // fetched first.
+        switch block.map({ Self.place($0, after: chain.state.height, sealers: sealers) }) {
+        case .held?:
+            appliedSlot = slot
+            return .duplicate
+        case .ahead?:
+            return .behind(block!.header.height)
+        default:
+            break
+        }
         let refusal = block.map { chain.refusal(of: $0, sealers: sealers) ?? (signaturesValid ? nil : "block \($0.header.height) carries a transaction with a bad signature") }
             ?? "entry \(slot) is not a block"
         if let refusal {
@@ -422,18 +437,58 @@ public actor LedgerService {
             return .skipped(refusal)
         }
         guard let block else { return .halted }
+        return apply(block, slot: slot)
+    }
+
+    enum Place { case held, next, ahead }
+
+    /// Where `block` stands after `height`: at or below it; the next (or not properly
+    /// sealed, for `refusal` to judge); a sealer's block further ahead.
+    static func place(_ block: Block, after height: UInt64, sealers: Set<Address>) -> Place {
+        let h = block.header.height
+        if h <= height { return .held }
+        guard h > height + 1, block.header.ordered, sealers.contains(block.header.orderer), block.hasValidSignature else { return .next }
+        return .ahead
+    }
+
+    /// Applies a block fetched from a peer replica (`GET /v1/replica/blocks`) when the log
+    /// no longer holds it: checked as a log entry is (the chain link, the sealer's right
+    /// and signature, every transaction's signature, the state root the next block names).
+    /// An error, changing nothing, when it is not the next properly sealed block.
+    public func applyFetched(_ block: Block) throws -> UInt64 {
+        guard let sealers, failure == nil else { throw failure ?? PlexusError(.invalidState, "not a replica") }
+        if let refusal = chain.refusal(of: block, sealers: sealers)
+            ?? (SignatureCheck.all(block.transactions).contains(false) ? "block \(block.header.height) carries a transaction with a bad signature" : nil) {
+            throw PlexusError(.invalidState, refusal)
+        }
+        guard case let .applied(h) = apply(block, slot: nil) else { throw failure ?? PlexusError(.invalidState, "replica halted") }
+        return h
+    }
+
+    /// The height of the last block applied (durable or being written).
+    public var appliedHeight: UInt64 { chain.state.height }
+
+    /// Log entries below `slot` are gone from the log and this replica holds their blocks (fetched from peers): it reads on from `slot`.
+    public func resume(atSlot slot: UInt64) {
+        if slot > appliedSlot + 1 { appliedSlot = slot - 1 }
+    }
+
+    private func apply(_ block: Block, slot: UInt64?) -> Ingested {
+        let at = slot.map { " (log entry \($0))" } ?? " (fetched from a peer)"
         var c: BlockStore.Commit
         do {
             c = try chain.applyOrdered(block: block, verified: true)
         } catch let e as PlexusError {
-            fail(PlexusError(e.code, "replica halted at height \(block.header.height) (log entry \(slot)): \(e.message)"))
+            fail(PlexusError(e.code, "replica halted at height \(block.header.height)\(at): \(e.message)"))
             return .halted
         } catch {
-            fail(PlexusError(.invalidState, "replica halted at height \(block.header.height) (log entry \(slot))", cause: error))
+            fail(PlexusError(.invalidState, "replica halted at height \(block.header.height)\(at)", cause: error))
             return .halted
         }
-        c.slot = slot
-        appliedSlot = slot
+        if let slot {
+            c.slot = slot
+            appliedSlot = slot
+        }
         let commit = c, store = self.store, previous = lastWrite, start = DispatchTime.now().uptimeNanoseconds
         lastWrite = Task {
             await previous?.value
