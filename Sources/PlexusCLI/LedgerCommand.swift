@@ -1,4 +1,5 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
 import Logging
 import PlexusCore
@@ -11,7 +12,7 @@ import PlexusWire
 struct LedgerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ledger", abstract: "Create, run and verify a ledger.",
-        subcommands: [Init.self, Start.self, Verify.self, Params.self, Status.self])
+        subcommands: [Init.self, Start.self, Verify.self, Snapshot.self, Params.self, Status.self])
 
     struct Init: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Write a genesis file.")
@@ -97,6 +98,7 @@ struct LedgerCommand: AsyncParsableCommand {
         @Option(name: .long, help: "With --order etcd: the sealer lease, in seconds.") var leaseSeconds: Int = 2
         @Option(name: .long, help: "With --order etcd: the largest block, in bytes (below etcd's --max-request-bytes).") var maxBlockBytes: Int = 1_000_000
         @Option(name: .long, help: "With --order etcd: log entries etcd keeps behind the tip; older ones are pruned once every live replica applied them.") var retainEntries: Int = 10_000
+        @Option(name: .long, help: "With --order etcd: start an empty data directory from this signed snapshot (a replica's URL, or a file from `ledger snapshot`) instead of replaying from genesis.") var snapshot: String?
         @OptionGroup var log: LogOptions
 
         func validate() throws {
@@ -109,6 +111,7 @@ struct LedgerCommand: AsyncParsableCommand {
             guard (1...60).contains(leaseSeconds) else { throw ValidationError("--lease-seconds must be 1...60") }
             guard (4_096...64 << 20).contains(maxBlockBytes) else { throw ValidationError("--max-block-bytes must be 4096...67108864") }
             guard (1...100_000_000).contains(retainEntries) else { throw ValidationError("--retain-entries must be 1...100000000") }
+            guard snapshot == nil || order == "etcd" else { throw ValidationError("--snapshot starts a replica (--order etcd)") }
         }
 
         func run() async throws {
@@ -132,6 +135,16 @@ struct LedgerCommand: AsyncParsableCommand {
                 }
                 try store.initialize(genesis: g)
                 logger.notice("ledger initialised", metadata: ["chain": "\(g.chainId)", "genesis": "\(g.hash)"])
+            }
+            if let snapshot {
+                if try store.height() == 0 {
+                    let s = try await Snapshot.load(snapshot)
+                    _ = try s.check(genesis: try store.genesis())
+                    try store.install(s)
+                    logger.notice("started from a snapshot", metadata: ["height": "\(s.height)", "entry": "\(s.slot)", "root": "\(s.stateRoot)", "signer": "\(s.signer.short)"])
+                } else {
+                    logger.notice("the data directory holds blocks; --snapshot is for an empty one and is not used")
+                }
             }
             let signer = try KeyFile.read(keyPath)
             let replicated = order == "etcd"
@@ -191,6 +204,7 @@ struct LedgerCommand: AsyncParsableCommand {
             abstract: "Replay every block from genesis, checking signatures, links and state roots.")
 
         @Option(name: .long, help: "Data directory.") var data: String
+        @Option(name: .long, help: "A snapshot file (`ledger snapshot`) to check against the replay: the state at its height must hash to its root, after its tip block.") var snapshot: String?
         @Flag(name: .long, help: "Print the result as JSON.") var json = false
 
         struct Report: Codable {
@@ -201,25 +215,52 @@ struct LedgerCommand: AsyncParsableCommand {
             var headerStateRoot: Hash256
             var storedStateRoot: Hash256
             var supplyConserved: Bool
+            /// The height of the snapshot this data directory started from (replayed from there), if it did.
+            var startedFromSnapshot: UInt64?
+            /// With --snapshot: whether the replay reached the snapshot's height with its block hash and state root.
+            var snapshotMatches: Bool?
         }
 
         func run() async throws {
             let store = try BlockStore(path: data + "/ledger.sqlite")
-            let report = try Self.verify(store)
+            let check = try snapshot.map { path -> LedgerSnapshot in
+                guard let d = FileManager.default.contents(atPath: path) else { throw PlexusError(.notFound, "no snapshot file \(path)") }
+                return try LedgerSnapshot(canonicalBytes: Array(d))
+            }
+            let report = try Self.verify(store, snapshot: check)
             if json {
                 try printJSON(report)
             } else {
-                print("\(report.ok ? "ok" : "MISMATCH"): \(report.height) blocks, \(report.transactions) transactions, state root \(report.replayedStateRoot)")
+                let from = report.startedFromSnapshot.map { " (replayed from the snapshot at height \($0))" } ?? ""
+                let against = report.snapshotMatches.map { $0 ? "; the snapshot matches the replay" : "; the snapshot does NOT match the replay" } ?? ""
+                print("\(report.ok ? "ok" : "MISMATCH"): \(report.height) blocks\(from), \(report.transactions) transactions, state root \(report.replayedStateRoot)\(against)")
             }
             if !report.ok { throw ExitCode(1) }
         }
 
-        static func verify(_ store: BlockStore) throws -> Report {
+        static func verify(_ store: BlockStore, snapshot check: LedgerSnapshot? = nil) throws -> Report {
             let snap = try store.load()
-            var chain = try Chain(genesis: snap.genesis)
+            var chain: Chain
+            let start = try store.startingSnapshot()
+            if let start {
+                // Started from a snapshot: its rows, checked, and the blocks after it.
+                chain = Chain(state: try start.check(genesis: snap.genesis), tipHash: start.tipHash(genesis: snap.genesis), orderer: snap.genesis.orderer)
+            } else {
+                chain = try Chain(genesis: snap.genesis)
+            }
             let height = snap.state.height
             var txs = 0
-            var h: UInt64 = 1
+            var matches: Bool?
+            if let check {
+                _ = try check.check(genesis: snap.genesis)
+                if check.height > height || check.height < (start?.height ?? 0) { matches = false }
+            }
+            func compare() {
+                guard let check, check.height == chain.state.height else { return }
+                matches = chain.stateRoot() == check.stateRoot && chain.tipHash == check.tipHash(genesis: snap.genesis)
+            }
+            compare()
+            var h: UInt64 = (start?.height ?? 0) + 1
             while h <= height {
                 guard let block = try store.block(at: h) else {
                     throw PlexusError(.invalidBlock, "block \(h) is missing")
@@ -233,6 +274,7 @@ struct LedgerCommand: AsyncParsableCommand {
                     _ = try chain.apply(block: block)
                 }
                 txs += block.transactions.count
+                compare()
                 h += 1
             }
             var stored = snap.state
@@ -241,9 +283,57 @@ struct LedgerCommand: AsyncParsableCommand {
             // An ordered block's header carries the root before it: the stored one is checked against the replay.
             let header = snap.tip.map { $0.ordered ? storedRoot : $0.stateRoot } ?? replayed
             let held = try chain.state.circulatingTotal()
-            let ok = replayed == header && replayed == storedRoot && chain.tipHash == snap.tipHash && held == chain.state.totalSupply
+            let ok = replayed == header && replayed == storedRoot && chain.tipHash == snap.tipHash && held == chain.state.totalSupply && matches != false
             return Report(ok: ok, height: height, transactions: txs, replayedStateRoot: replayed, headerStateRoot: header,
-                          storedStateRoot: storedRoot, supplyConserved: held == chain.state.totalSupply)
+                          storedStateRoot: storedRoot, supplyConserved: held == chain.state.totalSupply,
+                          startedFromSnapshot: start?.height, snapshotMatches: matches)
+        }
+    }
+
+    struct Snapshot: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Fetch a replica's signed state snapshot (for `ledger start --snapshot` or `ledger verify --snapshot`).")
+        @OptionGroup var ledger: LedgerURLOptions
+        @Option(name: .long, help: "Where to write it.") var out: String
+        @Flag(name: .long, help: "Print the result as JSON.") var json = false
+
+        struct Report: Codable {
+            var height: UInt64
+            var slot: UInt64
+            var stateRoot: Hash256
+            var signer: Address
+            var accounts: Int
+            var records: Int
+            var bytes: Int
+        }
+
+        func run() async throws {
+            let s = try await Self.load(ledger.ledger)
+            let bytes = s.canonicalBytes
+            try AtomicFile.write(bytes, to: out)
+            let report = Report(height: s.height, slot: s.slot, stateRoot: s.stateRoot, signer: s.signer, accounts: s.accounts.count,
+                                records: s.records.count, bytes: bytes.count)
+            if json { try printJSON(report) } else {
+                print("snapshot at height \(s.height) (log entry \(s.slot)), state root \(s.stateRoot), signed by \(s.signer): \(bytes.count) bytes in \(out)")
+            }
+        }
+
+        /// A snapshot from a ledger's `GET /v1/snapshot` (an http URL) or a file.
+        static func load(_ source: String) async throws -> LedgerSnapshot {
+            let bytes: [UInt8]
+            if source.hasPrefix("http://") || source.hasPrefix("https://") {
+                let base = source.split(separator: ",").first.map(String.init) ?? source
+                var url = base
+                while url.hasSuffix("/") { url.removeLast() }
+                let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url + "/v1/snapshot"), timeout: .seconds(120))
+                let body = try await response.body.collect(upTo: 1 << 30)
+                guard response.status == .ok else { throw PlexusError(.unavailable, "\(url) answered \(response.status.code) for its snapshot") }
+                bytes = Array(buffer: body)
+            } else {
+                guard let data = FileManager.default.contents(atPath: source) else { throw PlexusError(.notFound, "no snapshot file \(source)") }
+                bytes = Array(data)
+            }
+            return try LedgerSnapshot(canonicalBytes: bytes)
         }
     }
 

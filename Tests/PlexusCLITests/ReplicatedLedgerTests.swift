@@ -50,13 +50,13 @@ import Testing
             for i in 0..<3 { try await startReplica(i) }
         }
 
-        func startReplica(_ i: Int) async throws {
+        func startReplica(_ i: Int, _ extra: [String] = []) async throws {
             try? FileManager.default.removeItem(atPath: dir + "/replica-\(i).port")
             let p = try PlexusProcess(["ledger", "start", "--order", "etcd", "--etcd", cluster.clientURLs.joined(separator: ","),
                                        "--data", dir + "/data-\(i)", "--genesis", dir + "/genesis.json", "--key", dir + "/replica-\(i).json",
                                        "--port", String(ports[i]), "--port-file", dir + "/replica-\(i).port",
                                        "--heartbeat-ms", String(heartbeatMs), "--lease-seconds", "2",
-                                       "--retain-entries", String(retainEntries)], logDirectory: dir)
+                                       "--retain-entries", String(retainEntries)] + extra, logDirectory: dir)
             processes[i] = p
             ports[i] = try await PlexusProcess.waitForPort(file: dir + "/replica-\(i).port", seconds: 60, process: p)
         }
@@ -150,10 +150,17 @@ import Testing
         #expect(sink.balance == Amount(units: used * Amount.unitsPerPLX + units), "sink \(sink.balance) for \(used) transfers and \(units) units")
         #expect(Set(acked).count == acked.count)
         #expect(UInt64(acked.count) <= used)
+        // A replica started from a snapshot holds the blocks from the snapshot's height on.
+        var froms: [UInt64] = []
+        for url in r.urls { froms.append(try await LedgerClient(baseURL: url).status().historyFrom ?? 0) }
+        let full = LedgerClient(baseURL: r.urls[try #require(froms.firstIndex(of: 0))])
         for (i, url) in r.urls.enumerated() {
             let one = LedgerClient(baseURL: url)
-            for h in acked.shuffled().prefix(40) {
+            var probed = 0
+            for h in acked.shuffled() where probed < 40 {
+                if froms[i] > 0, let at = try await full.transaction(h), at.height < froms[i] { continue }
                 #expect(try await one.transaction(h) != nil, "replica \(i) lacks acknowledged \(h)")
+                probed += 1
             }
         }
         for i in 0..<3 { r.processes[i]?.terminate() }
@@ -378,10 +385,26 @@ import Testing
         #expect(fetched > 0)
         print("pruning: the log starts at entry \(log.first) and holds \(log.count) entries; the replica stopped at entry \(left) fetched \(Int(fetched)) blocks from a peer")
         #expect(try await Self.metric(r, (s + 2) % 3, "plexus_ledger_blocks_fetched_total") == 0)
+
+        // The third replica starts afresh from the sealer's signed snapshot and replays from its height.
+        let file = dir.path + "/snapshot.bin"
+        let (taken, out) = try await PlexusProcess.run(["ledger", "snapshot", "--ledger", r.urls[s], "--out", file, "--json"], logDirectory: dir.path)
+        #expect(taken == 0, "\(out.suffix(800))")
+        let g = (s + 2) % 3
+        r.processes[g]?.kill9()
+        try FileManager.default.removeItem(atPath: dir.path + "/data-\(g)")
+        try await r.startReplica(g, ["--snapshot", r.urls[s]])
+        _ = try await r.agreement(seconds: 60)
+        #expect(r.processes[g]?.log.contains("started from a snapshot") == true)
         stop.set()
         let acked = await traffic.value
         #expect(acked.count > 20, "only \(acked.count) transfers acknowledged")
         try await Self.check(r, acked: acked)
+        // `ledger verify` replays the fresh replica from its snapshot; the sealer's own chain, from genesis, reaches the snapshot's root.
+        let (v1, o1) = try await PlexusProcess.run(["ledger", "verify", "--data", dir.path + "/data-\(g)", "--json"], logDirectory: dir.path)
+        #expect(v1 == 0 && o1.contains("startedFromSnapshot"), "\(o1.suffix(800))")
+        let (v2, o2) = try await PlexusProcess.run(["ledger", "verify", "--data", dir.path + "/data-\(s)", "--snapshot", file, "--json"], logDirectory: dir.path)
+        #expect(v2 == 0 && o2.contains("\"snapshotMatches\" : true"), "\(o2.suffix(800))")
     }
 
     /// Etcd's space quota exhausted (a 4 MB `--quota-backend-bytes`): the sealer's appends

@@ -138,4 +138,53 @@ import Testing
         #expect(await behind.status().blockHash == (await sealer.status()).blockHash)
         #expect(await behind.status().stateRoot == (await sealer.status()).stateRoot)
     }
+
+    /// A signed snapshot: taken from a store, checked against the genesis, installed in an
+    /// empty store that then opens at the same height, block and root; an altered row, an
+    /// outsider's signature, another chain or truncated bytes are refused with clear errors.
+    @Test func aSnapshotIsCheckedAndInstalledAndAlteredOnesAreRefused() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try BlockStore(path: dir.path + "/a.sqlite")
+        try store.initialize(genesis: net.genesis)
+        let service = try LedgerService(store: store, signer: net.orderer, blockInterval: .milliseconds(5))
+        await service.start()
+        for n in 0..<3 {
+            _ = try await service.submit(net.tx(n, nonce: 0, .transfer(to: net.keys[3].address, amount: Amount(units: 100))), waitForCommit: true)
+        }
+        await service.stop()
+        let status = await service.status()
+        let snapshot = try await service.snapshot()
+        #expect(snapshot.height == status.height && snapshot.stateRoot == status.stateRoot)
+        _ = try snapshot.check(genesis: net.genesis)
+        let decoded = try LedgerSnapshot(canonicalBytes: snapshot.canonicalBytes)
+        #expect(decoded == snapshot)
+
+        let fresh = try BlockStore(path: dir.path + "/b.sqlite")
+        try fresh.initialize(genesis: net.genesis)
+        try fresh.install(decoded)
+        let opened = try LedgerService(store: fresh, signer: net.orderer)
+        let s2 = await opened.status()
+        #expect(s2.height == status.height && s2.blockHash == status.blockHash && s2.stateRoot == status.stateRoot && s2.historyFrom == status.height)
+        #expect(await opened.account(net.keys[3].address) == (await service.account(net.keys[3].address)))
+        #expect(throws: PlexusError.self) { try fresh.install(decoded) }  // not an empty store any more
+
+        var altered = snapshot
+        var account = try Account(canonicalBytes: altered.accounts[0].value)
+        account.balance = Amount(units: account.balance.units + 1)
+        altered.accounts[0].value = account.canonicalBytes
+        altered.signature = net.orderer.sign(altered.hash.bytes)
+        #expect { try altered.check(genesis: self.net.genesis) } throws: { ($0 as? PlexusError)?.code == .stateMismatch }
+        var outsider = snapshot
+        outsider.signer = net.keys[0].address
+        outsider.signature = net.keys[0].sign(outsider.hash.bytes)
+        #expect { try outsider.check(genesis: self.net.genesis) } throws: { ($0 as? PlexusError)?.code == .badSignature }
+        var other = net.genesis
+        other.chainId = "another"
+        #expect(throws: PlexusError.self) { try snapshot.check(genesis: other) }
+        let bytes = snapshot.canonicalBytes
+        for cut in stride(from: 0, to: bytes.count, by: max(1, bytes.count / 97)) {
+            #expect(throws: (any Error).self) { try LedgerSnapshot(canonicalBytes: Array(bytes[..<cut])) }
+        }
+    }
 }

@@ -14,6 +14,7 @@ import PlexusCore
 /// | `GET /v1/status` | chain id, height, block hash, state root |
 /// | `GET /v1/accounts/{address}` | an account |
 /// | `GET /v1/blocks/{height\|latest}` | a block with its transactions |
+/// | `GET /v1/snapshot` | the last durable state at its height, signed by this ledger (canonical bytes; `ledger start --snapshot`) |
 /// | `GET /v1/replica/blocks?from=H` | up to 64 blocks from height H, canonical bytes (for a replica catching up) |
 /// | `GET /v1/params` | protocol parameters with bounds |
 /// | `GET /v1/nodes`, `/v1/models`, `/v1/gateways` | the registries |
@@ -164,6 +165,11 @@ public enum LedgerAPI {
             return Response(status: .ok, headers: [.contentType: canonicalType], body: .init(byteBuffer: ByteBuffer(bytes: w.bytes)))
         }
 
+        router.get("/v1/snapshot") { _, _ -> Response in
+            let snapshot = try await service.snapshot()
+            return Response(status: .ok, headers: [.contentType: canonicalType], body: .init(byteBuffer: ByteBuffer(bytes: snapshot.canonicalBytes)))
+        }
+
         router.get("/v1/tx/:hash") { _, context -> Response in
             let hash = try Hash256(hex: context.parameters.get("hash") ?? "")
             guard let loc = try store.location(of: hash) else {
@@ -200,7 +206,8 @@ public enum LedgerAPI {
                 throw APIError(.badRequest, .malformed, "block height must be a number or 'latest'")
             }
             guard height > 0, let block = try store.block(at: height) else {
-                throw APIError(.notFound, .notFound, "no block at height \(height)")
+                let from = service.historyFrom.map { height < $0 ? " (this replica started from a snapshot at height \($0); ask another for older blocks)" : "" } ?? ""
+                throw APIError(.notFound, .notFound, "no block at height \(height)\(from)")
             }
             return try json(BlockView(block))
         }

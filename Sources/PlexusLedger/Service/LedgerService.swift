@@ -49,6 +49,9 @@ public actor LedgerService {
         /// A replica of a replicated ledger: its role (`sealer` or `follower`), the last
         /// log entry it applied, and its lag behind the log.
         public var replica: ReplicaStatus?
+        /// Started from a snapshot: the first height whose block (and transactions) this
+        /// ledger holds; nil when it holds every block from genesis.
+        public var historyFrom: UInt64?
     }
 
     /// A replica's place in the replicated ledger.
@@ -81,6 +84,8 @@ public actor LedgerService {
     let logger: Logger
     let blockInterval: Duration
     public nonisolated let genesis: Genesis
+    /// Started from a snapshot: the snapshot's height, the first block held.
+    public nonisolated let historyFrom: UInt64?
     public nonisolated let chainId: String
     /// Replicated mode: the keys that may seal blocks, and the replica ordering this
     /// replica's submissions (set by `LedgerReplica`); nil for the solo orderer.
@@ -156,6 +161,7 @@ public actor LedgerService {
         self.committedHeader = snap.tip
         self.committedHash = snap.tipHash
         self.appliedSlot = snap.slot
+        self.historyFrom = try store.startingSnapshot().map(\.height)
         if replicated { self.durableRoot = root }
         heightGauge.record(Double(snap.state.height))
     }
@@ -338,6 +344,14 @@ public actor LedgerService {
     }
 
     /// Writes a block on a thread of its own (the database call blocks).
+    /// The last durable state, signed by this ledger's key (read off the actor, in one read transaction).
+    public nonisolated func snapshot() async throws -> LedgerSnapshot {
+        let store = self.store, signer = self.signer
+        return try await withCheckedContinuation { c in
+            DispatchQueue.global().async { c.resume(returning: Result { try LedgerSnapshot.take(from: store, signedBy: signer) }) }
+        }.get()
+    }
+
     static func write(_ commit: BlockStore.Commit, to store: BlockStore) async -> Result<Void, any Error> {
         await withCheckedContinuation { c in
             DispatchQueue.global().async { c.resume(returning: Result { try store.commit(commit) }) }
@@ -384,7 +398,8 @@ public actor LedgerService {
     public func status() -> Status {
         Status(chainId: chainId, genesisHash: genesis.hash, height: committedHeight, blockHash: committedHash,
                stateRoot: durableRoot ?? committedHeader?.stateRoot ?? Hash256.zero, timeMillis: committedHeader?.timeMillis ?? genesis.timeMillis,
-               pendingTransactions: chain.openCount, orderer: chain.orderer, replica: ordering.value?.replicaStatus())
+               pendingTransactions: chain.openCount, orderer: chain.orderer, replica: ordering.value?.replicaStatus(),
+               historyFrom: historyFrom)
     }
 
     // MARK: Replicated mode
