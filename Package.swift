@@ -126,3 +126,20 @@ let package = Package(
                                                          .product(name: "GRDB", package: "GRDB.swift")]),
     ]
 )
+
+// `scripts/fuzz.sh TARGET SECONDS` builds the decoders of outside bytes with libFuzzer's
+// coverage and AddressSanitizer (PLEXUS_FUZZ=1, in a build folder of its own) and runs one
+// target of Fuzz/Sources.
+if Context.environment["PLEXUS_FUZZ"] != nil {
+    let sanitized: [SwiftSetting] = [.unsafeFlags(["-sanitize=fuzzer,address"])]
+    for t in package.targets where ["PlexusCore", "PlexusEngine", "PlexusLedger", "PlexusHTTP", "PlexusWire", "PlexusGateway"].contains(t.name) {
+        t.swiftSettings = (t.swiftSettings ?? []) + sanitized
+    }
+    package.products.append(.executable(name: "plexus-fuzz", targets: ["PlexusFuzz"]))
+    package.targets.append(.executableTarget(
+        name: "PlexusFuzz",
+        dependencies: ["PlexusCore", "PlexusEngine", "PlexusLedger", "PlexusHTTP", "PlexusWire", "PlexusGateway"],
+        path: "Fuzz/Sources",
+        swiftSettings: sanitized + [.unsafeFlags(["-parse-as-library"])],
+        linkerSettings: [.unsafeFlags(["-sanitize=fuzzer,address"])]))
+}

@@ -5,7 +5,7 @@ import PlexusHTTP
 import PlexusWire
 
 /// The OpenAI request bodies the gateway accepts.
-struct ChatRequest: Decodable {
+package struct ChatRequest: Decodable {
     struct Message: Decodable {
         var role: String
         var content: String
@@ -84,7 +84,7 @@ struct ChatRequest: Decodable {
         init?(intValue: Int) { nil }
     }
 
-    init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         model = try c.decode(String.self, forKey: .model)
         messages = try c.decodeIfPresent([Message].self, forKey: .messages)
@@ -128,7 +128,7 @@ struct ChatRequest: Decodable {
 
 extension ChatRequest {
     /// Reads a request body: the hand-written reader for the common shapes, `JSONDecoder` for the rest.
-    static func read(_ bytes: [UInt8]) throws -> ChatRequest {
+    package static func read(_ bytes: [UInt8]) throws -> ChatRequest {
         let tree = JSONTree.parse(bytes, maxDepth: 64)
         if let tree, let r = ChatRequest(tree: tree) { return r }
         var r = try JSONDecoder().decode(ChatRequest.self, from: Data(bytes))

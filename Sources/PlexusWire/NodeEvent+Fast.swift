@@ -42,7 +42,8 @@ extension FastJSON {
         guard b.starts(with: donePrefix), b.count < 8_192 else { return nil }
         var i = b.startIndex + donePrefix.count
         let finishStart = i
-        while i < b.endIndex, b[i] != UInt8(ascii: "\""), b[i] != UInt8(ascii: "\\") { i += 1 }
+        // (A raw control character ends the match: JSON strings escape them; found by scripts/fuzz.sh node-event.)
+        while i < b.endIndex, b[i] != UInt8(ascii: "\""), b[i] != UInt8(ascii: "\\"), b[i] >= 0x20 { i += 1 }
         guard i < b.endIndex, b[i] == UInt8(ascii: "\""), i - finishStart <= 64,
               let finish = String(validating: b[finishStart..<i], as: UTF8.self), b[i...].starts(with: promptKey) else { return nil }
         i += promptKey.count
@@ -52,7 +53,7 @@ extension FastJSON {
             prompt = prompt * 10 + Int(b[i] - 48)
             i += 1
         }
-        guard i > digitsStart, b[i...].starts(with: receiptKey) else { return nil }
+        guard i > digitsStart, b[digitsStart] != UInt8(ascii: "0") || i == digitsStart + 1, b[i...].starts(with: receiptKey) else { return nil }
         i += receiptKey.count
         guard b.count >= 2, b[b.endIndex - 1] == UInt8(ascii: "}"), b[b.endIndex - 2] == UInt8(ascii: "\""), b.endIndex - 2 >= i,
               let hex = String(validating: b[i..<(b.endIndex - 2)], as: UTF8.self),
@@ -75,7 +76,8 @@ extension FastJSON {
             value = value * 10 + Int64(b[i] - 48)
             i += 1
         }
-        guard i > digitsStart, value <= Int64(Int32.max) else { return nil }
+        // (JSON writes no leading zeros: "02" is not a number; found by scripts/fuzz.sh node-event.)
+        guard i > digitsStart, value <= Int64(Int32.max), b[digitsStart] != UInt8(ascii: "0") || i == digitsStart + 1 else { return nil }
         guard b[i...].starts(with: textKey) else { return nil }
         i += textKey.count
         // The string runs to the last `"` before the closing `}`.

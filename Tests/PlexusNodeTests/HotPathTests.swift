@@ -71,13 +71,14 @@ import Testing
 
     @Test func jsonReaderAgreesWithFoundation() throws {
         let good = [#"{"a":1,"b":[true,false,null],"c":{"d":"e\"\\\/\n\u00e9\ud83d\ude00"},"f":-0.5e+3,"g":[]}"#,
-                    " [ 1 , 2.25 , \"x\" ] ", "\"just a string\"", "0", "-12", "1E5", #"{"k":"v","k":"w"}"#, "{}"]
+                    " [ 1 , 2.25 , \"x\" ] ", "\"just a string\"", "0", "-12", "1E5", "{}"]
         for text in good {
             let tree = try #require(JSONTree.parse(Array(text.utf8)), "\(text)")
             let foundation = try JSONSerialization.jsonObject(with: Data(text.utf8), options: .fragmentsAllowed)
             #expect(Self.same(tree, foundation), "\(text)")
         }
-        #expect(JSONTree.parse(Array(#"{"k":"v","k":"w"}"#.utf8))?["k"] == .string("w"))
+        // A repeated key is refused (Foundation's two readers disagree on which copy counts).
+        #expect(JSONTree.parse(Array(#"{"k":"v","k":"w"}"#.utf8)) == nil)
         let bad = ["", "{", "[1,]", "{\"a\":}", "{'a':1}", "01", "1.", ".5", "-", "1e", "tru", "nul", "[1 2]", "{\"a\" 1}",
                    "\"unterminated", "\"tab\there\"", "\"bad \\q escape\"", "\"\\ud83d alone\"", "[1]x", "{\"a\":1,}", "NaN", "+1"]
         for text in bad { #expect(JSONTree.parse(Array(text.utf8)) == nil, "\(text)") }

@@ -2,11 +2,47 @@ import Foundation
 import PlexusCore
 import PlexusEngine
 import PlexusHTTP
+import PlexusLedger
 @testable import PlexusWire
 import PlexusTestKit
 import Testing
 
 @Suite struct WireTests {
+    /// Found by `scripts/fuzz.sh generate-request`: a body with repeated keys ("seed" 6 then 5)
+    /// read one way by the fast reader and another by `JSONDecoder`. The fast reader now
+    /// refuses repeated keys, so every reader of a body gives the same request.
+    @Test func repeatedKeysMeanTheSameRequestToEveryReader() throws {
+        let body = Array(#"{"continuation":[],"maxTokens":16,"messages":[{"content":"hi","role":"user"}],"model":"m","seed":6,"stop":[],"temperature":0.7,"topP":1,"seed":5}"#.utf8)
+        #expect(JSONTree.parse(body) == nil)
+        #expect(try GenerateRequest.decode(body) == (try JSONDecoder().decode(GenerateRequest.self, from: Data(body))))
+        #expect(JSONTree.parse(Array(#"{"a":1,"b":{"a":2}}"#.utf8)) != nil)
+        // Past 16 keys the check is a set: 40,000 keys, the last repeating the first, are refused in linear time.
+        let many = "{" + (0..<40_000).map { "\"k\($0)\":0" }.joined(separator: ",") + ",\"k0\":1}"
+        let start = Date()
+        #expect(JSONTree.parse(Array(many.utf8), maxDepth: 4) == nil)
+        #expect(Date().timeIntervalSince(start) < 20)
+        #expect(JSONTree.parse(Array((many.dropLast(8) + "}").utf8), maxDepth: 4) != nil)
+    }
+
+    /// Found by `scripts/fuzz.sh node-event`: the fast event readers took what JSON refuses
+    /// (a token written "02"; a raw control character in the finish reason). They refuse it now,
+    /// as `JSONDecoder` does.
+    @Test func theFastEventReadersRefuseWhatJSONRefuses() {
+        #expect(FastJSON.parseTokenEvent(Array(#"{"type":"token","token":02,"text":"a"}"#.utf8)[...]) == nil)
+        #expect(FastJSON.parseTokenEvent(Array(#"{"type":"token","token":0,"text":"a"}"#.utf8)[...])?.0 == 0)
+        #expect(FastJSON.parseTokenEvent(Array(#"{"type":"token","token":20,"text":"a"}"#.utf8)[...])?.0 == 20)
+        let receipt = Receipt(requestId: Hash256.of([1]), requestHash: Hash256.of([2]), requestor: KeyPair.deterministic("a").address,
+                              node: KeyPair.deterministic("b").address, modelHash: Hash256.of([3]), inputTokens: 1, outputTokens: 1,
+                              priceIn: Amount(units: 1), priceOut: Amount(units: 1), outputHash: Hash256.of([4]), timeMillis: 1)
+        let done = Array(FastJSON.doneEvent(finish: "stop", promptTokens: 12, receipt: receipt).dropFirst(6).dropLast(2))
+        #expect(FastJSON.parseDoneEvent(done[...])?.promptTokens == 12)
+        var control = done
+        control[control.firstIndex(of: UInt8(ascii: "p"))!] = 0x01
+        #expect(FastJSON.parseDoneEvent(control[...]) == nil)
+        let zero = Array(String(decoding: done, as: UTF8.self).replacingOccurrences(of: "\"promptTokens\":12", with: "\"promptTokens\":012").utf8)
+        #expect(FastJSON.parseDoneEvent(zero[...]) == nil)
+    }
+
     @Test func fastTokenEventsRoundTripAnyText() throws {
         var rng = SeededGenerator(seed: 4)
         var samples = ["", "plain", "quote \" and \\ backslash", "new\nline\ttab\r", "\u{0}\u{1}\u{1f}", "emoji 👩🏽‍💻 and é", "/slash/", "\u{7f}"]

@@ -1,7 +1,7 @@
 /// A parsed JSON document, for the request bodies on the hot path (the
 /// gateway's chat requests, the node's generate requests), where Foundation's
 /// `JSONDecoder` costs more than the work around it. It reads standard JSON
-/// (RFC 8259) and refuses anything else; callers fall back to `JSONDecoder`
+/// (RFC 8259) without repeated object keys and refuses anything else; callers fall back to `JSONDecoder`
 /// whenever a document is not what they expect, so that errors keep their
 /// usual wording.
 public indirect enum JSONTree: Sendable, Equatable {
@@ -107,6 +107,7 @@ public indirect enum JSONTree: Sendable, Equatable {
             case UInt8(ascii: "{"):
                 i += 1
                 var members: [(String, JSONTree)] = []
+                var keys: Set<String> = []
                 skipSpace()
                 if i < b.count, b[i] == UInt8(ascii: "}") { i += 1; return .object(members) }
                 while true {
@@ -116,6 +117,16 @@ public indirect enum JSONTree: Sendable, Equatable {
                     guard i < b.count, b[i] == UInt8(ascii: ":") else { return nil }
                     i += 1
                     guard let v = value(depth: depth + 1) else { return nil }
+                    // A repeated key is refused: Foundation's readers disagree on which copy
+                    // counts (JSONDecoder the first, JSONSerialization the last), so a document
+                    // with one must not mean one thing here and another there.
+                    // (A set past 16 keys, so that a hostile object of many keys costs no more than its length.)
+                    if members.count < 16 {
+                        guard !members.contains(where: { $0.0 == k }) else { return nil }
+                    } else {
+                        if keys.isEmpty { keys = Set(members.map(\.0)) }
+                        guard keys.insert(k).inserted else { return nil }
+                    }
                     members.append((k, v))
                     skipSpace()
                     guard i < b.count else { return nil }

@@ -143,7 +143,7 @@ public struct LedgerSnapshot: Sendable, Equatable, CanonicalCodable {
         return s
     }
 
-    init(chainId: String, genesisHash: Hash256, slot: UInt64, height: UInt64, timeMillis: UInt64, params: [UInt8], tip: Block?,
+    public init(chainId: String, genesisHash: Hash256, slot: UInt64, height: UInt64, timeMillis: UInt64, params: [UInt8], tip: Block?,
          tipEvents: [UInt8], accounts: [Row], records: [Row], stateRoot: Hash256, signer: Address, signature: Signature) {
         self.chainId = chainId
         self.genesisHash = genesisHash
