@@ -167,6 +167,10 @@ import Testing
         let s2 = await opened.status()
         #expect(s2.height == status.height && s2.blockHash == status.blockHash && s2.stateRoot == status.stateRoot && s2.historyFrom == status.height)
         #expect(await opened.account(net.keys[3].address) == (await service.account(net.keys[3].address)))
+        // The tip block's transactions are found on the new store as on the old.
+        for tx in try #require(decoded.tip).transactions {
+            #expect(try fresh.location(of: tx.hash)?.height == status.height)
+        }
         #expect(throws: PlexusError.self) { try fresh.install(decoded) }  // not an empty store any more
 
         var altered = snapshot

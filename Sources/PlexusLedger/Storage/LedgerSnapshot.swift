@@ -215,6 +215,15 @@ extension BlockStore {
                 try db.execute(sql: "INSERT INTO blocks (height, hash, header, signature, txs, events) VALUES (?, ?, ?, ?, ?, ?)",
                                arguments: [Int64(s.height), Data(tip.header.hash.bytes), Data(tip.header.canonicalBytes), Data(tip.signature.bytes),
                                            Data(txBytes.bytes), Data(s.tipEvents)])
+                // The tip's transactions are found as committed ones are: all but those its events flag invalid.
+                var r = CanonicalReader(s.tipEvents)
+                let events = (try? r.readArray(of: BlockEvent.self, limit: 10_000_000)) ?? []
+                var invalid: Set<Hash256> = []
+                for e in events { if case let .transactionInvalid(hash, _) = e.event { invalid.insert(hash) } }
+                let index = try db.cachedStatement(sql: "INSERT OR REPLACE INTO txs (hash, height, idx) VALUES (?, ?, ?)")
+                for (i, tx) in tip.transactions.enumerated() where !invalid.contains(tx.hash) {
+                    try index.execute(arguments: [Data(tx.hash.bytes), Int64(s.height), i])
+                }
             }
             let account = try db.cachedStatement(sql: "INSERT INTO accounts (address, record) VALUES (?, ?)")
             for row in s.accounts { try account.execute(arguments: [Data(row.key), Data(row.value)]) }
