@@ -271,7 +271,8 @@ final class LocalNetwork: @unchecked Sendable {
         let pids = children.map { $0.process.processIdentifier } + (etcd.map { e in e.members.indices.compactMap { e.pid($0) } } ?? [])
         StopSignals.onForce { sig in
             for pid in pids { kill(pid, SIGKILL) }
-            exit(128 + sig)
+            // At once (`_exit`): the graceful stop is tearing down on another thread.
+            _exit(128 + sig)
         }
         StopSignals.onStop { stopped.set() }
         var reported = Set<String>()

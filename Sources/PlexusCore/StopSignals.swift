@@ -107,7 +107,9 @@ public enum StopSignals {
         } else if let force {
             force(sig)
         } else {
-            exit(128 + sig)
+            // `_exit`, not `exit`: the graceful stop may be tearing down on other threads, and
+            // exit's handlers and destructors racing it could crash instead of stopping.
+            _exit(128 + sig)
         }
     }
 }
