@@ -320,6 +320,9 @@ struct UpCommand: AsyncParsableCommand {
     static var defaultDir: String { PlexusHome.path + "/up" }
 
     func run() async throws {
+        // Signals are taken from the start: one that comes while the network starts stops it
+        // once it has started (before, SIGTERM in that window killed `up` outright).
+        StopSignals.install()
         let net = LocalNetwork(dir: dir ?? Self.defaultDir, store: store, backend: backend, nodes: shards == nil || fullNodes ? 3 : 0,
                                shards: shards ?? 0, shardReplicas: shardReplicas, replicas: replicas)
         let info: LocalNetwork.Info
