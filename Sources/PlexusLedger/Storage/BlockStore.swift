@@ -173,14 +173,9 @@ public final class BlockStore: Sendable {
         let genesis = try self.genesis()
         let initial = try genesis.initialState()
         return try pool.read { db in
-            guard let tipData = try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'tip'"),
-                  let paramData = try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'params'") else {
-                throw PlexusError(.invalidState, "database \(path) is missing its tip record")
-            }
-            var r = CanonicalReader(Array(tipData))
-            let height = try r.readUInt64()
-            let time = try r.readUInt64()
-            let params = try Params(canonicalBytes: Array(paramData))
+            let meta = try readMeta(db)
+            let (height, time, slot) = (meta.height, meta.timeMillis, meta.slot)
+            let params = try Params(canonicalBytes: meta.params)
             var accounts: [Address: Account] = [:]
             let rows = try Row.fetchCursor(db, sql: "SELECT address, record FROM accounts")
             while let row = try rows.next() {
@@ -209,13 +204,24 @@ public final class BlockStore: Sendable {
                 tip = try BlockHeader(canonicalBytes: Array(hb))
                 tipHash = try Hash256(bytes: Array(hh))
             }
-            var slot: UInt64 = 0
-            if let s = try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'slot'") {
-                var r = CanonicalReader(Array(s))
-                slot = try r.readUInt64()
-            }
             return Snapshot(genesis: genesis, state: state, tip: tip, tipHash: tipHash, slot: slot)
         }
+    }
+
+    /// The tip record (height and time), the parameters' bytes and the last log entry applied (0 if none).
+    func readMeta(_ db: Database) throws -> (height: UInt64, timeMillis: UInt64, params: [UInt8], slot: UInt64) {
+        guard let tipData = try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'tip'"),
+              let paramData = try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'params'") else {
+            throw PlexusError(.invalidState, "database \(path) is missing its tip record")
+        }
+        var r = CanonicalReader(Array(tipData))
+        let height = try r.readUInt64(), time = try r.readUInt64()
+        var slot: UInt64 = 0
+        if let s = try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'slot'") {
+            var r = CanonicalReader(Array(s))
+            slot = try r.readUInt64()
+        }
+        return (height, time, Array(paramData), slot)
     }
 
     /// The height of the last committed block (0 if none).

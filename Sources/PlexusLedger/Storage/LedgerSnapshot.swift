@@ -99,17 +99,7 @@ public struct LedgerSnapshot: Sendable, Equatable, CanonicalCodable {
     public static func take(from store: BlockStore, signedBy key: KeyPair) throws -> LedgerSnapshot {
         let genesis = try store.genesis()
         var s = try store.pool.read { db -> LedgerSnapshot in
-            guard let tipData = try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'tip'"),
-                  let params = try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'params'") else {
-                throw PlexusError(.invalidState, "database \(store.path) is missing its tip record")
-            }
-            var r = CanonicalReader(Array(tipData))
-            let height = try r.readUInt64(), time = try r.readUInt64()
-            var slot: UInt64 = 0
-            if let s = try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'slot'") {
-                var r = CanonicalReader(Array(s))
-                slot = try r.readUInt64()
-            }
+            let (height, time, params, slot) = try store.readMeta(db)
             func rows(_ sql: String) throws -> [Row] {
                 var out: [Row] = []
                 let cursor = try GRDB.Row.fetchCursor(db, sql: sql)
@@ -132,7 +122,7 @@ public struct LedgerSnapshot: Sendable, Equatable, CanonicalCodable {
                 events = Array(eb)
             }
             return LedgerSnapshot(chainId: genesis.chainId, genesisHash: genesis.hash, slot: slot, height: height, timeMillis: time,
-                                  params: Array(params), tip: tip, tipEvents: events,
+                                  params: params, tip: tip, tipEvents: events,
                                   accounts: try rows("SELECT address, record FROM accounts ORDER BY address"),
                                   records: try rows("SELECT key, value FROM records ORDER BY key"),
                                   stateRoot: .zero, signer: key.address, signature: key.sign([]))
