@@ -250,5 +250,10 @@ public struct LedgerState: Sendable {
             }
             dirtyRecords.insert(key)
         }
+        // Derived, like the indexes above: the earliest snapshot an open proposal can still
+        // read (`closeVoting` moves it only forward, and a proposal's snapshot is never below
+        // the floor when it opens). Left at 0, a restarted ledger kept history that every other
+        // replica had dropped, and its next state root differed from theirs (found by the soak).
+        governanceFloor = min(height, openSnapshots.keys.min() ?? height)
     }
 }
