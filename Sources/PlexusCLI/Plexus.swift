@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 /// The `plexus` command.
 @main
@@ -8,4 +9,11 @@ struct Plexus: AsyncParsableCommand {
         abstract: "Plexus: an open inference network with a verifiable ledger.",
         subcommands: [KeysCommand.self, LedgerCommand.self, AccountCommand.self, TxCommand.self, ModelsCommand.self, RunCommand.self, VerifyCommand.self, VerifierCommand.self, ChallengeCommand.self, DisputesCommand.self, NodeCommand.self, GatewayCommand.self, UpCommand.self, DemoCommand.self, ShardsCommand.self, GovCommand.self, CommunityCommand.self, BenchCommand.self]
     )
+
+    static func main() async {
+        // What plexus creates (keys, ledger and receipt stores, journals, logs, the model
+        // store) is its owner's alone: files 0600, folders 0700, whatever the shell's umask.
+        umask(0o077)
+        await main(nil)
+    }
 }

@@ -26,6 +26,9 @@ final class LocalNetwork: @unchecked Sendable {
     /// "engine" (the default model) or "echo" (synthetic, for benchmarks and tests of the money flow).
     let backend: String
     var children: [(name: String, process: Process)] = []
+    /// Each child's arguments, by name, and the port it listens on once started: what `restart` needs.
+    var arguments: [String: [String]] = [:]
+    var ports: [String: Int] = [:]
     static let model = "smollm2-135m"
     var model: String { backend == "echo" ? "echo" : Self.model }
     static let prices: [(String, String)] = [("0.2", "0.4"), ("0.1", "0.2"), ("0.3", "0.6")]
@@ -42,9 +45,12 @@ final class LocalNetwork: @unchecked Sendable {
     /// Ledger replicas ordered through an etcd cluster of as many members (1: one solo-ordered ledger).
     let replicas: Int
     var etcd: EtcdCluster?
+    /// The requestor's API key without the gateway's per-key limits (benchmarks and soaks drive more than a person's share).
+    let unlimitedKey: Bool
 
     init(dir: String, store: String?, backend: String = "engine", nodes: Int = 3, nodeArgs: [String] = ["--threads", "1"], verifier: Bool = true,
-         shards: Int = 0, shardReplicas: Int = 1, replicas: Int = 1) {
+         shards: Int = 0, shardReplicas: Int = 1, replicas: Int = 1, unlimitedKey: Bool? = nil) {
+        self.unlimitedKey = unlimitedKey ?? (backend == "echo")
         self.replicas = max(1, min(5, replicas))
         self.dir = dir
         self.store = store
@@ -63,13 +69,14 @@ final class LocalNetwork: @unchecked Sendable {
 
     static var executable: String { ProcessInfo.processInfo.arguments[0].hasPrefix("/") ? ProcessInfo.processInfo.arguments[0] : (Bundle.main.executablePath ?? "plexus") }
 
-    func spawn(_ name: String, _ args: [String]) throws -> Process {
+    func spawn(_ name: String, _ args: [String], appendingLog: Bool = false) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.executable)
         p.arguments = args
         let log = dir + "/\(name).log"
-        try AtomicFile.write([], to: log)
+        if !appendingLog || !FileManager.default.fileExists(atPath: log) { try AtomicFile.write([], to: log) }
         let h = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        if appendingLog { _ = try? h.seekToEnd() }
         p.standardOutput = h
         p.standardError = h
         p.standardInput = FileHandle.nullDevice
@@ -78,14 +85,30 @@ final class LocalNetwork: @unchecked Sendable {
         env["PLEXUS_PARENT_PID"] = String(getpid())
         p.environment = env
         try p.run()
+        children.removeAll { $0.name == name }
         children.append((name, p))
+        arguments[name] = args
         return p
+    }
+
+    /// Starts child `name` again with the arguments it had, on the port it had (as an
+    /// operator restarting a process would), its log continued; returns once it listens.
+    func restart(_ name: String) async throws {
+        guard var args = arguments[name] else { throw PlexusError(.notFound, "no child named \(name)") }
+        if let port = ports[name], let i = args.firstIndex(of: "--port"), i + 1 < args.count { args[i + 1] = String(port) }
+        let portFile = args.firstIndex(of: "--port-file").map { args[$0 + 1] }
+        if let portFile { try? FileManager.default.removeItem(atPath: portFile) }
+        let p = try spawn(name, args, appendingLog: true)
+        if let portFile { _ = try await waitForPort(portFile, p, name) }
     }
 
     func waitForPort(_ file: String, _ p: Process, _ name: String, timeout: Double = 120) async throws -> Int {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            if let s = try? String(contentsOfFile: file, encoding: .utf8), let port = Int(s.trimmingCharacters(in: .whitespacesAndNewlines)) { return port }
+            if let s = try? String(contentsOfFile: file, encoding: .utf8), let port = Int(s.trimmingCharacters(in: .whitespacesAndNewlines)) {
+                ports[name] = port
+                return port
+            }
             guard p.isRunning else {
                 let log = (try? String(contentsOfFile: dir + "/\(name).log", encoding: .utf8)) ?? ""
                 throw PlexusError(.io, "\(name) exited during start-up:\n\(log.suffix(2_000))")
@@ -246,7 +269,7 @@ final class LocalNetwork: @unchecked Sendable {
                                                    "--owner-key", gatewayOwnerPath, "--data", dir + "/gateway",
                                                    "--port", String(gatewayPort), "--port-file", dir + "/gateway.port"]
                                                    // The echo network is for benchmarks and tests of the money flow: its one key unlimited.
-                                                   + (backend == "echo" ? ["--key-rps", "0", "--key-concurrency", "0"] : []))
+                                                   + (unlimitedKey ? ["--key-rps", "0", "--key-concurrency", "0"] : []))
         let port = try await waitForPort(dir + "/gateway.port", gatewayProcess, "gateway")
         if backend != "echo" && verifier {
             // One verifier re-executes the checks drawn by lot (a node's first requests all, then a sample).

@@ -82,8 +82,18 @@ public enum KeyFile {
         }
     }
 
-    /// Reads a key file and checks that the seed matches the recorded address.
+    /// Reads a key file and checks that the seed matches the recorded address. A key file
+    /// that its group or others may read is refused, as ssh refuses such a private key: the
+    /// secret may already have leaked, and the operator must see that.
     public static func read(_ path: String) throws -> KeyPair {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            throw PlexusError(.notFound, "no key file at \(path)")
+        }
+        let mode = info.st_mode & 0o777
+        guard mode & 0o077 == 0 else {
+            throw PlexusError(.invalidState, "key file \(path) can be read by others (mode \(String(mode, radix: 8))); it must be owner-only: chmod 600 \(path)")
+        }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw PlexusError(.notFound, "no key file at \(path)")
         }
