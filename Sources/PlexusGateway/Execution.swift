@@ -31,6 +31,8 @@ struct Execution {
         case failed(nodeAtFault: Bool)
         /// Ended with no verdict on the node (the client left).
         case abandoned
+        /// The node was full (every slot it offers taken): no verdict, but route elsewhere for a moment.
+        case busy
     }
 
     /// What the request produced.
@@ -170,7 +172,7 @@ struct Execution {
         case let (.calling, .failed(f, fresh, now)), let (.recording, .failed(f, fresh, now)):
             guard let c = current else { return [] }
             current = nil
-            var out: [Directive] = [.endAttempt(c.node.nodeKey, .failed(nodeAtFault: f.retryable))]
+            var out: [Directive] = [.endAttempt(c.node.nodeKey, f.busy ? .busy : .failed(nodeAtFault: f.retryable))]
             if tokens.count > before {
                 nodes.append(c.node.nodeKey)
                 shares.append(UInt64(tokens.count - before))

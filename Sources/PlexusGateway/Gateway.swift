@@ -249,7 +249,10 @@ public final class Gateway: Sendable {
                 directory.begin(c.node.nodeKey)
                 inFlight = (c.node.nodeKey, DispatchTime.now().uptimeNanoseconds, nil)
                 func onEvent(_ event: NodeEvent) async throws {
-                    if inFlight?.firstAt == nil { inFlight?.firstAt = DispatchTime.now().uptimeNanoseconds }
+                    if inFlight?.firstAt == nil {
+                        inFlight?.firstAt = DispatchTime.now().uptimeNanoseconds
+                        directory.answered(c.node.nodeKey)
+                    }
                     if gen.logprobs != nil, let lp = event.logprob, lp.isFinite, lp <= 0 {
                         logprobs.append(LogprobEntry(token: event.tokenText ?? event.text ?? "", logprob: lp, top: event.top ?? []))
                     }
@@ -294,6 +297,8 @@ public final class Gateway: Sendable {
                     directory.end(node, ok: !nodeAtFault, ttftMillis: nil, tokensPerSecond: nil)
                 case .abandoned:
                     directory.abandon(node)
+                case .busy:
+                    directory.busy(node)
                 }
             case var .finish(outcome):
                 GatewayMetrics.requests.increment()

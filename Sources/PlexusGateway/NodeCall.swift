@@ -13,6 +13,9 @@ struct NodeFailure: Error {
     var message: String
     /// Whether another node may be tried (the node's fault, not the request's).
     var retryable: Bool
+    /// The node refused because every slot it offers is taken (429): not a fault of the node,
+    /// only a sign that it is full for now.
+    var busy = false
 }
 
 /// One attempt on one node, as I/O: the signed envelope, the call, the node's
@@ -80,7 +83,7 @@ struct NodeCaller: Sendable {
             // The request's own faults go back to the client; the rest try another node.
             let clientFault = status == 400 && ["out_of_range", "malformed", "unsupported"].contains(code)
             throw NodeFailure(status: clientFault ? 400 : 503, code: clientFault ? (code == "out_of_range" ? "context_length_exceeded" : code) : code,
-                              message: message, retryable: !clientFault)
+                              message: message, retryable: !clientFault, busy: status == 429)
         }
         var buffer: [UInt8] = []
         do {

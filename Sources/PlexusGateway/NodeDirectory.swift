@@ -84,6 +84,16 @@ final class NodeDirectory: @unchecked Sendable {
     /// An attempt ended with no verdict on the node (the client went away).
     func abandon(_ node: Address) { lock.withLock { stats[node, default: NodeStats()].abandon() } }
 
+    /// The node sent the first piece of an answer: it is up, and its breaker closes (the
+    /// other requests need not wait for the end of a half-open probe's answer).
+    func answered(_ node: Address) { lock.withLock { stats[node, default: NodeStats()].answered() } }
+
+    /// The node refused an attempt because it was full: routed after the others for a moment.
+    func busy(_ node: Address) {
+        let now = SystemClock().nowMillis()
+        lock.withLock { stats[node, default: NodeStats()].busy(now: now) }
+    }
+
     func statsView() -> [String: NodeStats] { lock.withLock { Dictionary(uniqueKeysWithValues: stats.map { ($0.key.text, $0.value) }) } }
 }
 

@@ -69,19 +69,56 @@ struct NodeStats: Sendable {
     var inFlight = 0
     var consecutiveFailures = 0
     var openUntilMillis: UInt64 = 0
+    /// Until when the node is taken as full, since it refused for want of a free slot.
+    var fullUntilMillis: UInt64 = 0
+    /// Whether the one attempt allowed through a breaker that has just closed again is in
+    /// flight (half-open: the others wait for its verdict rather than all failing at once).
+    var probing = false
+
+    /// Whether the breaker keeps the node out of routing at `now`: open, or half-open with its probe in flight.
+    func isOut(now: UInt64) -> Bool { openUntilMillis > now || (probing && consecutiveFailures >= 3) }
 
     var successRate: Double { successes + failures == 0 ? 1 : successes / (successes + failures) }
 
-    /// An attempt began.
-    mutating func begin() { inFlight += 1 }
+    /// An attempt began; after a run of failures it is the probe of the half-open breaker.
+    mutating func begin() {
+        inFlight += 1
+        if consecutiveFailures >= 3 { probing = true }
+    }
 
     /// An attempt ended without a verdict on the node (the client left): only the load changes.
-    mutating func abandon() { inFlight = max(0, inFlight - 1) }
+    mutating func abandon() {
+        inFlight = max(0, inFlight - 1)
+        probing = false
+    }
+
+    /// The attempt's first piece came: the node is up, so a run of failures ends here.
+    mutating func answered() {
+        probing = false
+        consecutiveFailures = 0
+    }
+
+    /// The node refused for want of a free slot. A busy node is not a failing one: it answered,
+    /// so the breaker closes; it only counts as full for the next 500 ms.
+    mutating func busy(now: UInt64) {
+        inFlight = max(0, inFlight - 1)
+        probing = false
+        consecutiveFailures = 0
+        fullUntilMillis = now + Self.fullMillis
+    }
+
+    static let fullMillis: UInt64 = 500
+
+    /// Whether the node has no free slot now, as far as this gateway knows.
+    func isFull(concurrency: UInt32, now: UInt64) -> Bool { fullUntilMillis > now || inFlight >= Int(max(1, concurrency)) }
 
     /// An attempt's outcome at `now`: counts decay, averages move, and three failures in a
-    /// row open the breaker (1 s, doubling with each further failure, at most 60 s).
+    /// row open the breaker (1 s, doubling with each further failure, at most 60 s). Attempts
+    /// that began before it opened and fail while it is open do not lengthen it: only a
+    /// failure while it is closed, or of the probe after it, does.
     mutating func end(ok: Bool, ttftMillis: Double?, tokensPerSecond: Double?, now: UInt64) {
         inFlight = max(0, inFlight - 1)
+        probing = false
         successes *= 0.95
         failures *= 0.95
         if ok {
@@ -91,6 +128,7 @@ struct NodeStats: Sendable {
             if let r = tokensPerSecond { self.tokensPerSecond = self.tokensPerSecond == 0 ? r : 0.8 * self.tokensPerSecond + 0.2 * r }
         } else {
             failures += 1
+            guard openUntilMillis <= now else { return }
             consecutiveFailures += 1
             if consecutiveFailures >= 3 {
                 openUntilMillis = now + UInt64(min(60_000, 1_000 << min(6, consecutiveFailures - 3)))
@@ -128,7 +166,7 @@ enum Routing {
         for n in nodes {
             guard let offer = n.offer(for: model) else { continue }
             let s = stats[n.nodeKey] ?? NodeStats()
-            if s.openUntilMillis > now { continue }
+            if s.isOut(now: now) { continue }
             if let allow = policy.allow, !allow.contains(n.nodeKey.text) { continue }
             if let deny = policy.deny, deny.contains(n.nodeKey.text) { continue }
             if let privacy = policy.privacy, offer.privacy != privacy { continue }
@@ -157,8 +195,11 @@ enum Routing {
                 return (p + 0.5 * l + load) / max(0.05, c.stats.successRate) / (0.5 + rep(c.node))
             }
         }
+        // Nodes with a free slot first: a full one is tried only when every other is full too.
         func ordered(_ list: [Candidate]) -> [Candidate] {
             list.sorted { a, b in
+                let fa = a.stats.isFull(concurrency: a.offer.concurrency, now: now), fb = b.stats.isFull(concurrency: b.offer.concurrency, now: now)
+                if fa != fb { return !fa }
                 let sa = score(a), sb = score(b)
                 return sa != sb ? sa < sb : a.node.nodeKey < b.node.nodeKey
             }

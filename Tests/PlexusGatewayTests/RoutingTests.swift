@@ -88,11 +88,31 @@ import Testing
         #expect(s.openUntilMillis == 2_000 && s.inFlight == 0)
         #expect(Self.order(n, [Self.keys[0]: s], sort: "price", now: 1_500) == [1])
         #expect(Self.order(n, [Self.keys[0]: s], sort: "price", now: 2_000) == [0, 1])
+        // Half-open: once the time is up one attempt probes the node; the rest wait for its verdict.
+        s.begin()
+        #expect(s.probing && Self.order(n, [Self.keys[0]: s], sort: "price", now: 2_000) == [1])
         // Each further failure doubles the time, up to a minute.
         s.end(ok: false, ttftMillis: nil, tokensPerSecond: nil, now: 2_000)
-        #expect(s.openUntilMillis == 4_000)
-        for _ in 0..<10 { s.end(ok: false, ttftMillis: nil, tokensPerSecond: nil, now: 10_000) }
-        #expect(s.openUntilMillis == 70_000)
+        #expect(s.openUntilMillis == 4_000 && !s.probing)
+        // Attempts that began before it opened and fail while it is open do not lengthen it.
+        for _ in 0..<10 { s.end(ok: false, ttftMillis: nil, tokensPerSecond: nil, now: 3_000) }
+        #expect(s.openUntilMillis == 4_000 && s.consecutiveFailures == 4)
+        var t: UInt64 = 4_000
+        for _ in 0..<10 {
+            s.begin()
+            s.end(ok: false, ttftMillis: nil, tokensPerSecond: nil, now: t)
+            t = s.openUntilMillis
+        }
+        s.begin()
+        s.end(ok: false, ttftMillis: nil, tokensPerSecond: nil, now: t)
+        #expect(s.openUntilMillis == t + 60_000)
+        // The probe's first piece closes the breaker before its answer ends.
+        s.begin()
+        s.answered()
+        #expect(s.consecutiveFailures == 0 && !s.probing && !s.isOut(now: t + 60_000))
+        s.end(ok: true, ttftMillis: 40, tokensPerSecond: 100, now: t + 60_000)
+        s = NodeStats()
+        for _ in 0..<3 { s.end(ok: false, ttftMillis: nil, tokensPerSecond: nil, now: 70_000) }
         // A success closes the run of failures and moves the averages.
         s.end(ok: true, ttftMillis: 40, tokensPerSecond: 100, now: 80_000)
         #expect(s.consecutiveFailures == 0 && s.ttftMillis == 40 && s.tokensPerSecond == 100)
@@ -100,6 +120,25 @@ import Testing
         #expect(s.ttftMillis == 50 && s.tokensPerSecond == 100)
         s.begin(); s.abandon()
         #expect(s.inFlight == 0 && s.consecutiveFailures == 0)
+    }
+
+    /// A node that refuses for want of a free slot is not failing: it answered, so its breaker
+    /// closes; for a moment it is routed after the nodes with room, never left out.
+    @Test func aFullNodeGoesLastAndKeepsItsBreakerClosed() {
+        let n = Self.nodes([0.1, 0.2])
+        var s = NodeStats()
+        for _ in 0..<2 { s.begin(); s.end(ok: false, ttftMillis: nil, tokensPerSecond: nil, now: 1_000) }
+        s.begin()
+        s.busy(now: 1_000)
+        #expect(s.consecutiveFailures == 0 && s.openUntilMillis == 0 && s.inFlight == 0)
+        #expect(Self.order(n, [Self.keys[0]: s], sort: "price", now: 1_200) == [1, 0])
+        #expect(Self.order(n, [Self.keys[0]: s], sort: "price", now: 1_000 + NodeStats.fullMillis) == [0, 1])
+        // As full when this gateway alone fills every slot the node offers.
+        var loaded = NodeStats()
+        for _ in 0..<Int(n[0].offers[0].concurrency) { loaded.begin() }
+        #expect(Self.order(n, [Self.keys[0]: loaded], sort: "price", now: 5_000) == [1, 0])
+        loaded.end(ok: true, ttftMillis: 10, tokensPerSecond: nil, now: 5_000)
+        #expect(Self.order(n, [Self.keys[0]: loaded], sort: "price", now: 5_000) == [0, 1])
     }
 
     /// Shard offers form pipelines covering the layers: after whole-model nodes unless the
