@@ -20,6 +20,18 @@ import Testing
         #expect(s2 != 0)
         let (s3, shown) = try await PlexusProcess.run(["keys", "show", "--key", path], logDirectory: dir.path)
         #expect(s3 == 0 && shown.contains(address))
+        // A key others can read is refused, with the fix in the message.
+        chmod(path, 0o644)
+        let (s4, refused) = try await PlexusProcess.run(["keys", "show", "--key", path], logDirectory: dir.path)
+        #expect(s4 != 0 && refused.contains("chmod 600"), "\(refused)")
+        // What plexus creates is owner-only whatever the shell's umask: the folders above a new key too.
+        let nested = dir.path + "/a/b/k.json"
+        let (s5, _) = try await PlexusProcess.run(["keys", "new", "--out", nested], logDirectory: dir.path)
+        #expect(s5 == 0)
+        for folder in [dir.path + "/a", dir.path + "/a/b"] {
+            let m = (try FileManager.default.attributesOfItem(atPath: folder)[.posixPermissions] as? NSNumber)?.intValue
+            #expect(m == 0o700, "\(folder): \(String(m ?? 0, radix: 8))")
+        }
     }
 
     @Test func ledgerInitRejectsBadInput() async throws {

@@ -55,18 +55,34 @@ import Testing
         #expect(throws: PlexusError.self) { try KeyFile.write(KeyPair(), to: path) }
     }
 
+    @Test func keyFilesOthersCanReadAreRefused() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let path = dir.path + "/k.json"
+        try KeyFile.write(KeyPair(), to: path)
+        for mode in [0o644, 0o640, 0o604, 0o660, 0o606] as [mode_t] {
+            chmod(path, mode)
+            let error = #expect(throws: PlexusError.self) { try KeyFile.read(path) }
+            #expect(error?.message.contains("chmod 600") == true)
+        }
+        chmod(path, 0o400)
+        #expect(throws: Never.self) { try KeyFile.read(path) }
+    }
+
     @Test func corruptKeyFilesAreRejected() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let path = dir.path + "/bad.json"
         for contents in ["", "{", "{\"address\":\"plx\",\"seed\":\"00\"}", String(repeating: "x", count: 10_000)] {
             try Data(contents.utf8).write(to: URL(fileURLWithPath: path))
+            chmod(path, 0o600)
             #expect(throws: PlexusError.self) { try KeyFile.read(path) }
         }
         // A valid seed with someone else's address.
         let other = KeyPair.deterministic("other").address.text
         let seed = Hex.encode(KeyPair.deterministic("mine").seed)
         try Data("{\"address\":\"\(other)\",\"seed\":\"\(seed)\"}".utf8).write(to: URL(fileURLWithPath: path))
+        chmod(path, 0o600)
         #expect(throws: PlexusError.self) { try KeyFile.read(path) }
     }
 
