@@ -24,6 +24,9 @@ enum Fuzz {
         "chat-request": { _ = try? ChatRequest.read($0) },
         "node-event": nodeEvent,
         "gguf": gguf,
+        "http-server": httpServer,
+        "http-client": httpClient,
+        "ledger-json": ledgerJSON,
     ]
 
     static let name = ProcessInfo.processInfo.environment["PLEXUS_FUZZ_TARGET"] ?? ""
@@ -44,6 +47,21 @@ enum Fuzz {
         guard let value = try? T(canonicalBytes: bytes) else { return }
         require(value.canonicalBytes == bytes, "re-encoding changes the bytes")
         require((try? T(canonicalBytes: value.canonicalBytes)) == value, "decode(encode(x)) != x")
+    }
+
+    /// The ledger's JSON bodies: a transaction as `POST /v1/tx` reads it without the canonical
+    /// content type, and the settlements query. What decodes survives JSON re-encoding with the
+    /// same hash (the signed bytes), and its canonical form decodes to it.
+    static func ledgerJSON(_ bytes: [UInt8]) {
+        if let tx = try? JSONDecoder().decode(Transaction.self, from: Data(bytes)) {
+            let again = (try? JSONEncoder().encode(tx)).flatMap { try? JSONDecoder().decode(Transaction.self, from: $0) }
+            require(again == tx && again?.hash == tx.hash, "a transaction does not survive JSON re-encoding")
+            require((try? Transaction(canonicalBytes: tx.canonicalBytes)) == tx, "a transaction read from JSON does not survive its canonical form")
+        }
+        struct Query: Codable, Equatable { var ids: [Hash256] }
+        if let q = try? JSONDecoder().decode(Query.self, from: Data(bytes)) {
+            require((try? JSONEncoder().encode(q)).flatMap { try? JSONDecoder().decode(Query.self, from: $0) } == q, "a settlements query does not survive re-encoding")
+        }
     }
 
     static func shardFrame(_ bytes: [UInt8]) {
@@ -164,6 +182,13 @@ extension Fuzz {
             "node-event": [FastJSON.tokenEvent(42, "he said \"hi\""), FastJSON.doneEvent(finish: "stop", promptTokens: 12, receipt: receipt)]
                 .map { Array($0.dropFirst(6).dropLast(2)) },
             "gguf": [try gguf.bytes()],
+            "ledger-json": [Array(try JSONEncoder().encode(tx)), Array(#"{"ids":["\#(Hash256.of([3]).hex)"]}"#.utf8)],
+            "http-server": ["POST /v1/chat/completions HTTP/1.1\r\nhost: a\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}",
+                            "GET /health HTTP/1.1\r\nhost: a\r\n\r\nGET /stream HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n",
+                            "POST /x HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"].map { Array($0.utf8) },
+            "http-client": ["HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}",
+                            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n9\r\ndata: 1\n\n\r\n0\r\n\r\n",
+                            "HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\n\r\nbusy"].map { Array($0.utf8) },
         ]
         for (target, inputs) in seeds {
             try FileManager.default.createDirectory(atPath: dir + "/" + target, withIntermediateDirectories: true)

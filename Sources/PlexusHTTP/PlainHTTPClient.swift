@@ -47,6 +47,12 @@ public final class PlainHTTPClient: Sendable {
         public var description: String { "the connection closed before the response ended" }
     }
 
+    /// The server answered with a status no HTTP/1.1 server may send.
+    public struct MalformedResponse: Error, CustomStringConvertible {
+        public var status: Int
+        public var description: String { "the server answered with an invalid status \(status)" }
+    }
+
     /// Idle connections are kept per target and per event loop.
     private struct PoolKey: Hashable {
         var target: Target
@@ -304,7 +310,15 @@ final class ExchangeHandler: ChannelInboundHandler, @unchecked Sendable {
             return
         }
         switch unwrapInboundIn(data) {
-        case let .head(h): e.head(h)
+        case let .head(h):
+            // RFC 9110 §15: a status outside 100...599 is invalid (the decoder reads `020` as 20).
+            guard (100...599).contains(h.status.code) else {
+                exchange = nil
+                e.fail(PlainHTTPClient.MalformedResponse(status: Int(h.status.code)))
+                context.close(promise: nil)
+                return
+            }
+            e.head(h)
         case let .body(b): e.bodyPart(b)
         case .end:
             exchange = nil

@@ -294,6 +294,40 @@ import Testing
         #expect(PlainHTTPClient.Target(url: "http://h")?.port == 80)
     }
 
+    /// Answers every connection with `reply` once the request head is in, then closes.
+    final class RawReply: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = ByteBuffer
+        let reply: [UInt8]
+        var seen: [UInt8] = []
+        init(_ reply: [UInt8]) { self.reply = reply }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            var b = unwrapInboundIn(data)
+            seen += b.readBytes(length: b.readableBytes) ?? []
+            guard String(decoding: seen, as: UTF8.self).contains("\r\n\r\n") else { return }
+            context.writeAndFlush(NIOAny(context.channel.allocator.buffer(bytes: reply))).whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+
+    /// A status no HTTP/1.1 server may send (outside 100...599; SwiftNIO's decoder reads `020`
+    /// as 20) is an error, not a response (found by the `http-client` fuzz target).
+    @Test func pooledClientRefusesInvalidStatuses() async throws {
+        for (reply, ok) in [("HTTP/1.1 020 OK", false), ("HTTP/1.1 099 X", false), ("HTTP/1.1 600 X", false), ("HTTP/1.1 204 No Content", true)] {
+            let bytes = Array((reply + "\r\ncontent-length: 0\r\n\r\n").utf8)
+            let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .childChannelInitializer { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(RawReply(bytes)) } }
+                .bind(host: "127.0.0.1", port: 0).get()
+            defer { server.close(promise: nil) }
+            let client = PlainHTTPClient()
+            defer { client.closeIdle() }
+            let target = try #require(PlainHTTPClient.Target(url: "http://127.0.0.1:\(server.localAddress?.port ?? 0)"))
+            let status = try? await client.post(target, path: "/", headers: [], body: [], timeout: .seconds(10)) { r in
+                _ = try await r.body.collect()
+                return r.status
+            }
+            #expect((status != nil) == ok, "\(reply): \(String(describing: status))")
+        }
+    }
+
     @Test func leanServerAnswersInOrderLimitsBodiesAndStopsStreamsForGoneClients() async throws {
         let stopped = Atomic<Bool>(false)
         let server = PlainHTTPServer(host: "127.0.0.1", port: 0, maxBody: 1_000, name: "test") { request in
