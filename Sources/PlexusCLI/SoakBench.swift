@@ -79,6 +79,9 @@ struct SoakBench: AsyncParsableCommand {
         var pid: Int32
         var rssKB: Int
         var fds: Int
+        /// A node's prefix cache (its `plexus_node_prefix_cache_bytes`), bounded by its
+        /// `--prefix-cache-mb`: memory that fills with use by design, not a leak.
+        var cacheKB = 0
     }
 
     struct ProcessFigures: Codable {
@@ -90,7 +93,9 @@ struct SoakBench: AsyncParsableCommand {
         var measuredSeconds: Double
         var rssStartMB: Double
         var rssEndMB: Double
+        /// Growth of resident memory less the growth of a node's bounded prefix cache.
         var rssGrowthMB: Double
+        var cacheGrowthMB: Double
         var fdsStart: Int
         var fdsEnd: Int
         var fdGrowth: Int
@@ -191,7 +196,8 @@ struct SoakBench: AsyncParsableCommand {
         let chaosSeed = rng.next()
         say("load for \(Int(seconds)) s…")
 
-        let sampler = Task { await Self.sample(log, until: end) }
+        let nodePorts = net.ports.filter { $0.key.hasPrefix("node-") }
+        let sampler = Task { await Self.sample(log, nodePorts: nodePorts, until: end) }
         let transfers = Task { await Self.transfer(log, ledger: ledger, key: requestorKey, until: end) }
         let chaos = Task { await Self.chaos(net, log, seed: chaosSeed, every: chaosEvery, until: end) }
         await withTaskGroup(of: Void.self) { group in
@@ -274,8 +280,8 @@ struct SoakBench: AsyncParsableCommand {
         let figures = Self.figures(log.samples.value, downs: downs)
         let grew = figures.filter { $0.measuredSeconds >= 30 && ($0.fdGrowth > Self.fdBound || $0.rssGrowthMB > max(Self.rssBoundMB, $0.rssStartMB * 0.25)) }
         checks.append(Check(name: "memory and descriptors flat after warm-up", ok: grew.isEmpty,
-                            detail: grew.isEmpty ? "every process measured for 30 s or more (\(figures.filter { $0.measuredSeconds >= 30 }.count) of \(figures.count)) within +\(Int(Self.rssBoundMB)) MB (or +25 %) and +\(Self.fdBound) descriptors over the second half of its life"
-                                : grew.map { "\($0.name): \(String(format: "%+.1f", $0.rssGrowthMB)) MB, \($0.fdGrowth >= 0 ? "+" : "")\($0.fdGrowth) fds" }.joined(separator: "; ")))
+                            detail: grew.isEmpty ? "every process measured for 30 s or more (\(figures.filter { $0.measuredSeconds >= 30 }.count) of \(figures.count)) within +\(Int(Self.rssBoundMB)) MB (or +25 %) and +\(Self.fdBound) descriptors over the second half of its life (a node's less its bounded prefix cache)"
+                                : grew.map { "\($0.name): \(String(format: "%+.1f", $0.rssGrowthMB)) MB (prefix cache \(String(format: "%+.1f", $0.cacheGrowthMB)) MB besides), \($0.fdGrowth >= 0 ? "+" : "")\($0.fdGrowth) fds" }.joined(separator: "; ")))
 
         // The chain itself, offline: every replica replays to its stored root with the supply
         // conserved, they agree, and each acknowledged transaction and each receipt is on it once.
@@ -483,8 +489,9 @@ struct SoakBench: AsyncParsableCommand {
 
     // MARK: Memory and descriptors
 
-    /// Every 2 s: each process's resident memory and open descriptors, from /proc.
-    static func sample(_ log: Log, until end: Double) async {
+    /// Every 2 s: each process's resident memory and open descriptors, from /proc, and each
+    /// node's prefix-cache size from its `/metrics`.
+    static func sample(_ log: Log, nodePorts: [String: Int], until end: Double) async {
         while !Task.isCancelled && log.now < end + 1 {
             let t = log.now
             for (name, pid) in log.pids.value {
@@ -492,10 +499,23 @@ struct SoakBench: AsyncParsableCommand {
                       let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
                       let kb = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) }),
                       let fds = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count else { continue }
-                log.samples.update { $0[name, default: []].append(Sample(t: t, pid: pid, rssKB: kb, fds: fds)) }
+                var sample = Sample(t: t, pid: pid, rssKB: kb, fds: fds)
+                if let port = nodePorts[name] {
+                    // A node whose cache cannot be read now (paused, restarting) gives no sample.
+                    guard let cache = await prefixCacheBytes(port: port) else { continue }
+                    sample.cacheKB = cache / 1024
+                }
+                log.samples.update { $0[name, default: []].append(sample) }
             }
             try? await Task.sleep(for: .seconds(2))
         }
+    }
+
+    static func prefixCacheBytes(port: Int) async -> Int? {
+        guard let r = try? await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/metrics"), timeout: .seconds(1)),
+              r.status == .ok, let body = try? await r.body.collect(upTo: 1 << 20) else { return nil }
+        let line = String(buffer: body).split(separator: "\n").first { $0.hasPrefix("plexus_node_prefix_cache_bytes ") }
+        return line.flatMap { Double($0.split(separator: " ").last ?? "") }.map { Int($0) } ?? 0
     }
 
     /// Each process's growth over the second half of its longest-lived incarnation (the first
@@ -509,7 +529,7 @@ struct SoakBench: AsyncParsableCommand {
             let mine = downs.filter { $0.name == name }
             var f = ProcessFigures(name: name, incarnations: byPid.count, kills: mine.filter { $0.action == "kill" }.count,
                                    pauses: mine.filter { $0.action == "pause" }.count, measuredSeconds: 0,
-                                   rssStartMB: 0, rssEndMB: 0, rssGrowthMB: 0, fdsStart: 0, fdsEnd: 0, fdGrowth: 0)
+                                   rssStartMB: 0, rssEndMB: 0, rssGrowthMB: 0, cacheGrowthMB: 0, fdsStart: 0, fdsEnd: 0, fdGrowth: 0)
             guard let longest = byPid.values.max(by: { ($0.last!.t - $0.first!.t) < ($1.last!.t - $1.first!.t) }) else { return f }
             let life = longest.last!.t - longest.first!.t
             let warm = longest.filter { $0.t >= longest.first!.t + max(60, life / 2) }
@@ -519,7 +539,8 @@ struct SoakBench: AsyncParsableCommand {
             f.measuredSeconds = warm.last!.t - warm.first!.t
             f.rssStartMB = Double(median(head.map(\.rssKB))) / 1024
             f.rssEndMB = Double(median(tail.map(\.rssKB))) / 1024
-            f.rssGrowthMB = f.rssEndMB - f.rssStartMB
+            f.cacheGrowthMB = Double(median(tail.map(\.cacheKB)) - median(head.map(\.cacheKB))) / 1024
+            f.rssGrowthMB = f.rssEndMB - f.rssStartMB - max(0, f.cacheGrowthMB)
             f.fdsStart = median(head.map(\.fds))
             f.fdsEnd = median(tail.map(\.fds))
             f.fdGrowth = f.fdsEnd - f.fdsStart
