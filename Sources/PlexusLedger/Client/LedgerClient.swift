@@ -276,12 +276,19 @@ public struct LedgerClient: Sendable {
             request.headers.add(name: "content-type", value: contentType)
             request.body = .bytes(ByteBuffer(bytes: body))
         }
-        let response: HTTPClientResponse
-        do {
-            response = try await http.execute(request, timeout: timeout)
-        } catch {
-            throw PlexusError(.io, "cannot reach the ledger at \(baseURL)", cause: error)
+        var response: HTTPClientResponse?
+        for attempt in 0..<2 where response == nil {
+            do {
+                response = try await http.execute(request, timeout: timeout)
+            } catch let e as ChannelError where e == .ioOnClosedChannel && attempt == 0 {
+                // A pooled connection that the ledger closed (its idle timeout) just as it was
+                // taken: the request never left, so it goes once more, on a new connection.
+                continue
+            } catch {
+                throw PlexusError(.io, "cannot reach the ledger at \(baseURL)", cause: error)
+            }
         }
+        guard let response else { throw PlexusError(.io, "cannot reach the ledger at \(baseURL)") }
         let bytes = try await response.body.collect(upTo: 64 << 20)
         let data = Data(buffer: bytes)
         guard (200..<300).contains(Int(response.status.code)) else {
