@@ -262,9 +262,10 @@ struct SoakBench: AsyncParsableCommand {
         let gatewayKills = gatewayDown.filter { $0.action == "kill" }
         for e in entries where e.outcome == .failed || e.outcome == .refused {
             for id in e.ids {
-                let settled = try await ledger.settlement(id)
-                guard try receipts.get(id) != nil || settlements[id] != nil || settled != nil else { continue }
-                if try e.status == 200 && overlaps(e, gatewayKills) && receipts.get(id) != nil {
+                let recorded = try receipts.get(id) != nil
+                let settled = settlements[id] != nil ? true : try await ledger.settlement(id) != nil
+                guard recorded || settled else { continue }
+                if e.status == 200 && recorded && overlaps(e, gatewayKills) {
                     cutAfterRecording += 1
                     continue
                 }
