@@ -56,13 +56,14 @@ extension Fuzz {
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         guard ok == 0 else { close(fd); return nil }
-        var tv = timeval(tv_sec: 0, tv_usec: 50_000)
+        var tv = timeval(tv_sec: 0, tv_usec: 10_000)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         return fd
     }
 
     /// Writes `bytes` and reads what the server answers: until it closes, or until it has been
-    /// quiet for 50 ms after whole answers (a kept-alive connection waits for more), or 3 s.
+    /// quiet for 10 ms after whole answers (a kept-alive connection waits for more; an answer
+    /// begun but not whole is waited for), or 3 s.
     /// The sending side stays open: the server, as others do, takes a client's FIN for its
     /// going away.
     static func exchange(_ port: Int, _ bytes: [UInt8]) -> [UInt8]? {

@@ -28,6 +28,11 @@ struct NodeCommand: AsyncParsableCommand {
         @Option(name: .long, help: "With --upstream: an API key for it (or PLEXUS_UPSTREAM_KEY).") var upstreamKey: String?
         @Option(name: .long, help: "With --upstream: SHA-256 of the weights it serves, as on the model card (default: that of --weights).") var weightsHash: String?
         @Option(name: .long, help: "Requests served at once (the built-in engine's batch slots: they share each forward pass).") var concurrency: Int = 4
+        @Option(name: .long, help: "Requests per second one gateway may send this node (0: no limit; every active gateway is owed a fair share of the slots anyway).")
+        var gatewayRps: Double = 0
+        @Option(name: .long, help: "Requests one gateway may send at once above --gateway-rps (default: twice the rate, at least 1).") var gatewayBurst: Double?
+        @Option(name: .long, help: "Requests one gateway may have in flight here (0: up to the node's --concurrency).") var gatewayConcurrency: Int = 0
+        @Option(name: .long, help: "With --backend echo: milliseconds per token, to stand in for generation time.") var echoTokenMs: Int = 0
         @Option(name: .long, help: "Built-in engine: tokens one batched step runs at most (decode tokens first, then prompt chunks).") var stepTokens: Int = 32
         @Option(name: .long, help: "Built-in engine: MiB of recent prompts' KV cache kept for reuse (0: none).") var prefixCacheMb: Int = 64
         @Option(name: .long, help: "Serve only layers A-B (from A up to, not including, B) as one shard of pipelines; the first shard also embeds tokens, the last samples.")
@@ -51,6 +56,10 @@ struct NodeCommand: AsyncParsableCommand {
             guard (1...64).contains(threads) else { throw ValidationError("--threads must be 1...64") }
             guard (0...65535).contains(port), (0...65535).contains(framePort) else { throw ValidationError("--port and --frame-port must be 0...65535") }
             if let publicUrl { guard publicUrl.hasPrefix("http://") || publicUrl.hasPrefix("https://") else { throw ValidationError("--public-url must be an http(s) URL") } }
+            guard gatewayRps >= 0, gatewayRps.isFinite, (gatewayBurst ?? 1) >= 1, (gatewayBurst ?? 1).isFinite, gatewayConcurrency >= 0 else {
+                throw ValidationError("--gateway-rps and --gateway-concurrency must be 0 or more, --gateway-burst 1 or more")
+            }
+            guard (0...10_000).contains(echoTokenMs), echoTokenMs == 0 || backend == "echo" else { throw ValidationError("--echo-token-ms is 0...10000, with --backend echo") }
             guard (1...4096).contains(stepTokens) else { throw ValidationError("--step-tokens must be 1...4096") }
             guard (0...1_048_576).contains(prefixCacheMb) else { throw ValidationError("--prefix-cache-mb must be 0...1048576") }
             if layers != nil {
@@ -109,7 +118,7 @@ struct NodeCommand: AsyncParsableCommand {
                 engine = UpstreamBackend(baseURL: upstream, upstreamModel: upstreamModel ?? model, modelHash: hash, contextLength: 8192,
                                          apiKey: upstreamKey ?? ProcessInfo.processInfo.environment["PLEXUS_UPSTREAM_KEY"])
             } else if backend == "echo" {
-                engine = EchoBackend()
+                engine = EchoBackend(tokenDelayMillis: echoTokenMs)
                 logger.warning("serving the synthetic echo backend (for benchmarks), not a model")
             } else {
                 let store = ModelStore(directory: self.store)
@@ -144,6 +153,7 @@ struct NodeCommand: AsyncParsableCommand {
             config.publicURL = publicUrl
             config.framePort = framePort
             config.concurrency = concurrency
+            config.gatewayLimits = RateLimits(requestsPerSecond: gatewayRps, burst: gatewayBurst ?? max(1, 2 * gatewayRps), concurrency: gatewayConcurrency)
             // A drill says so in its registration too.
             config.region = adversary.map { "drill:" + $0 } ?? region
             config.layers = (shard as ShardService?)?.span

@@ -52,7 +52,7 @@ public final class Gateway: Sendable {
     let pipelines: PipelineCaller
     let recorder: Recorder
     let settler: Settler
-    let limiter: KeyLimiter
+    let limiter: RateLimiter<Hash256>
     let logger: Logger
     let chainId: String
     /// Request ids: SHA-256 of a secret drawn at start, a counter and the gateway key
@@ -87,7 +87,7 @@ public final class Gateway: Sendable {
         recorder = Recorder(store: store, chainId: chainId)
         settler = Settler(key: config.key, chainId: chainId, ledger: ledger, store: store, escrow: escrow,
                           recovered: Set(unsettled.map(\.requestId)), logger: logger)
-        limiter = KeyLimiter(limits: config.keyLimits)
+        limiter = RateLimiter(limits: config.keyLimits)
         try await directory.refresh()
     }
 

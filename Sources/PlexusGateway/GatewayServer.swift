@@ -33,8 +33,12 @@ public struct GatewayServer: Sendable {
         let g = gateway
         switch (request.method, request.path) {
         case (.GET, "/health"):
-            return Self.response(OpenAIShapes.data(["status": "ok", "gateway": g.config.key.address.text, "chain": g.chainId,
-                                                    "models": g.directory.servedModels().sorted()]))
+            let problems = GatewayHealth.problems(g.healthFacts())
+            let (status, code) = HealthProblem.verdict(problems)
+            return Self.response(OpenAIShapes.data(["status": status, "gateway": g.config.key.address.text, "chain": g.chainId,
+                                                    "models": g.directory.servedModels().sorted(),
+                                                    "problems": problems.map { ["component": $0.component, "reason": $0.reason] }]),
+                                 status: code)
         case (.GET, "/metrics"):
             return .full(status: 200, headers: [("content-type", "text/plain; version=0.0.4")], body: metrics())
         case (.GET, "/v1/models"):
@@ -160,7 +164,7 @@ public struct GatewayServer: Sendable {
         let req: ChatRequest
         do {
             let caller = try g.caller(forAuthorization: request.header("authorization"))
-            try g.limiter.admit(caller.key)
+            try g.limiter.admitKey(caller.key)
             limitedKey = caller.key
             requestor = caller.account
             do {

@@ -17,6 +17,8 @@ final class NodeDirectory: @unchecked Sendable {
     private var models: [String: ModelCard] = [:]
     private var stats: [Address: NodeStats] = [:]
     private(set) var refreshedMillis: UInt64 = 0
+    /// Why the last refresh failed (nil once one succeeds), for `/health`.
+    private var refreshError: String?
     let ledger: LedgerClient
 
     init(ledger: LedgerClient) { self.ledger = ledger }
@@ -24,7 +26,13 @@ final class NodeDirectory: @unchecked Sendable {
     func refresh() async throws {
         async let n = ledger.nodeRegistry()
         async let m = ledger.models()
-        let (registry, models) = try await (n, m)
+        let registry: NodesView, models: [ModelCard]
+        do {
+            (registry, models) = try await (n, m)
+        } catch {
+            lock.withLock { refreshError = "\(error)" }
+            throw error
+        }
         // Jailed nodes get no traffic.
         let nodes = registry.servable
         var reputation: [Address: Double] = [:]
@@ -51,6 +59,15 @@ final class NodeDirectory: @unchecked Sendable {
             self.reputation = reputation
             self.models = Dictionary(models.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
             refreshedMillis = SystemClock().nowMillis()
+            refreshError = nil
+        }
+    }
+
+    /// For `/health`: when the registry was last read and why reading it failed since; the
+    /// nodes listed and how many of them are out (breaker open) at `now`.
+    func health(now: UInt64) -> (refreshedMillis: UInt64, refreshError: String?, nodes: Int, out: Int) {
+        lock.withLock {
+            (refreshedMillis, refreshError, nodes.count, nodes.filter { stats[$0.nodeKey]?.isOut(now: now) == true }.count)
         }
     }
 
@@ -65,11 +82,12 @@ final class NodeDirectory: @unchecked Sendable {
         lock.withLock { Routing.plan(nodes: nodes, stats: stats, reputation: reputation, exact: exact, model: model, policy: policy, now: now) }
     }
 
-    /// Whether the node's `/health` says `"exact": true`; nil when it cannot be asked now (asked again at the next refresh).
+    /// Whether the node's `/health` says `"exact": true` (healthy or not: an unhealthy node still
+    /// says what its backend is); nil when it cannot be asked now (asked again at the next refresh).
     static func isExact(_ n: NodeRecord) async -> Bool? {
         struct Health: Decodable { var exact: Bool? }
         guard let response = try? await HTTPClient.shared.execute(HTTPClientRequest(url: n.endpoint + "/health"), timeout: .seconds(2)),
-              response.status == .ok, let body = try? await response.body.collect(upTo: 1 << 16) else { return nil }
+              response.status == .ok || response.status == .serviceUnavailable, let body = try? await response.body.collect(upTo: 1 << 16) else { return nil }
         return (try? JSONDecoder().decode(Health.self, from: Data(buffer: body)))?.exact == true
     }
 

@@ -17,6 +17,8 @@ final class Settler: Sendable {
     /// Requests this process may have submitted before without learning the outcome (found
     /// unsettled at start, or in a round that failed): looked up before they are sent again.
     private let recovered: Mutex<Set<Hash256>>
+    /// Since when rounds have failed, and why the last one did (nil while they succeed), for `/health`.
+    let failing = Mutex<(sinceMillis: UInt64, error: String)?>(nil)
 
     init(key: KeyPair, chainId: String, ledger: LedgerClient, store: ReceiptStore, escrow: EscrowBook,
          recovered: Set<Hash256>, logger: Logger) {
@@ -77,8 +79,11 @@ final class Settler: Sendable {
                 try store.setStates(changes)
                 if due.count < 4 * Self.settleBatch { break }
             }
+            failing.withLock { $0 = nil }
         } catch {
             logger.warning("settlement round failed; will retry", metadata: ["error": "\(error)"])
+            let now = SystemClock().nowMillis()
+            failing.withLock { $0 = ($0?.sinceMillis ?? now, "\(error)") }
         }
     }
 

@@ -130,15 +130,16 @@ public struct EngineBackend: GenerationBackend {
     }
 }
 
-/// A synthetic backend for benchmarking the gateway: it answers at once by
-/// echoing the words of the last message, one token per word. It serves the
-/// model "echo" only, and says so wherever it appears.
+/// A synthetic backend for benchmarking the gateway: it echoes the words of the last
+/// message, one token per word, at once or (`tokenDelayMillis`) at a set pace standing in
+/// for generation time, streamed. It serves the model "echo" only, and says so wherever it appears.
 public struct EchoBackend: GenerationBackend {
-    public init() {}
+    public let tokenDelayMillis: Int
+    public init(tokenDelayMillis: Int = 0) { self.tokenDelayMillis = tokenDelayMillis }
     public var name: String { "echo (synthetic, for benchmarks)" }
     public var modelHash: Hash256 { Hash256.of(Array("plexus-echo-backend".utf8)) }
     public var contextLength: Int { 1 << 20 }
-    public var answersAtOnce: Bool { true }
+    public var answersAtOnce: Bool { tokenDelayMillis == 0 }
 
     public func generate(_ r: GenerateRequest, onToken: (TokenID?, String) throws -> Void) throws -> BackendResult {
         let text = r.messages?.last?.content ?? r.prompt ?? ""
@@ -148,6 +149,7 @@ public struct EchoBackend: GenerationBackend {
         var i = r.continuation.count
         while out.count + r.continuation.count < r.maxTokens && i < words.count {
             let id = TokenID(i)
+            if tokenDelayMillis > 0 { usleep(UInt32(tokenDelayMillis) * 1_000) }
             try onToken(id, (i == 0 ? "" : " ") + words[i])
             out.append(id)
             i += 1

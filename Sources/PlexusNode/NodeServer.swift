@@ -22,6 +22,9 @@ public struct NodeConfig: Sendable {
     public var priceIn: Amount
     public var priceOut: Amount
     public var concurrency = 4
+    /// Fixed limits per gateway (rate and requests in flight), beside the fair share of the
+    /// slots every active gateway is owed (`GatewayShares`). None by default.
+    public var gatewayLimits = RateLimits.none
     public var region = "local"
     public var privacy = "standard"
     /// A shard's layers (nil: the whole model), and the port of its frame link (0: any free one).
@@ -88,22 +91,6 @@ final class EnvelopeGuard: @unchecked Sendable {
     }
 }
 
-/// Counts requests in flight against a limit.
-final class Admission: Sendable {
-    let limit: Int
-    private let inFlight = Atomic<Int>(0)
-    init(limit: Int) { self.limit = limit }
-    func enter() -> Bool {
-        if inFlight.add(1, ordering: .relaxed).newValue > limit {
-            inFlight.subtract(1, ordering: .relaxed)
-            return false
-        }
-        return true
-    }
-    func leave() { inFlight.subtract(1, ordering: .relaxed) }
-    var current: Int { inFlight.load(ordering: .relaxed) }
-}
-
 /// A node: serves `POST /v1/generate` (server-sent events) for envelopes
 /// signed by registered gateways, signs a receipt for each answer, and
 /// serves `/health` and `/metrics`.
@@ -158,11 +145,16 @@ public struct NodeServer: Sendable {
         let ledger = LedgerClient(baseURL: config.ledgerURL)
         let status = try await ledger.status()
         let guardian = EnvelopeGuard(chainId: status.chainId, node: config.key.address, ledger: ledger)
-        let admission = Admission(limit: config.concurrency)
+        let admission = Admission(slots: config.concurrency, perGateway: config.gatewayLimits)
         let workers = WorkerPool(limit: config.concurrency, name: "plexus-generate")
         let config = self.config, backend = self.backend, metrics = self.metrics, logger = self.logger, shard = self.shard
         let chainId = status.chainId
         // The batch scheduler's counters, read into the metrics once a second.
+        // The node's registration, as gateways see it, for `/health` (from the moment it registers).
+        let health = NodeHealth(now: SystemClock().nowMillis())
+        let endpoint = Mutex<String?>(nil)
+        let watchTask = Task.detached { await health.watch(node: config.key.address, ledger: ledger) }
+        defer { watchTask.cancel() }
         let statsTask = Task.detached {
             while !Task.isCancelled {
                 if let s = backend.batchStats { NodeMetrics.record(s) }
@@ -194,9 +186,7 @@ public struct NodeServer: Sendable {
             if !backend.reportsLogprobs, gen.logprobs != nil {
                 throw APIError(.badRequest, .unsupported, "this node's backend (\(backend.name)) does not report logprobs")
             }
-            guard admission.enter() else {
-                throw APIError(.tooManyRequests, .busy, "the node is serving \(config.concurrency) requests; retry shortly", retryAfter: 1)
-            }
+            try admission.enter(envelope.gateway)
             NodeMetrics.requests.increment()
             /// Runs the backend, writing events to `sink`; false once `sink` refuses (the client went away).
             @Sendable func run(_ sink: ([UInt8]) -> Bool) {
@@ -232,7 +222,7 @@ public struct NodeServer: Sendable {
             }
             let headers = [("content-type", "text/event-stream"), ("cache-control", "no-cache")]
             if backend.answersAtOnce {
-                defer { admission.leave() }
+                defer { admission.leave(envelope.gateway) }
                 var out: [UInt8] = []
                 run { bytes in
                     out += bytes
@@ -243,7 +233,7 @@ public struct NodeServer: Sendable {
             // Streamed: the generation stops at its next token once the client is gone (the server closes the pipe).
             let pipe = BytePipe()
             workers.submit {
-                defer { admission.leave() }
+                defer { admission.leave(envelope.gateway) }
                 run { pipe.write($0) }
                 pipe.finish()
             }
@@ -258,11 +248,16 @@ public struct NodeServer: Sendable {
             do {
                 switch (request.method, request.path) {
                 case (.GET, "/health"):
-                    return .json(Array(try LedgerAPI.encoder.encode(HealthView(status: "ok", node: config.key.address.text, model: config.model,
+                    let now = SystemClock().nowMillis()
+                    let registered = endpoint.withLock { $0 }
+                    // Before it has registered, a starting node has nothing to judge its listing by.
+                    let problems = registered == nil ? [] : NodeHealth.problems(health.facts.withLock { $0 }, expectedEndpoint: registered, now: now)
+                    let (status, code) = HealthProblem.verdict(problems)
+                    return .json(Array(try LedgerAPI.encoder.encode(HealthView(status: status, problems: problems, node: config.key.address.text, model: config.model,
                                                                                  backend: backend.name, inFlight: admission.current,
                                                                                  concurrency: config.concurrency, exact: backend.exactlyReExecutable,
                                                                                  layers: config.layers?.description, openSequences: shard?.openSequences,
-                                                                                 framePort: shard?.framePort))))
+                                                                                 framePort: shard?.framePort))), status: code)
                 case (.GET, "/metrics"):
                     return .full(status: 200, headers: [("content-type", "text/plain; version=0.0.4")], body: metrics())
                 case (.POST, "/v1/generate"):
@@ -294,6 +289,7 @@ public struct NodeServer: Sendable {
         try await server.run { port in
             do {
                 try await onListening(port)
+                endpoint.withLock { $0 = config.publicURL ?? "http://\(config.host):\(port)" }
             } catch {
                 // A node that cannot register must not sit unannounced.
                 logger.error("node start failed", metadata: ["error": "\(error)"])
@@ -314,6 +310,7 @@ extension APIError {
 
 struct HealthView: Codable {
     var status: String
+    var problems: [HealthProblem]
     var node: String
     var model: String
     var backend: String

@@ -183,10 +183,12 @@ public enum LedgerAPI {
         }
 
         router.get("/health") { _, _ -> Response in
-            if let failure = await service.failed {
-                throw APIError(.serviceUnavailable, failure.code, failure.message)
-            }
-            return try json(["status": "ok"])
+            let problems = LedgerHealth.problems(failure: await service.failed, status: await service.status(),
+                                                 blockIntervalMillis: UInt64(service.blockInterval / .milliseconds(1)),
+                                                 startedMillis: service.startedMillis, now: SystemClock().nowMillis())
+            let (status, code) = HealthProblem.verdict(problems)
+            struct View: Encodable { var status: String; var problems: [HealthProblem] }
+            return try json(View(status: status, problems: problems), status: .init(code: code))
         }
 
         router.get("/v1/accounts/:address") { _, context -> Response in

@@ -82,7 +82,9 @@ public actor LedgerService {
     let signer: KeyPair
     let clock: any WallClock
     let logger: Logger
-    let blockInterval: Duration
+    nonisolated let blockInterval: Duration
+    /// When this process started serving (for `/health`: a block older than that is not a stall of this process's).
+    nonisolated let startedMillis = SystemClock().nowMillis()
     public nonisolated let genesis: Genesis
     /// Started from a snapshot: the snapshot's height, the first block held.
     public nonisolated let historyFrom: UInt64?

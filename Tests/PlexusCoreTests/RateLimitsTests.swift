@@ -1,21 +1,16 @@
 import PlexusCore
 import Testing
-@testable import PlexusGateway
 
-/// The per-key books: rate by token bucket, requests in flight, keys apart, limits off.
-@Suite struct KeyLimitsTests {
+/// The per-client books (a gateway's per key, a node's per gateway): rate by token bucket, requests in flight, keys apart, limits off.
+@Suite struct RateLimitsTests {
     static let a = Hash256.of([1]), b = Hash256.of([2])
 
-    static func limits(rps: Double, burst: Double, concurrency: Int) -> KeyLimits {
-        var l = KeyLimits()
-        l.requestsPerSecond = rps
-        l.burst = burst
-        l.concurrency = concurrency
-        return l
+    static func limits(rps: Double, burst: Double, concurrency: Int) -> RateLimits {
+        RateLimits(requestsPerSecond: rps, burst: burst, concurrency: concurrency)
     }
 
     @Test func aBurstThenTheRateWithRetryAfter() {
-        var books = KeyBuckets(limits: Self.limits(rps: 2, burst: 3, concurrency: 0))
+        var books = RateBuckets<Hash256>(limits: Self.limits(rps: 2, burst: 3, concurrency: 0))
         for _ in 0..<3 { #expect(books.admit(Self.a, now: 1_000) == .admitted) }
         #expect(books.admit(Self.a, now: 1_000) == .tooFast(retryAfter: 1))
         // Another key has a bucket of its own.
@@ -27,13 +22,13 @@ import Testing
         for _ in 0..<3 { #expect(books.admit(Self.a, now: 100_000) == .admitted) }
         #expect(books.admit(Self.a, now: 100_000) != .admitted)
         // A slow rate says how long to wait.
-        var slow = KeyBuckets(limits: Self.limits(rps: 0.1, burst: 1, concurrency: 0))
+        var slow = RateBuckets<Hash256>(limits: Self.limits(rps: 0.1, burst: 1, concurrency: 0))
         #expect(slow.admit(Self.a, now: 0) == .admitted)
         #expect(slow.admit(Self.a, now: 0) == .tooFast(retryAfter: 10))
     }
 
     @Test func requestsInFlightAreCappedAndGiveTheirPlaceBack() {
-        var books = KeyBuckets(limits: Self.limits(rps: 0, burst: 1, concurrency: 2))
+        var books = RateBuckets<Hash256>(limits: Self.limits(rps: 0, burst: 1, concurrency: 2))
         #expect(books.admit(Self.a, now: 0) == .admitted)
         #expect(books.admit(Self.a, now: 0) == .admitted)
         #expect(books.admit(Self.a, now: 0) == .tooMany)
@@ -41,7 +36,7 @@ import Testing
         books.finish(Self.a)
         #expect(books.admit(Self.a, now: 0) == .admitted)
         // A refusal takes no token and no place.
-        var both = KeyBuckets(limits: Self.limits(rps: 1, burst: 1, concurrency: 1))
+        var both = RateBuckets<Hash256>(limits: Self.limits(rps: 1, burst: 1, concurrency: 1))
         #expect(both.admit(Self.a, now: 0) == .admitted)
         #expect(both.admit(Self.a, now: 5_000) == .tooMany)
         both.finish(Self.a)
@@ -49,12 +44,12 @@ import Testing
     }
 
     @Test func noLimitsMeansNone() {
-        var books = KeyBuckets(limits: .none)
+        var books = RateBuckets<Hash256>(limits: .none)
         for _ in 0..<10_000 { #expect(books.admit(Self.a, now: 0) == .admitted) }
     }
 
     @Test func idleKeysAreForgottenButNotBusyOnes() {
-        var books = KeyBuckets(limits: Self.limits(rps: 10, burst: 10, concurrency: 5))
+        var books = RateBuckets<Hash256>(limits: Self.limits(rps: 10, burst: 10, concurrency: 5))
         _ = books.admit(Self.a, now: 0)
         books.finish(Self.a)
         _ = books.admit(Self.b, now: 0)
