@@ -53,6 +53,8 @@ public final class Gateway: Sendable {
     let recorder: Recorder
     let settler: Settler
     let limiter: RateLimiter<Hash256>
+    /// Agents' grants as last read, with when (a second's staleness at most).
+    let agentCache = Mutex<[Address: (AgentView?, UInt64)]>([:])
     let logger: Logger
     let chainId: String
     /// Request ids: SHA-256 of a secret drawn at start, a counter and the gateway key
@@ -122,6 +124,29 @@ public final class Gateway: Sendable {
         return (account, hash)
     }
 
+    /// `a`'s grant as an agent (nil: not an agent), read from the ledger at most a second ago.
+    func agentView(_ a: Address) async throws -> AgentView? {
+        let now = SystemClock().nowMillis()
+        if let (view, at) = agentCache.withLock({ $0[a] }), now < at + 1_000 { return view }
+        let view = try await ledger.agent(a)
+        agentCache.withLock { cache in
+            if cache.count > 10_000 { cache.removeAll() }
+            cache[a] = (view, now)
+        }
+        return view
+    }
+
+    /// The answer to a request an agent's policy refuses.
+    static func agentError(_ e: PlexusError) -> OpenAIError {
+        switch e.code {
+        case .agentPrice:
+            OpenAIError(402, "insufficient_quota", "agent_price_exceeded", "\(e.message); the request's worst case counts (lower max_tokens).")
+        case .agentBudget: OpenAIError(402, "insufficient_quota", "agent_budget_exceeded", e.message)
+        case .agentModel: OpenAIError(403, "permission_error", "model_not_allowed", e.message)
+        default: OpenAIError(403, "permission_error", "agent_revoked", e.message)
+        }
+    }
+
     func escrow(of a: Address) async throws -> UInt64 {
         let now = SystemClock().nowMillis()
         if let e = escrow.cached(a, now: now) { return e }
@@ -156,13 +181,28 @@ public final class Gateway: Sendable {
         let (reserve, overflow) = try Reservation.worstCase(candidates, inputBound: admitted.inputBound, maxTokens: admitted.generate.maxTokens,
                                                             attempts: config.attemptLimit).multipliedReportingOverflow(by: UInt64(k))
         guard !overflow else { throw OpenAIError(400, "invalid_request_error", "invalid_value", "The request's worst-case cost overflows.") }
-        let available = try await escrow(of: requestor)
-        guard escrow.reserve(requestor, reserve, escrow: available) else {
+        // An agent's request: its policy first (as the ledger will judge its settlement), then its
+        // payer's escrow and its own budget for the period.
+        let agent = try await agentView(requestor)
+        if let agent {
+            let perCopy = Amount(units: reserve / UInt64(k))
+            if let refusal = agent.grant.refusal(of: perCopy, model: req.model, at: agent.height), refusal.code != .agentBudget {
+                throw Self.agentError(refusal)
+            }
+        }
+        let paying = agent?.grant.payer ?? requestor
+        let available = try await escrow(of: paying)
+        switch escrow.reserve(paying, reserve, escrow: available, agent: agent?.grant.agent, budget: agent?.remaining.units ?? 0) {
+        case nil: break
+        case .escrow?:
             throw OpenAIError(402, "insufficient_quota", "insufficient_escrow",
-                              "The requestor's escrow cannot cover this request (up to \(Amount(units: reserve)); deposit more).")
+                              "The \(agent == nil ? "requestor's" : "agent's payer's") escrow cannot cover this request (up to \(Amount(units: reserve)); deposit more).")
+        case .budget?:
+            throw OpenAIError(402, "insufficient_quota", "agent_budget_exceeded",
+                              "This agent's budget left for the period (\(agent?.remaining ?? .zero), less requests not yet settled) cannot cover this request (up to \(Amount(units: reserve))).")
         }
         var charge: UInt64 = 0
-        defer { escrow.release(requestor, reserve, charge: charge) }
+        defer { escrow.release(paying, reserve, charge: charge, agent: agent?.grant.agent) }
         // The copies run beside the answer the client sees; each is recorded, settled and paid on its own.
         let copies = plan.copies.enumerated().map { j, c in
             Task { try? await self.execute(admitted, candidates: [c], requestor: requestor, requestId: Redundancy.copyId(requestId, j + 1)) { _ in } }

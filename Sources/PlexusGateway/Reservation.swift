@@ -18,13 +18,19 @@ enum Reservation {
     }
 }
 
-/// Escrow reserved by requests in flight and charged but not yet settled.
+/// Escrow reserved by requests in flight and charged but not yet settled, by the account that
+/// pays; and, for agents, the same against each agent's budget for the period (an agent's
+/// requests are paid from its payer's escrow).
 final class EscrowBook: @unchecked Sendable {
     // Invariant: mutable state only under `lock`.
     private let lock = NSLock()
     private var reserved: [Address: UInt64] = [:]
     private var unsettled: [Address: UInt64] = [:]
     private var cache: [Address: (escrow: UInt64, at: UInt64)] = [:]
+    /// Agents seen: their payer, and their budget reserved and charged but not yet settled.
+    private var payers: [Address: Address] = [:]
+    private var agentReserved: [Address: UInt64] = [:]
+    private var agentUnsettled: [Address: UInt64] = [:]
 
     init(unsettled: [Address: UInt64]) { self.unsettled = unsettled }
 
@@ -34,30 +40,47 @@ final class EscrowBook: @unchecked Sendable {
 
     func remember(_ a: Address, escrow: UInt64, now: UInt64) { lock.withLock { cache[a] = (escrow, now) } }
 
-    /// Reserves `amount` if the escrow not already committed covers it.
-    func reserve(_ a: Address, _ amount: UInt64, escrow: UInt64) -> Bool {
+    enum Shortfall: Equatable { case escrow, budget }
+
+    /// Reserves `amount` of `payer`'s escrow if what it has not already committed covers it
+    /// and, for an agent's request, of the agent's `budget` left this period likewise; nil
+    /// when reserved, else which fell short (and nothing is reserved).
+    func reserve(_ payer: Address, _ amount: UInt64, escrow: UInt64, agent: Address? = nil, budget: UInt64 = 0) -> Shortfall? {
         lock.withLock {
-            let used = (reserved[a] ?? 0) &+ (unsettled[a] ?? 0)
-            guard used <= escrow, amount <= escrow - used else { return false }
-            reserved[a, default: 0] += amount
-            return true
+            let used = (reserved[payer] ?? 0) &+ (unsettled[payer] ?? 0)
+            guard used <= escrow, amount <= escrow - used else { return .escrow }
+            if let agent {
+                let spent = (agentReserved[agent] ?? 0) &+ (agentUnsettled[agent] ?? 0)
+                guard spent <= budget, amount <= budget - spent else { return .budget }
+                agentReserved[agent, default: 0] += amount
+                payers[agent] = payer
+            }
+            reserved[payer, default: 0] += amount
+            return nil
         }
     }
 
     /// Ends a reservation, recording `charge` as unsettled.
-    func release(_ a: Address, _ amount: UInt64, charge: UInt64) {
+    func release(_ payer: Address, _ amount: UInt64, charge: UInt64, agent: Address? = nil) {
         lock.withLock {
-            reserved[a] = (reserved[a] ?? amount) - amount
-            if charge > 0 { unsettled[a, default: 0] += charge }
+            reserved[payer] = (reserved[payer] ?? amount) - amount
+            if charge > 0 { unsettled[payer, default: 0] += charge }
+            if let agent {
+                agentReserved[agent] = (agentReserved[agent] ?? amount) - amount
+                if charge > 0 { agentUnsettled[agent, default: 0] += charge }
+            }
         }
     }
 
-    /// A charge reached the ledger (or was refused): it no longer counts here.
-    func settled(_ a: Address, _ charge: UInt64) {
+    /// A charge of `requestor`'s reached the ledger (or was refused): it no longer counts here.
+    func settled(_ requestor: Address, _ charge: UInt64) {
         lock.withLock {
-            unsettled[a] = (unsettled[a] ?? 0) >= charge ? unsettled[a]! - charge : 0
-            cache[a] = nil
+            let payer = payers[requestor] ?? requestor
+            if payer != requestor {
+                agentUnsettled[requestor] = (agentUnsettled[requestor] ?? 0) >= charge ? agentUnsettled[requestor]! - charge : 0
+            }
+            unsettled[payer] = (unsettled[payer] ?? 0) >= charge ? unsettled[payer]! - charge : 0
+            cache[payer] = nil
         }
     }
 }
-

@@ -20,6 +20,8 @@ import PlexusCore
 /// | `GET /v1/nodes`, `/v1/models`, `/v1/gateways` | the registries |
 /// | `GET /v1/shards/{model}` | which layer spans of a model shards serve, by how many operators; gaps |
 /// | `GET /v1/settlements/{request id}` | a request's settlement |
+/// | `GET /v1/agents/{address}` | an agent's grant: payer, policy, what is left this period |
+/// | `GET /v1/calls/{request id}` | the payment for a call tied to a request |
 /// | `POST /v1/settlements/lookup` | settlements of up to 1000 request ids (`{"ids": [...]}`) |
 /// | `GET /v1/events?since=H[&timeout_ms=T]` | events after height H (long-poll) |
 /// | `GET /v1/governance/proposals[/{id}]` | proposals with state and tallies |
@@ -284,6 +286,20 @@ public enum LedgerAPI {
                 throw APIError(.notFound, .notFound, "request \(id) has not been settled")
             }
             return try json(s)
+        }
+
+        router.get("/v1/agents/:address") { _, context -> Response in
+            let address = try Address(context.parameters.get("address") ?? "")
+            guard let view = await service.read({ s in s.agents[address].map { AgentView($0, in: s) } }) else {
+                throw APIError(.notFound, .notFound, "\(address.short) is no agent")
+            }
+            return try json(view)
+        }
+
+        router.get("/v1/calls/:id") { _, context -> Response in
+            let id = try Hash256(hex: context.parameters.get("id") ?? "")
+            guard let p = await service.read({ $0.callPayments[id] }) else { throw APIError(.notFound, .notFound, "no payment for the call of request \(id)") }
+            return try json(p)
         }
 
         router.get("/v1/events") { request, _ -> Response in

@@ -141,6 +141,24 @@ public struct LedgerClient: Sendable {
     }
 
     /// A request's settlement, or nil if it has not been settled.
+    /// An agent's grant and what it may still spend (nil: no agent).
+    public func agent(_ address: Address) async throws -> AgentView? {
+        do {
+            return try await get("/v1/agents/\(address.text)")
+        } catch let e as PlexusError where e.code == .notFound {
+            return nil
+        }
+    }
+
+    /// The payment for the call of request `id`, if one was made.
+    public func callPayment(_ id: Hash256) async throws -> CallPayment? {
+        do {
+            return try await get("/v1/calls/\(id.hex)")
+        } catch let e as PlexusError where e.code == .notFound {
+            return nil
+        }
+    }
+
     public func settlement(_ id: Hash256) async throws -> Settlement? {
         do {
             return try await get("/v1/settlements/\(id.hex)")

@@ -39,6 +39,9 @@ public enum Event: Sendable, Hashable {
     /// A verification effect: `action` (e.g. `check_assigned`, `check_passed`,
     /// `dispute_opened`, `fraud_upheld`) on `subject` (a request id, an account), with a short `detail`.
     case trust(action: String, subject: String, detail: String)
+    /// A market effect: `action` (e.g. `agent_granted`, `agent_revoked`, `call_paid`) on
+    /// `subject` (an account, a request id), with a short `detail`.
+    case market(action: String, subject: String, detail: String)
     /// A transaction a replicated block carried that the state refused (a stale nonce, too
     /// little balance): it changed nothing, on every replica alike.
     case transactionInvalid(hash: Hash256, reason: String)
@@ -64,6 +67,7 @@ public enum Event: Sendable, Hashable {
         case .settlementFinal: "settlement_final"
         case .governance: "governance"
         case .trust: "trust"
+        case .market: "market"
         case .transactionInvalid: "transaction_invalid"
         }
     }
@@ -90,6 +94,7 @@ extension Event: CanonicalCodable {
         case let .settlementFinal(id, amount): w.write(UInt8(16)); w.write(id); w.write(amount)
         case let .governance(a, s, d): w.write(UInt8(17)); w.write(a); w.write(s); w.write(d)
         case let .trust(a, s, d): w.write(UInt8(18)); w.write(a); w.write(s); w.write(d)
+        case let .market(a, s, d): w.write(UInt8(20)); w.write(a); w.write(s); w.write(d)
         case let .transactionInvalid(h, reason): w.write(UInt8(19)); w.write(h); w.write(reason)
         }
     }
@@ -116,6 +121,7 @@ extension Event: CanonicalCodable {
         case 16: self = .settlementFinal(requestId: try r.readHash(), amount: try r.readAmount())
         case 17: self = .governance(action: try r.readString(limit: 64), subject: try r.readString(limit: 256), detail: try r.readString(limit: 1024))
         case 18: self = .trust(action: try r.readString(limit: 64), subject: try r.readString(limit: 256), detail: try r.readString(limit: 2048))
+        case 20: self = .market(action: try r.readString(limit: 64), subject: try r.readString(limit: 256), detail: try r.readString(limit: 2048))
         case 19: self = .transactionInvalid(hash: try r.readHash(), reason: try r.readString(limit: 512))
         case let t: throw PlexusError(.malformed, "unknown event tag \(t)")
         }
@@ -158,6 +164,9 @@ extension Event: Codable {
         case "governance":
             self = .governance(action: try c.decode(String.self, forKey: .action), subject: try c.decode(String.self, forKey: .subject),
                                detail: try c.decode(String.self, forKey: .detail))
+        case "market":
+            self = .market(action: try c.decode(String.self, forKey: .action), subject: try c.decode(String.self, forKey: .subject),
+                           detail: try c.decode(String.self, forKey: .detail))
         case "trust":
             self = .trust(action: try c.decode(String.self, forKey: .action), subject: try c.decode(String.self, forKey: .subject),
                           detail: try c.decode(String.self, forKey: .detail))
@@ -200,7 +209,7 @@ extension Event: Codable {
             try c.encode(id, forKey: .requestId); try c.encode(reason, forKey: .reason)
         case let .settlementFinal(id, amount):
             try c.encode(id, forKey: .requestId); try c.encode(amount, forKey: .amount)
-        case let .governance(a, s, d), let .trust(a, s, d):
+        case let .governance(a, s, d), let .trust(a, s, d), let .market(a, s, d):
             try c.encode(a, forKey: .action); try c.encode(s, forKey: .subject); try c.encode(d, forKey: .detail)
         case let .transactionInvalid(h, reason):
             try c.encode(h, forKey: .hash); try c.encode(reason, forKey: .reason)

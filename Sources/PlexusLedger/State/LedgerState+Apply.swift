@@ -76,6 +76,7 @@ extension LedgerState {
         var plan: (records: [RecordKey: RecordValue], events: [Event]) = ([:], [])
         var governance: GovernancePlan?
         var trust: TrustPlan?
+        var agentPlan: AgentPlan?
         let stakeBefore = sender.staked.units
 
         switch tx.body {
@@ -159,6 +160,11 @@ extension LedgerState {
         case let .challenge(_, _, bond):
             trust = try planTrust(tx, sender: sender)
             sender.balance = try Self.debit(sender.balance, bond, tx.from)
+
+        case .grantAgent, .revokeAgent, .payForCall:
+            let p = try planAgents(tx, sender: &sender)
+            writes += p.writes
+            agentPlan = p
         }
 
         // Every check has passed: commit all writes together.
@@ -173,6 +179,10 @@ extension LedgerState {
         if sender.staked.units != stakeBefore { stakeChanged(tx.from, from: stakeBefore, to: sender.staked.units) }
         if let governance { events += applyGovernance(governance, from: tx.from) }
         if let trust { events += applyTrust(trust, from: tx.from) }
+        if let agentPlan {
+            applyAgents(agentPlan)
+            events += agentPlan.events
+        }
         return events
     }
 

@@ -231,14 +231,25 @@ extension LedgerState {
         guard let modelId, let card = models[modelId] else { throw PlexusError(.malformed, "no shares") }
         guard !charge.isZero else { throw PlexusError(.zeroAmount, "the request cost nothing") }
         if !royalty.isZero { payouts.append(Payout(account: card.creator, amount: royalty)) }
-        var payer = account(requestor)
+        // An agent's request is paid from its payer's escrow, within its policy, or not at all.
+        var grant = agents[requestor]
+        if let g = grant {
+            if let refusal = g.refusal(of: charge, model: modelId, at: height) { throw refusal }
+            grant = g.spending(charge, at: height)
+        }
+        let paying = grant?.payer ?? requestor
+        var payer = account(paying)
         guard charge <= payer.escrow else {
-            throw PlexusError(.insufficientFunds, "\(requestor.short) has \(payer.escrow) in escrow, the request costs \(charge)")
+            throw PlexusError(.insufficientFunds, "\(paying.short) has \(payer.escrow) in escrow, the request costs \(charge)")
         }
         let (finalHeight, o) = height.addingReportingOverflow(params[.challengeWindowBlocks])
         guard !o else { throw PlexusError(.overflow, "final height overflows") }
         payer.escrow = try payer.escrow.subtracting(charge)
-        store(requestor, payer)
+        store(paying, payer)
+        if let grant {
+            agents[requestor] = grant
+            dirtyRecords.insert(.agent(requestor))
+        }
         settlements[id] = Settlement(requestId: id, requestor: requestor, gateway: gateway, model: modelId, charge: charge,
                                      payouts: payouts, fee: fee, nodes: parts.map(\.node), outputTokens: parts.map(\.outputTokens),
                                      settledHeight: height, finalHeight: finalHeight, status: .pending)

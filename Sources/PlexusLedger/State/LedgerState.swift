@@ -52,6 +52,10 @@ public struct LedgerState: Sendable {
     public internal(set) var checks: [Hash256: Check] = [:]
     /// Disputes, open and decided, by request id.
     public internal(set) var disputes: [Hash256: Dispute] = [:]
+    /// Agents' grants, by agent (`LedgerState+Agents`).
+    public internal(set) var agents: [Address: AgentGrant] = [:]
+    /// Payments for calls, by the request id they are tied to.
+    public internal(set) var callPayments: [Hash256: CallPayment] = [:]
     /// Checks waiting for their draw, by the height that draws them. Derived.
     var checkDraws: [UInt64: Set<Hash256>] = [:]
     /// Assigned checks by the height at which their verdict is late. Derived.
@@ -206,6 +210,8 @@ public struct LedgerState: Sendable {
         case let .standing(a): standings[a]?.canonicalBytes
         case let .check(id): checks[id]?.canonicalBytes
         case let .dispute(id): disputes[id]?.canonicalBytes
+        case let .agent(a): agents[a]?.canonicalBytes
+        case let .callPayment(id): callPayments[id]?.canonicalBytes
         }
     }
 
@@ -247,6 +253,8 @@ public struct LedgerState: Sendable {
                 let d = try Dispute(canonicalBytes: v)
                 disputes[id] = d
                 indexDispute(d)
+            case let .agent(a): agents[a] = try AgentGrant(canonicalBytes: v)
+            case let .callPayment(id): callPayments[id] = try CallPayment(canonicalBytes: v)
             }
             dirtyRecords.insert(key)
         }

@@ -365,6 +365,8 @@ enum RecordKey: Hashable, Comparable {
     case standing(Address)
     case check(Hash256)
     case dispute(Hash256)
+    case agent(Address)
+    case callPayment(Hash256)
 
     var bytes: [UInt8] {
         switch self {
@@ -384,6 +386,8 @@ enum RecordKey: Hashable, Comparable {
         case let .standing(a): [UInt8(ascii: "R")] + a.bytes
         case let .check(h): [UInt8(ascii: "c")] + h.bytes
         case let .dispute(h): [UInt8(ascii: "D")] + h.bytes
+        case let .agent(a): [UInt8(ascii: "a")] + a.bytes
+        case let .callPayment(h): [UInt8(ascii: "p")] + h.bytes
         }
     }
 
@@ -417,6 +421,8 @@ enum RecordKey: Hashable, Comparable {
         case UInt8(ascii: "R"): self = .standing(try Address(bytes: rest))
         case UInt8(ascii: "c"): self = .check(try Hash256(bytes: rest))
         case UInt8(ascii: "D"): self = .dispute(try Hash256(bytes: rest))
+        case UInt8(ascii: "a"): self = .agent(try Address(bytes: rest))
+        case UInt8(ascii: "p"): self = .callPayment(try Hash256(bytes: rest))
         default: throw PlexusError(.malformed, "unknown record key tag \(tag)")
         }
     }

@@ -11,7 +11,7 @@ extension Transaction: Codable {
     enum BodyKeys: String, CodingKey {
         case to, amount, requestor, nodeKey, keyProof, endpoint, offers, card, key, receipts
         case content, proposal, weights, id, scheme, open, community, account, parent, candidates, summaryHash, model, requestId
-        case pass, share, evidence, bond, commitment, fraud, salt
+        case pass, share, evidence, bond, commitment, fraud, salt, agent, policy
     }
 
     public init(from decoder: any Decoder) throws {
@@ -79,6 +79,12 @@ extension Transaction: Codable {
         case .revealVote:
             body = .revealVote(requestId: try b.decode(Hash256.self, forKey: .requestId), fraud: try b.decode(Bool.self, forKey: .fraud),
                                salt: try b.decode(Hash256.self, forKey: .salt))
+        case .grantAgent:
+            body = .grantAgent(agent: try b.decode(Address.self, forKey: .agent), policy: try b.decode(AgentPolicy.self, forKey: .policy))
+        case .revokeAgent: body = .revokeAgent(agent: try b.decode(Address.self, forKey: .agent))
+        case .payForCall:
+            body = .payForCall(to: try b.decode(Address.self, forKey: .to), amount: try b.decode(Amount.self, forKey: .amount),
+                               requestId: try b.decode(Hash256.self, forKey: .requestId))
         }
         signature = try c.decode(Signature.self, forKey: .signature)
     }
@@ -144,6 +150,12 @@ extension Transaction: Codable {
             try b.encode(id, forKey: .requestId); try b.encode(commitment, forKey: .commitment)
         case let .revealVote(id, fraud, salt):
             try b.encode(id, forKey: .requestId); try b.encode(fraud, forKey: .fraud); try b.encode(salt, forKey: .salt)
+        case let .grantAgent(agent, policy):
+            try b.encode(agent, forKey: .agent); try b.encode(policy, forKey: .policy)
+        case let .revokeAgent(agent):
+            try b.encode(agent, forKey: .agent)
+        case let .payForCall(to, amount, requestId):
+            try b.encode(to, forKey: .to); try b.encode(amount, forKey: .amount); try b.encode(requestId, forKey: .requestId)
         }
         try c.encode(signature, forKey: .signature)
     }

@@ -85,6 +85,13 @@ public struct Transaction: Sendable, Hashable {
         case commitVote(requestId: Hash256, commitment: Hash256)
         /// A committee member opens its sealed vote.
         case revealVote(requestId: Hash256, fraud: Bool, salt: Hash256)
+        /// Lets `agent` spend the sender's escrow under `policy` (or changes the policy of the sender's agent).
+        case grantAgent(agent: Address, policy: AgentPolicy)
+        /// Ends the sender's grant to `agent` at once.
+        case revokeAgent(agent: Address)
+        /// Pays `to` for a call, tied to the settled request `requestId` that `to` made to serve
+        /// it (once per request); an agent pays from its payer's escrow, within its policy.
+        case payForCall(to: Address, amount: Amount, requestId: Hash256)
 
         /// The wire name of this kind.
         public var kind: Kind {
@@ -119,6 +126,9 @@ public struct Transaction: Sendable, Hashable {
             case .challenge: .challenge
             case .commitVote: .commitVote
             case .revealVote: .revealVote
+            case .grantAgent: .grantAgent
+            case .revokeAgent: .revokeAgent
+            case .payForCall: .payForCall
             }
         }
     }
@@ -160,6 +170,9 @@ public struct Transaction: Sendable, Hashable {
         /// `registerNode` and `updateNode` with shard offers (their layer spans follow the offers).
         case registerNodeLayered = 32
         case updateNodeLayered = 33
+        case grantAgent = 34
+        case revokeAgent = 35
+        case payForCall = 36
 
         /// The name used in JSON and on the command line.
         public var name: String {
@@ -183,6 +196,9 @@ public struct Transaction: Sendable, Hashable {
             case .deregisterVerifier: "deregister_verifier"
             case .commitVote: "commit_vote"
             case .revealVote: "reveal_vote"
+            case .grantAgent: "grant_agent"
+            case .revokeAgent: "revoke_agent"
+            case .payForCall: "pay_for_call"
             default: String(describing: self)
             }
         }
@@ -286,6 +302,12 @@ public struct Transaction: Sendable, Hashable {
             w.write(id); w.write(commitment)
         case let .revealVote(id, fraud, salt):
             w.write(id); w.write(fraud); w.write(salt)
+        case let .grantAgent(agent, policy):
+            w.write(agent); w.write(policy)
+        case let .revokeAgent(agent):
+            w.write(agent)
+        case let .payForCall(to, amount, requestId):
+            w.write(to); w.write(amount); w.write(requestId)
         }
     }
 
@@ -393,6 +415,9 @@ extension Transaction: CanonicalCodable {
         case .challenge: body = .challenge(requestId: try r.readHash(), share: try r.readUInt8(), bond: try r.readAmount())
         case .commitVote: body = .commitVote(requestId: try r.readHash(), commitment: try r.readHash())
         case .revealVote: body = .revealVote(requestId: try r.readHash(), fraud: try r.readBool(), salt: try r.readHash())
+        case .grantAgent: body = .grantAgent(agent: try r.readAddress(), policy: try AgentPolicy(from: &r))
+        case .revokeAgent: body = .revokeAgent(agent: try r.readAddress())
+        case .payForCall: body = .payForCall(to: try r.readAddress(), amount: try r.readAmount(), requestId: try r.readHash())
         }
         signature = try r.readSignature()
     }

@@ -101,9 +101,11 @@ extension LedgerState {
             let each = toCommittee / UInt64(majority.count)
             for m in majority { credit(m, Amount(units: each)) }
             credit(.treasury, Amount(units: slashed.units - toChallenger - each * UInt64(majority.count)))
-            var payer = account(s.requestor)
+            // Back to the escrow it came from (an agent's payer's).
+            let paying = payer(of: s.requestor)
+            var payer = account(paying)
             payer.escrow = Amount(units: payer.escrow.units &+ s.charge.units)
-            store(s.requestor, payer)
+            store(paying, payer)
             s.status = .refunded
             let until = height &+ params[.jailBlocks], now = height
             updateStanding(d.accused) { st in
