@@ -15,6 +15,10 @@ import Testing
             net.tx(0, nonce: 2, .unstake(amount: Amount(units: 9))),
             net.tx(0, nonce: 3, .deposit(requestor: b, amount: Amount(units: 10))),
             net.tx(0, nonce: 4, .withdraw(amount: Amount(units: 11))),
+            net.tx(0, nonce: 5, .grantAgent(agent: b, policy: AgentPolicy(budget: Amount(units: 1_000), periodBlocks: 10, maxPerRequest: Amount(units: 100),
+                                                                          models: ["m", "n"], expiresHeight: 99))),
+            net.tx(0, nonce: 6, .revokeAgent(agent: b)),
+            net.tx(0, nonce: 7, .payForCall(to: b, amount: Amount(units: 12), requestId: Hash256.of([7]))),
         ]
     }
 

@@ -4,7 +4,9 @@ import PlexusTestKit
 import Testing
 
 /// Random sequences of settlements, checks, verdicts (honest, lazy, false), challenges
-/// (true and false), votes (matching and not), stake moves and verifier registrations:
+/// (true and false), votes (matching and not), stake moves, verifier registrations, agents'
+/// grants and revocations, agents' settlements (refunded to their payers when fraud is upheld)
+/// and payments for calls:
 /// supply is conserved to the base unit after every step, a refused transaction changes
 /// nothing, and a ledger restarted from storage mid-way reaches the same state.
 @Suite struct TrustPropertyTests {
@@ -13,7 +15,14 @@ import Testing
     struct Vote { var fraud: Bool; var salt: Hash256 }
 
     @Test(arguments: [UInt64(11), 12, 13])
-    func randomTrustSequencesConserveSupply(seed: UInt64) throws {
+    func randomTrustSequencesConserveSupply(seed: UInt64) throws { try run(seed: seed, agents: false) }
+
+    /// The same with agents among the requestors (their requests refunded to their payers when
+    /// fraud is upheld), grants, revocations and payments for calls.
+    @Test(arguments: [UInt64(21), 22, 23])
+    func randomSequencesWithAgentsConserveSupply(seed: UInt64) throws { try run(seed: seed, agents: true) }
+
+    func run(seed: UInt64, agents: Bool) throws {
         let l = try base.network()
         var rng = SeededGenerator(seed: seed)
         var ids: [(id: String, nodes: [Int])] = []
@@ -36,7 +45,37 @@ import Testing
                 #expect(l.snapshot == before, "\(tx.body.kind.name) was refused but changed the state")
             }
         }
+        var agentRng = SeededGenerator(seed: seed &+ 1_000)
+        func pickA<T>(_ a: [T]) -> T { a[Int(agentRng.next() % UInt64(a.count))] }
+        /// One agent operation: a grant or revocation, an agent's request settled, a call paid.
+        func agentStep(_ step: Int) throws {
+            switch agentRng.next() % 3 {
+            case 0:
+                // Payers 5 and 6 grant (often a policy that is wrong somehow) or revoke; agents are 3 and 11.
+                let payer = pickA([5, 6, 5, 6, 11]), agent = pickA([3, 11])
+                if agentRng.next() % 4 == 0 { try attempt(payer, .revokeAgent(agent: l.address(agent))); return }
+                let budget = pickA([0, 30_000, 90_000, 400_000, UInt64.max])
+                let policy = AgentPolicy(budget: Amount(units: budget), periodBlocks: pickA([0, 5, 40]),
+                                         maxPerRequest: Amount(units: pickA([0, 45_000, 70_000, budget &+ 1])),
+                                         models: pickA([[], ["m"], ["other"], ["m", "m"]]), expiresHeight: pickA([0, 0, l.state.height + 20, 1]))
+                try attempt(payer, .grantAgent(agent: l.address(agent), policy: policy))
+            case 1:
+                // An agent's request (40,000 to 100,000 units), settled within its policy or refused.
+                let id = "g\(step)"
+                ids.append((id, [0]))
+                try attempt(4, .settle(receipts: [base.receipt(id, requestor: pickA([3, 11]), node: 0, output: 10 + agentRng.next() % 30,
+                                                               exact: agentRng.next() % 8 != 0)]))
+            default:
+                guard let (id, _) = ids.randomElement(using: &agentRng) else { return }
+                let rid = Hash256.of(Array(id.utf8))
+                let to = l.state.settlements[rid]?.requestor ?? l.address(pickA([5, 6]))
+                try attempt(pickA([3, 11, 7, 8]), .payForCall(to: agentRng.next() % 6 == 0 ? l.address(pickA([5, 6])) : to,
+                                                            amount: Amount(units: pickA([0, 1_000, 50_000, UInt64.max])), requestId: rid))
+            }
+        }
         for step in 0..<900 {
+            // The agents' part draws from a generator of its own, so the rest of the run keeps its sequence.
+            if agents, agentRng.next() % 3 == 0 { try agentStep(step) }
             switch rng.next() % 12 {
             case 0, 1:
                 let id = "r\(step)"
@@ -97,6 +136,12 @@ import Testing
         #expect(try l.state.circulatingTotal() == l.state.totalSupply)
         try restartMatches(l)
         #expect(accepted > 200 && refused > 100)
+        if agents {
+            // The agents' part reached each of its outcomes.
+            #expect(l.state.settlements.values.contains { l.state.agents[$0.requestor] != nil }, "no agent's request settled")
+            #expect(!l.state.callPayments.isEmpty, "no call was paid")
+            return
+        }
         let states = Set(l.state.checks.values.map(\.state.name))
         #expect(states.isSuperset(of: ["passed", "missed"]), "check states reached: \(states)")
         #expect(outcomes.isSuperset(of: ["upheld", "rejected"]), "dispute outcomes reached: \(outcomes); states \(states)")
