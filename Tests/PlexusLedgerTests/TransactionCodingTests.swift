@@ -19,6 +19,7 @@ import Testing
                                                                           models: ["m", "n"], expiresHeight: 99))),
             net.tx(0, nonce: 6, .revokeAgent(agent: b)),
             net.tx(0, nonce: 7, .payForCall(to: b, amount: Amount(units: 12), requestId: Hash256.of([7]))),
+            net.tx(0, nonce: 8, .settleQuoted(receipts: [], quotes: [SpotQuote(requestId: Hash256.of([8]), premium: 1_000_000, height: 12)])),
         ]
     }
 

@@ -15,6 +15,7 @@ extension LedgerState {
         height = newHeight
         timeMillis = newTime
         var events = try finalizeSettlements(at: newHeight)
+        events += spotBlock()
         events += try trustBlock(parentHash: parentHash)
         events += governanceBlock(parentHash: parentHash)
         guard let due = releases.removeValue(forKey: newHeight) else { return events }
@@ -147,7 +148,7 @@ extension LedgerState {
             sender.escrowUnlocking.append(PendingRelease(amount: amount, releaseHeight: release))
             events.append(.escrowWithdrawRequested(requestor: tx.from, amount: amount, releaseHeight: release))
 
-        case .registerNode, .updateNode, .deregisterNode, .registerModel, .registerGateway, .settle:
+        case .registerNode, .updateNode, .deregisterNode, .registerModel, .registerGateway, .settle, .settleQuoted:
             plan = try planRegistry(tx, sender: sender)
 
         case .propose, .vote, .delegate, .queue, .execute, .cancel, .createCommunity, .joinCommunity, .leaveCommunity,
@@ -176,6 +177,7 @@ extension LedgerState {
         write(plan.records)
         events += plan.events
         if case let .settle(receipts) = tx.body { events += settle(receipts, gateway: tx.from) }
+        if case let .settleQuoted(receipts, quotes) = tx.body { events += settle(receipts, gateway: tx.from, quotes: quotes) }
         if sender.staked.units != stakeBefore { stakeChanged(tx.from, from: stakeBefore, to: sender.staked.units) }
         if let governance { events += applyGovernance(governance, from: tx.from) }
         if let trust { events += applyTrust(trust, from: tx.from) }

@@ -116,7 +116,10 @@ extension LedgerState {
             }
             let record = GatewayRecord(key: key, owner: tx.from, registeredHeight: height)
             return ([.gateway(key): .gateway(record)], [.gatewayRegistered(key: key, owner: tx.from)])
-        case .settle:
+        case .settle, .settleQuoted:
+            if case let .settleQuoted(_, quotes) = tx.body, Set(quotes.map(\.requestId)).count != quotes.count {
+                throw PlexusError(.malformed, "a request is quoted twice")
+            }
             guard gateways[tx.from] != nil else {
                 throw PlexusError(.badSignature, "\(tx.from.short) is not a registered gateway key")
             }
@@ -147,7 +150,8 @@ extension LedgerState {
     /// Settles each request in `receipts` (consecutive receipts with the same
     /// request id are one request's shares) on its own: a request that fails
     /// a check is refused with a reason and moves nothing.
-    mutating func settle(_ receipts: [Receipt], gateway: Address) -> [Event] {
+    mutating func settle(_ receipts: [Receipt], gateway: Address, quotes: [SpotQuote] = []) -> [Event] {
+        let quoted = Dictionary(quotes.map { ($0.requestId, $0) }, uniquingKeysWith: { a, _ in a })
         // Every signature of the batch checked together (node and gateway keys are few and
         // prepared once); batched answers equal single verification's, signature by signature.
         var items: [(signature: [UInt8], publicKey: [UInt8], message: [UInt8])] = []
@@ -167,7 +171,7 @@ extension LedgerState {
             i = j
             let id = parts[0].requestId
             do {
-                events.append(try settleOne(parts, signed: signed, gateway: gateway))
+                events.append(try settleOne(parts, signed: signed, gateway: gateway, quote: quoted[id]))
             } catch let e as PlexusError {
                 events.append(.settlementRejected(requestId: id, reason: "\(e.code.rawValue): \(e.message)"))
             } catch {
@@ -178,7 +182,7 @@ extension LedgerState {
     }
 
     /// `signed[2k]` and `signed[2k + 1]`: whether part k's node signature and gateway countersignature verify.
-    private mutating func settleOne(_ parts: [Receipt], signed: [Bool], gateway: Address) throws -> Event {
+    private mutating func settleOne(_ parts: [Receipt], signed: [Bool], gateway: Address, quote: SpotQuote?) throws -> Event {
         let id = parts[0].requestId, requestor = parts[0].requestor
         guard settlements[id] == nil else { throw PlexusError(.invalidState, "request \(id.hex.prefix(16)) is already settled") }
         guard parts.count <= Registry.maxParts else { throw PlexusError(.tooLarge, "more than \(Registry.maxParts) shares") }
@@ -230,6 +234,16 @@ extension LedgerState {
         }
         guard let modelId, let card = models[modelId] else { throw PlexusError(.malformed, "no shares") }
         guard !charge.isZero else { throw PlexusError(.zeroAmount, "the request cost nothing") }
+        // The spot premium locked at admission, on the tokens the sampling shares read and wrote; to the treasury.
+        let premiumRate = try spotPremium(modelId, quote: quote)
+        var premium = Amount.zero, tokens: UInt64 = 0
+        for r in sampling {
+            premium = try premium.adding(try Pricing.cost(inputTokens: r.inputTokens, outputTokens: r.outputTokens,
+                                                          priceIn: Amount(units: premiumRate), priceOut: Amount(units: premiumRate)))
+            tokens = tokens &+ r.inputTokens &+ r.outputTokens
+        }
+        charge = try charge.adding(premium)
+        fee = try fee.adding(premium)
         if !royalty.isZero { payouts.append(Payout(account: card.creator, amount: royalty)) }
         // An agent's request is paid from its payer's escrow, within its policy, or not at all.
         var grant = agents[requestor]
@@ -249,6 +263,11 @@ extension LedgerState {
         if let grant {
             agents[requestor] = grant
             dirtyRecords.insert(.agent(requestor))
+        }
+        noteSpotTokens(modelId, tokens)
+        if !premium.isZero, let quote {
+            spotCharges[id] = SpotCharge(premium: premiumRate, quoteHeight: quote.height, amount: premium)
+            dirtyRecords.insert(.spotCharge(id))
         }
         settlements[id] = Settlement(requestId: id, requestor: requestor, gateway: gateway, model: modelId, charge: charge,
                                      payouts: payouts, fee: fee, nodes: parts.map(\.node), outputTokens: parts.map(\.outputTokens),

@@ -56,6 +56,9 @@ public struct LedgerState: Sendable {
     public internal(set) var agents: [Address: AgentGrant] = [:]
     /// Payments for calls, by the request id they are tied to.
     public internal(set) var callPayments: [Hash256: CallPayment] = [:]
+    /// Spot markets, by model (`LedgerState+Spot`), and the premium each settled request paid.
+    public internal(set) var spot: [String: SpotMarket] = [:]
+    public internal(set) var spotCharges: [Hash256: SpotCharge] = [:]
     /// Checks waiting for their draw, by the height that draws them. Derived.
     var checkDraws: [UInt64: Set<Hash256>] = [:]
     /// Assigned checks by the height at which their verdict is late. Derived.
@@ -212,6 +215,8 @@ public struct LedgerState: Sendable {
         case let .dispute(id): disputes[id]?.canonicalBytes
         case let .agent(a): agents[a]?.canonicalBytes
         case let .callPayment(id): callPayments[id]?.canonicalBytes
+        case let .spot(id): spot[id]?.canonicalBytes
+        case let .spotCharge(id): spotCharges[id]?.canonicalBytes
         }
     }
 
@@ -255,6 +260,8 @@ public struct LedgerState: Sendable {
                 indexDispute(d)
             case let .agent(a): agents[a] = try AgentGrant(canonicalBytes: v)
             case let .callPayment(id): callPayments[id] = try CallPayment(canonicalBytes: v)
+            case let .spot(id): spot[id] = try SpotMarket(canonicalBytes: v)
+            case let .spotCharge(id): spotCharges[id] = try SpotCharge(canonicalBytes: v)
             }
             dirtyRecords.insert(key)
         }

@@ -48,12 +48,21 @@ public struct Params: Sendable, Hashable, CanonicalCodable {
         case minNodeStake
         case minVerifierStake
         case modelListing
+        case premiumBandBps
+        case premiumMax
+        case premiumMaxChangeBps
+        case premiumPeriodMillis
+        case premiumStep
+        case premiumTargetBps
+        case premiumWindowMillis
         case proposalThreshold
         case protocolFeeBps
         case quorumBps
+        case quoteValidityBlocks
         case reputationHalfLifeBlocks
         case reputationPerSettlement
         case slashBps
+        case slotTokensPerSecond
         case sortitionDelayBlocks
         case timelockBlocks
         case unbondingBlocks
@@ -119,18 +128,36 @@ public struct Params: Sendable, Hashable, CanonicalCodable {
                   summary: "least stake, in base units, a verifier must hold (the same stake may secure a node too)"),
         ParamSpec(name: "modelListing", min: 0, max: 1, defaultValue: 0,
                   summary: "1: nodes may offer only models listed by governance"),
+        ParamSpec(name: "premiumBandBps", min: 0, max: 5_000, defaultValue: 1_000,
+                  summary: "spot price: the dead band around the target utilization within which a model's congestion premium stays put, in basis points"),
+        ParamSpec(name: "premiumMax", min: 0, max: 1_000 * Amount.unitsPerPLX, defaultValue: 100 * Amount.unitsPerPLX,
+                  summary: "spot price: the highest congestion premium, in base units per million tokens"),
+        ParamSpec(name: "premiumMaxChangeBps", min: 1, max: 5_000, defaultValue: 1_250,
+                  summary: "spot price: the most a premium changes in one update, as a share of itself, in basis points (EIP-1559: 1250)"),
+        ParamSpec(name: "premiumPeriodMillis", min: 100, max: 3_600_000, defaultValue: 1_000,
+                  summary: "spot price: block time between premium updates (a block after a quiet spell applies the updates it missed, at most 64)"),
+        ParamSpec(name: "premiumStep", min: 1, max: Amount.unitsPerPLX, defaultValue: Amount.unitsPerPLX / 1_000,
+                  summary: "spot price: the smallest change of a premium (its first step up from zero), in base units per million tokens"),
+        ParamSpec(name: "premiumTargetBps", min: 100, max: 10_000, defaultValue: 5_000,
+                  summary: "spot price: the utilization (tokens settled against the capacity offered) the premium steers toward, in basis points"),
+        ParamSpec(name: "premiumWindowMillis", min: 1_000, max: 86_400_000, defaultValue: 60_000,
+                  summary: "spot price: the block time over which utilization is measured"),
         ParamSpec(name: "proposalThreshold", min: 0, max: 1_000_000_000 * Amount.unitsPerPLX, defaultValue: 0,
                   summary: "least voting power (at the previous block) needed to make a proposal"),
         ParamSpec(name: "protocolFeeBps", min: 0, max: 2_000, defaultValue: 500,
                   summary: "share of every settled charge paid to the treasury, in basis points"),
         ParamSpec(name: "quorumBps", min: 0, max: 10_000, defaultValue: 400,
                   summary: "quorum: share of the total voting power at the snapshot that must vote For or Abstain, in basis points"),
+        ParamSpec(name: "quoteValidityBlocks", min: 1, max: 10_000_000, defaultValue: 10_000,
+                  summary: "spot price: blocks a quoted premium stays valid for settlement (the premium history kept)"),
         ParamSpec(name: "reputationHalfLifeBlocks", min: 1, max: 100_000_000, defaultValue: 10_000,
                   summary: "blocks over which a node's or verifier's standing halves its distance to neutral"),
         ParamSpec(name: "reputationPerSettlement", min: 0, max: 1_000_000, defaultValue: 1,
                   summary: "reputation points a node's operator earns per request paid out"),
         ParamSpec(name: "slashBps", min: 0, max: 10_000, defaultValue: 1_000,
                   summary: "share of a node's stake (bonded and unbonding) slashed when fraud is upheld, in basis points"),
+        ParamSpec(name: "slotTokensPerSecond", min: 1, max: 1_000_000, defaultValue: 20,
+                  summary: "spot price: tokens a second one offered slot (an offer's concurrency) counts for in the capacity offered"),
         ParamSpec(name: "sortitionDelayBlocks", min: 1, max: 1_000, defaultValue: 2,
                   summary: "blocks between announcing a draw by lot and drawing it from the then-latest block hash"),
         ParamSpec(name: "timelockBlocks", min: 0, max: 1_000_000, defaultValue: 2,

@@ -367,6 +367,8 @@ enum RecordKey: Hashable, Comparable {
     case dispute(Hash256)
     case agent(Address)
     case callPayment(Hash256)
+    case spot(String)
+    case spotCharge(Hash256)
 
     var bytes: [UInt8] {
         switch self {
@@ -388,6 +390,8 @@ enum RecordKey: Hashable, Comparable {
         case let .dispute(h): [UInt8(ascii: "D")] + h.bytes
         case let .agent(a): [UInt8(ascii: "a")] + a.bytes
         case let .callPayment(h): [UInt8(ascii: "p")] + h.bytes
+        case let .spot(id): [UInt8(ascii: "S")] + Array(id.utf8)
+        case let .spotCharge(h): [UInt8(ascii: "q")] + h.bytes
         }
     }
 
@@ -423,6 +427,8 @@ enum RecordKey: Hashable, Comparable {
         case UInt8(ascii: "D"): self = .dispute(try Hash256(bytes: rest))
         case UInt8(ascii: "a"): self = .agent(try Address(bytes: rest))
         case UInt8(ascii: "p"): self = .callPayment(try Hash256(bytes: rest))
+        case UInt8(ascii: "S"): self = .spot(try text(rest))
+        case UInt8(ascii: "q"): self = .spotCharge(try Hash256(bytes: rest))
         default: throw PlexusError(.malformed, "unknown record key tag \(tag)")
         }
     }

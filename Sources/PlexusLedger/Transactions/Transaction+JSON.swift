@@ -11,7 +11,7 @@ extension Transaction: Codable {
     enum BodyKeys: String, CodingKey {
         case to, amount, requestor, nodeKey, keyProof, endpoint, offers, card, key, receipts
         case content, proposal, weights, id, scheme, open, community, account, parent, candidates, summaryHash, model, requestId
-        case pass, share, evidence, bond, commitment, fraud, salt, agent, policy
+        case pass, share, evidence, bond, commitment, fraud, salt, agent, policy, quotes
     }
 
     public init(from decoder: any Decoder) throws {
@@ -82,6 +82,8 @@ extension Transaction: Codable {
         case .grantAgent:
             body = .grantAgent(agent: try b.decode(Address.self, forKey: .agent), policy: try b.decode(AgentPolicy.self, forKey: .policy))
         case .revokeAgent: body = .revokeAgent(agent: try b.decode(Address.self, forKey: .agent))
+        case .settleQuoted:
+            body = .settleQuoted(receipts: try b.decode([Receipt].self, forKey: .receipts), quotes: try b.decode([SpotQuote].self, forKey: .quotes))
         case .payForCall:
             body = .payForCall(to: try b.decode(Address.self, forKey: .to), amount: try b.decode(Amount.self, forKey: .amount),
                                requestId: try b.decode(Hash256.self, forKey: .requestId))
@@ -154,6 +156,8 @@ extension Transaction: Codable {
             try b.encode(agent, forKey: .agent); try b.encode(policy, forKey: .policy)
         case let .revokeAgent(agent):
             try b.encode(agent, forKey: .agent)
+        case let .settleQuoted(receipts, quotes):
+            try b.encode(receipts, forKey: .receipts); try b.encode(quotes, forKey: .quotes)
         case let .payForCall(to, amount, requestId):
             try b.encode(to, forKey: .to); try b.encode(amount, forKey: .amount); try b.encode(requestId, forKey: .requestId)
         }

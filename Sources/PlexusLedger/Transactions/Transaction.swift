@@ -92,6 +92,8 @@ public struct Transaction: Sendable, Hashable {
         /// Pays `to` for a call, tied to the settled request `requestId` that `to` made to serve
         /// it (once per request); an agent pays from its payer's escrow, within its policy.
         case payForCall(to: Address, amount: Amount, requestId: Hash256)
+        /// Settles receipts like `settle`, with the spot premium each request's gateway locked at admission.
+        case settleQuoted(receipts: [Receipt], quotes: [SpotQuote])
 
         /// The wire name of this kind.
         public var kind: Kind {
@@ -129,6 +131,7 @@ public struct Transaction: Sendable, Hashable {
             case .grantAgent: .grantAgent
             case .revokeAgent: .revokeAgent
             case .payForCall: .payForCall
+            case .settleQuoted: .settleQuoted
             }
         }
     }
@@ -173,6 +176,7 @@ public struct Transaction: Sendable, Hashable {
         case grantAgent = 34
         case revokeAgent = 35
         case payForCall = 36
+        case settleQuoted = 37
 
         /// The name used in JSON and on the command line.
         public var name: String {
@@ -199,6 +203,7 @@ public struct Transaction: Sendable, Hashable {
             case .grantAgent: "grant_agent"
             case .revokeAgent: "revoke_agent"
             case .payForCall: "pay_for_call"
+            case .settleQuoted: "settle_quoted"
             default: String(describing: self)
             }
         }
@@ -308,6 +313,8 @@ public struct Transaction: Sendable, Hashable {
             w.write(agent)
         case let .payForCall(to, amount, requestId):
             w.write(to); w.write(amount); w.write(requestId)
+        case let .settleQuoted(receipts, quotes):
+            w.write(array: receipts.map(VersionedReceipt.init)); w.write(array: quotes)
         }
     }
 
@@ -418,6 +425,9 @@ extension Transaction: CanonicalCodable {
         case .grantAgent: body = .grantAgent(agent: try r.readAddress(), policy: try AgentPolicy(from: &r))
         case .revokeAgent: body = .revokeAgent(agent: try r.readAddress())
         case .payForCall: body = .payForCall(to: try r.readAddress(), amount: try r.readAmount(), requestId: try r.readHash())
+        case .settleQuoted:
+            body = .settleQuoted(receipts: try r.readArray(of: VersionedReceipt.self, limit: 4096).map(\.receipt),
+                                 quotes: try r.readArray(of: SpotQuote.self, limit: 4096))
         }
         signature = try r.readSignature()
     }
