@@ -320,7 +320,7 @@ struct SoakBench: AsyncParsableCommand {
             for tx in block.transactions {
                 let hash = tx.hash
                 if wanted.contains(hash) { txCount[hash, default: 0] += 1 }
-                if case let .settle(receipts) = tx.body {
+                if let receipts = tx.body.settledReceipts {
                     for r in receipts { receiptCount["\(r.requestId.hex)/\(r.node.text)", default: 0] += 1 }
                 }
             }

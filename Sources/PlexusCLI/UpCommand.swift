@@ -47,6 +47,8 @@ final class LocalNetwork: @unchecked Sendable {
     var etcd: EtcdCluster?
     /// The requestor's API key without the gateway's per-key limits (benchmarks and soaks drive more than a person's share).
     let unlimitedKey: Bool
+    /// Genesis parameters beyond the local network's own (`plexus up --param NAME=V`).
+    var params: [String: UInt64] = [:]
 
     init(dir: String, store: String?, backend: String = "engine", nodes: Int = 3, nodeArgs: [String] = ["--threads", "1"], verifier: Bool = true,
          shards: Int = 0, shardReplicas: Int = 1, replicas: Int = 1, unlimitedKey: Bool? = nil) {
@@ -187,7 +189,8 @@ final class LocalNetwork: @unchecked Sendable {
             // live (blocks come at least every 500 ms).
             params: ["challengeWindowBlocks": 10, "escrowWithdrawDelayBlocks": 10, "unbondingBlocks": 20,
                      "verdictDeadlineBlocks": 5, "disputeCommitBlocks": 3, "disputeRevealBlocks": 3,
-                     "votingDelayBlocks": 1, "votingPeriodBlocks": 30, "timelockBlocks": 2, "lateQuorumExtensionBlocks": 2],
+                     "votingDelayBlocks": 1, "votingPeriodBlocks": 30, "timelockBlocks": 2, "lateQuorumExtensionBlocks": 2]
+                .merging(params) { $1 },
             accounts: [.init(address: requestor.address, balance: try .plx(1_000)),
                        .init(address: creator.address, balance: try .plx(10)),
                        .init(address: gatewayOwner.address, balance: try .plx(10)),
@@ -325,6 +328,7 @@ struct UpCommand: AsyncParsableCommand {
     @Option(name: .long, help: "With --shards: nodes serving each span (1-3), so that a failed shard can be replaced.") var shardReplicas: Int = 1
     @Flag(name: .long, help: "With --shards: also start the three whole-model nodes.") var fullNodes = false
     @Option(name: .long, help: "Run the ledger as this many replicas ordered through an etcd cluster of as many members (2-5; needs the etcd binary).") var replicas: Int = 1
+    @Option(name: .long, help: "A genesis parameter NAME=VALUE (repeat; `plexus ledger params` lists them), e.g. slotTokensPerSecond=1.") var param: [String] = []
 
     func validate() throws {
         guard ["engine", "echo"].contains(backend) else { throw ValidationError("--backend is engine or echo") }
@@ -335,6 +339,7 @@ struct UpCommand: AsyncParsableCommand {
         guard (1...3).contains(shardReplicas) else { throw ValidationError("--shard-replicas must be 1...3") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         guard (1...5).contains(replicas) else { throw ValidationError("--replicas must be 1...5") }
+        _ = try Self.parseParams(param)
         if replicas > 1, EtcdCluster.binary() == nil {
             throw ValidationError("--replicas needs the etcd binary (Debian: apt-get install etcd-server), or PLEXUS_ETCD=PATH")
         }
@@ -342,12 +347,25 @@ struct UpCommand: AsyncParsableCommand {
 
     static var defaultDir: String { PlexusHome.path + "/up" }
 
+    /// NAME=VALUE pairs, each a known parameter within its bounds.
+    static func parseParams(_ pairs: [String]) throws -> [String: UInt64] {
+        var out: [String: UInt64] = [:]
+        for p in pairs {
+            let kv = p.split(separator: "=", maxSplits: 1).map(String.init)
+            guard kv.count == 2, let v = UInt64(kv[1]) else { throw ValidationError("--param takes NAME=VALUE, e.g. slotTokensPerSecond=1") }
+            do { try Params.check(kv[0], v) } catch let e as PlexusError { throw ValidationError(e.message) }
+            out[kv[0]] = v
+        }
+        return out
+    }
+
     func run() async throws {
         // Signals are taken from the start: one that comes while the network starts stops it
         // once it has started (before, SIGTERM in that window killed `up` outright).
         StopSignals.install()
-        let net = LocalNetwork(dir: dir ?? Self.defaultDir, store: store, backend: backend, nodes: shards == nil || fullNodes ? 3 : 0,
+        var net = LocalNetwork(dir: dir ?? Self.defaultDir, store: store, backend: backend, nodes: shards == nil || fullNodes ? 3 : 0,
                                shards: shards ?? 0, shardReplicas: shardReplicas, replicas: replicas)
+        net.params = try Self.parseParams(param)
         let info: LocalNetwork.Info
         do {
             // Flushed line by line, so that progress shows up at once in a log file or pipe too.

@@ -101,8 +101,12 @@ struct Execution {
     private var finish = "stop"
     private var promptTokens = 0
 
+    /// The spot premium locked at admission: the charge includes it, and so does the record.
+    let quote: SpotQuote?
+
     init(base: GenerateRequest, requestId: Hash256, requestor: Address, gateway: Address, candidates: [Candidate],
-         attemptLimit: Int, startMillis: UInt64, timeoutMillis: UInt64) {
+         attemptLimit: Int, startMillis: UInt64, timeoutMillis: UInt64, quote: SpotQuote? = nil) {
+        self.quote = quote
         self.base = base
         self.baseBody = base.json
         self.requestId = requestId
@@ -148,7 +152,8 @@ struct Execution {
                 r.gatewaySignature = .empty
                 return r
             }
-            guard let charge = try? all.reduce(Amount.zero, { try $0.adding(try $1.cost()) }) else {
+            guard let asks = try? all.reduce(Amount.zero, { try $0.adding(try $1.cost()) }),
+                  let charge = try? asks.adding(try SpotPrice.premiumCost(all, premium: quote?.premium ?? 0).amount) else {
                 phase = .done
                 return [.endAttempt(c.node.nodeKey, .abandoned),
                         .fail(OpenAIError(500, "api_error", "internal_error", "The request's charge overflows."))]
@@ -158,7 +163,7 @@ struct Execution {
             phase = .recording
             return [.record(RequestRecord(requestId: requestId, requestor: requestor, model: base.model, nodes: nodes + [c.node.nodeKey],
                                           outputTokens: shares + [UInt64(tokens.count - before)], receipts: all, charge: charge,
-                                          state: "unsettled", reason: nil, createdMillis: 0,
+                                          state: "unsettled", reason: nil, createdMillis: 0, quote: quote,
                                           transcript: RecordedTranscript(request: baseBody, outputTokens: tokens, finish: finish)))]
         case let (.recording, .recorded(record)):
             guard let c = current else { return [] }

@@ -55,6 +55,8 @@ public final class Gateway: Sendable {
     let limiter: RateLimiter<Hash256>
     /// Agents' grants as last read, with when (a second's staleness at most).
     let agentCache = Mutex<[Address: (AgentView?, UInt64)]>([:])
+    /// Models' spot premiums as last read (premium, height), with when.
+    let spotCache = Mutex<[String: ((premium: UInt64, height: UInt64), UInt64)]>([:])
     let logger: Logger
     let chainId: String
     /// Request ids: SHA-256 of a secret drawn at start, a counter and the gateway key
@@ -136,6 +138,20 @@ public final class Gateway: Sendable {
         return view
     }
 
+    /// `model`'s spot premium (base units per million tokens) and the height it was read at,
+    /// from the ledger at most a second ago: what a request admitted now is quoted.
+    func spotPremium(_ model: String) async throws -> (premium: UInt64, height: UInt64) {
+        let now = SystemClock().nowMillis()
+        if let (q, at) = spotCache.withLock({ $0[model] }), now < at + 1_000 { return q }
+        guard let view = try await ledger.marketPrices(model: model).first else { return (0, 0) }
+        let q = (view.premium, view.height)
+        spotCache.withLock { cache in
+            if cache.count > 1_024 { cache.removeAll() }
+            cache[model] = (q, now)
+        }
+        return q
+    }
+
     /// The answer to a request an agent's policy refuses.
     static func agentError(_ e: PlexusError) -> OpenAIError {
         switch e.code {
@@ -167,6 +183,12 @@ public final class Gateway: Sendable {
             try? await directory.refresh()
             candidates = directory.candidates(model: req.model, policy: admitted.policy, now: now)
         }
+        // The spot premium, locked now: the price each candidate would charge is its ask plus it,
+        // and `max_price` caps that.
+        let spot = try await spotPremium(req.model)
+        if let maxPrice = admitted.policy.maxPrice, spot.premium > 0 {
+            candidates = candidates.filter { Routing.price($0.offer) + 2 * Double(spot.premium) / Double(Amount.unitsPerPLX) <= maxPrice }
+        }
         guard !candidates.isEmpty else {
             // Where shards serve the model, say which layers are missing.
             let coverage = directory.coverage(model: req.model)
@@ -179,7 +201,7 @@ public final class Gateway: Sendable {
                               "Redundancy \(k) needs \(k) node operators that can serve '\(req.model)' under this policy; fewer can now.", retryAfter: 1)
         }
         let (reserve, overflow) = try Reservation.worstCase(candidates, inputBound: admitted.inputBound, maxTokens: admitted.generate.maxTokens,
-                                                            attempts: config.attemptLimit).multipliedReportingOverflow(by: UInt64(k))
+                                                            attempts: config.attemptLimit, premium: spot.premium).multipliedReportingOverflow(by: UInt64(k))
         guard !overflow else { throw OpenAIError(400, "invalid_request_error", "invalid_value", "The request's worst-case cost overflows.") }
         // An agent's request: its policy first (as the ledger will judge its settlement), then its
         // payer's escrow and its own budget for the period.
@@ -205,11 +227,16 @@ public final class Gateway: Sendable {
         defer { escrow.release(paying, reserve, charge: charge, agent: agent?.grant.agent) }
         // The copies run beside the answer the client sees; each is recorded, settled and paid on its own.
         let copies = plan.copies.enumerated().map { j, c in
-            Task { try? await self.execute(admitted, candidates: [c], requestor: requestor, requestId: Redundancy.copyId(requestId, j + 1)) { _ in } }
+            let copyId = Redundancy.copyId(requestId, j + 1)
+            return Task {
+                try? await self.execute(admitted, candidates: [c], requestor: requestor, requestId: copyId,
+                                        quote: SpotQuote(requestId: copyId, premium: spot.premium, height: spot.height)) { _ in }
+            }
         }
         var outcome: Execution.Outcome
         do {
-            outcome = try await execute(admitted, candidates: plan.main, requestor: requestor, requestId: requestId, emit: emit)
+            outcome = try await execute(admitted, candidates: plan.main, requestor: requestor, requestId: requestId,
+                                        quote: SpotQuote(requestId: requestId, premium: spot.premium, height: spot.height), emit: emit)
         } catch {
             for c in copies { c.cancel() }
             for c in copies { charge &+= await c.value?.record.charge.units ?? 0 }
@@ -261,12 +288,12 @@ public final class Gateway: Sendable {
     }
 
     /// Performs an `Execution`'s directives until it finishes or fails.
-    private func execute(_ admitted: AdmittedRequest, candidates: [Candidate], requestor: Address, requestId: Hash256,
+    private func execute(_ admitted: AdmittedRequest, candidates: [Candidate], requestor: Address, requestId: Hash256, quote: SpotQuote,
                          emit: @escaping @Sendable (Emitted) async throws -> Void) async throws -> Execution.Outcome {
         let timeout = UInt64(admitted.policy.timeoutMs ?? 120_000)
         var machine = Execution(base: admitted.generate, requestId: requestId, requestor: requestor, gateway: config.key.address,
                                 candidates: candidates, attemptLimit: config.attemptLimit, startMillis: SystemClock().nowMillis(),
-                                timeoutMillis: timeout)
+                                timeoutMillis: timeout, quote: quote)
         var pending = machine.start()[...]
         // The node in flight and when its attempt began and sent its first piece.
         var inFlight: (node: Address, started: UInt64, firstAt: UInt64?)?

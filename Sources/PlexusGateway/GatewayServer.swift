@@ -46,8 +46,17 @@ public struct GatewayServer: Sendable {
                 return Self.error(OpenAIError(500, "api_error", "internal_error", "\(error)"))
             }
             let served = g.directory.servedModels()
-            let data: [[String: Any]] = g.directory.allModels().filter { served.contains($0.id) }.map {
-                ["id": $0.id, "object": "model", "created": 0, "owned_by": $0.creator.text, "context_length": Int($0.contextLength)]
+            var data: [[String: Any]] = []
+            for card in g.directory.allModels() where served.contains(card.id) {
+                var entry: [String: Any] = ["id": card.id, "object": "model", "created": 0, "owned_by": card.creator.text, "context_length": Int(card.contextLength)]
+                // What a request pays now: a node's ask plus the model's spot premium, in base units per million tokens.
+                let offers = g.directory.offers(card.id)
+                if let premium = try? await g.spotPremium(card.id).premium, !offers.isEmpty {
+                    func range(_ f: (Offer) -> UInt64) -> [String] { [String(offers.map(f).min()! &+ premium), String(offers.map(f).max()! &+ premium)] }
+                    entry["pricing"] = ["unit": "base units per million tokens", "premium": String(premium),
+                                        "input": range { $0.priceIn.units }, "output": range { $0.priceOut.units }]
+                }
+                data.append(entry)
             }
             return Self.response(OpenAIShapes.data(["object": "list", "data": data]))
         case (.GET, _) where request.path.hasPrefix("/v1/receipts/") && request.path.hasSuffix("/transcript"):

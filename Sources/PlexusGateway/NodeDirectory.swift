@@ -75,6 +75,8 @@ final class NodeDirectory: @unchecked Sendable {
     func allModels() -> [ModelCard] { lock.withLock { models.values.sorted { $0.id < $1.id } } }
     /// How the model's layers are served (whole-model nodes, shard spans, gaps).
     func coverage(model: String) -> ShardCoverage { lock.withLock { ShardCoverage.of(model, nodes: nodes) } }
+    /// The whole-model offers of `model` by nodes that may get traffic.
+    func offers(_ model: String) -> [Offer] { lock.withLock { nodes.flatMap { $0.offers.filter { $0.model == model && $0.layers == nil } } } }
     func servedModels() -> Set<String> { lock.withLock { Set(nodes.flatMap { $0.offers.map(\.model) }) } }
 
     /// Nodes that may serve `model` under `policy`, best first (see `Routing.plan`).

@@ -20,12 +20,14 @@ public struct RequestRecord: Codable, Sendable {
     public var state: String
     public var reason: String?
     public var createdMillis: UInt64
+    /// The spot premium locked when the request was admitted (settled with it).
+    public var quote: SpotQuote?
     /// What re-executes the request, kept until its settlement is final and handed only
     /// to the requestor (and assigned verifiers): never in the record's JSON view.
     public var transcript: RecordedTranscript?
 
     enum CodingKeys: String, CodingKey {
-        case requestId, requestor, model, nodes, outputTokens, receipts, charge, state, reason, createdMillis
+        case requestId, requestor, model, nodes, outputTokens, receipts, charge, state, reason, createdMillis, quote
     }
 }
 
@@ -52,7 +54,7 @@ extension RequestRecord {
 
 extension RequestRecord: CanonicalCodable {
     public func encode(to w: inout CanonicalWriter) {
-        w.write(UInt8(2))  // format version (1: without the transcript, receipts of format 1 only)
+        w.write(UInt8(3))  // format version (1: without the transcript, receipts of format 1 only; 2: without the quote)
         w.write(requestId); w.write(requestor); w.write(model)
         w.write(UInt32(nodes.count))
         for (n, t) in zip(nodes, outputTokens) { w.write(n); w.write(t) }
@@ -66,11 +68,12 @@ extension RequestRecord: CanonicalCodable {
             for token in t.outputTokens { w.write(UInt32(bitPattern: token)) }
             w.write(t.finish)
         }
+        w.write(optional: quote)
     }
 
     public init(from r: inout CanonicalReader) throws {
         let version = try r.readUInt8()
-        guard version == 1 || version == 2 else { throw PlexusError(.malformed, "unknown request record format") }
+        guard (1...3).contains(version) else { throw PlexusError(.malformed, "unknown request record format") }
         requestId = try r.readHash()
         requestor = try r.readAddress()
         model = try r.readString(limit: Registry.maxName)
@@ -88,7 +91,7 @@ extension RequestRecord: CanonicalCodable {
         reason = why.isEmpty ? nil : why
         createdMillis = try r.readUInt64()
         transcript = nil
-        if version == 2, try r.readBool() {
+        if version >= 2, try r.readBool() {
             let request = try r.readLengthPrefixed(limit: RecordedTranscript.maxRequestBytes)
             let n = Int(try r.readUInt32())
             guard n <= RecordedTranscript.maxTokens else { throw PlexusError(.tooLarge, "a transcript holds at most \(RecordedTranscript.maxTokens) tokens") }
@@ -97,6 +100,7 @@ extension RequestRecord: CanonicalCodable {
             for _ in 0..<n { tokens.append(TokenID(bitPattern: try r.readUInt32())) }
             transcript = RecordedTranscript(request: request, outputTokens: tokens, finish: try r.readString(limit: 32))
         }
+        quote = version >= 3 ? try r.readOptional(SpotQuote.self) : nil
     }
 
     /// Stored form: canonical bytes (older stores hold JSON, still readable).

@@ -7,11 +7,11 @@ import PlexusLedger
 enum Reservation {
     /// The highest worst-case cost over the first `attempts` candidates: a failover
     /// re-reads the prompt and the output so far, so the input may count twice over.
-    static func worstCase(_ candidates: [Candidate], inputBound: Int, maxTokens: Int, attempts: Int) throws -> UInt64 {
+    static func worstCase(_ candidates: [Candidate], inputBound: Int, maxTokens: Int, attempts: Int, premium: UInt64 = 0) throws -> UInt64 {
         var reserve: UInt64 = 0
         for c in candidates.prefix(attempts) {
             let worst = try Pricing.cost(inputTokens: UInt64(2 * inputBound + maxTokens), outputTokens: UInt64(maxTokens),
-                                         priceIn: c.offer.priceIn, priceOut: c.offer.priceOut)
+                                         priceIn: try c.offer.priceIn.adding(Amount(units: premium)), priceOut: try c.offer.priceOut.adding(Amount(units: premium)))
             reserve = max(reserve, worst.units)
         }
         return reserve

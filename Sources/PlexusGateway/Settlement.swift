@@ -115,18 +115,20 @@ final class Settler: Sendable {
         // One transaction per chunk that fits the ledger's `maxTxBytes` (a request's shares stay together).
         let params = try await ledger.params()
         let limit = Int(params.params.first { $0.name == "maxTxBytes" }?.value ?? 16_384) - 512
-        var chunks: [[Receipt]] = [], chunk: [Receipt] = [], size = 0
+        // Each request with the spot premium locked when it was admitted.
+        var chunks: [(receipts: [Receipt], quotes: [SpotQuote])] = [], chunk: (receipts: [Receipt], quotes: [SpotQuote]) = ([], []), size = 0
         for r in batch where known[r.requestId] == nil && !r.receipts.isEmpty {
-            let bytes = r.receipts.reduce(0) { $0 + VersionedReceipt($1).canonicalBytes.count }
-            if size + bytes > limit, !chunk.isEmpty {
+            let bytes = r.receipts.reduce(0) { $0 + VersionedReceipt($1).canonicalBytes.count } + (r.quote == nil ? 0 : 48)
+            if size + bytes > limit, !chunk.receipts.isEmpty {
                 chunks.append(chunk)
-                chunk = []
+                chunk = ([], [])
                 size = 0
             }
-            chunk += r.receipts
+            chunk.receipts += r.receipts
+            if let q = r.quote { chunk.quotes.append(q) }
             size += bytes
         }
-        if !chunk.isEmpty { chunks.append(chunk) }
+        if !chunk.receipts.isEmpty { chunks.append(chunk) }
         if !chunks.isEmpty {
             // The ledger applies transactions on arrival: the chunks go one after another with
             // consecutive nonces, and only the last waits for its block to be committed (blocks
@@ -136,7 +138,8 @@ final class Settler: Sendable {
             let (status, account) = try await (statusReq, accountReq)
             let fee = Amount(units: params.params.first { $0.name == "minFee" }?.value ?? 0)
             let txs = chunks.enumerated().map { i, c in
-                Transaction(chainId: status.chainId, from: key, nonce: account.nonce + UInt64(i), fee: fee, body: .settle(receipts: c))
+                Transaction(chainId: status.chainId, from: key, nonce: account.nonce + UInt64(i), fee: fee,
+                            body: c.quotes.isEmpty ? .settle(receipts: c.receipts) : .settleQuoted(receipts: c.receipts, quotes: c.quotes))
             }
             // In batches (one request each, applied in order) of as many transactions of up to
             // `maxTxBytes` as a request holds; only the last batch waits for its block.

@@ -22,6 +22,8 @@ import PlexusCore
 /// | `GET /v1/settlements/{request id}` | a request's settlement |
 /// | `GET /v1/agents/{address}` | an agent's grant: payer, policy, what is left this period |
 /// | `GET /v1/calls/{request id}` | the payment for a call tied to a request |
+/// | `GET /v1/market/prices[?model=M]` | each model's asks, congestion premium, utilization and premium history |
+/// | `GET /v1/market/charges/{request id}` | the premium a settled request paid |
 /// | `POST /v1/settlements/lookup` | settlements of up to 1000 request ids (`{"ids": [...]}`) |
 /// | `GET /v1/events?since=H[&timeout_ms=T]` | events after height H (long-poll) |
 /// | `GET /v1/governance/proposals[/{id}]` | proposals with state and tallies |
@@ -294,6 +296,20 @@ public enum LedgerAPI {
                 throw APIError(.notFound, .notFound, "\(address.short) is no agent")
             }
             return try json(view)
+        }
+
+        router.get("/v1/market/prices") { request, _ -> Response in
+            let wanted = request.uri.queryParameters.get("model")
+            if let wanted, wanted.isEmpty || wanted.utf8.count > Registry.maxName { throw APIError(.badRequest, .malformed, "model must be 1...\(Registry.maxName) bytes") }
+            let views = await service.read { s in (wanted.map { [$0] } ?? s.models.keys.sorted()).filter { s.models[$0] != nil }.map { MarketView(model: $0, in: s) } }
+            if let wanted, views.isEmpty { throw APIError(.notFound, .notFound, "no model '\(wanted.prefix(64))'") }
+            return try json(views)
+        }
+
+        router.get("/v1/market/charges/:id") { _, context -> Response in
+            let id = try Hash256(hex: context.parameters.get("id") ?? "")
+            guard let c = await service.read({ $0.spotCharges[id] }) else { throw APIError(.notFound, .notFound, "request \(id) paid no premium") }
+            return try json(c)
         }
 
         router.get("/v1/calls/:id") { _, context -> Response in

@@ -150,6 +150,12 @@ public struct LedgerClient: Sendable {
         }
     }
 
+    /// Each model's asks and congestion premium (or one model's).
+    public func marketPrices(model: String? = nil) async throws -> [MarketView] {
+        let q = model.map { "?model=" + ($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0) } ?? ""
+        return try await get("/v1/market/prices" + q)
+    }
+
     /// The payment for the call of request `id`, if one was made.
     public func callPayment(_ id: Hash256) async throws -> CallPayment? {
         do {

@@ -59,6 +59,19 @@ public enum SpotPrice {
         return b == 0 ? x : b.dividingFullWidth(x.multipliedFullWidth(by: a)).quotient
     }
 
+    /// The premium a request's receipts pay at `premium` base units per million tokens: on the
+    /// tokens each sampling share read and wrote (a pipeline's other shards add none), and the
+    /// tokens they count (for utilization).
+    public static func premiumCost(_ receipts: [Receipt], premium: UInt64) throws -> (amount: Amount, tokens: UInt64) {
+        var amount = Amount.zero, tokens: UInt64 = 0
+        for r in receipts where r.samples {
+            amount = try amount.adding(try Pricing.cost(inputTokens: r.inputTokens, outputTokens: r.outputTokens,
+                                                        priceIn: Amount(units: premium), priceOut: Amount(units: premium)))
+            tokens = tokens &+ r.inputTokens &+ r.outputTokens
+        }
+        return (amount, tokens)
+    }
+
     /// Utilization in basis points: `tokens` against `slots` × `tokensPerSecond` over `windowMillis`
     /// (no capacity: 0 with no tokens, else the most); at most 10⁶ (a hundredfold).
     public static func utilizationBps(tokens: UInt64, slots: UInt64, tokensPerSecond: UInt64, windowMillis: UInt64) -> UInt64 {
@@ -175,5 +188,39 @@ public struct SpotCharge: Sendable, Hashable, Codable, CanonicalCodable {
         premium = try r.readUInt64()
         quoteHeight = try r.readUInt64()
         amount = try r.readAmount()
+    }
+}
+
+/// A model's compute market as `GET /v1/market/prices` shows it: the premium in force (base
+/// units per million tokens) at the height read, the utilization it is steered by, every
+/// node's ask, and the premium's recent changes.
+public struct MarketView: Sendable, Codable {
+    public struct Ask: Sendable, Codable, Hashable {
+        public var node: Address
+        public var owner: Address
+        public var priceIn: Amount
+        public var priceOut: Amount
+        public var concurrency: UInt32
+    }
+
+    public var model: String
+    public var height: UInt64
+    public var premium: UInt64
+    public var utilizationBps: UInt64
+    public var offeredSlots: UInt64
+    public var asks: [Ask]
+    public var history: [SpotMarket.Change]
+
+    public init(model: String, in state: LedgerState) {
+        self.model = model
+        height = state.height
+        premium = state.spot[model]?.premium ?? 0
+        utilizationBps = state.utilizationBps(model)
+        offeredSlots = state.offeredSlots(model)
+        asks = state.nodes.values.filter { !state.standing($0.owner).isJailed(at: state.height) }.flatMap { n in
+            n.offers.filter { $0.model == model && $0.layers == nil }
+                .map { Ask(node: n.nodeKey, owner: n.owner, priceIn: $0.priceIn, priceOut: $0.priceOut, concurrency: $0.concurrency) }
+        }.sorted { ($0.priceIn.units &+ $0.priceOut.units, $0.node) < ($1.priceIn.units &+ $1.priceOut.units, $1.node) }
+        history = Array((state.spot[model]?.history ?? []).suffix(256))
     }
 }

@@ -236,12 +236,7 @@ extension LedgerState {
         guard !charge.isZero else { throw PlexusError(.zeroAmount, "the request cost nothing") }
         // The spot premium locked at admission, on the tokens the sampling shares read and wrote; to the treasury.
         let premiumRate = try spotPremium(modelId, quote: quote)
-        var premium = Amount.zero, tokens: UInt64 = 0
-        for r in sampling {
-            premium = try premium.adding(try Pricing.cost(inputTokens: r.inputTokens, outputTokens: r.outputTokens,
-                                                          priceIn: Amount(units: premiumRate), priceOut: Amount(units: premiumRate)))
-            tokens = tokens &+ r.inputTokens &+ r.outputTokens
-        }
+        let (premium, tokens) = try SpotPrice.premiumCost(parts, premium: premiumRate)
         charge = try charge.adding(premium)
         fee = try fee.adding(premium)
         if !royalty.isZero { payouts.append(Payout(account: card.creator, amount: royalty)) }

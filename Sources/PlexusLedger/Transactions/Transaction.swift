@@ -95,6 +95,14 @@ public struct Transaction: Sendable, Hashable {
         /// Settles receipts like `settle`, with the spot premium each request's gateway locked at admission.
         case settleQuoted(receipts: [Receipt], quotes: [SpotQuote])
 
+        /// The receipts a `settle` or `settle_quoted` carries (nil for other kinds).
+        public var settledReceipts: [Receipt]? {
+            switch self {
+            case let .settle(receipts), let .settleQuoted(receipts, _): receipts
+            default: nil
+            }
+        }
+
         /// The wire name of this kind.
         public var kind: Kind {
             switch self {
