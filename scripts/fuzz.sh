@@ -12,7 +12,7 @@ seconds=${2:-30}
 build=${PLEXUS_FUZZ_BUILD:-$root/.build/fuzz}
 PLEXUS_FUZZ=1 swift build --package-path "$root" --build-path "$build" --product plexus-fuzz >&2
 bin=$build/debug/plexus-fuzz
-targets=(transaction block receipt snapshot shard-frame envelope json generate-request chat-request node-event gguf http-server http-client ledger-json)
+targets=(transaction block receipt snapshot shard-frame envelope json generate-request chat-request node-event gguf http-server http-client ledger-json market-record)
 [ "$target" = all ] || targets=("$target")
 crashes=$root/.build/fuzz-crashes
 mkdir -p "$crashes"

@@ -27,6 +27,7 @@ enum Fuzz {
         "http-server": httpServer,
         "http-client": httpClient,
         "ledger-json": ledgerJSON,
+        "market-record": marketRecord,
     ]
 
     static let name = ProcessInfo.processInfo.environment["PLEXUS_FUZZ_TARGET"] ?? ""
@@ -40,6 +41,19 @@ enum Fuzz {
 
     static func require(_ ok: Bool, _ what: @autoclosure () -> String) {
         if !ok { fatalError("property failed (\(name)): \(what())") }
+    }
+
+    /// The markets' ledger records (read from a peer's snapshot): the first byte picks the kind.
+    static func marketRecord(_ bytes: [UInt8]) {
+        guard let kind = bytes.first else { return }
+        let rest = Array(bytes.dropFirst())
+        switch kind % 5 {
+        case 0: canonical(rest, AgentGrant.self)
+        case 1: canonical(rest, CallPayment.self)
+        case 2: canonical(rest, SpotMarket.self)
+        case 3: canonical(rest, SpotCharge.self)
+        default: canonical(rest, SpotQuote.self)
+        }
     }
 
     /// Decodes; what decodes must encode to exactly the input.
@@ -165,9 +179,26 @@ extension Fuzz {
                                       tip: block, tipEvents: [], accounts: [.init(key: key.address.bytes, value: [0, 1])],
                                       records: [.init(key: [1], value: [2])], stateRoot: Hash256.of([11]), signer: key.address, signature: key.sign([]))
         snapshot.signature = key.sign(snapshot.hash.bytes)
+        let policy = AgentPolicy(budget: Amount(units: 1_000_000), periodBlocks: 100, maxPerRequest: Amount(units: 50_000), models: ["echo"], expiresHeight: 900)
+        var grant = AgentGrant(agent: other.address, payer: key.address, policy: policy, grantedHeight: 3)
+        grant.spent = Amount(units: 40_000)
+        var market = SpotMarket()
+        market.premium = 2_000_000
+        market.updatedMillis = 5_000
+        market.samples = [.init(timeMillis: 4_000, tokens: 30), .init(timeMillis: 5_000, tokens: 16)]
+        market.history = [.init(height: 0, premium: 0), .init(height: 7, premium: 2_000_000)]
+        let quote = SpotQuote(requestId: Hash256.of([3]), premium: 2_000_000, height: 7)
+        let marketTxs = [Transaction(chainId: "plexus-local", from: key, nonce: 4, fee: Amount(units: 1_000), body: .grantAgent(agent: other.address, policy: policy)),
+                         Transaction(chainId: "plexus-local", from: other, nonce: 0, fee: Amount(units: 1_000),
+                                     body: .payForCall(to: key.address, amount: Amount(units: 700), requestId: Hash256.of([3]))),
+                         Transaction(chainId: "plexus-local", from: key, nonce: 5, fee: Amount(units: 1_000), body: .settleQuoted(receipts: [receipt], quotes: [quote]))]
         let seeds: [String: [[UInt8]]] = [
+            "market-record": [[0] + grant.canonicalBytes, [1] + CallPayment(requestId: Hash256.of([3]), from: other.address, to: key.address,
+                                                                               amount: Amount(units: 700), height: 9).canonicalBytes,
+                              [2] + market.canonicalBytes, [3] + SpotCharge(premium: 2_000_000, quoteHeight: 7, amount: Amount(units: 92)).canonicalBytes,
+                              [4] + quote.canonicalBytes],
             "snapshot": [snapshot.canonicalBytes],
-            "transaction": [tx.canonicalBytes],
+            "transaction": [tx.canonicalBytes] + marketTxs.map(\.canonicalBytes),
             "block": [block.canonicalBytes],
             "receipt": [VersionedReceipt(receipt).canonicalBytes],
             "shard-frame": [ShardFrame.encode(ShardFrame.Step(sequence: Hash256.of([1]), sample: true, input: .tokens([1, 2, 3]))),
@@ -182,7 +213,8 @@ extension Fuzz {
             "node-event": [FastJSON.tokenEvent(42, "he said \"hi\""), FastJSON.doneEvent(finish: "stop", promptTokens: 12, receipt: receipt)]
                 .map { Array($0.dropFirst(6).dropLast(2)) },
             "gguf": [try gguf.bytes()],
-            "ledger-json": [Array(try JSONEncoder().encode(tx)), Array(#"{"ids":["\#(Hash256.of([3]).hex)"]}"#.utf8)],
+            "ledger-json": [Array(try JSONEncoder().encode(tx)), Array(#"{"ids":["\#(Hash256.of([3]).hex)"]}"#.utf8)]
+                + (try marketTxs.map { Array(try JSONEncoder().encode($0)) }),
             "http-server": ["POST /v1/chat/completions HTTP/1.1\r\nhost: a\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}",
                             "GET /health HTTP/1.1\r\nhost: a\r\n\r\nGET /stream HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n",
                             "POST /x HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"].map { Array($0.utf8) },
