@@ -47,7 +47,8 @@ enum Fuzz {
     static func marketRecord(_ bytes: [UInt8]) {
         guard let kind = bytes.first else { return }
         let rest = Array(bytes.dropFirst())
-        switch kind % 5 {
+        switch kind % 6 {
+        case 5: canonical(rest, Evaluation.self)
         case 0: canonical(rest, AgentGrant.self)
         case 1: canonical(rest, CallPayment.self)
         case 2: canonical(rest, SpotMarket.self)
@@ -196,7 +197,9 @@ extension Fuzz {
             "market-record": [[0] + grant.canonicalBytes, [1] + CallPayment(requestId: Hash256.of([3]), from: other.address, to: key.address,
                                                                                amount: Amount(units: 700), height: 9).canonicalBytes,
                               [2] + market.canonicalBytes, [3] + SpotCharge(premium: 2_000_000, quoteHeight: 7, amount: Amount(units: 92)).canonicalBytes,
-                              [4] + quote.canonicalBytes],
+                              [4] + quote.canonicalBytes,
+                              [5] + Evaluation(suite: Hash256.of([12]), name: "plexus-basic-v2", evaluator: key.address, correct: 7,
+                                               requests: [Hash256.of([3]), Hash256.of([4])], height: 9).canonicalBytes],
             "snapshot": [snapshot.canonicalBytes],
             "transaction": [tx.canonicalBytes] + marketTxs.map(\.canonicalBytes),
             "block": [block.canonicalBytes],

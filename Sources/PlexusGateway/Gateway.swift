@@ -57,6 +57,7 @@ public final class Gateway: Sendable {
     let agentCache = Mutex<[Address: (AgentView?, UInt64)]>([:])
     /// Models' spot premiums as last read (premium, height), with when.
     let spotCache = Mutex<[String: ((premium: UInt64, height: UInt64), UInt64)]>([:])
+    let evaluationCache = Mutex<[String: ([Evaluation], UInt64)]>([:])
     let logger: Logger
     let chainId: String
     /// Request ids: SHA-256 of a secret drawn at start, a counter and the gateway key
@@ -150,6 +151,18 @@ public final class Gateway: Sendable {
             cache[model] = (q, now)
         }
         return q
+    }
+
+    /// `model`'s evaluations on the ledger, read at most five seconds ago.
+    func evaluations(_ model: String) async throws -> [Evaluation] {
+        let now = SystemClock().nowMillis()
+        if let (list, at) = evaluationCache.withLock({ $0[model] }), now < at + 5_000 { return list }
+        let list = try await ledger.evaluations(model)
+        evaluationCache.withLock { cache in
+            if cache.count > 1_024 { cache.removeAll() }
+            cache[model] = (list, now)
+        }
+        return list
     }
 
     /// The answer to a request an agent's policy refuses.

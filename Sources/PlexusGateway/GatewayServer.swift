@@ -48,7 +48,14 @@ public struct GatewayServer: Sendable {
             let served = g.directory.servedModels()
             var data: [[String: Any]] = []
             for card in g.directory.allModels() where served.contains(card.id) {
-                var entry: [String: Any] = ["id": card.id, "object": "model", "created": 0, "owned_by": card.creator.text, "context_length": Int(card.contextLength)]
+                var entry: [String: Any] = ["id": card.id, "object": "model", "created": 0, "owned_by": card.creator.text, "context_length": Int(card.contextLength),
+                                            "license": card.license, "quantization": card.quantization, "architecture": card.architecture]
+                // Measured quality (the ledger's evaluations, the latest of each suite and evaluator) and latency (this gateway's view of its nodes).
+                if let evaluations = try? await g.evaluations(card.id), !evaluations.isEmpty {
+                    entry["evaluations"] = evaluations.map { ["suite": $0.name, "suite_hash": $0.suite.hex, "correct": Int($0.correct), "tasks": $0.tasks,
+                                                             "score": Double($0.scoreBps) / 10_000, "evaluator": $0.evaluator.text, "height": Int($0.height)] }
+                }
+                if let latency = g.directory.medianTimeToFirstToken(card.id) { entry["latency_ms"] = latency }
                 // What a request pays now: a node's ask plus the model's spot premium, in base units per million tokens.
                 let offers = g.directory.offers(card.id)
                 if let premium = try? await g.spotPremium(card.id).premium, !offers.isEmpty {

@@ -75,6 +75,15 @@ final class NodeDirectory: @unchecked Sendable {
     func allModels() -> [ModelCard] { lock.withLock { models.values.sorted { $0.id < $1.id } } }
     /// How the model's layers are served (whole-model nodes, shard spans, gaps).
     func coverage(model: String) -> ShardCoverage { lock.withLock { ShardCoverage.of(model, nodes: nodes) } }
+    /// The median over `model`'s nodes of their time to first token as this gateway measured it
+    /// (moving averages; nodes not yet measured left out), in milliseconds.
+    func medianTimeToFirstToken(_ model: String) -> Double? {
+        lock.withLock {
+            let t = nodes.filter { $0.offers.contains { $0.model == model } }.compactMap { stats[$0.nodeKey]?.ttftMillis }.filter { $0 > 0 }.sorted()
+            return t.isEmpty ? nil : t[t.count / 2]
+        }
+    }
+
     /// The whole-model offers of `model` by nodes that may get traffic.
     func offers(_ model: String) -> [Offer] { lock.withLock { nodes.flatMap { $0.offers.filter { $0.model == model && $0.layers == nil } } } }
     func servedModels() -> Set<String> { lock.withLock { Set(nodes.flatMap { $0.offers.map(\.model) }) } }

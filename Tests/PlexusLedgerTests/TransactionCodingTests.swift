@@ -19,6 +19,8 @@ import Testing
                                                                           models: ["m", "n"], expiresHeight: 99))),
             net.tx(0, nonce: 6, .revokeAgent(agent: b)),
             net.tx(0, nonce: 7, .payForCall(to: b, amount: Amount(units: 12), requestId: Hash256.of([7]))),
+            net.tx(0, nonce: 9, .recordEvaluation(model: "m", evaluation: Evaluation(suite: Hash256.of([9]), name: "s", evaluator: b, correct: 1,
+                                                                                  requests: [Hash256.of([1]), Hash256.of([2])], height: 0))),
             net.tx(0, nonce: 8, .settleQuoted(receipts: [], quotes: [SpotQuote(requestId: Hash256.of([8]), premium: 1_000_000, height: 12)])),
         ]
     }

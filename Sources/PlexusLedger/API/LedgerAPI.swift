@@ -24,6 +24,7 @@ import PlexusCore
 /// | `GET /v1/calls/{request id}` | the payment for a call tied to a request |
 /// | `GET /v1/market/prices[?model=M]` | each model's asks, congestion premium, utilization and premium history |
 /// | `GET /v1/market/charges/{request id}` | the premium a settled request paid |
+/// | `GET /v1/evaluations/{model}` | a model's recorded evaluations (suite, score, the requests behind it) |
 /// | `POST /v1/settlements/lookup` | settlements of up to 1000 request ids (`{"ids": [...]}`) |
 /// | `GET /v1/events?since=H[&timeout_ms=T]` | events after height H (long-poll) |
 /// | `GET /v1/governance/proposals[/{id}]` | proposals with state and tallies |
@@ -304,6 +305,14 @@ public enum LedgerAPI {
             let views = await service.read { s in (wanted.map { [$0] } ?? s.models.keys.sorted()).filter { s.models[$0] != nil }.map { MarketView(model: $0, in: s) } }
             if let wanted, views.isEmpty { throw APIError(.notFound, .notFound, "no model '\(wanted.prefix(64))'") }
             return try json(views)
+        }
+
+        router.get("/v1/evaluations/:model") { _, context -> Response in
+            let model = context.parameters.get("model") ?? ""
+            guard let list = await service.read({ s in s.models[model] == nil ? nil : s.evaluations[model] ?? [] }) else {
+                throw APIError(.notFound, .notFound, "no model '\(model.prefix(64))'")
+            }
+            return try json(list)
         }
 
         router.get("/v1/market/charges/:id") { _, context -> Response in

@@ -150,9 +150,17 @@ public struct LedgerClient: Sendable {
         }
     }
 
+    /// What a model id may hold, as it goes into a path or query unescaped (a '/' is escaped).
+    static let modelIdCharacters = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "._-:"))
+
+    /// A model's recorded evaluations.
+    public func evaluations(_ model: String) async throws -> [Evaluation] {
+        try await get("/v1/evaluations/" + (model.addingPercentEncoding(withAllowedCharacters: Self.modelIdCharacters) ?? model))
+    }
+
     /// Each model's asks and congestion premium (or one model's).
     public func marketPrices(model: String? = nil) async throws -> [MarketView] {
-        let q = model.map { "?model=" + ($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0) } ?? ""
+        let q = model.map { "?model=" + ($0.addingPercentEncoding(withAllowedCharacters: Self.modelIdCharacters) ?? $0) } ?? ""
         return try await get("/v1/market/prices" + q)
     }
 

@@ -78,6 +78,7 @@ extension LedgerState {
         var governance: GovernancePlan?
         var trust: TrustPlan?
         var agentPlan: AgentPlan?
+        var evaluated: (model: String, list: [Evaluation])?
         let stakeBefore = sender.staked.units
 
         switch tx.body {
@@ -162,6 +163,11 @@ extension LedgerState {
             trust = try planTrust(tx, sender: sender)
             sender.balance = try Self.debit(sender.balance, bond, tx.from)
 
+        case let .recordEvaluation(model, evaluation):
+            evaluated = (model, try planEvaluation(evaluation, model: model, from: tx.from))
+            events.append(.market(action: "evaluation_recorded", subject: model,
+                                  detail: "\(evaluation.name): \(evaluation.correct) of \(evaluation.requests.count) by \(tx.from.text)"))
+
         case .grantAgent, .revokeAgent, .payForCall:
             let p = try planAgents(tx, sender: &sender)
             writes += p.writes
@@ -181,6 +187,10 @@ extension LedgerState {
         if sender.staked.units != stakeBefore { stakeChanged(tx.from, from: stakeBefore, to: sender.staked.units) }
         if let governance { events += applyGovernance(governance, from: tx.from) }
         if let trust { events += applyTrust(trust, from: tx.from) }
+        if let evaluated {
+            evaluations[evaluated.model] = evaluated.list
+            dirtyRecords.insert(.evaluations(evaluated.model))
+        }
         if let agentPlan {
             applyAgents(agentPlan)
             events += agentPlan.events

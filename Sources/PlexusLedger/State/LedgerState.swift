@@ -59,6 +59,8 @@ public struct LedgerState: Sendable {
     /// Spot markets, by model (`LedgerState+Spot`), and the premium each settled request paid.
     public internal(set) var spot: [String: SpotMarket] = [:]
     public internal(set) var spotCharges: [Hash256: SpotCharge] = [:]
+    /// Models' evaluations, by model.
+    public internal(set) var evaluations: [String: [Evaluation]] = [:]
     /// Checks waiting for their draw, by the height that draws them. Derived.
     var checkDraws: [UInt64: Set<Hash256>] = [:]
     /// Assigned checks by the height at which their verdict is late. Derived.
@@ -217,6 +219,11 @@ public struct LedgerState: Sendable {
         case let .callPayment(id): callPayments[id]?.canonicalBytes
         case let .spot(id): spot[id]?.canonicalBytes
         case let .spotCharge(id): spotCharges[id]?.canonicalBytes
+        case let .evaluations(id): evaluations[id].map { list in
+            var w = CanonicalWriter(capacity: 256 * list.count)
+            w.write(array: list)
+            return w.bytes
+        }
         }
     }
 
@@ -262,6 +269,9 @@ public struct LedgerState: Sendable {
             case let .callPayment(id): callPayments[id] = try CallPayment(canonicalBytes: v)
             case let .spot(id): spot[id] = try SpotMarket(canonicalBytes: v)
             case let .spotCharge(id): spotCharges[id] = try SpotCharge(canonicalBytes: v)
+            case let .evaluations(id):
+                var r = CanonicalReader(v)
+                evaluations[id] = try r.readArray(of: Evaluation.self, limit: Evaluation.maxPerModel)
             }
             dirtyRecords.insert(key)
         }

@@ -369,6 +369,7 @@ enum RecordKey: Hashable, Comparable {
     case callPayment(Hash256)
     case spot(String)
     case spotCharge(Hash256)
+    case evaluations(String)
 
     var bytes: [UInt8] {
         switch self {
@@ -392,6 +393,7 @@ enum RecordKey: Hashable, Comparable {
         case let .callPayment(h): [UInt8(ascii: "p")] + h.bytes
         case let .spot(id): [UInt8(ascii: "S")] + Array(id.utf8)
         case let .spotCharge(h): [UInt8(ascii: "q")] + h.bytes
+        case let .evaluations(id): [UInt8(ascii: "v")] + Array(id.utf8)
         }
     }
 
@@ -429,6 +431,7 @@ enum RecordKey: Hashable, Comparable {
         case UInt8(ascii: "p"): self = .callPayment(try Hash256(bytes: rest))
         case UInt8(ascii: "S"): self = .spot(try text(rest))
         case UInt8(ascii: "q"): self = .spotCharge(try Hash256(bytes: rest))
+        case UInt8(ascii: "v"): self = .evaluations(try text(rest))
         default: throw PlexusError(.malformed, "unknown record key tag \(tag)")
         }
     }

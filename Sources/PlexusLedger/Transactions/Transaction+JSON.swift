@@ -11,7 +11,7 @@ extension Transaction: Codable {
     enum BodyKeys: String, CodingKey {
         case to, amount, requestor, nodeKey, keyProof, endpoint, offers, card, key, receipts
         case content, proposal, weights, id, scheme, open, community, account, parent, candidates, summaryHash, model, requestId
-        case pass, share, evidence, bond, commitment, fraud, salt, agent, policy, quotes
+        case pass, share, evidence, bond, commitment, fraud, salt, agent, policy, quotes, evaluation
     }
 
     public init(from decoder: any Decoder) throws {
@@ -82,6 +82,8 @@ extension Transaction: Codable {
         case .grantAgent:
             body = .grantAgent(agent: try b.decode(Address.self, forKey: .agent), policy: try b.decode(AgentPolicy.self, forKey: .policy))
         case .revokeAgent: body = .revokeAgent(agent: try b.decode(Address.self, forKey: .agent))
+        case .recordEvaluation:
+            body = .recordEvaluation(model: try b.decode(String.self, forKey: .model), evaluation: try b.decode(Evaluation.self, forKey: .evaluation))
         case .settleQuoted:
             body = .settleQuoted(receipts: try b.decode([Receipt].self, forKey: .receipts), quotes: try b.decode([SpotQuote].self, forKey: .quotes))
         case .payForCall:
@@ -158,6 +160,8 @@ extension Transaction: Codable {
             try b.encode(agent, forKey: .agent)
         case let .settleQuoted(receipts, quotes):
             try b.encode(receipts, forKey: .receipts); try b.encode(quotes, forKey: .quotes)
+        case let .recordEvaluation(model, evaluation):
+            try b.encode(model, forKey: .model); try b.encode(evaluation, forKey: .evaluation)
         case let .payForCall(to, amount, requestId):
             try b.encode(to, forKey: .to); try b.encode(amount, forKey: .amount); try b.encode(requestId, forKey: .requestId)
         }

@@ -94,6 +94,8 @@ public struct Transaction: Sendable, Hashable {
         case payForCall(to: Address, amount: Amount, requestId: Hash256)
         /// Settles receipts like `settle`, with the spot premium each request's gateway locked at admission.
         case settleQuoted(receipts: [Receipt], quotes: [SpotQuote])
+        /// Records a benchmark suite's result for `model` (the sender is the evaluator; `height` is ignored).
+        case recordEvaluation(model: String, evaluation: Evaluation)
 
         /// The receipts a `settle` or `settle_quoted` carries (nil for other kinds).
         public var settledReceipts: [Receipt]? {
@@ -140,6 +142,7 @@ public struct Transaction: Sendable, Hashable {
             case .revokeAgent: .revokeAgent
             case .payForCall: .payForCall
             case .settleQuoted: .settleQuoted
+            case .recordEvaluation: .recordEvaluation
             }
         }
     }
@@ -185,6 +188,7 @@ public struct Transaction: Sendable, Hashable {
         case revokeAgent = 35
         case payForCall = 36
         case settleQuoted = 37
+        case recordEvaluation = 38
 
         /// The name used in JSON and on the command line.
         public var name: String {
@@ -212,6 +216,7 @@ public struct Transaction: Sendable, Hashable {
             case .revokeAgent: "revoke_agent"
             case .payForCall: "pay_for_call"
             case .settleQuoted: "settle_quoted"
+            case .recordEvaluation: "record_evaluation"
             default: String(describing: self)
             }
         }
@@ -323,6 +328,8 @@ public struct Transaction: Sendable, Hashable {
             w.write(to); w.write(amount); w.write(requestId)
         case let .settleQuoted(receipts, quotes):
             w.write(array: receipts.map(VersionedReceipt.init)); w.write(array: quotes)
+        case let .recordEvaluation(model, evaluation):
+            w.write(model); w.write(evaluation)
         }
     }
 
@@ -436,6 +443,7 @@ extension Transaction: CanonicalCodable {
         case .settleQuoted:
             body = .settleQuoted(receipts: try r.readArray(of: VersionedReceipt.self, limit: 4096).map(\.receipt),
                                  quotes: try r.readArray(of: SpotQuote.self, limit: 4096))
+        case .recordEvaluation: body = .recordEvaluation(model: try r.readString(limit: Registry.maxName), evaluation: try Evaluation(from: &r))
         }
         signature = try r.readSignature()
     }
