@@ -92,11 +92,19 @@ public struct SpotMarket: Sendable, Hashable, Codable, CanonicalCodable {
     public struct Sample: Sendable, Hashable, Codable {
         public var timeMillis: UInt64
         public var tokens: UInt64
+        public init(timeMillis: UInt64, tokens: UInt64) {
+            self.timeMillis = timeMillis
+            self.tokens = tokens
+        }
     }
     /// The premium in force from `height` on.
     public struct Change: Sendable, Hashable, Codable {
         public var height: UInt64
         public var premium: UInt64
+        public init(height: UInt64, premium: UInt64) {
+            self.height = height
+            self.premium = premium
+        }
     }
 
     public var premium: UInt64 = 0
