@@ -153,6 +153,26 @@ public final class Gateway: Sendable {
         return q
     }
 
+    /// The policy's demands on the model itself: uses its licence must allow, a least measured quality.
+    func checkModel(_ model: String, policy: RoutingPolicy) async throws {
+        if let wanted = policy.license, let card = directory.model(model) {
+            let allowed = Licenses.uses(card.license)
+            let missing = wanted.filter { Licenses.Use(rawValue: $0).map { !allowed.contains($0) } ?? true }
+            guard missing.isEmpty else {
+                throw OpenAIError(403, "permission_error", "license_not_allowed",
+                                  "Model '\(model)' is licensed '\(card.license)', which does not allow \(missing.joined(separator: ", ")) use.")
+            }
+        }
+        if let least = policy.minQuality {
+            let best = try await evaluations(model).map { Double($0.scoreBps) / 10_000 }.max()
+            guard let best, best >= least else {
+                throw OpenAIError(403, "permission_error", "quality_not_met",
+                                  best.map { "Model '\(model)' scores \($0) at best on its recorded evaluations, below min_quality \(least)." }
+                                  ?? "Model '\(model)' has no recorded evaluation to meet min_quality \(least).")
+            }
+        }
+    }
+
     /// `model`'s evaluations on the ledger, read at most five seconds ago.
     func evaluations(_ model: String) async throws -> [Evaluation] {
         let now = SystemClock().nowMillis()
@@ -190,6 +210,7 @@ public final class Gateway: Sendable {
     func serve(_ req: ChatRequest, chat: Bool, requestor: Address, requestId: Hash256,
                emit: @escaping @Sendable (Emitted) async throws -> Void) async throws -> Execution.Outcome {
         let admitted = try Admission.admit(req, chat: chat, card: directory.model(req.model), defaults: admissionDefaults)
+        try await checkModel(req.model, policy: admitted.policy)
         let now = SystemClock().nowMillis()
         var candidates = directory.candidates(model: req.model, policy: admitted.policy, now: now)
         if candidates.isEmpty {

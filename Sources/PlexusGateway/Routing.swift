@@ -21,9 +21,14 @@ public struct RoutingPolicy: Codable, Sendable {
     /// Pipelines of shard nodes (each serving layers of the model): "allow" (after whole-model
     /// nodes, the default), "never" or "only".
     public var shards: String?
+    /// The least measured quality (0...1: the best score among the model's recorded evaluations) the model must have.
+    public var minQuality: Double?
+    /// Uses the model's licence must allow: "commercial", "non-commercial", "academic".
+    public var license: [String]?
 
     enum CodingKeys: String, CodingKey {
-        case sort, privacy, allow, deny, verify, redundancy, shards
+        case sort, privacy, allow, deny, verify, redundancy, shards, license
+        case minQuality = "min_quality"
         case maxPrice = "max_price"
         case minReputation = "min_reputation"
         case timeoutMs = "timeout_ms"
@@ -46,6 +51,8 @@ public struct RoutingPolicy: Codable, Sendable {
         policy.verify = p.verify ?? policy.verify
         policy.redundancy = p.redundancy ?? policy.redundancy
         policy.shards = p.shards ?? policy.shards
+        policy.minQuality = p.minQuality ?? policy.minQuality
+        policy.license = p.license ?? policy.license
         return policy
     }
 
@@ -57,6 +64,10 @@ public struct RoutingPolicy: Codable, Sendable {
         if let redundancy, !(1...3).contains(redundancy) { throw PlexusError(.outOfRange, "plexus.redundancy must be 1...3") }
         if let shards, !["allow", "never", "only"].contains(shards) { throw PlexusError(.outOfRange, "plexus.shards must be \"allow\", \"never\" or \"only\"") }
         if let verify, verify != "exact" { throw PlexusError(.outOfRange, "plexus.verify must be \"exact\"") }
+        if let minQuality, !(0...1).contains(minQuality) { throw PlexusError(.outOfRange, "plexus.min_quality must be 0...1") }
+        if let license, license.isEmpty || license.contains(where: { Licenses.Use(rawValue: $0) == nil }) {
+            throw PlexusError(.outOfRange, "plexus.license lists uses: \(Licenses.Use.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
         if (allow?.count ?? 0) > 64 || (deny?.count ?? 0) > 64 { throw PlexusError(.tooLarge, "plexus.allow and plexus.deny list at most 64 nodes") }
     }
 }

@@ -54,6 +54,16 @@ public final class PlexusProcess: @unchecked Sendable {
         kill9()
     }
 
+    /// `terminate` that waits as a task, not blocking a thread of the shared pool (a test's
+    /// normal end; its `defer { terminate() }` then has nothing left to wait for).
+    public func stop(seconds: Double = 30) async {
+        guard process.isRunning else { return }
+        process.terminate()
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning && Date() < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+        kill9()
+    }
+
     /// What the process printed.
     public var log: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
 

@@ -110,5 +110,6 @@ import Testing
         _ = try await plexus(["agent", "pay", "--to", service.text, "--amount", "700u", "--request", call, "--key", dir.path + "/agent.json",
                               "--ledger", info.ledger], ok: false)
         #expect(try await ledger.account(service).balance == Amount(units: 700))
+        await up.stop()
     }
 }

@@ -64,7 +64,23 @@ import Testing
         let shown = (entry["evaluations"] as? [[String: Any]])?.first
         #expect(shown?["correct"] as? Int == Int(recorded.correct) && shown?["tasks"] as? Int == 16, "\(entry)")
         #expect(entry["license"] != nil && entry["pricing"] != nil)
+        // Routing by it: min_quality above the model's best score is refused, at or below it served; a licence's uses likewise.
+        let score = Double(recorded.scoreBps) / 10_000
+        func ask(_ policy: [String: Any]) async throws -> (Int, String?) {
+            let (r, j) = try await NetworkTests.post(info, ["model": "smollm2-135m", "max_tokens": 2, "messages": [["role": "user", "content": "Hi"]], "plexus": policy])
+            return (Int(r.status.code), (j["error"] as? [String: Any])?["code"] as? String)
+        }
+        let tooHigh = try await ask(["min_quality": min(1, score + 0.01)])
+        #expect(tooHigh.0 == 403 && tooHigh.1 == "quality_not_met", "\(tooHigh)")
+        #expect(try await ask(["min_quality": score]).0 == 200)
+        let card = try #require(try await ledger.models().first { $0.id == "smollm2-135m" })
+        let allowed = Licenses.uses(card.license)
+        for use in Licenses.Use.allCases {
+            let (status, code) = try await ask(["license": [use.rawValue]])
+            #expect(allowed.contains(use) ? status == 200 : (status == 403 && code == "license_not_allowed"), "\(card.license) for \(use): \(status)")
+        }
         let table = try await plexus(["models", "compare", "--gateway", info.baseURL, "--api-key", apiKey])
         #expect(table.contains("smollm2-135m") && table.contains("\(recorded.correct)/16"), "\(table)")
+        await up.stop()
     }
 }

@@ -191,6 +191,8 @@ import Testing
         #expect(f2.refused.load(ordering: .relaxed) > 0 && f2.withRetryAfter.load(ordering: .relaxed) == f2.refused.load(ordering: .relaxed))
         #expect(Double(served) <= 5 + 5 * (seconds + 1), "A was served \(served) in \(seconds) s at 5/s")
         #expect(polite2.dropFirst().allSatisfy { $0 == 200 }, "gateway B's requests under A's flood: \(polite2)")
+        for n in nodes { await n.stop() }
+        await up.stop()
     }
 }
 

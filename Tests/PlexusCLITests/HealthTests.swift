@@ -61,5 +61,6 @@ import Testing
             if !healed { try await Task.sleep(for: .seconds(1)) }
         }
         #expect(healed)
+        await up.stop()
     }
 }

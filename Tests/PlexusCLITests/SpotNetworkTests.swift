@@ -98,5 +98,6 @@ import Testing
             if p > 0 { withPremium += 1 }
         }
         #expect(withPremium > 0, "no settled request was quoted a premium")
+        await up.stop()
     }
 }

@@ -56,3 +56,16 @@ import Testing
         #expect(l.state.evaluations["m"]?.count == 1)
     }
 }
+
+/// Licences by use class: commercial ones allow every use, non-commercial ones not commercial
+/// use, research-only ones only academic use, unknown ones none.
+@Suite struct LicenseTests {
+    @Test func usesByLicence() {
+        #expect(Licenses.uses("Apache-2.0") == Set(Licenses.Use.allCases))
+        #expect(Licenses.uses("mit") == Set(Licenses.Use.allCases))
+        #expect(Licenses.uses("cc-by-nc-4.0") == [.nonCommercial, .academic])
+        #expect(Licenses.uses("research-only") == [.academic])
+        #expect(Licenses.uses("my-own-terms").isEmpty)
+        #expect(Licenses.uses("").isEmpty)
+    }
+}
