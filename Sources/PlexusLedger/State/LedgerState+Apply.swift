@@ -79,6 +79,7 @@ extension LedgerState {
         var trust: TrustPlan?
         var agentPlan: AgentPlan?
         var evaluated: (model: String, list: [Evaluation])?
+        var dataPlan: DataPlan?
         let stakeBefore = sender.staked.units
 
         switch tx.body {
@@ -168,6 +169,11 @@ extension LedgerState {
             events.append(.market(action: "evaluation_recorded", subject: model,
                                   detail: "\(evaluation.name): \(evaluation.correct) of \(evaluation.requests.count) by \(tx.from.text)"))
 
+        case .registerDataset, .buyData, .confirmDelivery, .claimDelivery, .refundData:
+            let p = try planData(tx, sender: &sender)
+            writes += p.writes
+            dataPlan = p
+
         case .grantAgent, .revokeAgent, .payForCall:
             let p = try planAgents(tx, sender: &sender)
             writes += p.writes
@@ -187,6 +193,10 @@ extension LedgerState {
         if sender.staked.units != stakeBefore { stakeChanged(tx.from, from: stakeBefore, to: sender.staked.units) }
         if let governance { events += applyGovernance(governance, from: tx.from) }
         if let trust { events += applyTrust(trust, from: tx.from) }
+        if let dataPlan {
+            applyData(dataPlan)
+            events += dataPlan.events
+        }
         if let evaluated {
             evaluations[evaluated.model] = evaluated.list
             dirtyRecords.insert(.evaluations(evaluated.model))

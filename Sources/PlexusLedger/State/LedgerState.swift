@@ -61,6 +61,11 @@ public struct LedgerState: Sendable {
     public internal(set) var spotCharges: [Hash256: SpotCharge] = [:]
     /// Models' evaluations, by model.
     public internal(set) var evaluations: [String: [Evaluation]] = [:]
+    /// Datasets, by id; access grants, by id (`LedgerState+Data`).
+    public internal(set) var datasets: [Hash256: Dataset] = [:]
+    public internal(set) var grants: [Hash256: DataGrant] = [:]
+    /// The latest version of each owner's dataset name. Derived from `datasets`.
+    var datasetVersions: [DatasetName: UInt32] = [:]
     /// Checks waiting for their draw, by the height that draws them. Derived.
     var checkDraws: [UInt64: Set<Hash256>] = [:]
     /// Assigned checks by the height at which their verdict is late. Derived.
@@ -184,11 +189,13 @@ public struct LedgerState: Sendable {
         return try t.adding(pendingSettlementTotal())
     }
 
-    /// Units charged from escrow and not yet paid out, and bonds of open disputes.
+    /// Units charged from escrow and not yet paid out, bonds of open disputes, and the price of
+    /// data access held until delivery.
     public func pendingSettlementTotal() throws -> Amount {
         var t = Amount.zero
         for s in settlements.values where s.status == .pending || s.status == .disputed { t = try t.adding(s.charge) }
         for d in disputes.values where d.outcome == .open { t = try t.adding(d.bond) }
+        for g in grants.values where g.status == .open { t = try t.adding(g.amount) }
         return t
     }
 
@@ -219,6 +226,8 @@ public struct LedgerState: Sendable {
         case let .callPayment(id): callPayments[id]?.canonicalBytes
         case let .spot(id): spot[id]?.canonicalBytes
         case let .spotCharge(id): spotCharges[id]?.canonicalBytes
+        case let .dataset(id): datasets[id]?.canonicalBytes
+        case let .grant(id): grants[id]?.canonicalBytes
         case let .evaluations(id): evaluations[id].map { list in
             var w = CanonicalWriter(capacity: 256 * list.count)
             w.write(array: list)
@@ -269,6 +278,12 @@ public struct LedgerState: Sendable {
             case let .callPayment(id): callPayments[id] = try CallPayment(canonicalBytes: v)
             case let .spot(id): spot[id] = try SpotMarket(canonicalBytes: v)
             case let .spotCharge(id): spotCharges[id] = try SpotCharge(canonicalBytes: v)
+            case let .dataset(id):
+                let d = try Dataset(canonicalBytes: v)
+                datasets[id] = d
+                let name = DatasetName(owner: d.owner, name: d.manifest.name)
+                datasetVersions[name] = max(datasetVersions[name] ?? 0, d.version)
+            case let .grant(id): grants[id] = try DataGrant(canonicalBytes: v)
             case let .evaluations(id):
                 var r = CanonicalReader(v)
                 evaluations[id] = try r.readArray(of: Evaluation.self, limit: Evaluation.maxPerModel)

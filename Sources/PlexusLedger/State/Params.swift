@@ -35,6 +35,7 @@ public struct Params: Sendable, Hashable, CanonicalCodable {
         case councilApprovals
         case councilEpochBlocks
         case councilSize
+        case dataDeliveryBlocks
         case disputeCommitBlocks
         case disputeRevealBlocks
         case escrowWithdrawDelayBlocks
@@ -102,6 +103,8 @@ public struct Params: Sendable, Hashable, CanonicalCodable {
                   summary: "blocks between council elections and sortition draws"),
         ParamSpec(name: "councilSize", min: 1, max: 1_000, defaultValue: 5,
                   summary: "seats on an elected or sortition council"),
+        ParamSpec(name: "dataDeliveryBlocks", min: 1, max: 10_000_000, defaultValue: 200,
+                  summary: "data market: blocks a server has to deliver a dataset bought from it before the buyer may take its payment back"),
         ParamSpec(name: "disputeCommitBlocks", min: 1, max: 100_000, defaultValue: 5,
                   summary: "blocks a dispute committee has to commit its sealed votes, from the draw"),
         ParamSpec(name: "disputeRevealBlocks", min: 1, max: 100_000, defaultValue: 5,

@@ -370,6 +370,8 @@ enum RecordKey: Hashable, Comparable {
     case spot(String)
     case spotCharge(Hash256)
     case evaluations(String)
+    case dataset(Hash256)
+    case grant(Hash256)
 
     var bytes: [UInt8] {
         switch self {
@@ -394,6 +396,8 @@ enum RecordKey: Hashable, Comparable {
         case let .spot(id): [UInt8(ascii: "S")] + Array(id.utf8)
         case let .spotCharge(h): [UInt8(ascii: "q")] + h.bytes
         case let .evaluations(id): [UInt8(ascii: "v")] + Array(id.utf8)
+        case let .dataset(h): [UInt8(ascii: "d")] + h.bytes
+        case let .grant(h): [UInt8(ascii: "w")] + h.bytes
         }
     }
 
@@ -432,6 +436,8 @@ enum RecordKey: Hashable, Comparable {
         case UInt8(ascii: "S"): self = .spot(try text(rest))
         case UInt8(ascii: "q"): self = .spotCharge(try Hash256(bytes: rest))
         case UInt8(ascii: "v"): self = .evaluations(try text(rest))
+        case UInt8(ascii: "d"): self = .dataset(try Hash256(bytes: rest))
+        case UInt8(ascii: "w"): self = .grant(try Hash256(bytes: rest))
         default: throw PlexusError(.malformed, "unknown record key tag \(tag)")
         }
     }

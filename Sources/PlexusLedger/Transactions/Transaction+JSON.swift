@@ -11,7 +11,7 @@ extension Transaction: Codable {
     enum BodyKeys: String, CodingKey {
         case to, amount, requestor, nodeKey, keyProof, endpoint, offers, card, key, receipts
         case content, proposal, weights, id, scheme, open, community, account, parent, candidates, summaryHash, model, requestId
-        case pass, share, evidence, bond, commitment, fraud, salt, agent, policy, quotes, evaluation
+        case pass, share, evidence, bond, commitment, fraud, salt, agent, policy, quotes, evaluation, manifest, dataset, server, grant, acknowledgement
     }
 
     public init(from decoder: any Decoder) throws {
@@ -82,6 +82,12 @@ extension Transaction: Codable {
         case .grantAgent:
             body = .grantAgent(agent: try b.decode(Address.self, forKey: .agent), policy: try b.decode(AgentPolicy.self, forKey: .policy))
         case .revokeAgent: body = .revokeAgent(agent: try b.decode(Address.self, forKey: .agent))
+        case .registerDataset: body = .registerDataset(try b.decode(DatasetManifest.self, forKey: .manifest))
+        case .buyData: body = .buyData(dataset: try b.decode(Hash256.self, forKey: .dataset), server: try b.decode(Address.self, forKey: .server))
+        case .confirmDelivery: body = .confirmDelivery(grant: try b.decode(Hash256.self, forKey: .grant))
+        case .claimDelivery:
+            body = .claimDelivery(grant: try b.decode(Hash256.self, forKey: .grant), acknowledgement: try b.decode(Signature.self, forKey: .acknowledgement))
+        case .refundData: body = .refundData(grant: try b.decode(Hash256.self, forKey: .grant))
         case .recordEvaluation:
             body = .recordEvaluation(model: try b.decode(String.self, forKey: .model), evaluation: try b.decode(Evaluation.self, forKey: .evaluation))
         case .settleQuoted:
@@ -162,6 +168,14 @@ extension Transaction: Codable {
             try b.encode(receipts, forKey: .receipts); try b.encode(quotes, forKey: .quotes)
         case let .recordEvaluation(model, evaluation):
             try b.encode(model, forKey: .model); try b.encode(evaluation, forKey: .evaluation)
+        case let .registerDataset(manifest):
+            try b.encode(manifest, forKey: .manifest)
+        case let .buyData(dataset, server):
+            try b.encode(dataset, forKey: .dataset); try b.encode(server, forKey: .server)
+        case let .confirmDelivery(grant), let .refundData(grant):
+            try b.encode(grant, forKey: .grant)
+        case let .claimDelivery(grant, acknowledgement):
+            try b.encode(grant, forKey: .grant); try b.encode(acknowledgement, forKey: .acknowledgement)
         case let .payForCall(to, amount, requestId):
             try b.encode(to, forKey: .to); try b.encode(amount, forKey: .amount); try b.encode(requestId, forKey: .requestId)
         }

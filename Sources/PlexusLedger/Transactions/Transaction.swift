@@ -96,6 +96,16 @@ public struct Transaction: Sendable, Hashable {
         case settleQuoted(receipts: [Receipt], quotes: [SpotQuote])
         /// Records a benchmark suite's result for `model` (the sender is the evaluator; `height` is ignored).
         case recordEvaluation(model: String, evaluation: Evaluation)
+        /// Registers a dataset (the sender owns it; a name registered again is its next version).
+        case registerDataset(DatasetManifest)
+        /// Buys access to a dataset from `server`: the price is held until delivery is proven.
+        case buyData(dataset: Hash256, server: Address)
+        /// The buyer confirms delivery: the held price goes to the contributors.
+        case confirmDelivery(grant: Hash256)
+        /// The server shows the buyer's signed acknowledgement of delivery (`DataMarket.deliveryBytes`).
+        case claimDelivery(grant: Hash256, acknowledgement: Signature)
+        /// After the deadline, undelivered access is refunded to the buyer (anyone may send it).
+        case refundData(grant: Hash256)
 
         /// The receipts a `settle` or `settle_quoted` carries (nil for other kinds).
         public var settledReceipts: [Receipt]? {
@@ -143,6 +153,11 @@ public struct Transaction: Sendable, Hashable {
             case .payForCall: .payForCall
             case .settleQuoted: .settleQuoted
             case .recordEvaluation: .recordEvaluation
+            case .registerDataset: .registerDataset
+            case .buyData: .buyData
+            case .confirmDelivery: .confirmDelivery
+            case .claimDelivery: .claimDelivery
+            case .refundData: .refundData
             }
         }
     }
@@ -189,6 +204,11 @@ public struct Transaction: Sendable, Hashable {
         case payForCall = 36
         case settleQuoted = 37
         case recordEvaluation = 38
+        case registerDataset = 39
+        case buyData = 40
+        case confirmDelivery = 41
+        case claimDelivery = 42
+        case refundData = 43
 
         /// The name used in JSON and on the command line.
         public var name: String {
@@ -217,6 +237,11 @@ public struct Transaction: Sendable, Hashable {
             case .payForCall: "pay_for_call"
             case .settleQuoted: "settle_quoted"
             case .recordEvaluation: "record_evaluation"
+            case .registerDataset: "register_dataset"
+            case .buyData: "buy_data"
+            case .confirmDelivery: "confirm_delivery"
+            case .claimDelivery: "claim_delivery"
+            case .refundData: "refund_data"
             default: String(describing: self)
             }
         }
@@ -330,6 +355,14 @@ public struct Transaction: Sendable, Hashable {
             w.write(array: receipts.map(VersionedReceipt.init)); w.write(array: quotes)
         case let .recordEvaluation(model, evaluation):
             w.write(model); w.write(evaluation)
+        case let .registerDataset(manifest):
+            w.write(manifest)
+        case let .buyData(dataset, server):
+            w.write(dataset); w.write(server)
+        case let .confirmDelivery(grant), let .refundData(grant):
+            w.write(grant)
+        case let .claimDelivery(grant, acknowledgement):
+            w.write(grant); w.write(acknowledgement)
         }
     }
 
@@ -444,6 +477,11 @@ extension Transaction: CanonicalCodable {
             body = .settleQuoted(receipts: try r.readArray(of: VersionedReceipt.self, limit: 4096).map(\.receipt),
                                  quotes: try r.readArray(of: SpotQuote.self, limit: 4096))
         case .recordEvaluation: body = .recordEvaluation(model: try r.readString(limit: Registry.maxName), evaluation: try Evaluation(from: &r))
+        case .registerDataset: body = .registerDataset(try DatasetManifest(from: &r))
+        case .buyData: body = .buyData(dataset: try r.readHash(), server: try r.readAddress())
+        case .confirmDelivery: body = .confirmDelivery(grant: try r.readHash())
+        case .claimDelivery: body = .claimDelivery(grant: try r.readHash(), acknowledgement: try r.readSignature())
+        case .refundData: body = .refundData(grant: try r.readHash())
         }
         signature = try r.readSignature()
     }
