@@ -43,12 +43,15 @@ enum Fuzz {
         if !ok { fatalError("property failed (\(name)): \(what())") }
     }
 
-    /// The markets' ledger records (read from a peer's snapshot): the first byte picks the kind.
+    /// The markets' ledger records (read from a peer's snapshot) and a dataset's manifest: the first byte picks the kind.
     static func marketRecord(_ bytes: [UInt8]) {
         guard let kind = bytes.first else { return }
         let rest = Array(bytes.dropFirst())
-        switch kind % 6 {
+        switch kind % 9 {
         case 5: canonical(rest, Evaluation.self)
+        case 6: canonical(rest, DatasetManifest.self)
+        case 7: canonical(rest, Dataset.self)
+        case 8: canonical(rest, DataGrant.self)
         case 0: canonical(rest, AgentGrant.self)
         case 1: canonical(rest, CallPayment.self)
         case 2: canonical(rest, SpotMarket.self)
@@ -189,17 +192,28 @@ extension Fuzz {
         market.samples = [.init(timeMillis: 4_000, tokens: 30), .init(timeMillis: 5_000, tokens: 16)]
         market.history = [.init(height: 0, premium: 0), .init(height: 7, premium: 2_000_000)]
         let quote = SpotQuote(requestId: Hash256.of([3]), premium: 2_000_000, height: 7)
+        let manifest = DatasetManifest(name: "corpus", root: Hash256.of([15]), size: 10_000, chunkSize: 4_096, chunks: 3, license: "cc-by-4.0",
+                                       price: Amount(units: 1_000), contributors: [Contributor(account: key.address, weight: 2), Contributor(account: other.address, weight: 1)],
+                                       totalWeight: 3, derivedFrom: Hash256.of([16]))
         let marketTxs = [Transaction(chainId: "plexus-local", from: key, nonce: 4, fee: Amount(units: 1_000), body: .grantAgent(agent: other.address, policy: policy)),
                          Transaction(chainId: "plexus-local", from: other, nonce: 0, fee: Amount(units: 1_000),
                                      body: .payForCall(to: key.address, amount: Amount(units: 700), requestId: Hash256.of([3]))),
-                         Transaction(chainId: "plexus-local", from: key, nonce: 5, fee: Amount(units: 1_000), body: .settleQuoted(receipts: [receipt], quotes: [quote]))]
+                         Transaction(chainId: "plexus-local", from: key, nonce: 5, fee: Amount(units: 1_000), body: .settleQuoted(receipts: [receipt], quotes: [quote])),
+                         Transaction(chainId: "plexus-local", from: key, nonce: 6, fee: Amount(units: 1_000), body: .registerDataset(manifest)),
+                         Transaction(chainId: "plexus-local", from: other, nonce: 1, fee: Amount(units: 1_000), body: .buyData(dataset: Hash256.of([13]), server: key.address)),
+                         Transaction(chainId: "plexus-local", from: key, nonce: 7, fee: Amount(units: 1_000),
+                                     body: .claimDelivery(grant: Hash256.of([14]), acknowledgement: other.sign([1, 2, 3])))]
         let seeds: [String: [[UInt8]]] = [
             "market-record": [[0] + grant.canonicalBytes, [1] + CallPayment(requestId: Hash256.of([3]), from: other.address, to: key.address,
                                                                                amount: Amount(units: 700), height: 9).canonicalBytes,
                               [2] + market.canonicalBytes, [3] + SpotCharge(premium: 2_000_000, quoteHeight: 7, amount: Amount(units: 92)).canonicalBytes,
                               [4] + quote.canonicalBytes,
                               [5] + Evaluation(suite: Hash256.of([12]), name: "plexus-basic-v2", evaluator: key.address, correct: 7,
-                                               requests: [Hash256.of([3]), Hash256.of([4])], height: 9).canonicalBytes],
+                                               requests: [Hash256.of([3]), Hash256.of([4])], height: 9).canonicalBytes,
+                              [6] + manifest.canonicalBytes,
+                              [7] + Dataset(id: Hash256.of([13]), owner: key.address, version: 2, manifest: manifest, registeredHeight: 4).canonicalBytes,
+                              [8] + DataGrant(id: Hash256.of([14]), dataset: Hash256.of([13]), buyer: other.address, server: key.address,
+                                              amount: Amount(units: 1_000), deadline: 40).canonicalBytes],
             "snapshot": [snapshot.canonicalBytes],
             "transaction": [tx.canonicalBytes] + marketTxs.map(\.canonicalBytes),
             "block": [block.canonicalBytes],

@@ -21,6 +21,13 @@ import Testing
             net.tx(0, nonce: 7, .payForCall(to: b, amount: Amount(units: 12), requestId: Hash256.of([7]))),
             net.tx(0, nonce: 9, .recordEvaluation(model: "m", evaluation: Evaluation(suite: Hash256.of([9]), name: "s", evaluator: b, correct: 1,
                                                                                   requests: [Hash256.of([1]), Hash256.of([2])], height: 0))),
+            net.tx(0, nonce: 10, .registerDataset(DatasetManifest(name: "d", root: Hash256.of([4]), size: 5_000, chunkSize: 4_096, chunks: 2, license: "mit",
+                                                                 price: Amount(units: 9), contributors: [Contributor(account: b, weight: 2)], totalWeight: 2,
+                                                                 derivedFrom: Hash256.of([5])))),
+            net.tx(0, nonce: 11, .buyData(dataset: Hash256.of([6]), server: b)),
+            net.tx(0, nonce: 12, .confirmDelivery(grant: Hash256.of([7]))),
+            net.tx(0, nonce: 13, .claimDelivery(grant: Hash256.of([7]), acknowledgement: net.keys[1].sign([1]))),
+            net.tx(0, nonce: 14, .refundData(grant: Hash256.of([7]))),
             net.tx(0, nonce: 8, .settleQuoted(receipts: [], quotes: [SpotQuote(requestId: Hash256.of([8]), premium: 1_000_000, height: 12)])),
         ]
     }
