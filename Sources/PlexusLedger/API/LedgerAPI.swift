@@ -24,6 +24,7 @@ import PlexusCore
 /// | `GET /v1/calls/{request id}` | the payment for a call tied to a request |
 /// | `GET /v1/market/prices[?model=M]` | each model's asks, congestion premium, utilization and premium history |
 /// | `GET /v1/market/charges/{request id}` | the premium a settled request paid |
+/// | `GET /v1/datasets[/{id}]`, `GET /v1/data/grants/{id}` | datasets (root, terms, contributors); a data access grant |
 /// | `GET /v1/evaluations/{model}` | a model's recorded evaluations (suite, score, the requests behind it) |
 /// | `POST /v1/settlements/lookup` | settlements of up to 1000 request ids (`{"ids": [...]}`) |
 /// | `GET /v1/events?since=H[&timeout_ms=T]` | events after height H (long-poll) |
@@ -305,6 +306,22 @@ public enum LedgerAPI {
             let views = await service.read { s in (wanted.map { [$0] } ?? s.models.keys.sorted()).filter { s.models[$0] != nil }.map { MarketView(model: $0, in: s) } }
             if let wanted, views.isEmpty { throw APIError(.notFound, .notFound, "no model '\(wanted.prefix(64))'") }
             return try json(views)
+        }
+
+        router.get("/v1/datasets") { _, _ -> Response in
+            try json(await service.read { s in s.datasets.values.sorted { ($0.manifest.name, $0.version, $0.id) < ($1.manifest.name, $1.version, $1.id) } })
+        }
+
+        router.get("/v1/datasets/:id") { _, context -> Response in
+            let id = try Hash256(hex: context.parameters.get("id") ?? "")
+            guard let d = await service.read({ $0.datasets[id] }) else { throw APIError(.notFound, .notFound, "no dataset \(id)") }
+            return try json(d)
+        }
+
+        router.get("/v1/data/grants/:id") { _, context -> Response in
+            let id = try Hash256(hex: context.parameters.get("id") ?? "")
+            guard let g = await service.read({ $0.grants[id] }) else { throw APIError(.notFound, .notFound, "no data grant \(id)") }
+            return try json(g)
         }
 
         router.get("/v1/evaluations/:model") { _, context -> Response in

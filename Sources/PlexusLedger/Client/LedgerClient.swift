@@ -153,6 +153,24 @@ public struct LedgerClient: Sendable {
     /// What a model id may hold, as it goes into a path or query unescaped (a '/' is escaped).
     static let modelIdCharacters = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "._-:"))
 
+    /// Every dataset.
+    public func datasets() async throws -> [Dataset] { try await get("/v1/datasets") }
+
+    /// How many versions of `name` `owner` has registered.
+    public func datasetsOf(_ owner: Address, name: String) async throws -> Int {
+        try await datasets().filter { $0.owner == owner && $0.manifest.name == name }.count
+    }
+
+    /// A dataset (nil: none with that id).
+    public func dataset(_ id: Hash256) async throws -> Dataset? {
+        do { return try await get("/v1/datasets/\(id.hex)") } catch let e as PlexusError where e.code == .notFound { return nil }
+    }
+
+    /// A data access grant (nil: none with that id).
+    public func dataGrant(_ id: Hash256) async throws -> DataGrant? {
+        do { return try await get("/v1/data/grants/\(id.hex)") } catch let e as PlexusError where e.code == .notFound { return nil }
+    }
+
     /// A model's recorded evaluations.
     public func evaluations(_ model: String) async throws -> [Evaluation] {
         try await get("/v1/evaluations/" + (model.addingPercentEncoding(withAllowedCharacters: Self.modelIdCharacters) ?? model))

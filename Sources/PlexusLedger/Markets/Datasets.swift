@@ -46,6 +46,20 @@ public enum DataMarket {
         return Hash256.of(w.bytes)
     }
 
+    static let chunkDomain = Array("plexus-data-chunk-v1".utf8)
+
+    /// What a grant's buyer signs to fetch chunk `index` from its server.
+    public static func chunkRequestBytes(chainId: String, grant: Hash256, index: UInt32) -> [UInt8] {
+        var w = CanonicalWriter(capacity: 96)
+        w.write(fixed: chunkDomain); w.write(chainId); w.write(grant); w.write(index)
+        return w.bytes
+    }
+
+    /// The SHA-256 of each chunk of `bytes` (the leaves of a dataset's Merkle root).
+    public static func chunkHashes(_ bytes: [UInt8], chunkSize: Int) -> [Hash256] {
+        stride(from: 0, to: bytes.count, by: chunkSize).map { Hash256.of(Array(bytes[$0..<min(bytes.count, $0 + chunkSize)])) }
+    }
+
     /// What a buyer signs once every chunk it received matched the dataset's root: the
     /// server's proof of delivery.
     public static func deliveryBytes(chainId: String, grant: Hash256, root: Hash256) -> [UInt8] {
