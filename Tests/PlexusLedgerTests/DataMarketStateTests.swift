@@ -189,3 +189,38 @@ import Testing
         #expect(loaded.datasetVersions == l.state.datasetVersions)
     }
 }
+
+extension DataMarketStateTests {
+    /// Provenance: a model's card cites datasets; a governed share of its royalty goes to their
+    /// contributors at settlement, split by weight, the creator keeping the rest.
+    @Test func aCitedDatasetsContributorsShareTheModelsRoyalty() throws {
+        let l = try base.network(royaltyBps: 1_000)
+        try l.send(0, .registerDataset(manifest(l, name: "d1", weights: [(7, 3), (8, 1)])))
+        try l.send(0, .registerDataset(manifest(l, name: "d2", weights: [(9, 1)])))
+        let d1 = DataMarket.datasetId(owner: l.address(0), name: "d1", version: 1), d2 = DataMarket.datasetId(owner: l.address(0), name: "d2", version: 1)
+        try l.refuse(1, .citeDatasets(model: "m", datasets: [d1]))                   // not the creator
+        try l.refuse(0, .citeDatasets(model: "m", datasets: [Hash256.of([1])]))      // unknown dataset
+        try l.refuse(0, .citeDatasets(model: "m", datasets: [d1, d1]))
+        try l.refuse(0, .citeDatasets(model: "m", datasets: [d1, d2, Hash256.of([2]), Hash256.of([3]), Hash256.of([4])]))
+        try l.refuse(0, .citeDatasets(model: "no-such-model", datasets: [d1]))
+        try l.send(0, .citeDatasets(model: "m", datasets: [d1, d2]))
+        #expect(l.state.provenance["m"] == [d1, d2])
+        // A request of 40,000 units: royalty 10 % = 4,000; 20 % of it (800) to the datasets, 400 each: d1 3 : 1, d2 all to 9.
+        let r = base.receipt("cited", output: 10, exact: false)
+        try l.send(4, .settle(receipts: [r]))
+        let s = try #require(l.state.settlements[r.requestId])
+        let royalty = s.payouts.dropFirst(s.nodes.count).map { ($0.account, $0.amount.units) }
+        #expect(royalty.map(\.0) == [l.address(7), l.address(8), l.address(9), l.address(0)])
+        #expect(royalty.map(\.1) == [300, 100, 400, 3_200])
+        #expect(s.payouts.reduce(0) { $0 + $1.amount.units } + s.fee.units == s.charge.units)
+        let before = [7, 8, 9].map { l.state.account(l.address($0)).balance.units }
+        try l.tick(until: s.finalHeight)
+        #expect(zip([7, 8, 9], before).map { l.state.account(l.address($0.0)).balance.units - $0.1 } == [300, 100, 400])
+        #expect(try l.state.circulatingTotal() == l.state.totalSupply)
+        // Uncited: the creator has the whole royalty again.
+        try l.send(0, .citeDatasets(model: "m", datasets: []))
+        let r2 = base.receipt("uncited", output: 10, exact: false)
+        try l.send(4, .settle(receipts: [r2]))
+        #expect(l.state.settlements[r2.requestId]?.payouts.dropFirst(1).map(\.amount.units) == [4_000])
+    }
+}

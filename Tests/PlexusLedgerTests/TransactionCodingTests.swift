@@ -28,6 +28,7 @@ import Testing
             net.tx(0, nonce: 12, .confirmDelivery(grant: Hash256.of([7]))),
             net.tx(0, nonce: 13, .claimDelivery(grant: Hash256.of([7]), acknowledgement: net.keys[1].sign([1]))),
             net.tx(0, nonce: 14, .refundData(grant: Hash256.of([7]))),
+            net.tx(0, nonce: 15, .citeDatasets(model: "m", datasets: [Hash256.of([8]), Hash256.of([9])])),
             net.tx(0, nonce: 8, .settleQuoted(receipts: [], quotes: [SpotQuote(requestId: Hash256.of([8]), premium: 1_000_000, height: 12)])),
         ]
     }

@@ -73,10 +73,10 @@ import Testing
     }
 
     /// A ledger with the model, two staked nodes, a gateway, four staked verifiers and escrow.
-    func network() throws -> Ledger {
+    func network(royaltyBps: UInt16 = 0) throws -> Ledger {
         let l = try Ledger(net)
         let card = ModelCard(id: "m", weightsHash: weights, architecture: "llama", quantization: "Q8_0", contextLength: 8192,
-                             license: "apache-2.0", capabilities: ["chat"], creator: net.keys[0].address, royaltyBps: 0)
+                             license: "apache-2.0", capabilities: ["chat"], creator: net.keys[0].address, royaltyBps: royaltyBps)
         try l.send(0, .registerModel(card))
         for (i, owner) in [1, 2].enumerated() {
             try l.send(owner, .stake(amount: Amount(units: 100 * Self.plx)))

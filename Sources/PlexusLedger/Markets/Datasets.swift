@@ -8,6 +8,24 @@ public enum DataMarket {
     public static let minChunkSize: UInt32 = 1_024
     public static let maxChunkSize: UInt32 = 16 << 20
     public static let maxChunks: UInt32 = 1 << 24
+    /// Datasets one model card may cite.
+    public static let maxCitations = 4
+
+    /// A model's royalty shared with the contributors of the datasets it cites: `share` of it
+    /// (⌊royalty · shareBps/10⁴⌋) in equal parts per dataset (the remainder to the first), each
+    /// split by its contributors' weights; the creator keeps the rest. The payouts add up to `royalty`.
+    public static func royaltyPayouts(_ royalty: Amount, creator: Address, shareBps: UInt64, datasets: [Dataset]) -> [Payout] {
+        guard !datasets.isEmpty, shareBps > 0 else { return royalty.isZero ? [] : [Payout(account: creator, amount: royalty)] }
+        let shared = UInt64(10_000).dividingFullWidth(royalty.units.multipliedFullWidth(by: min(shareBps, 10_000))).quotient
+        let each = shared / UInt64(datasets.count)
+        var out: [Payout] = []
+        for (i, d) in datasets.enumerated() {
+            let part = i == 0 ? shared - each * UInt64(datasets.count - 1) : each
+            out += split(Amount(units: part), d.manifest.contributors).filter { !$0.amount.isZero }
+        }
+        if royalty.units > shared { out.append(Payout(account: creator, amount: Amount(units: royalty.units - shared))) }
+        return out
+    }
 
     /// `amount` split by weight in whole base units: each contributor gets ⌊amount·w/W⌋, and
     /// the units left over (fewer than there are contributors) go one each to the contributors

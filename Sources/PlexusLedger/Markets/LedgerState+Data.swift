@@ -14,6 +14,7 @@ extension LedgerState {
     struct DataPlan {
         var dataset: Dataset?
         var grant: DataGrant?
+        var citation: (model: String, datasets: [Hash256])?
         /// Accounts other than the sender, updated.
         var writes: [(Address, Account)] = []
         var events: [Event] = []
@@ -81,6 +82,16 @@ extension LedgerState {
             plan.grant = g
             plan.events.append(.market(action: "data_refunded", subject: grantId.hex, detail: "\(g.amount.units)u back to \(g.buyer.text)"))
 
+        case let .citeDatasets(model, cited):
+            guard let card = models[model] else { throw PlexusError(.notFound, "model '\(model.prefix(64))' is not registered") }
+            guard card.creator == tx.from else { throw PlexusError(.badSignature, "only the model's creator cites its datasets") }
+            guard cited.count <= DataMarket.maxCitations, Set(cited).count == cited.count else {
+                throw PlexusError(.outOfRange, "a model cites at most \(DataMarket.maxCitations) distinct datasets")
+            }
+            for d in cited { guard datasets[d] != nil else { throw PlexusError(.notFound, "no dataset \(d.hex.prefix(16))") } }
+            plan.citation = (model, cited)
+            plan.events.append(.market(action: "datasets_cited", subject: model, detail: cited.map(\.hex).joined(separator: ",")))
+
         default:
             throw PlexusError(.unknownKind, "not a data transaction")
         }
@@ -98,6 +109,10 @@ extension LedgerState {
         if let g = plan.grant {
             grants[g.id] = g
             dirtyRecords.insert(.grant(g.id))
+        }
+        if let c = plan.citation {
+            provenance[c.model] = c.datasets.isEmpty ? nil : c.datasets
+            dirtyRecords.insert(.provenance(c.model))
         }
     }
 }

@@ -169,7 +169,7 @@ extension LedgerState {
             events.append(.market(action: "evaluation_recorded", subject: model,
                                   detail: "\(evaluation.name): \(evaluation.correct) of \(evaluation.requests.count) by \(tx.from.text)"))
 
-        case .registerDataset, .buyData, .confirmDelivery, .claimDelivery, .refundData:
+        case .registerDataset, .buyData, .confirmDelivery, .claimDelivery, .refundData, .citeDatasets:
             let p = try planData(tx, sender: &sender)
             writes += p.writes
             dataPlan = p

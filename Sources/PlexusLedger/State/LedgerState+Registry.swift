@@ -239,7 +239,11 @@ extension LedgerState {
         let (premium, tokens) = try SpotPrice.premiumCost(parts, premium: premiumRate)
         charge = try charge.adding(premium)
         fee = try fee.adding(premium)
-        if !royalty.isZero { payouts.append(Payout(account: card.creator, amount: royalty)) }
+        // The royalty: the creator's, less the share of the contributors of the datasets the card cites.
+        if !royalty.isZero {
+            payouts += DataMarket.royaltyPayouts(royalty, creator: card.creator, shareBps: params[.provenanceShareBps],
+                                                 datasets: (provenance[card.id] ?? []).compactMap { datasets[$0] })
+        }
         // An agent's request is paid from its payer's escrow, within its policy, or not at all.
         var grant = agents[requestor]
         if let g = grant {

@@ -64,6 +64,8 @@ public struct LedgerState: Sendable {
     /// Datasets, by id; access grants, by id (`LedgerState+Data`).
     public internal(set) var datasets: [Hash256: Dataset] = [:]
     public internal(set) var grants: [Hash256: DataGrant] = [:]
+    /// The datasets each model's card cites, by model (its royalty shares with their contributors).
+    public internal(set) var provenance: [String: [Hash256]] = [:]
     /// The latest version of each owner's dataset name. Derived from `datasets`.
     var datasetVersions: [DatasetName: UInt32] = [:]
     /// Checks waiting for their draw, by the height that draws them. Derived.
@@ -228,6 +230,11 @@ public struct LedgerState: Sendable {
         case let .spotCharge(id): spotCharges[id]?.canonicalBytes
         case let .dataset(id): datasets[id]?.canonicalBytes
         case let .grant(id): grants[id]?.canonicalBytes
+        case let .provenance(id): provenance[id].map { list in
+            var w = CanonicalWriter(capacity: 4 + 32 * list.count)
+            w.write(array: list)
+            return w.bytes
+        }
         case let .evaluations(id): evaluations[id].map { list in
             var w = CanonicalWriter(capacity: 256 * list.count)
             w.write(array: list)
@@ -284,6 +291,9 @@ public struct LedgerState: Sendable {
                 let name = DatasetName(owner: d.owner, name: d.manifest.name)
                 datasetVersions[name] = max(datasetVersions[name] ?? 0, d.version)
             case let .grant(id): grants[id] = try DataGrant(canonicalBytes: v)
+            case let .provenance(id):
+                var r = CanonicalReader(v)
+                provenance[id] = try r.readArray(of: Hash256.self, limit: DataMarket.maxCitations)
             case let .evaluations(id):
                 var r = CanonicalReader(v)
                 evaluations[id] = try r.readArray(of: Evaluation.self, limit: Evaluation.maxPerModel)

@@ -58,6 +58,7 @@ public struct Params: Sendable, Hashable, CanonicalCodable {
         case premiumWindowMillis
         case proposalThreshold
         case protocolFeeBps
+        case provenanceShareBps
         case quorumBps
         case quoteValidityBlocks
         case reputationHalfLifeBlocks
@@ -149,6 +150,8 @@ public struct Params: Sendable, Hashable, CanonicalCodable {
                   summary: "least voting power (at the previous block) needed to make a proposal"),
         ParamSpec(name: "protocolFeeBps", min: 0, max: 2_000, defaultValue: 500,
                   summary: "share of every settled charge paid to the treasury, in basis points"),
+        ParamSpec(name: "provenanceShareBps", min: 0, max: 10_000, defaultValue: 2_000,
+                  summary: "data market: share of a model's royalty paid to the contributors of the datasets its card cites, in basis points"),
         ParamSpec(name: "quorumBps", min: 0, max: 10_000, defaultValue: 400,
                   summary: "quorum: share of the total voting power at the snapshot that must vote For or Abstain, in basis points"),
         ParamSpec(name: "quoteValidityBlocks", min: 1, max: 10_000_000, defaultValue: 10_000,

@@ -372,6 +372,7 @@ enum RecordKey: Hashable, Comparable {
     case evaluations(String)
     case dataset(Hash256)
     case grant(Hash256)
+    case provenance(String)
 
     var bytes: [UInt8] {
         switch self {
@@ -398,6 +399,7 @@ enum RecordKey: Hashable, Comparable {
         case let .evaluations(id): [UInt8(ascii: "v")] + Array(id.utf8)
         case let .dataset(h): [UInt8(ascii: "d")] + h.bytes
         case let .grant(h): [UInt8(ascii: "w")] + h.bytes
+        case let .provenance(id): [UInt8(ascii: "o")] + Array(id.utf8)
         }
     }
 
@@ -438,6 +440,7 @@ enum RecordKey: Hashable, Comparable {
         case UInt8(ascii: "v"): self = .evaluations(try text(rest))
         case UInt8(ascii: "d"): self = .dataset(try Hash256(bytes: rest))
         case UInt8(ascii: "w"): self = .grant(try Hash256(bytes: rest))
+        case UInt8(ascii: "o"): self = .provenance(try text(rest))
         default: throw PlexusError(.malformed, "unknown record key tag \(tag)")
         }
     }

@@ -106,6 +106,8 @@ public struct Transaction: Sendable, Hashable {
         case claimDelivery(grant: Hash256, acknowledgement: Signature)
         /// After the deadline, undelivered access is refunded to the buyer (anyone may send it).
         case refundData(grant: Hash256)
+        /// The model's creator names the datasets it was trained or fine-tuned on (at most 4; replaces the last list).
+        case citeDatasets(model: String, datasets: [Hash256])
 
         /// The receipts a `settle` or `settle_quoted` carries (nil for other kinds).
         public var settledReceipts: [Receipt]? {
@@ -158,6 +160,7 @@ public struct Transaction: Sendable, Hashable {
             case .confirmDelivery: .confirmDelivery
             case .claimDelivery: .claimDelivery
             case .refundData: .refundData
+            case .citeDatasets: .citeDatasets
             }
         }
     }
@@ -209,6 +212,7 @@ public struct Transaction: Sendable, Hashable {
         case confirmDelivery = 41
         case claimDelivery = 42
         case refundData = 43
+        case citeDatasets = 44
 
         /// The name used in JSON and on the command line.
         public var name: String {
@@ -242,6 +246,7 @@ public struct Transaction: Sendable, Hashable {
             case .confirmDelivery: "confirm_delivery"
             case .claimDelivery: "claim_delivery"
             case .refundData: "refund_data"
+            case .citeDatasets: "cite_datasets"
             default: String(describing: self)
             }
         }
@@ -363,6 +368,8 @@ public struct Transaction: Sendable, Hashable {
             w.write(grant)
         case let .claimDelivery(grant, acknowledgement):
             w.write(grant); w.write(acknowledgement)
+        case let .citeDatasets(model, datasets):
+            w.write(model); w.write(array: datasets)
         }
     }
 
@@ -482,6 +489,7 @@ extension Transaction: CanonicalCodable {
         case .confirmDelivery: body = .confirmDelivery(grant: try r.readHash())
         case .claimDelivery: body = .claimDelivery(grant: try r.readHash(), acknowledgement: try r.readSignature())
         case .refundData: body = .refundData(grant: try r.readHash())
+        case .citeDatasets: body = .citeDatasets(model: try r.readString(limit: Registry.maxName), datasets: try r.readArray(of: Hash256.self, limit: DataMarket.maxCitations))
         }
         signature = try r.readSignature()
     }
