@@ -14,7 +14,8 @@ struct GovCommand: AsyncParsableCommand {
             abstract: "Make a proposal (a text signal if it has no actions).",
             discussion: """
             Actions: --set NAME=VALUE (protocol parameter), --set-community C:NAME=VALUE, --scheme C=SCHEME, \
-            --open C=true|false, --list-model M, --delist-model M, --spend ADDRESS=PLX, --grant-reputation ADDRESS=POINTS, \
+            --open C=true|false, --list-model M, --delist-model M, --delist-dataset ID, --relist-dataset ID, --spend ADDRESS=PLX, \
+            --grant-reputation ADDRESS=POINTS, \
             --federation-join C, --federation-leave C. Every community an action touches must be named with --community \
             (protocol-wide actions touch 'plexus').
             """)
@@ -27,6 +28,8 @@ struct GovCommand: AsyncParsableCommand {
         @Option(name: .long, help: "COMMUNITY=true|false: open a community or require admission.") var open: [String] = []
         @Option(name: .long, help: "List a model.") var listModel: [String] = []
         @Option(name: .long, help: "Delist a model.") var delistModel: [String] = []
+        @Option(name: .long, help: "Stop sales of a dataset (a licence violation).") var delistDataset: [String] = []
+        @Option(name: .long, help: "Resume sales of a delisted dataset.") var relistDataset: [String] = []
         @Option(name: .long, help: "ADDRESS=PLX: pay from the treasury.") var spend: [String] = []
         @Option(name: .long, help: "ADDRESS=POINTS: award reputation.") var grantReputation: [String] = []
         @Option(name: .long, help: "Add a community to the federation.") var federationJoin: [String] = []
@@ -55,6 +58,7 @@ struct GovCommand: AsyncParsableCommand {
                 out.append(.setOpen(community: c, open: b))
             }
             out += listModel.map { .listModel($0) } + delistModel.map { .delistModel($0) }
+            out += try delistDataset.map { .delistDataset(try Hash256(hex: $0)) } + relistDataset.map { .relistDataset(try Hash256(hex: $0)) }
             for s in spend {
                 let (a, v) = try pair(s, "=")
                 out.append(.treasurySpend(to: try Address(a), amount: try Amount(parsing: v)))

@@ -12,7 +12,7 @@ import Testing
         let a = net.keys[1].address, id = Hash256.of([1, 2, 3])
         let content = ProposalContent(communities: [Governance.root, "guild"], title: "everything", description: "all the actions", actions: [
             .setParam(name: "protocolFeeBps", value: 300), .setCommunityParam(community: "guild", name: "quorumBps", value: 10),
-            .setScheme(community: "guild", scheme: .quadratic), .setOpen(community: "guild", open: false), .listModel("m"), .delistModel("m"),
+            .setScheme(community: "guild", scheme: .quadratic), .setOpen(community: "guild", open: false), .listModel("m"), .delistModel("m"), .delistDataset(Hash256.of([5])), .relistDataset(Hash256.of([6])),
             .treasurySpend(to: a, amount: Amount(units: 5)), .grantReputation(account: a, points: 3), .federationJoin("guild"), .federationLeave("guild"),
         ])
         let bodies: [Transaction.Body] = [

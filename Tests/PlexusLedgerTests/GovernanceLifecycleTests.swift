@@ -345,3 +345,34 @@ import Testing
         #expect(copy.memberships["club"]?[l.address(5)]?.applied == true)
     }
 }
+
+/// A dataset delisted by governance (a licence violation): no access is sold until it is relisted.
+@Suite struct DatasetGovernanceTests {
+    @Test func aDelistedDatasetSellsNothingUntilRelisted() throws {
+        let l = try GovLedger()
+        try l.stake(0, 1_000 * GovLedger.plx)
+        try l.next()
+        let m = DatasetManifest(name: "scraped", root: Hash256.of([1]), size: 2_000, chunkSize: 1_024, chunks: 2, license: "custom",
+                                price: Amount(units: 10), contributors: [Contributor(account: l.address(2), weight: 1)], totalWeight: 1)
+        try l.send(2, .registerDataset(m))
+        let id = DataMarket.datasetId(owner: l.address(2), name: "scraped", version: 1)
+        #expect(throws: PlexusError.self) { try l.propose(0, GovLedger.text("no such dataset", [Governance.root], [.delistDataset(Hash256.of([9]))])) }
+        #expect(throws: PlexusError.self) { try l.propose(0, GovLedger.text("not delisted", [Governance.root], [.relistDataset(id)])) }
+        func pass(_ action: ProposalAction, _ title: String) throws {
+            let p = try l.propose(0, GovLedger.text(title, [Governance.root], [action]))
+            try l.advance(to: l.proposal(p).snapshot + 1)
+            try l.vote(0, p, .for)
+            try l.advance(to: l.proposal(p).deadline + 1)
+            try l.send(1, .queue(proposal: p))
+            try l.advance(to: l.proposal(p).eta!)
+            try l.send(1, .execute(proposal: p))
+        }
+        try pass(.delistDataset(id), "delist: the licence forbids resale")
+        #expect(l.state.datasets[id]?.delisted == true)
+        #expect(throws: PlexusError.self) { try l.send(3, .buyData(dataset: id, server: l.address(4))) }
+        try pass(.relistDataset(id), "relist: the licence was cleared")
+        #expect(l.state.datasets[id]?.delisted == false)
+        try l.send(3, .buyData(dataset: id, server: l.address(4)))
+        #expect(l.state.grants.count == 1)
+    }
+}

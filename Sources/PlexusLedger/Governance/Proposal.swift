@@ -55,6 +55,9 @@ public enum ProposalAction: Sendable, Hashable {
     case federationJoin(String)
     /// Removes a community from the federation.
     case federationLeave(String)
+    /// Stops sales of a dataset (a licence violation), or resumes them.
+    case delistDataset(Hash256)
+    case relistDataset(Hash256)
 
     public var kind: String {
         switch self {
@@ -68,6 +71,8 @@ public enum ProposalAction: Sendable, Hashable {
         case .grantReputation: "grant_reputation"
         case .federationJoin: "federation_join"
         case .federationLeave: "federation_leave"
+        case .delistDataset: "delist_dataset"
+        case .relistDataset: "relist_dataset"
         }
     }
 
@@ -76,7 +81,7 @@ public enum ProposalAction: Sendable, Hashable {
     /// settings need that community, federation membership needs both.
     public var touches: [String] {
         switch self {
-        case .setParam, .listModel, .delistModel, .treasurySpend, .grantReputation: [Governance.root]
+        case .setParam, .listModel, .delistModel, .treasurySpend, .grantReputation, .delistDataset, .relistDataset: [Governance.root]
         case let .setCommunityParam(c, _, _), let .setScheme(c, _), let .setOpen(c, _): [c]
         case let .federationJoin(c), let .federationLeave(c): [c, Governance.root]
         }
@@ -96,6 +101,8 @@ extension ProposalAction: CustomStringConvertible {
         case let .grantReputation(a, p): "grant_reputation \(p) points to \(a)"
         case let .federationJoin(c): "federation_join \(c)"
         case let .federationLeave(c): "federation_leave \(c)"
+        case let .delistDataset(d): "delist_dataset \(d.hex)"
+        case let .relistDataset(d): "relist_dataset \(d.hex)"
         }
     }
 }
@@ -113,6 +120,8 @@ extension ProposalAction: CanonicalCodable {
         case let .grantReputation(a, p): w.write(UInt8(8)); w.write(a); w.write(p)
         case let .federationJoin(c): w.write(UInt8(9)); w.write(c)
         case let .federationLeave(c): w.write(UInt8(10)); w.write(c)
+        case let .delistDataset(d): w.write(UInt8(11)); w.write(d)
+        case let .relistDataset(d): w.write(UInt8(12)); w.write(d)
         }
     }
 
@@ -132,6 +141,8 @@ extension ProposalAction: CanonicalCodable {
         case 8: self = .grantReputation(account: try r.readAddress(), points: try r.readUInt64())
         case 9: self = .federationJoin(try r.readString(limit: n))
         case 10: self = .federationLeave(try r.readString(limit: n))
+        case 11: self = .delistDataset(try r.readHash())
+        case 12: self = .relistDataset(try r.readHash())
         case let t: throw PlexusError(.malformed, "unknown proposal action \(t)")
         }
     }
@@ -139,7 +150,7 @@ extension ProposalAction: CanonicalCodable {
 
 /// JSON: `{"kind": "set_param", "name": ..., "value": ...}` and so on.
 extension ProposalAction: Codable {
-    enum Keys: String, CodingKey { case kind, name, value, community, scheme, open, model, to, amount, account, points }
+    enum Keys: String, CodingKey { case kind, name, value, community, scheme, open, model, to, amount, account, points, dataset }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: Keys.self)
@@ -156,6 +167,8 @@ extension ProposalAction: Codable {
         case "grant_reputation": self = .grantReputation(account: try c.decode(Address.self, forKey: .account), points: try c.decode(UInt64.self, forKey: .points))
         case "federation_join": self = .federationJoin(try c.decode(String.self, forKey: .community))
         case "federation_leave": self = .federationLeave(try c.decode(String.self, forKey: .community))
+        case "delist_dataset": self = .delistDataset(try c.decode(Hash256.self, forKey: .dataset))
+        case "relist_dataset": self = .relistDataset(try c.decode(Hash256.self, forKey: .dataset))
         case let k: throw PlexusError(.malformed, "unknown proposal action '\(k.prefix(32))'")
         }
     }
@@ -172,6 +185,7 @@ extension ProposalAction: Codable {
         case let .treasurySpend(to, a): try c.encode(to, forKey: .to); try c.encode(a, forKey: .amount)
         case let .grantReputation(a, p): try c.encode(a, forKey: .account); try c.encode(p, forKey: .points)
         case let .federationJoin(cm), let .federationLeave(cm): try c.encode(cm, forKey: .community)
+        case let .delistDataset(d), let .relistDataset(d): try c.encode(d, forKey: .dataset)
         }
     }
 }

@@ -381,6 +381,10 @@ extension LedgerState {
                 guard listed.insert(m).inserted else { throw PlexusError(.invalidState, "model '\(m.prefix(64))' is already listed") }
             case let .delistModel(m):
                 guard listed.remove(m) != nil else { throw PlexusError(.invalidState, "model '\(m.prefix(64))' is not listed") }
+            case let .delistDataset(d), let .relistDataset(d):
+                guard let ds = datasets[d] else { throw PlexusError(.notFound, "no dataset \(d.hex.prefix(16))") }
+                if case .delistDataset = action, ds.delisted { throw PlexusError(.invalidState, "dataset \(d.hex.prefix(16)) is already delisted") }
+                if case .relistDataset = action, !ds.delisted { throw PlexusError(.invalidState, "dataset \(d.hex.prefix(16)) is not delisted") }
             case let .treasurySpend(to, amount):
                 guard !amount.isZero else { throw PlexusError(.zeroAmount, "a treasury spend must be positive") }
                 guard to != .treasury else { throw PlexusError(.outOfRange, "the treasury cannot pay itself") }
@@ -566,6 +570,12 @@ extension LedgerState {
             listedModels.remove(m)
             dirtyRecords.insert(.listed(m))
             return [.governance(action: "model_delisted", subject: m, detail: "")]
+        case let .delistDataset(d), let .relistDataset(d):
+            let delist: Bool
+            if case .delistDataset = action { delist = true } else { delist = false }
+            datasets[d]?.delisted = delist
+            dirtyRecords.insert(.dataset(d))
+            return [.governance(action: delist ? "dataset_delisted" : "dataset_relisted", subject: d.hex, detail: "")]
         case let .treasurySpend(to, amount):
             var t = account(.treasury)
             var r = account(to)
