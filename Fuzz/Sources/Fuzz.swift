@@ -202,7 +202,11 @@ extension Fuzz {
                          Transaction(chainId: "plexus-local", from: key, nonce: 6, fee: Amount(units: 1_000), body: .registerDataset(manifest)),
                          Transaction(chainId: "plexus-local", from: other, nonce: 1, fee: Amount(units: 1_000), body: .buyData(dataset: Hash256.of([13]), server: key.address)),
                          Transaction(chainId: "plexus-local", from: key, nonce: 7, fee: Amount(units: 1_000),
-                                     body: .claimDelivery(grant: Hash256.of([14]), acknowledgement: other.sign([1, 2, 3])))]
+                                     body: .claimDelivery(grant: Hash256.of([14]), acknowledgement: other.sign([1, 2, 3]))),
+                         Transaction(chainId: "plexus-local", from: key, nonce: 8, fee: Amount(units: 1_000), body: .citeDatasets(model: "m", datasets: [Hash256.of([13])])),
+                         Transaction(chainId: "plexus-local", from: key, nonce: 9, fee: Amount(units: 1_000),
+                                     body: .propose(ProposalContent(title: "delist", description: "", communities: ["plexus"],
+                                                                    actions: [.delistDataset(Hash256.of([13])), .relistDataset(Hash256.of([13]))])))]
         let seeds: [String: [[UInt8]]] = [
             "market-record": [[0] + grant.canonicalBytes, [1] + CallPayment(requestId: Hash256.of([3]), from: other.address, to: key.address,
                                                                                amount: Amount(units: 700), height: 9).canonicalBytes,
