@@ -205,7 +205,7 @@ extension Fuzz {
                                      body: .claimDelivery(grant: Hash256.of([14]), acknowledgement: other.sign([1, 2, 3]))),
                          Transaction(chainId: "plexus-local", from: key, nonce: 8, fee: Amount(units: 1_000), body: .citeDatasets(model: "m", datasets: [Hash256.of([13])])),
                          Transaction(chainId: "plexus-local", from: key, nonce: 9, fee: Amount(units: 1_000),
-                                     body: .propose(ProposalContent(title: "delist", description: "", communities: ["plexus"],
+                                     body: .propose(ProposalContent(communities: ["plexus"], title: "delist",
                                                                     actions: [.delistDataset(Hash256.of([13])), .relistDataset(Hash256.of([13]))])))]
         let seeds: [String: [[UInt8]]] = [
             "market-record": [[0] + grant.canonicalBytes, [1] + CallPayment(requestId: Hash256.of([3]), from: other.address, to: key.address,
