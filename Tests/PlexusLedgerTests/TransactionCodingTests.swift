@@ -125,3 +125,21 @@ import Testing
         }
     }
 }
+
+extension TransactionCodingTests {
+    /// Found by fuzzing (`ledger-json`): a proposal whose community name is longer than the
+    /// canonical form allows was read from JSON, though its canonical bytes (what it is signed,
+    /// hashed and sealed by) could not be read back. JSON now holds to the same limits.
+    @Test func jsonBeyondTheCanonicalLimitsIsRefused() throws {
+        let long = String(repeating: "b", count: Registry.maxName + 1)
+        let tx = net.tx(0, nonce: 0, .propose(ProposalContent(communities: [long], title: "t")))
+        let json = try JSONEncoder().encode(tx)
+        #expect(throws: PlexusError.self) { try JSONDecoder().decode(Transaction.self, from: json) }
+        let card = ModelCard(id: String(repeating: "m", count: Registry.maxName + 1), weightsHash: .zero, architecture: "llama", quantization: "Q8_0",
+                             contextLength: 8, license: "mit", capabilities: [], creator: net.keys[0].address, royaltyBps: 0)
+        #expect(throws: PlexusError.self) { try JSONDecoder().decode(Transaction.self, from: try JSONEncoder().encode(net.tx(0, nonce: 0, .registerModel(card)))) }
+        // Within the limits, the same reads back.
+        let ok = net.tx(0, nonce: 0, .propose(ProposalContent(communities: ["plexus"], title: "t")))
+        #expect(try JSONDecoder().decode(Transaction.self, from: try JSONEncoder().encode(ok)) == ok)
+    }
+}

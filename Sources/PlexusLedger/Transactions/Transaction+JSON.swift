@@ -98,6 +98,12 @@ extension Transaction: Codable {
                                requestId: try b.decode(Hash256.self, forKey: .requestId))
         }
         signature = try c.decode(Signature.self, forKey: .signature)
+        // What JSON lets through must hold to the canonical form's limits too (names, titles, list
+        // lengths): a transaction is signed, hashed and put in blocks by its canonical bytes, and
+        // one whose bytes no reader takes back would stop every replica that read its block.
+        guard (try? Transaction(canonicalBytes: canonicalBytes)) == self else {
+            throw PlexusError(.tooLarge, "a field of this \(kind.name) transaction is beyond the ledger's limits (names of \(Registry.maxName) bytes, list lengths)")
+        }
     }
 
     public func encode(to encoder: any Encoder) throws {
