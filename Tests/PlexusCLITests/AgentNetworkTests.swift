@@ -10,7 +10,8 @@ import Testing
 /// are paid from the payer's escrow while the policy allows, and get a clear 402 or 403
 /// (never settled) past its budget, above its most per request, for a model not allowed and
 /// after `plexus agent revoke`. The agent pays a service for a call it made (`plexus agent pay`), once.
-@Suite(.serialized) struct AgentNetworkTests {
+extension MarketNetworkTests {
+@Suite struct AgentNetworkTests {
     @Test func anAgentSpendsWithinItsPolicyAndIsRefusedPastIt() async throws {
         let dir = try TemporaryDirectory("plexus-agent")
         defer { dir.remove() }
@@ -112,4 +113,5 @@ import Testing
         #expect(try await ledger.account(service).balance == Amount(units: 700))
         await up.stop()
     }
+}
 }

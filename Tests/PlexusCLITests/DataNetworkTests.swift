@@ -9,7 +9,8 @@ import Testing
 /// and the contributors paid their weights' shares exactly; a server that alters one chunk is
 /// caught, its buyer refunded after the deadline and the contributors not paid; a server that
 /// never delivers is refunded the same way.
-@Suite(.serialized) struct DataNetworkTests {
+extension MarketNetworkTests {
+@Suite struct DataNetworkTests {
     @Test func aDatasetIsServedCheckedAndPaidOrRefunded() async throws {
         let dir = try TemporaryDirectory("plexus-data")
         defer { dir.remove() }
@@ -94,4 +95,5 @@ import Testing
         await honest.stop()
         await up.stop()
     }
+}
 }

@@ -9,7 +9,8 @@ import Testing
 /// asks every task through the gateway, records the score with the settled requests behind it,
 /// a re-run gives the same answers and score, and `plexus models compare` and the gateway's
 /// `/v1/models` show it beside price, latency and licence.
-@Suite(.serialized) struct EvaluationNetworkTests {
+extension MarketNetworkTests {
+@Suite struct EvaluationNetworkTests {
     @Test func theDefaultModelsScoreIsRecordedReproducibleAndShown() async throws {
         let dir = try TemporaryDirectory("plexus-eval")
         defer { dir.remove() }
@@ -83,4 +84,5 @@ import Testing
         #expect(table.contains("smollm2-135m") && table.contains("\(recorded.correct)/16"), "\(table)")
         await up.stop()
     }
+}
 }

@@ -6,7 +6,8 @@ import Testing
 
 /// `/health` of each server says what is wrong and why: with the ledger paused (SIGSTOP),
 /// the gateway and the nodes turn unhealthy naming the ledger; resumed, all are ok again.
-@Suite(.serialized) struct HealthTests {
+extension MarketNetworkTests {
+@Suite struct HealthTests {
     static func health(_ url: String) async -> (Int, [String: Any])? {
         guard let r = try? await HTTPClient.shared.execute(HTTPClientRequest(url: url + "/health"), timeout: .seconds(3)),
               let body = try? await r.body.collect(upTo: 1 << 16) else { return nil }
@@ -63,4 +64,5 @@ import Testing
         #expect(healed)
         await up.stop()
     }
+}
 }

@@ -29,7 +29,7 @@ import Testing
                                                // even on a loaded machine (the default 20 blocks were 1 s).
                                                "--param", "challengeWindowBlocks=100", "--param", "unbondingBlocks=200"], environment: env, logDirectory: dir.path)
         services.append(ledgerProcess)
-        let ledgerURL = "http://127.0.0.1:\(try await PlexusProcess.waitForPort(file: dir.path + "/ledger.port", process: ledgerProcess))"
+        let ledgerURL = "http://127.0.0.1:\(try await PlexusProcess.waitForPort(file: dir.path + "/ledger.port", seconds: 180, process: ledgerProcess))"
         let ledger = LedgerClient(baseURL: ledgerURL)
         // The development genesis lists the default model.
         #expect(try await ledger.models().map(\.id) == ["smollm2-135m"])

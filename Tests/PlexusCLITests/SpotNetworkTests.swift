@@ -10,7 +10,8 @@ import Testing
 /// target utilization is 1 % (`plexus up --param …`), a little traffic raises the echo model's premium; the gateway
 /// quotes it at admission, `max_price` counts it, `/v1/models` and `plexus market prices` show
 /// it, and each request settles at its ask plus the premium it was quoted, to the treasury.
-@Suite(.serialized) struct SpotNetworkTests {
+extension MarketNetworkTests {
+@Suite struct SpotNetworkTests {
     static func body() -> [String: Any] {
         ["model": "echo", "max_tokens": 8, "messages": [["role": "user", "content": "one two three four five six seven eight"]]]
     }
@@ -100,4 +101,5 @@ import Testing
         #expect(withPremium > 0, "no settled request was quoted a premium")
         await up.stop()
     }
+}
 }

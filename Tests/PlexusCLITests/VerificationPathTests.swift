@@ -48,7 +48,7 @@ import Testing
                                                    "--block-interval", "50", "--heartbeat-ms", "200"] + ledgerParams.flatMap { ["--param", $0] },
                                                   environment: env, logDirectory: p)
             services.append(ledgerProcess)
-            ledgerURL = "http://127.0.0.1:\(try await PlexusProcess.waitForPort(file: p + "/ledger.port", process: ledgerProcess))"
+            ledgerURL = "http://127.0.0.1:\(try await PlexusProcess.waitForPort(file: p + "/ledger.port", seconds: 180, process: ledgerProcess))"
             me = try KeyFile.read(p + "/home/keys/default.json").address
             for name in nodes.indices.map(Self.nodeName) + ["gateway"] + verifiers.map(\.0) {
                 _ = try await run(["keys", "new", "--out", p + "/\(name).json"])
