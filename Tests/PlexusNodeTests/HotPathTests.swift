@@ -356,11 +356,13 @@ import Testing
         let port = Mutex<Int>(0)
         let run = Task { try await server.run { p in port.withLock { $0 = p } } }
         defer { run.cancel() }
+        // Up to 120 s for the server to bind: a loaded run once took longer than the 5 s this waited.
         var waited = 0
-        while port.withLock({ $0 }) == 0, waited < 500 {
+        while port.withLock({ $0 }) == 0, waited < 12_000 {
             try await Task.sleep(for: .milliseconds(10))
             waited += 1
         }
+        try #require(port.withLock { $0 } != 0, "the server did not bind")
         let target = try #require(PlainHTTPClient.Target(url: "http://127.0.0.1:\(port.withLock { $0 })"))
         let client = PlainHTTPClient()
         defer { client.closeIdle() }
