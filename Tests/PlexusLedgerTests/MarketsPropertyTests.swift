@@ -117,21 +117,11 @@ import Testing
             if rng.next() % 2 == 0, let c = try l.chain.seal(signer: l.net.orderer) { l.commits.append(c) }
             #expect(try l.state.circulatingTotal() == l.state.totalSupply, "step \(step)")
         }
-        if let c = try l.chain.seal(signer: l.net.orderer) { l.commits.append(c) }
         #expect(accepted > 200 && refused > 50, "accepted \(accepted), refused \(refused)")
         #expect(kinds.isSuperset(of: ["register_dataset", "cite_datasets", "buy_data", "settle_quoted", "grant_agent", "pay_for_call"]), "\(kinds)")
         #expect(!l.state.spotCharges.isEmpty, "no request paid a premium")
         #expect(l.state.settlements.values.contains { l.state.agents[$0.requestor] != nil }, "no agent's request settled")
         #expect(l.state.settlements.values.contains { $0.payouts.count > $0.nodes.count + 1 }, "no royalty was shared by provenance")
-        var replica = try Chain(genesis: l.net.genesis)
-        for c in l.commits { _ = try replica.apply(block: c.block) }
-        #expect(replica.stateRoot() == l.chain.stateRoot())
-        let dir = try TemporaryDirectory("plexus-markets")
-        defer { dir.remove() }
-        let store = try BlockStore(path: dir.path + "/ledger.sqlite")
-        try store.initialize(genesis: l.net.genesis)
-        for c in l.commits { try store.commit(c) }
-        var loaded = try store.load().state
-        #expect(loaded.commit().root == l.chain.stateRoot())
+        try l.replayAndRestart()
     }
 }

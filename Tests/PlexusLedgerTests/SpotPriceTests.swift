@@ -156,6 +156,24 @@ import Testing
 }
 
 extension VerificationStateTests.Ledger {
+    /// Seals what is open, then replays every block on a fresh chain and loads the stored state:
+    /// both must reach this chain's root. Returns the state loaded from storage.
+    @discardableResult
+    func replayAndRestart(sourceLocation: SourceLocation = #_sourceLocation) throws -> LedgerState {
+        if let c = try chain.seal(signer: net.orderer) { commits.append(c) }
+        var replica = try Chain(genesis: net.genesis)
+        for c in commits { _ = try replica.apply(block: c.block) }
+        #expect(replica.stateRoot() == chain.stateRoot(), sourceLocation: sourceLocation)
+        let dir = try TemporaryDirectory("plexus-restart")
+        defer { dir.remove() }
+        let store = try BlockStore(path: dir.path + "/ledger.sqlite")
+        try store.initialize(genesis: net.genesis)
+        for c in commits { try store.commit(c) }
+        var loaded = try store.load().state
+        #expect(loaded.commit().root == chain.stateRoot(), sourceLocation: sourceLocation)
+        return loaded
+    }
+
     /// Sends `body` from account `i` in a block at block time `time` (milliseconds), then seals it.
     @discardableResult
     func send(_ i: Int, _ body: Transaction.Body, at time: UInt64) throws -> [Event] {
