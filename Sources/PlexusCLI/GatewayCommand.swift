@@ -21,6 +21,7 @@ struct GatewayCommand: AsyncParsableCommand {
         @Option(name: .long, help: "Address to listen on.") var host: String = "127.0.0.1"
         @Option(name: .long, help: "Port (0 picks a free one).") var port: Int = 8080
         @Option(name: .long, help: "Milliseconds between settlement batches.") var settleIntervalMs: Int = 2_000
+        @Option(name: .long, help: "Seconds between service reports: the gateway probes its nodes and records what it measured of them (uptime, latency, throughput) on the ledger (0: never).") var reportEvery: Double = 30
         @Option(name: .long, help: "Write the bound port to this file once listening.") var portFile: String?
         @Option(name: .long, help: "Requests per second one API key may make (0: no limit).") var keyRps: Double = KeyLimits().requestsPerSecond
         @Option(name: .long, help: "Requests one API key may make at once above its rate.") var keyBurst: Double = KeyLimits().burst
@@ -30,6 +31,7 @@ struct GatewayCommand: AsyncParsableCommand {
         func validate() throws {
             guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
             guard (50...600_000).contains(settleIntervalMs) else { throw ValidationError("--settle-interval-ms must be 50...600000") }
+            guard reportEvery == 0 || (reportEvery >= 0.1 && reportEvery <= 3_600) else { throw ValidationError("--report-every must be 0 or 0.1...3600") }
             guard keyRps.isFinite, (0...1_000_000).contains(keyRps), keyBurst.isFinite, (1...1_000_000).contains(keyBurst),
                   (0...100_000).contains(keyConcurrency) else {
                 throw ValidationError("--key-rps must be 0...1000000, --key-burst 1...1000000, --key-concurrency 0...100000")
@@ -51,6 +53,7 @@ struct GatewayCommand: AsyncParsableCommand {
             config.host = host
             config.port = port
             config.settleIntervalMillis = UInt64(settleIntervalMs)
+            config.serviceReportMillis = UInt64(reportEvery * 1_000)
             config.keyLimits.requestsPerSecond = keyRps
             config.keyLimits.burst = keyBurst
             config.keyLimits.concurrency = keyConcurrency

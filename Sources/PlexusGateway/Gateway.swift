@@ -25,6 +25,9 @@ public struct GatewayConfig: Sendable {
     public var attemptLimit = 4
     /// What one API key may ask: request rate and requests in flight.
     public var keyLimits = KeyLimits()
+    /// How often the gateway probes its nodes and reports what it measured of them to the
+    /// ledger (`report_service`); 0: never.
+    public var serviceReportMillis: UInt64 = 30_000
 
     public init(ledgerURL: String, key: KeyPair, dataDirectory: String) {
         self.ledgerURL = ledgerURL
@@ -58,6 +61,8 @@ public final class Gateway: Sendable {
     /// Models' spot premiums as last read (premium, height), with when.
     let spotCache = Mutex<[String: ((premium: UInt64, height: UInt64), UInt64)]>([:])
     let evaluationCache = Mutex<[String: ([Evaluation], UInt64)]>([:])
+    /// What was measured of the nodes since the last service report.
+    let meter = ServiceMeter()
     let logger: Logger
     let chainId: String
     /// Request ids: SHA-256 of a secret drawn at start, a counter and the gateway key
@@ -392,10 +397,13 @@ public final class Gateway: Sendable {
                 case let .served(tokens):
                     let now = DispatchTime.now().uptimeNanoseconds
                     let elapsed = Double(now - (timing?.started ?? now)) / 1e9
-                    directory.end(node, ok: true, ttftMillis: timing.flatMap { t in t.firstAt.map { Double($0 - t.started) / 1e6 } },
-                                  tokensPerSecond: elapsed > 0 ? Double(tokens) / elapsed : nil)
+                    let ttft = timing.flatMap { t in t.firstAt.map { Double($0 - t.started) / 1e6 } }
+                    let rate = elapsed > 0 ? Double(tokens) / elapsed : nil
+                    directory.end(node, ok: true, ttftMillis: ttft, tokensPerSecond: rate)
+                    meter.record(node: node, model: admitted.generate.model, answered: true, ttftMillis: ttft, tokensPerSecond: rate)
                 case let .failed(nodeAtFault):
                     directory.end(node, ok: !nodeAtFault, ttftMillis: nil, tokensPerSecond: nil)
+                    meter.record(node: node, model: admitted.generate.model, answered: !nodeAtFault)
                 case .abandoned:
                     directory.abandon(node)
                 case .busy:
@@ -430,4 +438,6 @@ enum GatewayMetrics {
     /// One pipeline step's round trip to a shard, frame out to frame back.
     static let shardExchange = Metrics.Timer(label: "plexus_gateway_shard_exchange_seconds")
     static let errors = Counter(label: "plexus_gateway_errors_total")
+    /// `report_service` transactions the ledger took.
+    static let serviceReports = Counter(label: "plexus_gateway_service_reports_total")
 }

@@ -359,8 +359,12 @@ public struct GatewayServer: Sendable {
                 try? await g.directory.refresh()
             }
         }
+        let reporting = Task { await g.reportService() }
         let server = PlainHTTPServer(host: g.config.host, port: g.config.port, name: "plexus-gateway") { request in await self.handle(request) }
-        defer { refreshing.cancel() }
+        defer {
+            refreshing.cancel()
+            reporting.cancel()
+        }
         do {
             try await server.run { port in await onListening(port) }
         } catch {

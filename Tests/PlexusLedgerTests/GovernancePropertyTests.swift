@@ -5,7 +5,7 @@ import PlexusTestKit
 import Testing
 
 /// Random interleavings and seeded draws, checked against simple models.
-@Suite struct GovernancePropertyTests {
+@Suite(.cpuBound) struct GovernancePropertyTests {
     static let plx = Amount.unitsPerPLX
 
     /// Stake, unstake, delegation, proposals and votes in random order: the

@@ -58,7 +58,7 @@ import Testing
              String(describing: state.disputes.sorted { $0.key < $1.key }), String(describing: state.settlements.sorted { $0.key < $1.key }),
              String(describing: state.standings.sorted { $0.key < $1.key }), String(describing: state.verifiers.keys.sorted()),
              String(describing: state.agents.sorted { $0.key < $1.key }), String(describing: state.callPayments.sorted { $0.key < $1.key }),
-             String(describing: state.evaluations.sorted { $0.key < $1.key })]
+             String(describing: state.evaluations.sorted { $0.key < $1.key }), String(describing: state.service.sorted { $0.key < $1.key })]
         }
         /// Expects `body` from `i` to be refused and to change nothing but what the rejected submission cannot.
         func refuse(_ i: Int, _ body: Transaction.Body, sourceLocation: SourceLocation = #_sourceLocation) throws {

@@ -79,6 +79,7 @@ extension LedgerState {
         var trust: TrustPlan?
         var agentPlan: AgentPlan?
         var evaluated: (model: String, list: [Evaluation])?
+        var measured: [ServiceKey: ServiceRecord] = [:]
         var dataPlan: DataPlan?
         let stakeBefore = sender.staked.units
 
@@ -169,6 +170,10 @@ extension LedgerState {
             events.append(.market(action: "evaluation_recorded", subject: model,
                                   detail: "\(evaluation.name): \(evaluation.correct) of \(evaluation.requests.count) by \(tx.from.text)"))
 
+        case let .reportService(samples):
+            measured = try planServiceReport(samples, from: tx.from)
+            events.append(.market(action: "service_reported", subject: tx.from.text, detail: "\(samples.count) node and model samples"))
+
         case .registerDataset, .buyData, .confirmDelivery, .claimDelivery, .refundData, .citeDatasets:
             let p = try planData(tx, sender: &sender)
             writes += p.writes
@@ -200,6 +205,10 @@ extension LedgerState {
         if let evaluated {
             evaluations[evaluated.model] = evaluated.list
             dirtyRecords.insert(.evaluations(evaluated.model))
+        }
+        for (key, record) in measured {
+            service[key] = record
+            dirtyRecords.insert(.service(key.node, key.model))
         }
         if let agentPlan {
             applyAgents(agentPlan)

@@ -61,6 +61,8 @@ public struct LedgerState: Sendable {
     public internal(set) var spotCharges: [Hash256: SpotCharge] = [:]
     /// Models' evaluations, by model.
     public internal(set) var evaluations: [String: [Evaluation]] = [:]
+    /// Nodes' measured service, by node key and model (`report_service`).
+    public internal(set) var service: [ServiceKey: ServiceRecord] = [:]
     /// Datasets, by id; access grants, by id (`LedgerState+Data`).
     public internal(set) var datasets: [Hash256: Dataset] = [:]
     public internal(set) var grants: [Hash256: DataGrant] = [:]
@@ -235,6 +237,7 @@ public struct LedgerState: Sendable {
             w.write(array: list)
             return w.bytes
         }
+        case let .service(node, model): service[ServiceKey(node: node, model: model)]?.canonicalBytes
         case let .evaluations(id): evaluations[id].map { list in
             var w = CanonicalWriter(capacity: 256 * list.count)
             w.write(array: list)
@@ -297,6 +300,7 @@ public struct LedgerState: Sendable {
             case let .evaluations(id):
                 var r = CanonicalReader(v)
                 evaluations[id] = try r.readArray(of: Evaluation.self, limit: Evaluation.maxPerModel)
+            case let .service(node, model): service[ServiceKey(node: node, model: model)] = try ServiceRecord(canonicalBytes: v)
             }
             dirtyRecords.insert(key)
         }

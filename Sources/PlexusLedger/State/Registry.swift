@@ -373,6 +373,7 @@ enum RecordKey: Hashable, Comparable {
     case dataset(Hash256)
     case grant(Hash256)
     case provenance(String)
+    case service(Address, String)
 
     var bytes: [UInt8] {
         switch self {
@@ -400,6 +401,7 @@ enum RecordKey: Hashable, Comparable {
         case let .dataset(h): [UInt8(ascii: "d")] + h.bytes
         case let .grant(h): [UInt8(ascii: "w")] + h.bytes
         case let .provenance(id): [UInt8(ascii: "o")] + Array(id.utf8)
+        case let .service(node, model): [UInt8(ascii: "u")] + node.bytes + Array(model.utf8)
         }
     }
 
@@ -441,6 +443,7 @@ enum RecordKey: Hashable, Comparable {
         case UInt8(ascii: "d"): self = .dataset(try Hash256(bytes: rest))
         case UInt8(ascii: "w"): self = .grant(try Hash256(bytes: rest))
         case UInt8(ascii: "o"): self = .provenance(try text(rest))
+        case UInt8(ascii: "u"): let (node, model) = try split(); self = .service(node, model)
         default: throw PlexusError(.malformed, "unknown record key tag \(tag)")
         }
     }

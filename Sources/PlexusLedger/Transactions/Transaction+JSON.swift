@@ -11,7 +11,7 @@ extension Transaction: Codable {
     enum BodyKeys: String, CodingKey {
         case to, amount, requestor, nodeKey, keyProof, endpoint, offers, card, key, receipts
         case content, proposal, weights, id, scheme, open, community, account, parent, candidates, summaryHash, model, requestId
-        case pass, share, evidence, bond, commitment, fraud, salt, agent, policy, quotes, evaluation, manifest, dataset, server, grant, acknowledgement, datasets
+        case pass, share, evidence, bond, commitment, fraud, salt, agent, policy, quotes, evaluation, manifest, dataset, server, grant, acknowledgement, datasets, samples
     }
 
     public init(from decoder: any Decoder) throws {
@@ -89,6 +89,7 @@ extension Transaction: Codable {
             body = .claimDelivery(grant: try b.decode(Hash256.self, forKey: .grant), acknowledgement: try b.decode(Signature.self, forKey: .acknowledgement))
         case .refundData: body = .refundData(grant: try b.decode(Hash256.self, forKey: .grant))
         case .citeDatasets: body = .citeDatasets(model: try b.decode(String.self, forKey: .model), datasets: try b.decode([Hash256].self, forKey: .datasets))
+        case .reportService: body = .reportService(samples: try b.decode([ServiceSample].self, forKey: .samples))
         case .recordEvaluation:
             body = .recordEvaluation(model: try b.decode(String.self, forKey: .model), evaluation: try b.decode(Evaluation.self, forKey: .evaluation))
         case .settleQuoted:
@@ -185,6 +186,8 @@ extension Transaction: Codable {
             try b.encode(grant, forKey: .grant); try b.encode(acknowledgement, forKey: .acknowledgement)
         case let .citeDatasets(model, datasets):
             try b.encode(model, forKey: .model); try b.encode(datasets, forKey: .datasets)
+        case let .reportService(samples):
+            try b.encode(samples, forKey: .samples)
         case let .payForCall(to, amount, requestId):
             try b.encode(to, forKey: .to); try b.encode(amount, forKey: .amount); try b.encode(requestId, forKey: .requestId)
         }

@@ -108,6 +108,8 @@ public struct Transaction: Sendable, Hashable {
         case refundData(grant: Hash256)
         /// The model's creator names the datasets it was trained or fine-tuned on (at most 4; replaces the last list).
         case citeDatasets(model: String, datasets: [Hash256])
+        /// A gateway's measurements of the nodes it sent requests and probes to since its last report.
+        case reportService(samples: [ServiceSample])
 
         /// The receipts a `settle` or `settle_quoted` carries (nil for other kinds).
         public var settledReceipts: [Receipt]? {
@@ -161,6 +163,7 @@ public struct Transaction: Sendable, Hashable {
             case .claimDelivery: .claimDelivery
             case .refundData: .refundData
             case .citeDatasets: .citeDatasets
+            case .reportService: .reportService
             }
         }
     }
@@ -213,6 +216,7 @@ public struct Transaction: Sendable, Hashable {
         case claimDelivery = 42
         case refundData = 43
         case citeDatasets = 44
+        case reportService = 45
 
         /// The name used in JSON and on the command line.
         public var name: String {
@@ -247,6 +251,7 @@ public struct Transaction: Sendable, Hashable {
             case .claimDelivery: "claim_delivery"
             case .refundData: "refund_data"
             case .citeDatasets: "cite_datasets"
+            case .reportService: "report_service"
             default: String(describing: self)
             }
         }
@@ -370,6 +375,8 @@ public struct Transaction: Sendable, Hashable {
             w.write(grant); w.write(acknowledgement)
         case let .citeDatasets(model, datasets):
             w.write(model); w.write(array: datasets)
+        case let .reportService(samples):
+            w.write(array: samples)
         }
     }
 
@@ -490,6 +497,7 @@ extension Transaction: CanonicalCodable {
         case .claimDelivery: body = .claimDelivery(grant: try r.readHash(), acknowledgement: try r.readSignature())
         case .refundData: body = .refundData(grant: try r.readHash())
         case .citeDatasets: body = .citeDatasets(model: try r.readString(limit: Registry.maxName), datasets: try r.readArray(of: Hash256.self, limit: DataMarket.maxCitations))
+        case .reportService: body = .reportService(samples: try r.readArray(of: ServiceSample.self, limit: ServiceSample.maxPerReport))
         }
         signature = try r.readSignature()
     }
