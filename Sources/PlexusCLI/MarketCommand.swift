@@ -26,9 +26,10 @@ struct MarketCommand: AsyncParsableCommand {
             }
             func plx(_ units: UInt64) -> String { Amount(units: units).description }
             for v in views {
-                print("\(v.model) at height \(v.height): premium \(plx(v.premium)) per million tokens, utilization \(Double(v.utilizationBps) / 100)% of \(v.offeredSlots) slots")
+                print("\(v.model) (\(v.quantization)) at height \(v.height): premium \(plx(v.premium)) per million tokens, utilization \(Double(v.utilizationBps) / 100)% of \(v.offeredSlots) slots")
                 for a in v.asks {
-                    print("  \(a.node.short)  ask in \(a.priceIn) out \(a.priceOut)  pays in \(plx(a.priceIn.units &+ v.premium)) out \(plx(a.priceOut.units &+ v.premium))  (\(a.concurrency) slots)")
+                    print("  \(a.node.short)  ask in \(a.priceIn) out \(a.priceOut)  pays in \(plx(a.priceIn.units &+ v.premium)) out \(plx(a.priceOut.units &+ v.premium))  (\(a.concurrency) slots, context \(a.contextLength), \(a.region))")
+                    print("      " + (a.service?.summary ?? "not measured yet"))
                 }
                 if !v.history.isEmpty {
                     print("  premium changes: " + v.history.suffix(8).map { "\(plx($0.premium)) from \($0.height)" }.joined(separator: ", "))

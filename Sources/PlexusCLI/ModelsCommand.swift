@@ -175,7 +175,7 @@ extension ModelsCommand {
     /// `plexus models compare`: what a caller weighs, side by side, as a gateway sees it.
     struct Compare: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Models side by side as a gateway serves them: capability, price now (ask + spot premium), latency, licence and measured quality.")
+            abstract: "Models side by side as a gateway serves them: capability, price now (ask + spot premium), latency, uptime, licence and measured quality.")
         @Option(name: .long, help: "Gateway base URL (…/v1).") var gateway: String
         @Option(name: .long, help: "An API key.") var apiKey: String
         @Flag(name: .long, help: "JSON output.") var json = false
@@ -188,7 +188,7 @@ extension ModelsCommand {
                 print(String(decoding: try JSONSerialization.data(withJSONObject: data, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
                 return
             }
-            print("model            context  quant    licence       price in/out (PLX/M)     latency  quality")
+            print("model            context  quant    licence       price in/out (PLX/M)     latency  uptime 1d  quality")
             for m in data {
                 let pricing = m["pricing"] as? [String: Any] ?? [:]
                 func plx(_ key: String) -> String {
@@ -197,12 +197,14 @@ extension ModelsCommand {
                 }
                 let quality = (m["evaluations"] as? [[String: Any]])?.map { "\($0["correct"] ?? 0)/\($0["tasks"] ?? 0) \($0["suite"] ?? "")" }.joined(separator: ", ") ?? ""
                 let latency = (m["latency_ms"] as? Double).map { "\(Int($0)) ms" } ?? "-"
+                let uptime = (m["uptime_1d"] as? Double).map { String(format: "%.1f%%", $0 * 100) } ?? "-"
                 let row = [String(describing: m["id"] ?? "").padding(toLength: 16, withPad: " ", startingAt: 0),
                            String(describing: m["context_length"] ?? "").padding(toLength: 8, withPad: " ", startingAt: 0),
                            String(describing: m["quantization"] ?? "").padding(toLength: 8, withPad: " ", startingAt: 0),
                            String(describing: m["license"] ?? "").padding(toLength: 13, withPad: " ", startingAt: 0),
                            "\(plx("input")) / \(plx("output"))".padding(toLength: 24, withPad: " ", startingAt: 0),
-                           latency.padding(toLength: 8, withPad: " ", startingAt: 0), quality.isEmpty ? "not evaluated" : quality]
+                           latency.padding(toLength: 8, withPad: " ", startingAt: 0), uptime.padding(toLength: 10, withPad: " ", startingAt: 0),
+                           quality.isEmpty ? "not evaluated" : quality]
                 print(row.joined(separator: " "))
             }
         }

@@ -49,6 +49,8 @@ final class LocalNetwork: @unchecked Sendable {
     let unlimitedKey: Bool
     /// Genesis parameters beyond the local network's own (`plexus up --param NAME=V`).
     var params: [String: UInt64] = [:]
+    /// Seconds between the gateway's service reports (`plexus up --report-every`).
+    var reportEvery: Double = 10
 
     init(dir: String, store: String?, backend: String = "engine", nodes: Int = 3, nodeArgs: [String] = ["--threads", "1"], verifier: Bool = true,
          shards: Int = 0, shardReplicas: Int = 1, replicas: Int = 1, unlimitedKey: Bool? = nil) {
@@ -270,7 +272,8 @@ final class LocalNetwork: @unchecked Sendable {
         let apiKey = try APIKeys(path: dir + "/gateway/api-keys.json").create(account: requestor.address)
         let gatewayProcess = try spawn("gateway", ["gateway", "start", "--ledger", ledgerList(2), "--key", gatewayKeyPath,
                                                    "--owner-key", gatewayOwnerPath, "--data", dir + "/gateway",
-                                                   "--port", String(gatewayPort), "--port-file", dir + "/gateway.port"]
+                                                   "--port", String(gatewayPort), "--port-file", dir + "/gateway.port",
+                                                   "--report-every", String(reportEvery)]
                                                    // The echo network is for benchmarks and tests of the money flow: its one key unlimited.
                                                    + (unlimitedKey ? ["--key-rps", "0", "--key-concurrency", "0"] : []))
         let port = try await waitForPort(dir + "/gateway.port", gatewayProcess, "gateway")
@@ -328,6 +331,7 @@ struct UpCommand: AsyncParsableCommand {
     @Option(name: .long, help: "With --shards: nodes serving each span (1-3), so that a failed shard can be replaced.") var shardReplicas: Int = 1
     @Flag(name: .long, help: "With --shards: also start the three whole-model nodes.") var fullNodes = false
     @Option(name: .long, help: "Run the ledger as this many replicas ordered through an etcd cluster of as many members (2-5; needs the etcd binary).") var replicas: Int = 1
+    @Option(name: .long, help: "Seconds between the gateway's service reports: it probes the nodes and records their measured uptime, latency and throughput on the ledger (0: never).") var reportEvery: Double = 10
     @Option(name: .long, help: "A genesis parameter NAME=VALUE (repeat; `plexus ledger params` lists them), e.g. slotTokensPerSecond=1.") var param: [String] = []
 
     func validate() throws {
@@ -339,6 +343,7 @@ struct UpCommand: AsyncParsableCommand {
         guard (1...3).contains(shardReplicas) else { throw ValidationError("--shard-replicas must be 1...3") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         guard (1...5).contains(replicas) else { throw ValidationError("--replicas must be 1...5") }
+        guard reportEvery == 0 || (reportEvery >= 0.1 && reportEvery <= 3_600) else { throw ValidationError("--report-every must be 0 or 0.1...3600") }
         _ = try Self.parseParams(param)
         if replicas > 1, EtcdCluster.binary() == nil {
             throw ValidationError("--replicas needs the etcd binary (Debian: apt-get install etcd-server), or PLEXUS_ETCD=PATH")
@@ -366,6 +371,7 @@ struct UpCommand: AsyncParsableCommand {
         var net = LocalNetwork(dir: dir ?? Self.defaultDir, store: store, backend: backend, nodes: shards == nil || fullNodes ? 3 : 0,
                                shards: shards ?? 0, shardReplicas: shardReplicas, replicas: replicas)
         net.params = try Self.parseParams(param)
+        net.reportEvery = reportEvery
         let info: LocalNetwork.Info
         do {
             // Flushed line by line, so that progress shows up at once in a log file or pipe too.

@@ -56,6 +56,17 @@ public struct GatewayServer: Sendable {
                                                              "score": Double($0.scoreBps) / 10_000, "evaluator": $0.evaluator.text, "height": Int($0.height)] }
                 }
                 if let latency = g.directory.medianTimeToFirstToken(card.id) { entry["latency_ms"] = latency }
+                // Each node's offer with what the network's gateways measured of it (the ledger's service records).
+                let endpoints = g.directory.endpoints(card.id)
+                entry["endpoints"] = endpoints.map { e -> [String: Any] in
+                    var x: [String: Any] = ["node": e.node.nodeKey.text, "context_length": Int(min(e.offer.contextLength, card.contextLength)),
+                                            "region": e.offer.region, "price_in": String(e.offer.priceIn.units), "price_out": String(e.offer.priceOut.units)]
+                    if let m = e.measured { x["service"] = Self.serviceJSON(m) }
+                    return x
+                }
+                let day = endpoints.compactMap { $0.measured?[.day] }
+                let (attempts, answered) = day.reduce((UInt64(0), UInt64(0))) { ($0.0 + $1.attempts, $0.1 + $1.answered) }
+                if attempts > 0 { entry["uptime_1d"] = Double(answered) / Double(attempts) }
                 // What a request pays now: a node's ask plus the model's spot premium, in base units per million tokens.
                 let offers = g.directory.offers(card.id)
                 if let premium = try? await g.spotPremium(card.id).premium, !offers.isEmpty {
@@ -95,6 +106,20 @@ public struct GatewayServer: Sendable {
         default:
             return Self.error(OpenAIError(404, "invalid_request_error", "unknown_url", "Unknown request URL: \(request.method) \(request.path.prefix(100))."))
         }
+    }
+
+    /// A node's measured service as `/v1/models` shows it: per window, uptime and the latency
+    /// and throughput percentiles (upper edges of the ledger's histogram buckets).
+    static func serviceJSON(_ v: ServiceView) -> [String: Any] {
+        var out: [String: Any] = [:]
+        for w in v.windows {
+            var x: [String: Any] = ["attempts": Int(w.attempts), "answered": Int(w.answered), "reports": Int(w.reports)]
+            if let u = w.uptime { x["uptime"] = u }
+            if let t = w.ttftMillis { x["ttft_ms"] = ["p50": t.p50, "p90": t.p90, "p99": t.p99] }
+            if let r = w.tokensPerSecond { x["tokens_per_second"] = ["p50": r.p50, "p90": r.p90, "p99": r.p99] }
+            out[w.window] = x
+        }
+        return out
     }
 
     /// `GET /v1/receipts/{id}/transcript`: the request's transcript, for its requestor

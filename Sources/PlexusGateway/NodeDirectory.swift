@@ -16,6 +16,8 @@ final class NodeDirectory: @unchecked Sendable {
     private var probed: [Address: String] = [:]
     private var models: [String: ModelCard] = [:]
     private var stats: [Address: NodeStats] = [:]
+    /// Service measured by the network's gateways and recorded on the ledger, by node key and model.
+    private var measured: [ServiceKey: ServiceView] = [:]
     private(set) var refreshedMillis: UInt64 = 0
     /// Why the last refresh failed (nil once one succeeds), for `/health`.
     private var refreshError: String?
@@ -26,12 +28,19 @@ final class NodeDirectory: @unchecked Sendable {
     func refresh() async throws {
         async let n = ledger.nodeRegistry()
         async let m = ledger.models()
+        // What gateways measured of the nodes (kept from the last refresh if it cannot be read now).
+        async let p = try? ledger.marketPrices()
         let registry: NodesView, models: [ModelCard]
         do {
             (registry, models) = try await (n, m)
         } catch {
             lock.withLock { refreshError = "\(error)" }
             throw error
+        }
+        if let markets = await p {
+            var measured: [ServiceKey: ServiceView] = [:]
+            for v in markets { for a in v.asks { measured[ServiceKey(node: a.node, model: v.model)] = a.service } }
+            lock.withLock { self.measured = measured }
         }
         // Jailed nodes get no traffic.
         let nodes = registry.servable
@@ -92,8 +101,24 @@ final class NodeDirectory: @unchecked Sendable {
 
     /// Nodes that may serve `model` under `policy`, best first (see `Routing.plan`).
     func candidates(model: String, policy: RoutingPolicy, now: UInt64) -> [Candidate] {
-        lock.withLock { Routing.plan(nodes: nodes, stats: stats, reputation: reputation, exact: exact, model: model, policy: policy, now: now) }
+        lock.withLock {
+            var service: [Address: ServiceView] = [:]
+            for n in nodes { service[n.nodeKey] = measured[ServiceKey(node: n.nodeKey, model: model)] }
+            return Routing.plan(nodes: nodes, stats: stats, reputation: reputation, exact: exact, measured: service, model: model, policy: policy, now: now)
+        }
     }
+
+    /// The whole-model offers of `model`, each with what the network's gateways measured of its node.
+    func endpoints(_ model: String) -> [(node: NodeRecord, offer: Offer, measured: ServiceView?)] {
+        lock.withLock {
+            nodes.flatMap { n in
+                n.offers.filter { $0.model == model && $0.layers == nil }.map { (n, $0, measured[ServiceKey(node: n.nodeKey, model: model)]) }
+            }.sorted { $0.node.nodeKey < $1.node.nodeKey }
+        }
+    }
+
+    /// What the network's gateways measured of `node` serving `model`, as last read from the ledger.
+    func measured(node: Address, model: String) -> ServiceView? { lock.withLock { measured[ServiceKey(node: node, model: model)] } }
 
     /// Whether the node's `/health` says `"exact": true` (healthy or not: an unhealthy node still
     /// says what its backend is); nil when it cannot be asked now (asked again at the next refresh).

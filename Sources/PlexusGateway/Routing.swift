@@ -25,10 +25,14 @@ public struct RoutingPolicy: Codable, Sendable {
     public var minQuality: Double?
     /// Uses the model's licence must allow: "commercial", "non-commercial", "academic".
     public var license: [String]?
+    /// The least uptime (0...1) a node must have shown over the last day, as the network's
+    /// gateways measured it on the ledger; a node never measured does not qualify.
+    public var minUptime: Double?
 
     enum CodingKeys: String, CodingKey {
         case sort, privacy, allow, deny, verify, redundancy, shards, license
         case minQuality = "min_quality"
+        case minUptime = "min_uptime"
         case maxPrice = "max_price"
         case minReputation = "min_reputation"
         case timeoutMs = "timeout_ms"
@@ -53,6 +57,7 @@ public struct RoutingPolicy: Codable, Sendable {
         policy.shards = p.shards ?? policy.shards
         policy.minQuality = p.minQuality ?? policy.minQuality
         policy.license = p.license ?? policy.license
+        policy.minUptime = p.minUptime ?? policy.minUptime
         return policy
     }
 
@@ -65,6 +70,7 @@ public struct RoutingPolicy: Codable, Sendable {
         if let shards, !["allow", "never", "only"].contains(shards) { throw PlexusError(.outOfRange, "plexus.shards must be \"allow\", \"never\" or \"only\"") }
         if let verify, verify != "exact" { throw PlexusError(.outOfRange, "plexus.verify must be \"exact\"") }
         if let minQuality, !(0...1).contains(minQuality) { throw PlexusError(.outOfRange, "plexus.min_quality must be 0...1") }
+        if let minUptime, !(0...1).contains(minUptime) { throw PlexusError(.outOfRange, "plexus.min_uptime must be 0...1") }
         if let license, license.isEmpty || license.contains(where: { Licenses.Use(rawValue: $0) == nil }) {
             throw PlexusError(.outOfRange, "plexus.license lists uses: \(Licenses.Use.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -156,6 +162,8 @@ public struct Candidate: Sendable {
     public var node: NodeRecord
     public var offer: Offer
     var stats: NodeStats
+    /// What the network's gateways measured of the node (from the ledger), if anything.
+    var measured: ServiceView? = nil
     var stages: [[Candidate]]? = nil
 
     var isPipeline: Bool { stages != nil }
@@ -169,8 +177,11 @@ enum Routing {
     /// `reputation` is the ledger's, 0...1 by operator (neutral 0.5 when unknown);
     /// the live success rate is a separate signal.
     /// `exact` holds the node keys whose backends re-execute bit for bit (from their `/health`).
+    /// `measured` is what the network's gateways recorded of each node for this model: the
+    /// day's uptime answers `min_uptime`, and its median latency and throughput stand in for
+    /// this gateway's own figures until it has some.
     static func plan(nodes: [NodeRecord], stats: [Address: NodeStats], reputation: [Address: Double] = [:], exact: Set<Address> = [],
-                     model: String, policy: RoutingPolicy, now: UInt64) -> [Candidate] {
+                     measured: [Address: ServiceView] = [:], model: String, policy: RoutingPolicy, now: UInt64) -> [Candidate] {
         func rep(_ n: NodeRecord) -> Double { reputation[n.owner] ?? 0.5 }
         var out: [Candidate] = []
         var shards: [Candidate] = []
@@ -184,25 +195,30 @@ enum Routing {
             if let maxPrice = policy.maxPrice, price(offer) > maxPrice { continue }
             if let min = policy.minReputation, rep(n) < min { continue }
             if policy.verify == "exact", !exact.contains(n.nodeKey) { continue }
+            let m = measured[n.nodeKey]
+            if let least = policy.minUptime, !((m?[.day]?.uptime).map { $0 >= least } ?? false) { continue }
             if offer.layers != nil {
-                shards.append(Candidate(node: n, offer: offer, stats: s))
+                shards.append(Candidate(node: n, offer: offer, stats: s, measured: m))
             } else {
-                out.append(Candidate(node: n, offer: offer, stats: s))
+                out.append(Candidate(node: n, offer: offer, stats: s, measured: m))
             }
         }
         let sort = policy.sort ?? "balanced"
         let cheapest = out.map { price($0.offer) }.min() ?? 0
+        // This gateway's own moving averages; before it has any, the network's day median; else a guess.
+        func ttft(_ c: Candidate) -> Double { c.stats.ttftMillis > 0 ? c.stats.ttftMillis : c.measured?[.day]?.ttftMillis?.p50 ?? 50 }
+        func rate(_ c: Candidate) -> Double { c.stats.tokensPerSecond > 0 ? c.stats.tokensPerSecond : c.measured?[.day]?.tokensPerSecond?.p50 ?? 100 }
         func score(_ c: Candidate) -> Double {
             let load = Double(c.stats.inFlight) / Double(max(1, c.offer.concurrency))
             switch sort {
             case "price": return price(c.offer) + load * 1e-9
-            case "latency": return (c.stats.ttftMillis == 0 ? 50 : c.stats.ttftMillis) * (1 + load)
-            case "throughput": return -(c.stats.tokensPerSecond == 0 ? 100 : c.stats.tokensPerSecond) / (1 + load)
+            case "latency": return ttft(c) * (1 + load)
+            case "throughput": return -rate(c) / (1 + load)
             case "reputation": return -rep(c.node) - c.stats.successRate * 0.01 + load * 0.001
             default:
                 // Relative price, latency and load, discounted by reliability.
                 let p = cheapest > 0 ? price(c.offer) / cheapest : 1
-                let l = (c.stats.ttftMillis == 0 ? 50 : c.stats.ttftMillis) / 50
+                let l = ttft(c) / 50
                 return (p + 0.5 * l + load) / max(0.05, c.stats.successRate) / (0.5 + rep(c.node))
             }
         }

@@ -42,9 +42,15 @@ public final class PlainHTTPClient: Sendable {
         public var body: BytePipe
     }
 
-    /// The connection closed (or timed out) before the response ended.
+    /// The connection closed before the response ended.
     public struct ConnectionClosed: Error, CustomStringConvertible {
         public var description: String { "the connection closed before the response ended" }
+    }
+
+    /// The response did not end within the exchange's timeout (the connection is closed).
+    public struct TimedOut: Error, CustomStringConvertible {
+        public var after: TimeAmount
+        public var description: String { "the response did not end within \(Double(after.nanoseconds) / 1e9) s" }
     }
 
     /// The server answered with a status no HTTP/1.1 server may send.
@@ -200,7 +206,10 @@ final class Connection: Sendable {
             channel.eventLoop.execute {
                 guard channel.isActive else { return e.fail(PlainHTTPClient.ConnectionClosed()) }
                 handler.exchange = e
-                e.setTimer(channel.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) })
+                e.setTimer(channel.eventLoop.scheduleTask(in: timeout) {
+                    e.fail(PlainHTTPClient.TimedOut(after: timeout))
+                    channel.close(promise: nil)
+                })
                 var buf = channel.allocator.buffer(capacity: body.count)
                 buf.writeBytes(body)
                 channel.write(NIOAny(HTTPClientRequestPart.head(head)), promise: nil)

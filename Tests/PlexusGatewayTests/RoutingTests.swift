@@ -78,6 +78,59 @@ import Testing
         #expect(throws: PlexusError.self) { try exact.validate() }
     }
 
+    /// What the network's gateways measured of a node (from the ledger): `answered` of `attempts`,
+    /// each answer's first token after `ttft` ms at `tps` tokens per second.
+    static func measured(attempts: UInt32, answered: UInt32, ttft: Double, tps: Double) -> ServiceView {
+        var s = ServiceSample(node: keys[0], model: "m", attempts: attempts, answered: answered)
+        s.ttft[ServiceHistogram.bucket(ttft, first: ServiceHistogram.ttftFirstEdge)] = answered
+        s.throughput[ServiceHistogram.bucket(tps, first: ServiceHistogram.throughputFirstEdge)] = answered
+        var r = ServiceRecord()
+        r.add(s, at: 1_000)
+        return ServiceView(r, now: 1_000)
+    }
+
+    @Test func measuredServiceFiltersByUptimeAndStandsInForOwnFigures() {
+        let n = Self.nodes([0.1, 0.1, 0.1])
+        let k = Self.keys
+        let measured = [k[0]: Self.measured(attempts: 100, answered: 90, ttft: 900, tps: 10),
+                        k[1]: Self.measured(attempts: 100, answered: 100, ttft: 40, tps: 200)]
+        func plan(_ sort: String, _ stats: [Address: NodeStats] = [:], edit: (inout RoutingPolicy) -> Void = { _ in }) -> [Int] {
+            var p = RoutingPolicy()
+            p.sort = sort
+            edit(&p)
+            return Routing.plan(nodes: n, stats: stats, measured: measured, model: "m", policy: p, now: 1_000).map { c in k.firstIndex(of: c.node.nodeKey) ?? -1 }
+        }
+        // min_uptime: the day's measured uptime; a node never measured does not qualify.
+        #expect(plan("price") { $0.minUptime = 0.95 } == [1])
+        #expect(Set(plan("price") { $0.minUptime = 0.9 }) == [0, 1])
+        #expect(Set(plan("price") { $0.minUptime = 0 }) == [0, 1])
+        #expect(plan("price").count == 3)
+        // With no figures of its own, the gateway takes the network's medians (node 2 unknown: 50 ms and 100 tok/s guessed).
+        #expect(plan("latency") == [1, 2, 0])
+        #expect(plan("throughput") == [1, 2, 0])
+        // Its own figures, once it has them, come first.
+        #expect(plan("latency", [k[0]: Self.stats(ttft: 5, ok: 1)]) == [0, 1, 2])
+        var bad = RoutingPolicy()
+        bad.minUptime = 1.5
+        #expect(throws: PlexusError.self) { try bad.validate() }
+    }
+
+    @Test func theMeterCountsAttemptsAnswersAndBuckets() {
+        let meter = ServiceMeter()
+        let a = Self.keys[0], b = Self.keys[1]
+        meter.record(node: a, model: "m", answered: true, ttftMillis: 100, tokensPerSecond: 40)
+        meter.record(node: a, model: "m", answered: true, ttftMillis: 100)
+        meter.record(node: a, model: "m", answered: false)
+        meter.record(node: b, model: "m", answered: true)
+        let drained = meter.drain()
+        #expect(drained.map(\.node) == [a, b].sorted())
+        let s = try? #require(drained.first { $0.node == a })
+        #expect(s?.attempts == 3 && s?.answered == 2)
+        #expect(s?.ttft[ServiceHistogram.bucket(100, first: ServiceHistogram.ttftFirstEdge)] == 2 && s?.ttft.reduce(0, +) == 2)
+        #expect(s?.throughput.reduce(0, +) == 1)
+        #expect(meter.drain().isEmpty)
+    }
+
     @Test func threeFailuresInARowOpenTheBreakerForAWhile() {
         let n = Self.nodes([0.1, 0.2])
         var s = NodeStats()

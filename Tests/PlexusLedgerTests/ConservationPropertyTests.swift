@@ -5,7 +5,7 @@ import Testing
 
 /// Random sequences of valid and invalid transactions, seeded: supply is
 /// conserved after every step, and a rejected transaction changes nothing.
-@Suite(.cpuBound) struct ConservationPropertyTests {
+@Suite struct ConservationPropertyTests {
     static let accounts = 12
     /// Short delays so that releases happen within a run (within the parameters' bounds).
     static let shortParams: [String: UInt64] = ["unbondingBlocks": 6, "escrowWithdrawDelayBlocks": 2, "challengeWindowBlocks": 2,

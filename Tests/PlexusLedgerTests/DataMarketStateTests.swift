@@ -18,7 +18,7 @@ import Testing
                         totalWeight: weights.reduce(0) { $0 + UInt64($1.1) })
     }
 
-    @Test(.cpuBound) func theSplitIsExactAndItsRemainderGoesInOrder() {
+    @Test func theSplitIsExactAndItsRemainderGoesInOrder() {
         let c = [Contributor(account: KeyPair.deterministic("a").address, weight: 3), Contributor(account: KeyPair.deterministic("b").address, weight: 2),
                  Contributor(account: KeyPair.deterministic("c").address, weight: 1)]
         // 1,000,003 · 3/6 = 500,001.5 → 500,001; · 2/6 = 333,334.33 → 333,334; · 1/6 = 166,667.17 → 166,667; one unit left, to the first.
@@ -118,7 +118,7 @@ import Testing
         #expect(l.state.datasets.count == 1 && l.state.grants.isEmpty)
     }
 
-    @Test(.cpuBound, arguments: [UInt64(31), 32])
+    @Test(arguments: [UInt64(31), 32])
     func randomMarketSequencesConserveSupply(seed: UInt64) throws {
         let l = try base.network()
         var rng = SeededGenerator(seed: seed)

@@ -5,7 +5,7 @@ import PlexusTestKit
 import Testing
 
 /// Random interleavings and seeded draws, checked against simple models.
-@Suite(.cpuBound) struct GovernancePropertyTests {
+@Suite struct GovernancePropertyTests {
     static let plx = Amount.unitsPerPLX
 
     /// Stake, unstake, delegation, proposals and votes in random order: the

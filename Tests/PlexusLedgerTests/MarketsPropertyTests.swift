@@ -9,7 +9,7 @@ import Testing
 /// grants, revocations, budgets and payments for calls. Total supply is conserved to the base
 /// unit after every step, a refused transaction changes nothing, and a replay and a restart from
 /// storage reach the same state root.
-@Suite(.cpuBound) struct MarketsPropertyTests {
+@Suite struct MarketsPropertyTests {
     let base = VerificationStateTests(params: ["dataDeliveryBlocks": 6, "premiumWindowMillis": 10_000, "slotTokensPerSecond": 1,
                                                "premiumPeriodMillis": 1_000, "quoteValidityBlocks": 30, "challengeWindowBlocks": 12])
 

@@ -9,7 +9,7 @@ import Testing
 /// the state the blocks describe. The soak found a derived value that was not rebuilt
 /// (the governance floor, below which vote histories are dropped): a restarted ledger
 /// then sealed a state root no replay reproduces.
-@Suite(.cpuBound) struct RestartPropertyTests {
+@Suite struct RestartPropertyTests {
     @Test(arguments: [1, 2])
     func aLedgerLoadedFromItsStoreContinuesWithTheSameRoots(seed: UInt64) throws {
         let plx = Amount.unitsPerPLX

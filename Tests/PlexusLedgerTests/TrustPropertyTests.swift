@@ -9,7 +9,7 @@ import Testing
 /// and payments for calls:
 /// supply is conserved to the base unit after every step, a refused transaction changes
 /// nothing, and a ledger restarted from storage mid-way reaches the same state.
-@Suite(.cpuBound) struct TrustPropertyTests {
+@Suite struct TrustPropertyTests {
     let base = VerificationStateTests(params: ["jailBlocks": 4, "disputeCommitBlocks": 6, "disputeRevealBlocks": 6])
 
     struct Vote { var fraud: Bool; var salt: Hash256 }

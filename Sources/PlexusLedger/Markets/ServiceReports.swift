@@ -1,3 +1,4 @@
+import Foundation
 import PlexusCore
 
 /// How nodes serve, as the network measured it rather than as operators say: gateways count
@@ -159,7 +160,7 @@ public struct ServiceRecord: Sendable, Hashable, CanonicalCodable {
     public init() {}
 
     /// Adds `s`, measured up to `timeMillis`, and drops the slots no window reaches any more.
-    mutating func add(_ s: ServiceSample, at timeMillis: UInt64) {
+    public mutating func add(_ s: ServiceSample, at timeMillis: UInt64) {
         func put(_ slots: inout [Slot], _ index: UInt64, kept: UInt64) {
             if slots.last?.index == index { slots[slots.count - 1].totals.add(s) } else {
                 var t = Totals()
@@ -261,5 +262,71 @@ extension LedgerState {
             out[key] = record
         }
         return out
+    }
+}
+
+/// A node's measured service for a model over the three windows, as callers compare it.
+public struct ServiceView: Sendable, Codable, Hashable {
+    public struct Percentiles: Sendable, Codable, Hashable {
+        public var p50: Double
+        public var p90: Double
+        public var p99: Double
+
+        init?(_ counts: [UInt64], first: Double) {
+            guard let a = ServiceHistogram.quantile(0.5, of: counts, first: first), let b = ServiceHistogram.quantile(0.9, of: counts, first: first),
+                  let c = ServiceHistogram.quantile(0.99, of: counts, first: first) else { return nil }
+            (p50, p90, p99) = (a, b, c)
+        }
+    }
+
+    public struct Window: Sendable, Codable, Hashable {
+        /// "5m", "30m" or "1d".
+        public var window: String
+        public var attempts: UInt64
+        public var answered: UInt64
+        /// Answered over attempted (nil: nothing attempted in the window).
+        public var uptime: Double?
+        /// Time to first token in milliseconds, and decode throughput in tokens per second:
+        /// each percentile is the upper edge of its histogram bucket (within a factor √2).
+        public var ttftMillis: Percentiles?
+        public var tokensPerSecond: Percentiles?
+        /// The gateways' reports that fell in the window.
+        public var reports: UInt64
+    }
+
+    public var windows: [Window]
+
+    public init(_ record: ServiceRecord, now: UInt64) {
+        windows = ServiceRecord.Window.allCases.map { w in
+            let t = record.totals(w, now: now)
+            return Window(window: w.rawValue, attempts: t.attempts, answered: t.answered,
+                          uptime: t.attempts == 0 ? nil : Double(t.answered) / Double(t.attempts),
+                          ttftMillis: Percentiles(t.ttft, first: ServiceHistogram.ttftFirstEdge),
+                          tokensPerSecond: Percentiles(t.throughput, first: ServiceHistogram.throughputFirstEdge), reports: t.reports)
+        }
+    }
+
+    /// The figures of `window`.
+    public subscript(_ window: ServiceRecord.Window) -> Window? { windows.first { $0.window == window.rawValue } }
+}
+
+extension LedgerState {
+    /// What gateways measured of `node` serving `model`, over windows ending at the latest block's time.
+    public func serviceView(node: Address, model: String) -> ServiceView? {
+        service[ServiceKey(node: node, model: model)].map { ServiceView($0, now: timeMillis) }
+    }
+}
+
+extension ServiceView {
+    /// One line: uptime over each window, then the day's latency and throughput percentiles.
+    public var summary: String {
+        func pct(_ w: Window) -> String { w.uptime.map { String(format: "%.1f%%", $0 * 100) } ?? "–" }
+        var parts = ["uptime " + windows.map { "\($0.window) \(pct($0))" }.joined(separator: " ")]
+        if let day = self[.day] {
+            if let t = day.ttftMillis { parts.append(String(format: "first token p50 ≤%.0f p90 ≤%.0f ms", t.p50, t.p90)) }
+            if let r = day.tokensPerSecond { parts.append(String(format: "throughput p50 ≤%.1f tok/s", r.p50)) }
+            parts.append("\(day.reports) reports")
+        }
+        return parts.joined(separator: ", ")
     }
 }

@@ -209,9 +209,16 @@ public struct MarketView: Sendable, Codable {
         public var priceIn: Amount
         public var priceOut: Amount
         public var concurrency: UInt32
+        /// The longest context the node takes (its offer's, at most the card's).
+        public var contextLength: UInt32
+        public var region: String
+        /// Uptime, latency and throughput as gateways measured them (nil: never measured).
+        public var service: ServiceView?
     }
 
     public var model: String
+    /// The model card's quantization (every node serves the card's weights).
+    public var quantization: String
     public var height: UInt64
     public var premium: UInt64
     public var utilizationBps: UInt64
@@ -221,13 +228,16 @@ public struct MarketView: Sendable, Codable {
 
     public init(model: String, in state: LedgerState) {
         self.model = model
+        quantization = state.models[model]?.quantization ?? ""
         height = state.height
         premium = state.spot[model]?.premium ?? 0
         utilizationBps = state.utilizationBps(model)
         offeredSlots = state.offeredSlots(model)
         asks = state.nodes.values.filter { !state.standing($0.owner).isJailed(at: state.height) }.flatMap { n in
             n.offers.filter { $0.model == model && $0.layers == nil }
-                .map { Ask(node: n.nodeKey, owner: n.owner, priceIn: $0.priceIn, priceOut: $0.priceOut, concurrency: $0.concurrency) }
+                .map { Ask(node: n.nodeKey, owner: n.owner, priceIn: $0.priceIn, priceOut: $0.priceOut, concurrency: $0.concurrency,
+                           contextLength: min($0.contextLength, state.models[model]?.contextLength ?? $0.contextLength), region: $0.region,
+                           service: state.serviceView(node: n.nodeKey, model: model)) }
         }.sorted { ($0.priceIn.units &+ $0.priceOut.units, $0.node) < ($1.priceIn.units &+ $1.priceOut.units, $1.node) }
         history = Array((state.spot[model]?.history ?? []).suffix(256))
     }
