@@ -47,7 +47,9 @@ enum Fuzz {
     static func marketRecord(_ bytes: [UInt8]) {
         guard let kind = bytes.first else { return }
         let rest = Array(bytes.dropFirst())
-        switch kind % 9 {
+        switch kind % 11 {
+        case 9: canonical(rest, ServiceRecord.self)
+        case 10: canonical(rest, ServiceSample.self)
         case 5: canonical(rest, Evaluation.self)
         case 6: canonical(rest, DatasetManifest.self)
         case 7: canonical(rest, Dataset.self)
@@ -195,6 +197,12 @@ extension Fuzz {
         let manifest = DatasetManifest(name: "corpus", root: Hash256.of([15]), size: 10_000, chunkSize: 4_096, chunks: 3, license: "cc-by-4.0",
                                        price: Amount(units: 1_000), contributors: [Contributor(account: key.address, weight: 2), Contributor(account: other.address, weight: 1)],
                                        totalWeight: 3, derivedFrom: Hash256.of([16]))
+        var sample = ServiceSample(node: other.address, model: "echo", attempts: 9, answered: 8)
+        sample.ttft[7] = 6
+        sample.throughput[12] = 5
+        var service = ServiceRecord()
+        service.add(sample, at: 60_000)
+        service.add(sample, at: 2_000_000)
         let marketTxs = [Transaction(chainId: "plexus-local", from: key, nonce: 4, fee: Amount(units: 1_000), body: .grantAgent(agent: other.address, policy: policy)),
                          Transaction(chainId: "plexus-local", from: other, nonce: 0, fee: Amount(units: 1_000),
                                      body: .payForCall(to: key.address, amount: Amount(units: 700), requestId: Hash256.of([3]))),
@@ -206,7 +214,8 @@ extension Fuzz {
                          Transaction(chainId: "plexus-local", from: key, nonce: 8, fee: Amount(units: 1_000), body: .citeDatasets(model: "m", datasets: [Hash256.of([13])])),
                          Transaction(chainId: "plexus-local", from: key, nonce: 9, fee: Amount(units: 1_000),
                                      body: .propose(ProposalContent(communities: ["plexus"], title: "delist",
-                                                                    actions: [.delistDataset(Hash256.of([13])), .relistDataset(Hash256.of([13]))])))]
+                                                                    actions: [.delistDataset(Hash256.of([13])), .relistDataset(Hash256.of([13]))]))),
+                         Transaction(chainId: "plexus-local", from: other, nonce: 2, fee: Amount(units: 1_000), body: .reportService(samples: [sample]))]
         let seeds: [String: [[UInt8]]] = [
             "market-record": [[0] + grant.canonicalBytes, [1] + CallPayment(requestId: Hash256.of([3]), from: other.address, to: key.address,
                                                                                amount: Amount(units: 700), height: 9).canonicalBytes,
@@ -217,7 +226,8 @@ extension Fuzz {
                               [6] + manifest.canonicalBytes,
                               [7] + Dataset(id: Hash256.of([13]), owner: key.address, version: 2, manifest: manifest, registeredHeight: 4).canonicalBytes,
                               [8] + DataGrant(id: Hash256.of([14]), dataset: Hash256.of([13]), buyer: other.address, server: key.address,
-                                              amount: Amount(units: 1_000), deadline: 40).canonicalBytes],
+                                              amount: Amount(units: 1_000), deadline: 40).canonicalBytes,
+                              [9] + service.canonicalBytes, [10] + sample.canonicalBytes],
             "snapshot": [snapshot.canonicalBytes],
             "transaction": [tx.canonicalBytes] + marketTxs.map(\.canonicalBytes),
             "block": [block.canonicalBytes],

@@ -35,7 +35,7 @@ struct DataCommand: AsyncParsableCommand {
         @Option(name: .long, help: "The dataset's name (registered again: its next version).") var name: String
         @Option(name: .long, help: "An SPDX licence id, or custom.") var license: String
         @Option(name: .long, help: "Price per access, in PLX.") var price: Amount
-        @Option(name: .long, help: "A contributor and its weight, ADDR=WEIGHT (repeat; default: your key, weight 1).") var contributor: [String] = []
+        @Option(name: .long, help: "A contributor and its weight, ADDR=WEIGHT, or ADDR=files:PATH[,PATH…] to weigh it by the chunks that hold bytes of those of the files it added (repeat; default: your key, weight 1).") var contributor: [String] = []
         @Option(name: .long, help: "Bytes per chunk (1024...16777216).") var chunkSize: UInt32 = 65_536
         @Option(name: .long, help: "The id of the dataset this one derives from.") var derivedFrom: String?
         @OptionGroup var dir: DirOptions
@@ -44,15 +44,28 @@ struct DataCommand: AsyncParsableCommand {
         func run() async throws {
             let key = try options.key.load()
             var bytes: [UInt8] = []
+            var sizes: [UInt64] = []
             for p in paths {
                 guard let d = FileManager.default.contents(atPath: p) else { throw ValidationError("cannot read \(p)") }
                 bytes += d
+                sizes.append(UInt64(d.count))
             }
+            let perFile = DataMarket.chunksPerFile(sizes: sizes, chunkSize: UInt64(chunkSize))
             var contributors: [Contributor] = []
             for c in contributor {
                 let kv = c.split(separator: "=", maxSplits: 1).map(String.init)
-                guard kv.count == 2, let w = UInt32(kv[1]), let a = try? Address(kv[0]) else { throw ValidationError("--contributor takes ADDR=WEIGHT") }
-                contributors.append(Contributor(account: a, weight: w))
+                guard kv.count == 2, let a = try? Address(kv[0]) else { throw ValidationError("--contributor takes ADDR=WEIGHT or ADDR=files:PATH[,PATH…]") }
+                if kv[1].hasPrefix("files:") {
+                    var weight: UInt32 = 0
+                    for f in kv[1].dropFirst("files:".count).split(separator: ",").map(String.init) {
+                        guard let i = paths.firstIndex(of: f) else { throw ValidationError("--contributor names \(f), which is not among the files added") }
+                        weight = weight.addingReportingOverflow(perFile[i]).overflow ? .max : weight + perFile[i]
+                    }
+                    contributors.append(Contributor(account: a, weight: weight))
+                } else {
+                    guard let w = UInt32(kv[1]) else { throw ValidationError("--contributor takes ADDR=WEIGHT or ADDR=files:PATH[,PATH…]") }
+                    contributors.append(Contributor(account: a, weight: w))
+                }
             }
             if contributors.isEmpty { contributors = [Contributor(account: key.address, weight: 1)] }
             let leaves = DataMarket.chunkHashes(bytes, chunkSize: Int(chunkSize))

@@ -281,7 +281,7 @@ final class LocalNetwork: @unchecked Sendable {
             // One verifier re-executes the checks drawn by lot (a node's first requests all, then a sample).
             say("starting a verifier…")
             var args = ["verifier", "start", "--ledger", ledgerList(1), "--key", verifierPath, "--gateway", "http://127.0.0.1:\(port)",
-                        "--model", weights, "--threads", "1", "--background"]
+                        "--model", weights, "--threads", "1", "--background", "--report-every", String(reportEvery)]
             if let store { args += ["--store", store] }
             _ = try spawn("verifier", args)
         }
@@ -368,7 +368,7 @@ struct UpCommand: AsyncParsableCommand {
         // Signals are taken from the start: one that comes while the network starts stops it
         // once it has started (before, SIGTERM in that window killed `up` outright).
         StopSignals.install()
-        var net = LocalNetwork(dir: dir ?? Self.defaultDir, store: store, backend: backend, nodes: shards == nil || fullNodes ? 3 : 0,
+        let net = LocalNetwork(dir: dir ?? Self.defaultDir, store: store, backend: backend, nodes: shards == nil || fullNodes ? 3 : 0,
                                shards: shards ?? 0, shardReplicas: shardReplicas, replicas: replicas)
         net.params = try Self.parseParams(param)
         net.reportEvery = reportEvery

@@ -30,10 +30,12 @@ struct VerifierCommand: AsyncParsableCommand {
         @Option(name: .long, help: "Engine threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
         @Option(name: .long, help: "Drill (development chains only): lazy passes everything without running the model.") var adversary: String?
         @Flag(name: .long, help: "Run at a lower CPU priority, so that checking yields to serving on a shared machine.") var background = false
+        @Option(name: .long, help: "Seconds between service reports: the verifier probes every node and records on the ledger which answered (0: never).") var reportEvery: Double = 30
         @OptionGroup var log: LogOptions
 
         func validate() throws {
             guard (1...256).contains(threads) else { throw ValidationError("--threads must be 1...256") }
+            guard reportEvery == 0 || (reportEvery >= 0.1 && reportEvery <= 3_600) else { throw ValidationError("--report-every must be 0 or 0.1...3600") }
             if let adversary, adversary != "lazy" { throw ValidationError("--adversary must be lazy") }
         }
 
@@ -72,7 +74,15 @@ struct VerifierCommand: AsyncParsableCommand {
             fflush(nil)
             let stopped = OnceFlag()
             _ = StopSignals.onStop { stopped.set() }
+            // Health probes of every node, reported beside the gateways' measurements (a verifier is staked and accountable too).
+            let sending = service.sending, me = key.address
+            let reporting = Task {
+                await ServiceReporter(ledger: client, meter: ServiceMeter(), everyMillis: UInt64(reportEvery * 1_000), owner: { me },
+                                      send: { body in _ = try await sending.withLock { try await client.send(body, from: key, waitForCommit: false) } },
+                                      refused: { n, error in logger.info("service report refused", metadata: ["samples": "\(n)", "error": "\(error)"]) }).run()
+            }
             await service.run { stopped.isSet }
+            reporting.cancel()
         }
     }
 

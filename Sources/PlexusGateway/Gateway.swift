@@ -63,6 +63,8 @@ public final class Gateway: Sendable {
     let evaluationCache = Mutex<[String: ([Evaluation], UInt64)]>([:])
     /// What was measured of the nodes since the last service report.
     let meter = ServiceMeter()
+    /// One transaction from the gateway key at a time (settlement batches, reports, challenges).
+    let sending = AsyncLock()
     let logger: Logger
     let chainId: String
     /// Request ids: SHA-256 of a secret drawn at start, a counter and the gateway key
@@ -96,9 +98,21 @@ public final class Gateway: Sendable {
         pipelines = PipelineCaller(nodes: nodes, directory: directory, frames: FrameClient())
         recorder = Recorder(store: store, chainId: chainId)
         settler = Settler(key: config.key, chainId: chainId, ledger: ledger, store: store, escrow: escrow,
-                          recovered: Set(unsettled.map(\.requestId)), logger: logger)
+                          recovered: Set(unsettled.map(\.requestId)), sending: sending, logger: logger)
         limiter = RateLimiter(limits: config.keyLimits)
         try await directory.refresh()
+    }
+
+    /// Probes the nodes and reports what was measured of them every `serviceReportMillis` (see `ServiceReporter`).
+    func reportService() async {
+        let ledger = ledger, key = config.key, sending = sending, logger = logger
+        await ServiceReporter(ledger: ledger, meter: meter, everyMillis: config.serviceReportMillis,
+                              owner: { try? await ledger.gateways().first { $0.key == key.address }?.owner },
+                              send: { body in
+                                  _ = try await sending.withLock { try await ledger.send(body, from: key) }
+                                  GatewayMetrics.serviceReports.increment()
+                              },
+                              refused: { n, error in logger.info("service report refused", metadata: ["samples": "\(n)", "error": "\(error)"]) }).run()
     }
 
     /// Registers the gateway key under `owner` if it is not yet registered.
@@ -318,7 +332,9 @@ public final class Gateway: Sendable {
             }
             guard let settled, settled.status == .pending else { continue }
             do {
-                _ = try await ledger.send(.challenge(requestId: id, share: UInt8(clamping: settled.nodes.count - 1), bond: bond), from: config.key)
+                _ = try await sending.withLock {
+                    try await ledger.send(.challenge(requestId: id, share: UInt8(clamping: settled.nodes.count - 1), bond: bond), from: config.key)
+                }
                 logger.notice("challenged a redundant answer", metadata: ["request": "\(id.hex.prefix(16))"])
             } catch {
                 logger.warning("cannot challenge", metadata: ["request": "\(id.hex.prefix(16))", "error": "\(error)"])

@@ -95,8 +95,6 @@ final class NodeDirectory: @unchecked Sendable {
 
     /// The whole-model offers of `model` by nodes that may get traffic.
     func offers(_ model: String) -> [Offer] { lock.withLock { nodes.flatMap { $0.offers.filter { $0.model == model && $0.layers == nil } } } }
-    /// The servable nodes as the ledger last listed them.
-    func registered() -> [NodeRecord] { lock.withLock { nodes } }
     func servedModels() -> Set<String> { lock.withLock { Set(nodes.flatMap { $0.offers.map(\.model) }) } }
 
     /// Nodes that may serve `model` under `policy`, best first (see `Routing.plan`).

@@ -20,9 +20,14 @@ final class Settler: Sendable {
     /// Since when rounds have failed, and why the last one did (nil while they succeed), for `/health`.
     let failing = Mutex<(sinceMillis: UInt64, error: String)?>(nil)
 
+    /// Held while a batch's nonces are read and its transactions submitted: the gateway key's
+    /// other transactions (service reports, challenges) wait for it rather than take a nonce twice.
+    let sending: AsyncLock
+
     init(key: KeyPair, chainId: String, ledger: LedgerClient, store: ReceiptStore, escrow: EscrowBook,
-         recovered: Set<Hash256>, logger: Logger) {
+         recovered: Set<Hash256>, sending: AsyncLock = AsyncLock(), logger: Logger) {
         self.key = key
+        self.sending = sending
         self.chainId = chainId
         self.ledger = ledger
         self.store = store
@@ -55,7 +60,7 @@ final class Settler: Sendable {
                 // Records stay "unsettled" until the ledger has answered.
                 let batch = store.unsettled(limit: Self.settleBatch)
                 if batch.isEmpty { break }
-                try await submit(batch)
+                try await sending.withLock { try await submit(batch) }
                 if batch.count < Self.settleBatch { break }
             }
             // Pending settlements are looked at once their challenge window has passed, not every round.

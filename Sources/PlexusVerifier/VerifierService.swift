@@ -22,6 +22,8 @@ public actor VerifierService {
     let mode: Mode
     let log: Logger
     let http: HTTPClient
+    /// One transaction from the verifier's key at a time (verdicts, votes, service reports).
+    public nonisolated let sending = AsyncLock()
     var chainId = ""
     /// Results by request id, so a dispute reuses the check's re-execution.
     var reports: [Hash256: TranscriptReport] = [:]
@@ -54,6 +56,13 @@ public actor VerifierService {
         chainId = try await ledger.status().chainId
         let mine = try await ledger.verifiers().contains { $0.account == key.address }
         if !mine { _ = try await ledger.send(.registerVerifier, from: key) }
+    }
+
+    /// Sends `body` from the verifier's key, without waiting for its block, after any other
+    /// transaction of this key in flight.
+    func send(_ body: Transaction.Body) async throws {
+        let ledger = ledger, key = key
+        _ = try await sending.withLock { try await ledger.send(body, from: key, waitForCommit: false) }
     }
 
     /// Works until `stopped` returns true: one round per new block (or every two seconds).
@@ -89,7 +98,7 @@ public actor VerifierService {
             verdictsSent.insert(c.requestId)
             if pass { counts.passed += 1 } else { counts.failed += 1 }
             log.info("verdict", metadata: ["request": "\(c.requestId.hex.prefix(16))", "pass": "\(pass)"])
-            _ = try await ledger.send(body, from: key, waitForCommit: false)
+            try await send(body)
         }
         for d in work.disputes {
             let landing = work.height + 1
@@ -106,11 +115,10 @@ public actor VerifierService {
                 let s = try Hash256(bytes: salt)
                 sealed[d.requestId] = (fraud, s)
                 counts.votes += 1
-                _ = try await ledger.send(.commitVote(requestId: d.requestId, commitment: Dispute.voteCommitment(requestId: d.requestId, member: key.address, fraud: fraud, salt: s)),
-                                          from: key, waitForCommit: false)
+                try await send(.commitVote(requestId: d.requestId, commitment: Dispute.voteCommitment(requestId: d.requestId, member: key.address, fraud: fraud, salt: s)))
             } else if let v = sealed[d.requestId], !revealed.contains(d.requestId), work.height >= d.revealHeight, landing < d.resolveHeight {
                 revealed.insert(d.requestId)
-                _ = try await ledger.send(.revealVote(requestId: d.requestId, fraud: v.fraud, salt: v.salt), from: key, waitForCommit: false)
+                try await send(.revealVote(requestId: d.requestId, fraud: v.fraud, salt: v.salt))
             }
         }
     }

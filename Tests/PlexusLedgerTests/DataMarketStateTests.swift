@@ -18,6 +18,22 @@ import Testing
                         totalWeight: weights.reduce(0) { $0 + UInt64($1.1) })
     }
 
+    /// A contributor's weight from the chunks it added: files end to end, a chunk across a
+    /// boundary counted for both, an empty file for none.
+    @Test func weightsFromTheChunksEachFileFills() {
+        #expect(DataMarket.chunksPerFile(sizes: [100, 100], chunkSize: 100) == [1, 1])
+        #expect(DataMarket.chunksPerFile(sizes: [150, 100], chunkSize: 100) == [2, 2])
+        #expect(DataMarket.chunksPerFile(sizes: [0, 250, 0, 1], chunkSize: 100) == [0, 3, 0, 1])
+        #expect(DataMarket.chunksPerFile(sizes: [99, 1, 100], chunkSize: 100) == [1, 1, 1])
+        #expect(DataMarket.chunksPerFile(sizes: [5], chunkSize: 0) == [0])
+        // Summed over files, at least the dataset's chunks (each counted once per file it holds).
+        for sizes in [[1_000, 3, 70_000], [65_536, 65_536], [1], [200_000, 0, 17]] as [[UInt64]] {
+            let per = DataMarket.chunksPerFile(sizes: sizes, chunkSize: 65_536)
+            let total = DataMarket.chunkHashes([UInt8](repeating: 0, count: Int(sizes.reduce(0, +))), chunkSize: 65_536).count
+            #expect(per.reduce(0, +) >= UInt32(total) && per.reduce(0, +) <= UInt32(total + sizes.count - 1), "\(sizes)")
+        }
+    }
+
     @Test func theSplitIsExactAndItsRemainderGoesInOrder() {
         let c = [Contributor(account: KeyPair.deterministic("a").address, weight: 3), Contributor(account: KeyPair.deterministic("b").address, weight: 2),
                  Contributor(account: KeyPair.deterministic("c").address, weight: 1)]

@@ -6,7 +6,7 @@ import Testing
 
 /// Nodes' measured service on the ledger: gateways report attempts, answers and histograms;
 /// the ledger sums them by minute and half hour, and the three windows read back what was put
-/// in; reports from anyone but a registered gateway, on nodes its own owner runs, or with
+/// in; reports from anyone but a registered gateway or verifier, on nodes its own operator runs, or with
 /// figures that do not hang together are refused with nothing changed.
 @Suite struct ServiceReportTests {
     let base = VerificationStateTests(params: [:])
@@ -102,6 +102,18 @@ import Testing
         // Both nodes in one report.
         try l.send(4, .reportService(samples: [good, sample(attempts: 2, answered: 2, node: 1)]))
         #expect(l.state.service.count == 2)
+        // A verifier reports its probes too.
+        try l.send(7, .reportService(samples: [sample(attempts: 1, answered: 0)]))
+        #expect(l.state.service[ServiceKey(node: node, model: "m")]?.minutes.last?.totals.attempts == 5)
+    }
+
+    @Test func aVerifierDoesNotReportOnItsOwnNode() throws {
+        let l = try base.network()
+        // Owner 1, who runs node 0, is a verifier too.
+        try l.send(1, .registerVerifier)
+        try l.refuse(1, .reportService(samples: [sample(attempts: 3, answered: 3)]))
+        try l.send(1, .reportService(samples: [sample(attempts: 3, answered: 3, node: 1)]))
+        #expect(l.state.service.count == 1)
     }
 
     @Test func aGatewayDoesNotReportOnItsOwnOwnersNode() throws {

@@ -78,6 +78,20 @@ public enum DataMarket {
         stride(from: 0, to: bytes.count, by: chunkSize).map { Hash256.of(Array(bytes[$0..<min(bytes.count, $0 + chunkSize)])) }
     }
 
+    /// For files laid end to end in the given order and cut into `chunkSize` chunks: how many
+    /// chunks hold bytes of each file (a chunk across a boundary counts for both files; an empty
+    /// file holds none). What a contributor added, as a weight.
+    public static func chunksPerFile(sizes: [UInt64], chunkSize: UInt64) -> [UInt32] {
+        guard chunkSize > 0 else { return sizes.map { _ in 0 } }
+        var start: UInt64 = 0
+        return sizes.map { size in
+            defer { start &+= size }
+            guard size > 0 else { return 0 }
+            let first = start / chunkSize, last = (start + size - 1) / chunkSize
+            return UInt32(clamping: last - first + 1)
+        }
+    }
+
     /// What a buyer signs once every chunk it received matched the dataset's root: the
     /// server's proof of delivery.
     public static func deliveryBytes(chainId: String, grant: Hash256, root: Hash256) -> [UInt8] {

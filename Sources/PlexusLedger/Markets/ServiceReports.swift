@@ -4,7 +4,7 @@ import PlexusCore
 /// How nodes serve, as the network measured it rather than as operators say: gateways count
 /// the attempts they send each node (requests and health probes) and the answers, and sort each
 /// answer's time to first token and decode throughput into fixed histograms, and record them on
-/// the ledger (`report_service`). The ledger adds them up per node and model in minute slots
+/// the ledger (`report_service`); verifiers report their health probes too. The ledger adds them up per node and model in minute slots
 /// (for the 5- and 30-minute windows) and half-hour slots (for the day), so that uptime and
 /// percentiles over the three windows are the same on every replica and anyone can read them.
 public enum ServiceHistogram {
@@ -235,11 +235,19 @@ public struct ServiceKey: Sendable, Hashable, Comparable {
 
 extension LedgerState {
     /// Checks a `report_service` from `from` and returns the records with it added, changing
-    /// nothing: `from` is a registered gateway key; 1...64 samples, one per node and model,
-    /// each for a registered node key that offers the model and is not run by the gateway's
-    /// own owner (what an operator measures of its own node is what it says of it).
+    /// nothing: `from` is a registered gateway key or a registered verifier that is not jailed;
+    /// 1...64 samples, one per node and model, each for a registered node key that offers the
+    /// model and is not run by the reporter's own operator (the gateway's owner, the verifier
+    /// itself): what an operator measures of its own node is what it says of it.
     func planServiceReport(_ samples: [ServiceSample], from: Address) throws -> [ServiceKey: ServiceRecord] {
-        guard let gateway = gateways[from] else { throw PlexusError(.badSignature, "\(from.short) is not a registered gateway key") }
+        let operatorAccount: Address
+        if let gateway = gateways[from] {
+            operatorAccount = gateway.owner
+        } else if verifiers[from] != nil, !standing(from).isJailed(at: height) {
+            operatorAccount = from
+        } else {
+            throw PlexusError(.badSignature, "\(from.short) is neither a registered gateway key nor a verifier in good standing")
+        }
         guard (1...ServiceSample.maxPerReport).contains(samples.count) else {
             throw PlexusError(.outOfRange, "a report has 1...\(ServiceSample.maxPerReport) samples")
         }
@@ -254,8 +262,8 @@ extension LedgerState {
             guard node.offers.contains(where: { $0.model == s.model }) else {
                 throw PlexusError(.notFound, "node \(s.node.short) offers no '\(s.model.prefix(64))'")
             }
-            guard owner != gateway.owner else {
-                throw PlexusError(.invalidState, "a gateway does not report on its own owner's node \(s.node.short)")
+            guard owner != operatorAccount else {
+                throw PlexusError(.invalidState, "\(from.short) does not report on its own operator's node \(s.node.short)")
             }
             var record = service[key] ?? ServiceRecord()
             record.add(s, at: timeMillis)
