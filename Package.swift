@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
     ],
     targets: [
         .target(
@@ -92,13 +93,19 @@ let package = Package(
         ),
         .target(
             name: "PlexusTestKit",
-            dependencies: ["PlexusCore", "PlexusEngine", "PlexusLedger",
+            dependencies: ["PlexusCore", "PlexusEngine", "PlexusLedger", .product(name: "Logging", package: "swift-log"),
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]
+        ),
+        .target(
+            name: "PlexusExplorer",
+            dependencies: ["PlexusCore", "PlexusLedger", "PlexusHTTP", .product(name: "Mustache", package: "swift-mustache"),
+                           .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
         .executableTarget(
             name: "PlexusCLI",
             dependencies: [
                 "PlexusCore",
+                "PlexusExplorer",
                 "PlexusEngine",
                 "PlexusLedger",
                 "PlexusNode",
@@ -118,6 +125,7 @@ let package = Package(
         .testTarget(name: "PlexusLedgerTests", dependencies: ["PlexusLedger", "PlexusTestKit", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "PlexusTestKitTests", dependencies: ["PlexusTestKit"]),
         .testTarget(name: "PlexusNodeTests", dependencies: ["PlexusNode", "PlexusHTTP", "PlexusWire", "PlexusTestKit"]),
+        .testTarget(name: "PlexusExplorerTests", dependencies: ["PlexusExplorer", "PlexusLedger", "PlexusHTTP", "PlexusTestKit"]),
         .testTarget(name: "PlexusHTTPTests", dependencies: ["PlexusHTTP", "PlexusTestKit"]),
         .testTarget(name: "PlexusWireTests", dependencies: ["PlexusWire", "PlexusTestKit"]),
         .testTarget(name: "PlexusVerifierTests", dependencies: ["PlexusVerifier", "PlexusNode", "PlexusTestKit"]),

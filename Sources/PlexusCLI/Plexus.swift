@@ -7,7 +7,7 @@ struct Plexus: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plexus",
         abstract: "Plexus: an open inference network with a verifiable ledger.",
-        subcommands: [KeysCommand.self, LedgerCommand.self, AccountCommand.self, TxCommand.self, ModelsCommand.self, RunCommand.self, VerifyCommand.self, VerifierCommand.self, ChallengeCommand.self, DisputesCommand.self, AgentCommand.self, MarketCommand.self, DataCommand.self, NodeCommand.self, GatewayCommand.self, UpCommand.self, DemoCommand.self, ShardsCommand.self, GovCommand.self, CommunityCommand.self, BenchCommand.self]
+        subcommands: [KeysCommand.self, LedgerCommand.self, AccountCommand.self, TxCommand.self, ModelsCommand.self, RunCommand.self, VerifyCommand.self, VerifierCommand.self, ChallengeCommand.self, DisputesCommand.self, AgentCommand.self, MarketCommand.self, DataCommand.self, NodeCommand.self, GatewayCommand.self, UpCommand.self, DemoCommand.self, ShardsCommand.self, GovCommand.self, CommunityCommand.self, ExplorerCommand.self, BenchCommand.self]
     )
 
     static func main() async {

@@ -19,6 +19,8 @@ final class LocalNetwork: @unchecked Sendable {
         var requestor: Address
         var nodes: [String]
         var pids: [Int32]
+        /// The explorer's base URL.
+        var explorer: String?
     }
 
     let dir: String
@@ -285,8 +287,11 @@ final class LocalNetwork: @unchecked Sendable {
             if let store { args += ["--store", store] }
             _ = try spawn("verifier", args)
         }
+        say("starting the explorer…")
+        let explorerProcess = try spawn("explorer", ["explorer", "--ledger", ledgerList(1), "--port", "0", "--port-file", dir + "/explorer.port"])
+        let explorerPort = try await waitForPort(dir + "/explorer.port", explorerProcess, "explorer")
         let info = Info(baseURL: "http://127.0.0.1:\(port)/v1", apiKey: apiKey, ledger: ledgerURL, requestor: requestor.address,
-                        nodes: nodeURLs, pids: children.map { $0.process.processIdentifier })
+                        nodes: nodeURLs, pids: children.map { $0.process.processIdentifier }, explorer: "http://127.0.0.1:\(explorerPort)")
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         try e.encode(info).write(to: URL(fileURLWithPath: dir + "/network.json"))
@@ -386,6 +391,7 @@ struct UpCommand: AsyncParsableCommand {
         Plexus is up: \(net.replicas > 1 ? "a ledger of \(net.replicas) replicas ordered through etcd" : "a ledger"), \(net.shards > 0 ? "\(net.nodeCount) whole-model nodes, \(net.shards) shards of the model (\(net.shardReplicas) node\(net.shardReplicas == 1 ? "" : "s") each)" : "three nodes"), a gateway and a verifier.
           base URL: \(info.baseURL)
           API key:  \(info.apiKey)
+          explorer: \(info.explorer ?? "-")
           files:    \(net.dir) (network.json, logs)
 
         Try it:

@@ -15,6 +15,14 @@ public struct HTTPRequestIn: Sendable {
     public var headers: HTTPHeaders
     public var body: [UInt8]
 
+    public init(method: HTTPMethod, path: String, query: String? = nil, headers: HTTPHeaders = [:], body: [UInt8] = []) {
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.body = body
+    }
+
     public func header(_ name: String) -> String? { headers.first(name: name) }
 }
 

@@ -18,35 +18,9 @@ extension Result where Failure == PlexusError {
 @Suite struct APITests {
     let net = TestNetwork(accounts: 3)
 
-    final class PortBox: @unchecked Sendable {
-        // Invariant: written once by the server callback, read after the stream yields.
-        var continuation: AsyncStream<Int>.Continuation?
-    }
-
     /// Runs a ledger on an ephemeral port for the duration of `body`.
     func withLedger(idleTimeout: TimeAmount = .seconds(15), _ body: (LedgerClient, LedgerService) async throws -> Void) async throws {
-        let dir = try TemporaryDirectory()
-        defer { dir.remove() }
-        let store = try BlockStore(path: dir.path + "/l.sqlite")
-        try store.initialize(genesis: net.genesis)
-        let service = try LedgerService(store: store, signer: net.orderer, blockInterval: .milliseconds(10))
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        var server = LedgerServer(service: service, store: store, host: "127.0.0.1", port: 0, logger: logger, metrics: { Array("x 1\n".utf8) })
-        server.idleTimeout = idleTimeout
-        let (ports, cont) = AsyncStream.makeStream(of: Int.self)
-        let task = Task { try await server.run { port in cont.yield(port) } }
-        var it = ports.makeAsyncIterator()
-        guard let port = await it.next() else { throw PlexusError(.io, "server did not start") }
-        do {
-            try await body(LedgerClient(baseURL: "http://127.0.0.1:\(port)"), service)
-        } catch {
-            task.cancel()
-            _ = await task.result
-            throw error
-        }
-        task.cancel()
-        _ = await task.result
+        try await TestLedger.run(net, idleTimeout: idleTimeout, body)
     }
 
     func raw(_ client: LedgerClient, _ method: String, _ path: String, body: [UInt8]? = nil) async throws -> (Int, String) {

@@ -137,6 +137,12 @@ public struct NodesView: Codable, Sendable {
     public struct NodeStanding: Codable, Sendable, Hashable {
         public var reputation: Double
         public var jailed: Bool
+        /// The operator's stake (absent from ledgers before it was listed).
+        public var staked: Amount?
+        /// Requests the operator's nodes served, and their verified passes and frauds.
+        public var served: UInt64?
+        public var passes: UInt64?
+        public var frauds: UInt64?
     }
 
     public var nodes: [NodeRecord]
@@ -147,8 +153,10 @@ public struct NodesView: Codable, Sendable {
         self.nodes = nodes
         var s: [String: NodeStanding] = [:]
         for n in nodes {
+            let st = state.standing(n.owner)
             s[n.owner.text] = NodeStanding(reputation: Double(state.reputation(of: n.owner)) / Double(Standing.maximum),
-                                           jailed: state.standing(n.owner).isJailed(at: state.height))
+                                           jailed: st.isJailed(at: state.height), staked: state.account(n.owner).staked,
+                                           served: st.served, passes: st.passes, frauds: st.frauds)
         }
         standing = s
     }

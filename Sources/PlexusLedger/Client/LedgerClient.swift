@@ -191,6 +191,15 @@ public struct LedgerClient: Sendable {
         }
     }
 
+    /// The spot premium a settled request paid (nil: none).
+    public func marketCharge(_ id: Hash256) async throws -> SpotCharge? {
+        do {
+            return try await get("/v1/market/charges/\(id.hex)")
+        } catch let e as PlexusError where e.code == .notFound {
+            return nil
+        }
+    }
+
     public func settlement(_ id: Hash256) async throws -> Settlement? {
         do {
             return try await get("/v1/settlements/\(id.hex)")

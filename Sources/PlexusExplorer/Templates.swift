@@ -1,0 +1,227 @@
+/// The explorer's pages as mustache templates (swift-mustache: `{{x}}` is escaped HTML,
+/// `{{{x}}}` is markup the explorer built itself — a page body, a chart).
+enum Templates {
+    static let all: [String: String] = [
+        "layout": layout, "overview": overview, "blocks": blocks, "block": block, "transaction": transaction,
+        "account": account, "nodes": nodes, "request": request, "governance": governance, "proposal": proposal,
+        "markets": markets, "search": search, "error": error,
+    ]
+
+    static let layout = """
+    <!doctype html>
+    <html lang="en">
+    <head>
+    <meta charset="utf-8">
+    <meta name="viewport" content="width=device-width, initial-scale=1">
+    <title>{{title}} · Plexus explorer</title>
+    <style>
+    body{font-family:system-ui,sans-serif;margin:0;color:#111;background:#fff;line-height:1.4}
+    header{background:#0b3d6e;color:#fff;padding:.5rem 1rem;display:flex;flex-wrap:wrap;gap:.75rem;align-items:center}
+    header a{color:#fff}
+    nav ul{list-style:none;margin:0;padding:0;display:flex;flex-wrap:wrap;gap:.75rem}
+    main{padding:1rem;max-width:72rem;margin:auto}
+    .scroll{overflow-x:auto}
+    table{border-collapse:collapse;width:100%}
+    th,td{text-align:left;padding:.25rem .5rem;border-bottom:1px solid #ccc;vertical-align:top}
+    .mono{font-family:ui-monospace,monospace;word-break:break-all}
+    .stale,.bad{color:#a01010;font-weight:bold}
+    .good{color:#0b6e2c}
+    .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(11rem,1fr));gap:.5rem}
+    .card{border:1px solid #ccc;border-radius:.3rem;padding:.5rem}
+    .card dt{font-size:.85rem;color:#333}.card dd{margin:0;font-size:1.3rem}
+    .chart{width:100%;max-width:40rem;height:auto}
+    form.search{display:flex;gap:.25rem}
+    </style>
+    </head>
+    <body>
+    <header>
+    <a href="/"><strong>Plexus explorer</strong></a>
+    <nav aria-label="Sections"><ul>
+    <li><a href="/">Overview</a></li><li><a href="/blocks">Blocks</a></li><li><a href="/nodes">Nodes</a></li>
+    <li><a href="/governance">Governance</a></li><li><a href="/markets">Markets</a></li>
+    </ul></nav>
+    <form class="search" action="/search" method="get" role="search">
+    <label for="q">Search</label>
+    <input id="q" name="q" type="search" placeholder="height, hash, address, request or proposal id" value="{{query}}" size="32">
+    <button type="submit">Go</button>
+    </form>
+    </header>
+    <main>
+    {{{body}}}
+    </main>
+    </body>
+    </html>
+    """
+
+    static let overview = """
+    <h1>Network overview</h1>
+    <p>Chain <span class="mono">{{chain}}</span>, ledger <span class="mono">{{ledger}}</span>.</p>
+    <dl class="cards" id="live">
+    {{#cards}}<div class="card"><dt>{{label}}</dt><dd id="{{id}}">{{value}}</dd>{{#change}}<dd><small>{{change}}</small></dd>{{/change}}</div>
+    {{/cards}}
+    </dl>
+    <h2>Requests per minute</h2>
+    {{{requestsChart}}}
+    <h2>Tokens per minute</h2>
+    {{{tokensChart}}}
+    <h2>Latest blocks</h2>
+    <div class="scroll"><table>
+    <thead><tr><th scope="col">Height</th><th scope="col">Time (UTC)</th><th scope="col">Transactions</th><th scope="col">Requests settled</th></tr></thead>
+    <tbody>{{#latest}}<tr><td><a href="/blocks/{{height}}">{{height}}</a></td><td>{{time}}</td><td>{{transactions}}</td><td>{{requests}}</td></tr>{{/latest}}</tbody>
+    </table></div>
+    <script>
+    // Live figures: the explorer's server-sent events replace the cards' values, without a reload.
+    const es = new EventSource('/live');
+    es.onmessage = (m) => { const d = JSON.parse(m.data); for (const k in d) { const el = document.getElementById(k); if (el) el.textContent = d[k]; } };
+    </script>
+    """
+
+    static let blocks = """
+    <h1>Blocks</h1>
+    <div class="scroll"><table>
+    <thead><tr><th scope="col">Height</th><th scope="col">Hash</th><th scope="col">Time (UTC)</th><th scope="col">Transactions</th></tr></thead>
+    <tbody>{{#blocks}}<tr><td><a href="/blocks/{{height}}">{{height}}</a></td><td class="mono">{{hash}}</td><td>{{time}}</td><td>{{transactions}}</td></tr>{{/blocks}}</tbody>
+    </table></div>
+    {{#older}}<p><a href="/blocks?before={{older}}">Older blocks</a></p>{{/older}}
+    """
+
+    static let block = """
+    <h1>Block {{height}}</h1>
+    <dl>
+    <dt>Hash</dt><dd class="mono">{{hash}}</dd>
+    <dt>Previous</dt><dd class="mono">{{#previous}}<a href="/blocks/{{previous}}">{{previousHash}}</a>{{/previous}}{{^previous}}genesis{{/previous}}</dd>
+    <dt>Time (UTC)</dt><dd>{{time}}</dd>
+    <dt>Orderer</dt><dd class="mono"><a href="/accounts/{{orderer}}">{{orderer}}</a></dd>
+    <dt>State root</dt><dd class="mono">{{stateRoot}}</dd>
+    </dl>
+    <h2>Transactions ({{count}})</h2>
+    <div class="scroll"><table>
+    <thead><tr><th scope="col">#</th><th scope="col">Hash</th><th scope="col">Kind</th><th scope="col">From</th></tr></thead>
+    <tbody>{{#transactions}}<tr><td>{{index}}</td><td class="mono"><a href="/tx/{{hash}}">{{short}}</a></td><td>{{kind}}</td><td class="mono"><a href="/accounts/{{from}}">{{fromShort}}</a></td></tr>{{/transactions}}</tbody>
+    </table></div>
+    """
+
+    static let transaction = """
+    <h1>Transaction</h1>
+    <dl>
+    <dt>Hash</dt><dd class="mono">{{hash}}</dd>
+    <dt>Block</dt><dd><a href="/blocks/{{height}}">{{height}}</a>, position {{index}}</dd>
+    <dt>Kind</dt><dd>{{kind}}</dd>
+    <dt>From</dt><dd class="mono"><a href="/accounts/{{from}}">{{from}}</a></dd>
+    <dt>Nonce</dt><dd>{{nonce}}</dd>
+    <dt>Fee</dt><dd>{{fee}}</dd>
+    </dl>
+    {{#hasRequests}}<h2>Requests settled</h2><ul>{{#requests}}<li class="mono"><a href="/requests/{{.}}">{{.}}</a></li>{{/requests}}</ul>{{/hasRequests}}
+    <h2>Body</h2>
+    <pre class="mono scroll">{{body}}</pre>
+    """
+
+    static let account = """
+    <h1>Account</h1>
+    <p class="mono">{{address}}</p>
+    <dl class="cards">
+    <div class="card"><dt>Balance</dt><dd>{{balance}}</dd></div>
+    <div class="card"><dt>Staked</dt><dd>{{staked}}</dd></div>
+    <div class="card"><dt>Escrow</dt><dd>{{escrow}}</dd></div>
+    <div class="card"><dt>Unbonding</dt><dd>{{unbonding}}</dd></div>
+    <div class="card"><dt>Nonce</dt><dd>{{nonce}}</dd></div>
+    {{#reputation}}<div class="card"><dt>Reputation</dt><dd>{{reputation}}</dd></div>{{/reputation}}
+    {{#votingPower}}<div class="card"><dt>Voting power</dt><dd>{{votingPower}}</dd></div>{{/votingPower}}
+    </dl>
+    {{#delegate}}<p>Delegates its votes to <a class="mono" href="/accounts/{{delegate}}">{{delegate}}</a>.</p>{{/delegate}}
+    {{#node}}<p>Operates node <span class="mono">{{node}}</span> (<a href="/nodes">nodes</a>).</p>{{/node}}
+    <h2>Activity</h2>
+    <p><a href="/accounts/{{address}}.csv" download>Download as CSV</a> ({{activityCount}} recent transactions)</p>
+    <div class="scroll"><table>
+    <thead><tr><th scope="col">Block</th><th scope="col">Time (UTC)</th><th scope="col">Kind</th><th scope="col">From</th><th scope="col">Other</th><th scope="col">Amount</th><th scope="col">Transaction</th></tr></thead>
+    <tbody>{{#activity}}<tr><td><a href="/blocks/{{height}}">{{height}}</a></td><td>{{time}}</td><td>{{kind}}</td><td class="mono">{{fromShort}}</td><td class="mono">{{counterpartyShort}}</td><td>{{amount}}</td><td class="mono"><a href="/tx/{{hash}}">{{short}}</a></td></tr>{{/activity}}</tbody>
+    </table></div>
+    """
+
+    static let nodes = """
+    <h1>Nodes ({{count}})</h1>
+    <p>Sort by: {{#sorts}}<a href="/nodes?sort={{key}}">{{label}}</a> {{/sorts}}</p>
+    <div class="scroll"><table>
+    <thead><tr><th scope="col">Node</th><th scope="col">Operator</th><th scope="col">Offers</th><th scope="col">Stake</th><th scope="col">Reputation</th><th scope="col">Uptime 1d</th><th scope="col">First token p50 (ms)</th><th scope="col">Throughput p50 (tok/s)</th><th scope="col">State</th></tr></thead>
+    <tbody>{{#nodes}}<tr><td class="mono">{{key}}</td><td class="mono"><a href="/accounts/{{owner}}">{{ownerShort}}</a></td><td>{{#offers}}{{model}}{{#layers}} layers {{layers}}{{/layers}} at {{priceIn}}/{{priceOut}} per M, {{quantization}}, ctx {{context}}<br>{{/offers}}</td><td>{{stake}}</td><td>{{reputation}}</td><td>{{uptime}}</td><td>{{ttft}}</td><td>{{throughput}}</td><td>{{#jailed}}<span class="bad">jailed</span>{{/jailed}}{{^jailed}}{{#stale}}<span class="stale">no answer measured</span>{{/stale}}{{^stale}}<span class="good">active</span>{{/stale}}{{/jailed}}</td></tr>{{/nodes}}</tbody>
+    </table></div>
+    """
+
+    static let request = """
+    <h1>Request</h1>
+    <p class="mono">{{id}}</p>
+    <dl>
+    <dt>Model</dt><dd>{{model}}</dd>
+    <dt>Requestor</dt><dd class="mono"><a href="/accounts/{{requestor}}">{{requestor}}</a></dd>
+    <dt>Gateway</dt><dd class="mono">{{gateway}}</dd>
+    <dt>Status</dt><dd>{{status}}</dd>
+    </dl>
+    <h2>Path</h2>
+    {{#failover}}<p>The answer failed over: {{count}} nodes served it in turn.</p>{{/failover}}
+    <div class="scroll"><table>
+    <thead><tr><th scope="col">Order</th><th scope="col">Node</th><th scope="col">Output tokens</th><th scope="col">Share</th></tr></thead>
+    <tbody>{{#path}}<tr><td>{{order}}</td><td class="mono">{{node}}</td><td>{{tokens}}</td><td>{{share}}</td></tr>{{/path}}</tbody>
+    </table></div>
+    <h2>Price</h2>
+    <dl>
+    <dt>Charged from escrow</dt><dd>{{charge}}</dd>
+    <dt>Protocol fee (treasury)</dt><dd>{{fee}}</dd>
+    {{#premium}}<dt>Spot premium locked at admission</dt><dd>{{premium}} (quote height {{quoteHeight}})</dd>{{/premium}}
+    </dl>
+    <div class="scroll"><table>
+    <thead><tr><th scope="col">Paid to</th><th scope="col">Amount</th></tr></thead>
+    <tbody>{{#payouts}}<tr><td class="mono"><a href="/accounts/{{to}}">{{to}}</a></td><td>{{amount}}</td></tr>{{/payouts}}</tbody>
+    </table></div>
+    <h2>Verification</h2>
+    <p>{{verification}}</p>
+    <h2>Settlement</h2>
+    <p>Settled at block <a href="/blocks/{{settledHeight}}">{{settledHeight}}</a>{{#tx}} by transaction <a class="mono" href="/tx/{{tx}}">{{txShort}}</a>{{/tx}}; final at block {{finalHeight}}.</p>
+    <h2>Parameters in force now</h2>
+    <div class="scroll"><table><thead><tr><th scope="col">Parameter</th><th scope="col">Value</th></tr></thead>
+    <tbody>{{#params}}<tr><td>{{name}}</td><td>{{value}}</td></tr>{{/params}}</tbody></table></div>
+    """
+
+    static let governance = """
+    <h1>Governance</h1>
+    <h2>Proposals</h2>
+    <div class="scroll"><table>
+    <thead><tr><th scope="col">Proposal</th><th scope="col">Title</th><th scope="col">State</th><th scope="col">Communities</th></tr></thead>
+    <tbody>{{#proposals}}<tr><td class="mono"><a href="/governance/{{id}}">{{short}}</a></td><td>{{title}}</td><td>{{state}}</td><td>{{communities}}</td></tr>{{/proposals}}</tbody>
+    </table></div>
+    {{^proposals}}<p>No proposals yet.</p>{{/proposals}}
+    <h2>Communities</h2>
+    <ul>{{#communities}}<li>{{id}}: {{members}} members, {{scheme}}</li>{{/communities}}</ul>
+    """
+
+    static let proposal = """
+    <h1>{{title}}</h1>
+    <p class="mono">{{id}}</p>
+    <dl><dt>State</dt><dd>{{state}}</dd><dt>Proposer</dt><dd class="mono"><a href="/accounts/{{proposer}}">{{proposer}}</a></dd></dl>
+    <pre class="mono scroll">{{detail}}</pre>
+    """
+
+    static let markets = """
+    <h1>Markets</h1>
+    <h2>Models</h2>
+    <div class="scroll"><table>
+    <thead><tr><th scope="col">Model</th><th scope="col">Quantization</th><th scope="col">Licence</th><th scope="col">Premium (per M tokens)</th><th scope="col">Utilization</th><th scope="col">Asks</th><th scope="col">Evaluations</th></tr></thead>
+    <tbody>{{#models}}<tr><td>{{id}}</td><td>{{quantization}}</td><td>{{license}}</td><td>{{premium}}</td><td>{{utilization}}</td><td>{{asks}}</td><td>{{evaluations}}</td></tr>{{/models}}</tbody>
+    </table></div>
+    <h2>Datasets</h2>
+    <div class="scroll"><table>
+    <thead><tr><th scope="col">Dataset</th><th scope="col">Version</th><th scope="col">Licence</th><th scope="col">Price</th><th scope="col">Contributors</th></tr></thead>
+    <tbody>{{#datasets}}<tr><td>{{name}}</td><td>{{version}}</td><td>{{license}}</td><td>{{price}}</td><td>{{contributors}}</td></tr>{{/datasets}}</tbody>
+    </table></div>
+    {{^datasets}}<p>No datasets yet.</p>{{/datasets}}
+    """
+
+    static let search = """
+    <h1>Search</h1>
+    <p>Nothing matches <q>{{query}}</q>. Search by block height, block or transaction hash, address, request id or proposal id.</p>
+    """
+
+    static let error = """
+    <h1>{{status}}</h1>
+    <p>{{message}}</p>
+    """
+}

@@ -1,0 +1,155 @@
+import AsyncHTTPClient
+import Foundation
+import NIOHTTP1
+import PlexusCore
+@testable import PlexusExplorer
+import PlexusHTTP
+import PlexusLedger
+import PlexusTestKit
+import Testing
+
+/// The explorer's pages against a ledger in this process, seeded with transfers, a model card
+/// and a dataset whose licences are hostile markup: every page is well-formed HTML, shows the
+/// hostile texts as text, and answers malformed paths with clear 404s; search finds heights,
+/// hashes and addresses; an account's activity comes as CSV; the overview's figures stream.
+@Suite struct ExplorerTests {
+    let net = TestNetwork(accounts: 3)
+    static let hostile = "<script>alert(1)</script>"
+
+    func get(_ s: ExplorerServer, _ path: String) async -> (Int, [(String, String)], String) {
+        let parts = path.split(separator: "?", maxSplits: 1).map(String.init)
+        let answer = await s.handle(HTTPRequestIn(method: .GET, path: parts[0], query: parts.count > 1 ? parts[1] : nil, headers: [:], body: []))
+        switch answer {
+        case let .full(status, headers, body): return (status, headers, String(decoding: body, as: UTF8.self))
+        case let .stream(status, headers, pipe):
+            let first = (try? await pipe.next()) ?? nil
+            pipe.close()
+            return (status, headers, String(decoding: first ?? [], as: UTF8.self))
+        }
+    }
+
+    @Test func everyPageIsWellFormedAndEscapesWhatItShows() async throws {
+        try await TestLedger.run(net) { ledger, _ in
+            let a = net.keys[0], b = net.keys[1]
+            let transfer = try await ledger.send(.transfer(to: b.address, amount: Amount(units: 12_345)), from: a)
+            let card = ModelCard(id: "m", weightsHash: Hash256.of([1]), architecture: "llama", quantization: "Q8_0", contextLength: 4096,
+                                 license: Self.hostile, capabilities: ["chat"], creator: a.address, royaltyBps: 0)
+            _ = try await ledger.send(.registerModel(card), from: a)
+            let manifest = DatasetManifest(name: "corpus", root: Hash256.of([2]), size: 10, chunkSize: 4_096, chunks: 1,
+                                           license: "<img src=x onerror=alert(2)>", price: Amount(units: 1_000), contributors: [Contributor(account: a.address, weight: 1)], totalWeight: 1)
+            _ = try await ledger.send(.registerDataset(manifest), from: a)
+            let explorer = try Explorer(ledger: ledger)
+            try await explorer.catchUp()
+            let server = ExplorerServer(explorer: explorer)
+            let height = try await ledger.status().height
+            let pages = ["/", "/blocks", "/blocks/\(transfer.height)", "/tx/\(transfer.hash.hex)", "/accounts/\(a.address.text)", "/nodes",
+                         "/governance", "/markets", "/nodes?sort=stake", "/blocks?before=\(height)"]
+            for path in pages {
+                let (status, headers, html) = await get(server, path)
+                #expect(status == 200, "\(path): \(html.prefix(300))")
+                #expect(headers.contains { $0 == ("content-type", "text/html; charset=utf-8") })
+                #expect(HTMLCheck.problems(html).isEmpty, "\(path): \(HTMLCheck.problems(html))")
+                #expect(!html.contains("<script>alert") && !html.contains("<img src=x"), "\(path) shows markup from the ledger unescaped")
+            }
+            let markets = await get(server, "/markets").2
+            #expect(markets.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && markets.contains("&lt;img src=x onerror=alert(2)&gt;"))
+            let tx = await get(server, "/tx/\(transfer.hash.hex)").2
+            #expect(tx.contains("transfer") && tx.contains(a.address.text))
+            let account = await get(server, "/accounts/\(b.address.text)").2
+            #expect(account.contains(transfer.hash.hex) && account.contains("Download as CSV"))
+
+            // Malformed and unknown: clear 404 pages, the input shown escaped.
+            for path in ["/blocks/abc", "/blocks/999999", "/tx/zz", "/tx/\(Hash256.of([9]).hex)", "/accounts/nobody", "/requests/\(Hash256.of([9]).hex)",
+                         "/governance/12", "/nowhere/<b>x</b>", "/search?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E"] {
+                let (status, _, html) = await get(server, path)
+                #expect(status == 404, "\(path): \(status)")
+                #expect(HTMLCheck.problems(html).isEmpty && !html.contains("<script>alert") && !html.contains("<b>x"), "\(path)")
+            }
+            // Search: a height, a transaction hash, an address, a block hash.
+            func location(_ q: String) async -> String? {
+                let (status, headers, _) = await get(server, "/search?q=\(q.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? q)")
+                return status == 303 ? headers.first { $0.0 == "location" }?.1 : nil
+            }
+            #expect(await location(String(transfer.height)) == "/blocks/\(transfer.height)")
+            #expect(await location(transfer.hash.hex) == "/tx/\(transfer.hash.hex)")
+            #expect(await location(" \(a.address.text) ") == "/accounts/\(a.address.text)")
+            let block = try #require(try await ledger.block(transfer.height))
+            #expect(await location(block.hash.hex) == "/blocks/\(transfer.height)")
+            #expect(await location(String(repeating: "9", count: 300)) == nil)
+
+            // CSV: the transfer, with its amount in base units, in both accounts' activity.
+            let (status, headers, csv) = await get(server, "/accounts/\(b.address.text).csv")
+            #expect(status == 200 && headers.contains { $0.0 == "content-type" && $0.1.hasPrefix("text/csv") })
+            let lines = csv.split(separator: "\r\n")
+            #expect(lines.first == "height,time,kind,from,counterparty,amount_units,fee_units,transaction")
+            #expect(lines.contains { $0.contains("transfer") && $0.contains(",12345,") && $0.contains(transfer.hash.hex) }, "\(csv)")
+
+            // The overview's figures stream as server-sent events.
+            let (liveStatus, liveHeaders, event) = await get(server, "/live")
+            #expect(liveStatus == 200 && liveHeaders.contains { $0 == ("content-type", "text/event-stream") })
+            #expect(event.hasPrefix("data: {") && event.contains("\"height\":\"") && event.hasSuffix("}\n\n"), "\(event)")
+        }
+    }
+
+    @Test func theTimelineCountsRatesActivityAndForgetsTheOldest() throws {
+        let a = net.keys[0], b = net.keys[1]
+        var t = Timeline(keptBlocks: 5, keptTransactions: 4)
+        func block(_ h: UInt64, _ time: UInt64, _ txs: [Transaction]) -> BlockView {
+            let header = BlockHeader(chainId: "c", height: h, previousHash: .zero, timeMillis: time, txCount: UInt32(txs.count), txRoot: .zero,
+                                     stateRoot: .zero, orderer: a.address)
+            return BlockView(Block(header: header, signature: .empty, transactions: txs))
+        }
+        for h in UInt64(1)...8 {
+            t.add(block(h, h * 30_000, [net.tx(0, nonce: h, .transfer(to: b.address, amount: Amount(units: h)))]))
+        }
+        t.add(block(3, 1, []))  // an old block again: ignored
+        #expect(t.height == 8 && t.samples.count == 5 && t.samples.first?.height == 4)
+        // Four transactions kept, newest first, in both accounts' activity.
+        #expect(t.activity(of: b.address).map(\.height) == [8, 7, 6, 5])
+        #expect(t.activity(of: a.address).first?.amount == Amount(units: 8) && t.activity(of: a.address).first?.counterparty == b.address)
+        // The last minute ends at the last block (240 s): blocks at 210 and 240 s.
+        #expect(t.totals(over: 60_000).transactions == 2 && t.totals(over: 60_000).blocks == 2)
+        let perMinute = t.series(buckets: 3, bucketMillis: 60_000) { Double($0.transactions) }
+        #expect(perMinute.map(\.1) == [2, 2, 1] && perMinute.map(\.0) == [120_000, 180_000, 240_000])
+    }
+
+    @Test func chartsAndEscapes() {
+        let svg = SVGChart.line([(0, 1), (1, 3), (2, 2)], title: "a <b> & \"c\"", unit: "x/s")
+        #expect(svg.hasPrefix("<svg") && svg.contains("polyline") && svg.contains("a &lt;b&gt; &amp; &quot;c&quot;") && HTMLCheck.problems(svg).isEmpty)
+        #expect(SVGChart.line([], title: "t", unit: "u").contains("no data yet"))
+        #expect(HTML.escape("<a href='x'>&</a>") == "&lt;a href=&#39;x&#39;&gt;&amp;&lt;/a&gt;")
+    }
+}
+
+/// A strict enough check of the explorer's HTML: every element closed in order (void
+/// elements and `/>` aside), script and style bodies skipped, no stray `<`.
+enum HTMLCheck {
+    static let void: Set<String> = ["meta", "input", "br", "img", "link", "hr"]
+
+    static func problems(_ html: String) -> [String] {
+        var stack: [String] = []
+        var problems: [String] = []
+        var i = html.startIndex
+        while let open = html[i...].firstIndex(of: "<") {
+            guard let close = html[open...].firstIndex(of: ">") else { problems.append("unclosed tag at the end"); break }
+            let tag = html[html.index(after: open)..<close]
+            i = html.index(after: close)
+            if tag.hasPrefix("!") { continue }
+            let closing = tag.hasPrefix("/")
+            let name = String(tag.drop { $0 == "/" }.prefix { $0.isLetter || $0.isNumber }).lowercased()
+            guard !name.isEmpty else { problems.append("stray '<' before \(tag.prefix(20))"); continue }
+            if closing {
+                guard stack.last == name else { problems.append("</\(name)> closes <\(stack.last ?? "nothing")>"); continue }
+                stack.removeLast()
+            } else if !tag.hasSuffix("/") && !void.contains(name) {
+                if name == "script" || name == "style", let end = html[i...].range(of: "</\(name)>") {
+                    i = end.upperBound
+                    continue
+                }
+                stack.append(name)
+            }
+        }
+        if !stack.isEmpty { problems.append("unclosed: \(stack)") }
+        return problems
+    }
+}
