@@ -99,6 +99,7 @@ let package = Package(
         .target(
             name: "PlexusExplorer",
             dependencies: ["PlexusCore", "PlexusLedger", "PlexusHTTP", .product(name: "Mustache", package: "swift-mustache"),
+                           .product(name: "AsyncHTTPClient", package: "async-http-client"),
                            .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
         .executableTarget(

@@ -13,6 +13,7 @@ struct ExplorerCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: "Ledger API base URL(s), comma-separated (replicas are tried in turn).")
     var ledger: String = ProcessInfo.processInfo.environment["PLEXUS_LEDGER"] ?? "http://127.0.0.1:7700"
+    @Option(name: .long, help: "A gateway whose public trace of a request the request page shows (repeat).") var gateway: [String] = []
     @Option(name: .long, help: "Address to listen on.") var host: String = "127.0.0.1"
     @Option(name: .long, help: "Port (0 picks a free one).") var port: Int = 8090
     @Option(name: .long, help: "Write the bound port to this file once listening.") var portFile: String?
@@ -29,7 +30,7 @@ struct ExplorerCommand: AsyncParsableCommand {
         StopSignals.followParent()
         Bootstrap.tasksOnEventLoops()
         let logger = Logger(label: "plexus.explorer")
-        let explorer = try Explorer(ledger: LedgerClient(baseURL: ledger), backfill: backfill)
+        let explorer = try Explorer(ledger: LedgerClient(baseURL: ledger), gateways: gateway, backfill: backfill)
         let portFile = self.portFile, host = self.host
         try await ExplorerServer(explorer: explorer).run(host: host, port: port) { bound in
             logger.notice("explorer listening", metadata: ["address": "http://\(host):\(bound)/"])

@@ -288,7 +288,8 @@ final class LocalNetwork: @unchecked Sendable {
             _ = try spawn("verifier", args)
         }
         say("starting the explorer…")
-        let explorerProcess = try spawn("explorer", ["explorer", "--ledger", ledgerList(1), "--port", "0", "--port-file", dir + "/explorer.port"])
+        let explorerProcess = try spawn("explorer", ["explorer", "--ledger", ledgerList(1), "--gateway", "http://127.0.0.1:\(port)",
+                                                                 "--port", "0", "--port-file", dir + "/explorer.port"])
         let explorerPort = try await waitForPort(dir + "/explorer.port", explorerProcess, "explorer")
         let info = Info(baseURL: "http://127.0.0.1:\(port)/v1", apiKey: apiKey, ledger: ledgerURL, requestor: requestor.address,
                         nodes: nodeURLs, pids: children.map { $0.process.processIdentifier }, explorer: "http://127.0.0.1:\(explorerPort)")

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import Mustache
 import PlexusCore
@@ -8,13 +9,20 @@ import PlexusLedger
 /// escaping `{{…}}` tag; the only raw markup is what the explorer builds itself.
 public final class Explorer: Sendable {
     public let ledger: LedgerClient
+    /// Gateways whose public trace of a request (`/v1/trace/{id}`) the request page shows.
+    public let gateways: [String]
     let library: MustacheLibrary
     let timeline = Locked(Timeline())
     /// Blocks taken in when the explorer starts (the rest of history is read block by block on demand).
     let backfill: UInt64
 
-    public init(ledger: LedgerClient, backfill: UInt64 = 2_000) throws {
+    public init(ledger: LedgerClient, gateways: [String] = [], backfill: UInt64 = 2_000) throws {
         self.ledger = ledger
+        self.gateways = gateways.map { g in
+            var g = g
+            while g.hasSuffix("/") { g.removeLast() }
+            return g.hasSuffix("/v1") ? String(g.dropLast(3)) : g
+        }
         self.backfill = backfill
         var library = MustacheLibrary()
         for (name, text) in Templates.all { try library.register(text, named: name) }
@@ -286,18 +294,20 @@ public final class Explorer: Sendable {
         async let params = ledger.params()
         async let charge = try? ledger.marketCharge(id)
         let (v, p, c) = try await (verification, params, charge)
-        let total = s.outputTokens.reduce(0, +)
+        // The gateway's view when one of ours served it (every attempt, a failed one too); else the ledger's (the paid shares).
+        let attempts = await trace(id) ?? zip(s.nodes, s.outputTokens).map { (node: $0.0.text, tokens: $0.1, paid: true) }
+        let total = attempts.reduce(0) { $0 + $1.tokens }
         var context: [String: Any] = [
             "id": id.hex, "model": s.model, "requestor": s.requestor.text, "gateway": s.gateway.text, "status": s.status.rawValue,
             "charge": s.charge.description, "fee": s.fee.description, "settledHeight": s.settledHeight, "finalHeight": s.finalHeight,
-            "path": s.nodes.enumerated().map { i, n -> [String: Any] in
-                let t = i < s.outputTokens.count ? s.outputTokens[i] : 0
-                return ["order": i + 1, "node": n.text, "tokens": t, "share": total == 0 ? "–" : String(format: "%.1f%%", Double(t) / Double(total) * 100)]
+            "path": attempts.enumerated().map { i, a -> [String: Any] in
+                ["order": i + 1, "node": a.node, "tokens": a.tokens, "paid": a.paid ? "paid" : "not paid (failed mid-answer, no receipt)",
+                 "share": total == 0 ? "–" : String(format: "%.1f%%", Double(a.tokens) / Double(total) * 100)]
             },
             "payouts": s.payouts.map { ["to": $0.account.text, "amount": $0.amount.description] },
             "params": p.params.map { ["name": $0.name, "value": $0.value] },
         ]
-        if s.nodes.count > 1 { context["failover"] = ["count": s.nodes.count] }
+        if attempts.count > 1 { context["failover"] = ["count": attempts.count] }
         if let c {
             context["premium"] = Amount(units: c.amount.units).description
             context["quoteHeight"] = c.quoteHeight
@@ -308,6 +318,18 @@ public final class Explorer: Sendable {
         }
         context["verification"] = Self.describe(v)
         return render("request", context, title: "Request \(Self.short(id))")
+    }
+
+    /// A request's attempts as the gateway that served it recorded them (nil: no configured gateway knows it).
+    func trace(_ id: Hash256) async -> [(node: String, tokens: UInt64, paid: Bool)]? {
+        for g in gateways {
+            guard let r = try? await HTTPClient.shared.execute(HTTPClientRequest(url: "\(g)/v1/trace/\(id.hex)"), timeout: .seconds(5)),
+                  r.status == .ok, let body = try? await r.body.collect(upTo: 1 << 20),
+                  let j = (try? JSONSerialization.jsonObject(with: Data(buffer: body))) as? [String: Any],
+                  let list = j["attempts"] as? [[String: Any]] else { continue }
+            return list.map { a in (a["node"] as? String ?? "", UInt64(a["output_tokens"] as? Int ?? 0), a["paid"] as? Bool ?? false) }
+        }
+        return nil
     }
 
     static func describe(_ v: VerificationView?) -> String {

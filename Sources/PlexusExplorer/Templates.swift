@@ -157,10 +157,10 @@ enum Templates {
     <dt>Status</dt><dd>{{status}}</dd>
     </dl>
     <h2>Path</h2>
-    {{#failover}}<p>The answer failed over: {{count}} nodes served it in turn.</p>{{/failover}}
+    {{#failover}}<p>The answer failed over: {{count}} nodes served it in turn, each going on from the tokens already sent.</p>{{/failover}}
     <div class="scroll"><table>
-    <thead><tr><th scope="col">Order</th><th scope="col">Node</th><th scope="col">Output tokens</th><th scope="col">Share</th></tr></thead>
-    <tbody>{{#path}}<tr><td>{{order}}</td><td class="mono">{{node}}</td><td>{{tokens}}</td><td>{{share}}</td></tr>{{/path}}</tbody>
+    <thead><tr><th scope="col">Order</th><th scope="col">Node</th><th scope="col">Output tokens</th><th scope="col">Share</th><th scope="col">Paid</th></tr></thead>
+    <tbody>{{#path}}<tr><td>{{order}}</td><td class="mono">{{node}}</td><td>{{tokens}}</td><td>{{share}}</td><td>{{paid}}</td></tr>{{/path}}</tbody>
     </table></div>
     <h2>Price</h2>
     <dl>

@@ -77,6 +77,20 @@ public struct GatewayServer: Sendable {
                 data.append(entry)
             }
             return Self.response(OpenAIShapes.data(["object": "list", "data": data]))
+        case (.GET, _) where request.path.hasPrefix("/v1/trace/"):
+            // Public (the explorer's): which nodes served a request in turn and how many tokens each sent,
+            // paid or not — no prompt, no output, no requestor's key. A request id is unguessable.
+            guard let id = try? Hash256(hex: String(request.path.dropFirst("/v1/trace/".count))), let record = try? g.store.get(id) else {
+                return Self.error(OpenAIError(404, "invalid_request_error", "not_found", "No request with that id."))
+            }
+            let paid = Set(record.receipts.map(\.node))
+            let trace: [String: Any] = [
+                "request_id": id.hex, "model": record.model, "state": record.state, "created_ms": Int(record.createdMillis), "gateway": g.config.key.address.text,
+                "attempts": record.nodes.enumerated().map { i, n -> [String: Any] in
+                    ["node": n.text, "output_tokens": Int(i < record.outputTokens.count ? record.outputTokens[i] : 0), "paid": paid.contains(n)]
+                },
+            ]
+            return Self.response(Array((try? JSONSerialization.data(withJSONObject: trace, options: [.sortedKeys])) ?? Data()))
         case (.GET, _) where request.path.hasPrefix("/v1/receipts/") && request.path.hasSuffix("/transcript"):
             return await Self.transcript(g, request)
         case (.GET, _) where request.path.hasPrefix("/v1/receipts/"):
