@@ -223,7 +223,8 @@ def main():
         for name, path, needle in [("overview", "/", "Network overview"), ("blocks", "/blocks", "Blocks"),
                                    ("block", f"/blocks/{settlement['settledHeight']}", f"Block {settlement['settledHeight']}"),
                                    ("transaction", f"/tx/{tx}", "Transaction"), ("account", f"/accounts/{account}", "Activity"),
-                                   ("nodes", "/nodes", "Nodes"), ("request", f"/requests/{rid}", "Path"),
+                                   ("nodes", "/nodes", "Nodes"), ("node", f"/nodes/{second}", "Measured service"),
+                                   ("request", f"/requests/{rid}", "Path"),
                                    ("governance", "/governance", "Proposals"), ("markets", "/markets", "Models")]:
             b.open(path)
             b.shot(name)

@@ -7,7 +7,7 @@ import PlexusLedger
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks with JSON output.",
-        subcommands: [LedgerBench.self, EngineBench.self, GatewayBench.self, GovernanceBench.self, CryptoBench.self, VerifyBench.self, DetectBench.self, ServeBench.self, ShardBench.self, SoakBench.self])
+        subcommands: [LedgerBench.self, EngineBench.self, GatewayBench.self, GovernanceBench.self, CryptoBench.self, VerifyBench.self, DetectBench.self, ServeBench.self, ShardBench.self, SoakBench.self, ExplorerBench.self])
 }
 
 /// Signed transfers applied and persisted per second, through the real

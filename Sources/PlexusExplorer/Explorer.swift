@@ -269,7 +269,7 @@ public final class Explorer: Sendable {
             "count": rows.count, "sorts": sorts.map { ["key": $0.0, "label": $0.1] },
             "nodes": rows.map { row -> [String: Any] in
                 var x: [String: Any] = [
-                    "key": row.key.text, "owner": row.owner.text, "ownerShort": row.owner.short, "stake": Amount(units: row.stake).description,
+                    "key": row.key.text, "keyShort": row.key.short, "owner": row.owner.text, "ownerShort": row.owner.short, "stake": Amount(units: row.stake).description,
                     "reputation": String(format: "%.3f", row.reputation), "jailed": row.jailed,
                     "uptime": Self.percent(row.day?.uptime), "ttft": row.day?.ttftMillis.map { String(format: "≤%.0f", $0.p50) } ?? "–",
                     "throughput": row.day?.tokensPerSecond.map { String(format: "≤%.1f", $0.p50) } ?? "–",
@@ -286,6 +286,49 @@ public final class Explorer: Sendable {
                 return x
             },
         ], title: "Nodes")
+    }
+
+    public func node(_ key: Address) async throws -> Page {
+        async let registry = ledger.nodeRegistry()
+        async let markets = ledger.marketPrices()
+        async let disputes = ledger.disputes()
+        let (r, m, d) = try await (registry, markets, disputes)
+        guard let n = r.nodes.first(where: { $0.nodeKey == key }) else { return notFound("No registered node \(key.text).") }
+        let st = r.standing?[n.owner.text]
+        let shares = timeline.value.shares(of: key)
+        var service: [[String: Any]] = []
+        for o in n.offers {
+            guard let v = m.first(where: { $0.model == o.model })?.asks.first(where: { $0.node == key })?.service else { continue }
+            for w in v.windows {
+                service.append(["model": o.model, "window": w.window, "uptime": Self.percent(w.uptime), "attempts": w.attempts, "reports": w.reports,
+                                "ttft": w.ttftMillis.map { String(format: "≤%.0f / ≤%.0f / ≤%.0f", $0.p50, $0.p90, $0.p99) } ?? "–",
+                                "throughput": w.tokensPerSecond.map { String(format: "≤%.1f / ≤%.1f / ≤%.1f", $0.p50, $0.p90, $0.p99) } ?? "–"])
+            }
+        }
+        // Output tokens it was paid for, per minute over the last hour.
+        let now = timeline.value.samples.last?.timeMillis ?? 0
+        var perMinute = [Double](repeating: 0, count: 60)
+        for s in shares where s.timeMillis + 3_600_000 > now {
+            let i = 59 - Int((now - s.timeMillis) / 60_000)
+            if (0..<60).contains(i) { perMinute[i] += Double(s.outputTokens) }
+        }
+        return render("node", [
+            "key": key.text, "owner": n.owner.text, "endpoint": n.endpoint, "registered": n.registeredHeight,
+            "stake": st?.staked?.description ?? "–", "reputation": st.map { String(format: "%.3f", $0.reputation) } ?? "–",
+            "served": st?.served ?? 0, "passes": st?.passes ?? 0, "frauds": st?.frauds ?? 0, "jailed": st?.jailed ?? false,
+            "offers": n.offers.map { o -> [String: Any] in
+                var y: [String: Any] = ["model": o.model, "priceIn": o.priceIn.description, "priceOut": o.priceOut.description,
+                                        "concurrency": o.concurrency, "context": o.contextLength, "region": o.region]
+                if let l = o.layers { y["layers"] = "\(l.start)–\(l.end) of \(l.total)" }
+                return y
+            },
+            "service": service,
+            "chart": SVGChart.line(perMinute.enumerated().map { (Double($0.offset), $0.element) }, title: "Output tokens paid per minute, last hour", unit: "tokens/min"),
+            "shares": shares.prefix(50).map { ["height": $0.height, "time": Self.time($0.timeMillis), "id": $0.requestId.hex, "short": Self.short($0.requestId),
+                                               "input": $0.inputTokens, "output": $0.outputTokens] as [String: Any] },
+            "disputes": d.filter { $0.accused == n.owner || $0.accused == key }.map { ["id": $0.requestId.hex, "short": Self.short($0.requestId),
+                                                                                        "outcome": $0.outcome, "slashed": $0.slashed.description] as [String: Any] },
+        ], title: "Node \(key.short)")
     }
 
     public func request(_ id: Hash256) async throws -> Page {
@@ -354,8 +397,25 @@ public final class Explorer: Sendable {
         guard let p = try? await ledger.proposal(id) else { return notFound("No proposal \(id.hex).") }
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return render("proposal", ["id": id.hex, "title": p.title, "state": p.state.rawValue, "proposer": p.proposer.text,
-                                   "detail": (try? e.encode(p)).map { String(decoding: $0, as: UTF8.self) } ?? ""], title: p.title)
+        var context: [String: Any] = [
+            "id": id.hex, "title": p.title, "description": p.description, "state": p.state.rawValue, "proposer": p.proposer.text,
+            "created": p.createdHeight, "snapshot": p.snapshot, "deadline": p.deadline, "extended": p.extended,
+            "actions": (try? e.encode(p.actions)).map { String(decoding: $0, as: UTF8.self) } ?? "",
+            "counts": p.counts.map { c -> [String: Any] in
+                let cast = c.forVotes &+ c.againstVotes &+ c.abstainVotes
+                func share(_ v: UInt64) -> String { cast == 0 ? "–" : String(format: "%.1f%%", Double(v) / Double(cast) * 100) }
+                return ["community": c.community, "scheme": String(describing: c.scheme), "for": c.forVotes, "forShare": share(c.forVotes),
+                        "against": c.againstVotes, "againstShare": share(c.againstVotes), "abstain": c.abstainVotes, "voters": c.voters,
+                        "turnout": c.totalPower.map { $0 == 0 ? "–" : String(format: "%.1f%%", Double(cast) / Double($0) * 100) } ?? "–",
+                        "quorum": c.quorum.map(String.init) ?? String(format: "%.1f%% of power", Double(c.quorumBps) / 100),
+                        "reached": c.quorumReached ? "reached" : "not reached"]
+            },
+        ]
+        if let eta = p.eta { context["eta"] = eta }
+        if let summary = p.summary {
+            context["summary"] = ["hash": summary.summaryHash.hex, "model": summary.model, "request": summary.requestId.hex, "by": summary.recordedBy.text]
+        }
+        return render("proposal", context, title: p.title)
     }
 
     public func markets() async throws -> Page {

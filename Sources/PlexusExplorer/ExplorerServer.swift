@@ -54,6 +54,9 @@ public struct ExplorerServer: Sendable {
                 guard let a = try? Address(parts[1]) else { return Self.html(e.notFound("Not an address.")) }
                 return Self.html(try await e.account(a))
             case ("nodes", 1): return Self.html(try await e.nodes(sort: Self.query(request.query, "sort")))
+            case ("nodes", 2):
+                guard let key = try? Address(parts[1]) else { return Self.html(e.notFound("Not a node key.")) }
+                return Self.html(try await e.node(key))
             case ("requests", 2):
                 guard let id = try? Hash256(hex: parts[1]) else { return Self.html(e.notFound("A request id is 64 hex digits.")) }
                 return Self.html(try await e.request(id))

@@ -3,7 +3,7 @@
 enum Templates {
     static let all: [String: String] = [
         "layout": layout, "overview": overview, "blocks": blocks, "block": block, "transaction": transaction,
-        "account": account, "nodes": nodes, "request": request, "governance": governance, "proposal": proposal,
+        "account": account, "nodes": nodes, "node": node, "request": request, "governance": governance, "proposal": proposal,
         "markets": markets, "search": search, "error": error,
     ]
 
@@ -143,8 +143,46 @@ enum Templates {
     <p>Sort by: {{#sorts}}<a href="/nodes?sort={{key}}">{{label}}</a> {{/sorts}}</p>
     <div class="scroll"><table>
     <thead><tr><th scope="col">Node</th><th scope="col">Operator</th><th scope="col">Offers</th><th scope="col">Stake</th><th scope="col">Reputation</th><th scope="col">Uptime 1d</th><th scope="col">First token p50 (ms)</th><th scope="col">Throughput p50 (tok/s)</th><th scope="col">State</th></tr></thead>
-    <tbody>{{#nodes}}<tr><td class="mono">{{key}}</td><td class="mono"><a href="/accounts/{{owner}}">{{ownerShort}}</a></td><td>{{#offers}}{{model}}{{#layers}} layers {{layers}}{{/layers}} at {{priceIn}}/{{priceOut}} per M, {{quantization}}, ctx {{context}}<br>{{/offers}}</td><td>{{stake}}</td><td>{{reputation}}</td><td>{{uptime}}</td><td>{{ttft}}</td><td>{{throughput}}</td><td>{{#jailed}}<span class="bad">jailed</span>{{/jailed}}{{^jailed}}{{#stale}}<span class="stale">no answer measured</span>{{/stale}}{{^stale}}<span class="good">active</span>{{/stale}}{{/jailed}}</td></tr>{{/nodes}}</tbody>
+    <tbody>{{#nodes}}<tr><td class="mono"><a href="/nodes/{{key}}">{{keyShort}}</a></td><td class="mono"><a href="/accounts/{{owner}}">{{ownerShort}}</a></td><td>{{#offers}}{{model}}{{#layers}} layers {{layers}}{{/layers}} at {{priceIn}}/{{priceOut}} per M, {{quantization}}, ctx {{context}}<br>{{/offers}}</td><td>{{stake}}</td><td>{{reputation}}</td><td>{{uptime}}</td><td>{{ttft}}</td><td>{{throughput}}</td><td>{{#jailed}}<span class="bad">jailed</span>{{/jailed}}{{^jailed}}{{#stale}}<span class="stale">no answer measured</span>{{/stale}}{{^stale}}<span class="good">active</span>{{/stale}}{{/jailed}}</td></tr>{{/nodes}}</tbody>
     </table></div>
+    """
+
+    static let node = """
+    <h1>Node</h1>
+    <p class="mono">{{key}}</p>
+    <dl>
+    <dt>Operator</dt><dd class="mono"><a href="/accounts/{{owner}}">{{owner}}</a></dd>
+    <dt>Endpoint</dt><dd class="mono">{{endpoint}}</dd>
+    <dt>Registered at block</dt><dd><a href="/blocks/{{registered}}">{{registered}}</a></dd>
+    <dt>State</dt><dd>{{#jailed}}<span class="bad">jailed</span>{{/jailed}}{{^jailed}}<span class="good">active</span>{{/jailed}}</dd>
+    </dl>
+    <dl class="cards">
+    <div class="card"><dt>Operator's stake</dt><dd>{{stake}}</dd></div>
+    <div class="card"><dt>Reputation</dt><dd>{{reputation}}</dd></div>
+    <div class="card"><dt>Requests served</dt><dd>{{served}}</dd></div>
+    <div class="card"><dt>Checks passed / frauds</dt><dd>{{passes}} / {{frauds}}</dd></div>
+    </dl>
+    <h2>Offers</h2>
+    <div class="scroll"><table>
+    <thead><tr><th scope="col">Model</th><th scope="col">Layers</th><th scope="col">Price in / out (per M tokens)</th><th scope="col">Slots</th><th scope="col">Context</th><th scope="col">Region</th></tr></thead>
+    <tbody>{{#offers}}<tr><td>{{model}}</td><td>{{layers}}{{^layers}}all{{/layers}}</td><td>{{priceIn}} / {{priceOut}}</td><td>{{concurrency}}</td><td>{{context}}</td><td>{{region}}</td></tr>{{/offers}}</tbody>
+    </table></div>
+    <h2>Measured service</h2>
+    <div class="scroll"><table>
+    <thead><tr><th scope="col">Model</th><th scope="col">Window</th><th scope="col">Uptime</th><th scope="col">Attempts</th><th scope="col">First token p50 / p90 / p99 (ms)</th><th scope="col">Throughput p50 / p90 / p99 (tok/s)</th><th scope="col">Reports</th></tr></thead>
+    <tbody>{{#service}}<tr><td>{{model}}</td><td>{{window}}</td><td>{{uptime}}</td><td>{{attempts}}</td><td>{{ttft}}</td><td>{{throughput}}</td><td>{{reports}}</td></tr>{{/service}}</tbody>
+    </table></div>
+    {{^service}}<p>Not measured yet.</p>{{/service}}
+    <h2>Output tokens paid per minute</h2>
+    {{{chart}}}
+    <h2>Recent paid shares</h2>
+    <div class="scroll"><table>
+    <thead><tr><th scope="col">Block</th><th scope="col">Time (UTC)</th><th scope="col">Request</th><th scope="col">Input tokens</th><th scope="col">Output tokens</th></tr></thead>
+    <tbody>{{#shares}}<tr><td><a href="/blocks/{{height}}">{{height}}</a></td><td>{{time}}</td><td class="mono"><a href="/requests/{{id}}">{{short}}</a></td><td>{{input}}</td><td>{{output}}</td></tr>{{/shares}}</tbody>
+    </table></div>
+    <h2>Disputes</h2>
+    <ul>{{#disputes}}<li class="mono"><a href="/requests/{{id}}">{{short}}</a>: {{outcome}}, {{slashed}} slashed</li>{{/disputes}}</ul>
+    {{^disputes}}<p>None.</p>{{/disputes}}
     """
 
     static let request = """
@@ -160,7 +198,7 @@ enum Templates {
     {{#failover}}<p>The answer failed over: {{count}} nodes served it in turn, each going on from the tokens already sent.</p>{{/failover}}
     <div class="scroll"><table>
     <thead><tr><th scope="col">Order</th><th scope="col">Node</th><th scope="col">Output tokens</th><th scope="col">Share</th><th scope="col">Paid</th></tr></thead>
-    <tbody>{{#path}}<tr><td>{{order}}</td><td class="mono">{{node}}</td><td>{{tokens}}</td><td>{{share}}</td><td>{{paid}}</td></tr>{{/path}}</tbody>
+    <tbody>{{#path}}<tr><td>{{order}}</td><td class="mono"><a href="/nodes/{{node}}">{{node}}</a></td><td>{{tokens}}</td><td>{{share}}</td><td>{{paid}}</td></tr>{{/path}}</tbody>
     </table></div>
     <h2>Price</h2>
     <dl>
@@ -196,8 +234,22 @@ enum Templates {
     static let proposal = """
     <h1>{{title}}</h1>
     <p class="mono">{{id}}</p>
-    <dl><dt>State</dt><dd>{{state}}</dd><dt>Proposer</dt><dd class="mono"><a href="/accounts/{{proposer}}">{{proposer}}</a></dd></dl>
-    <pre class="mono scroll">{{detail}}</pre>
+    <p>{{description}}</p>
+    <dl>
+    <dt>State</dt><dd>{{state}}</dd>
+    <dt>Proposer</dt><dd class="mono"><a href="/accounts/{{proposer}}">{{proposer}}</a></dd>
+    <dt>Timeline</dt><dd>created at block {{created}}; power counted at block {{snapshot}}; voting until block {{deadline}}{{#extended}} (extended: quorum came late){{/extended}}{{#eta}}; executable from block {{eta}}{{/eta}}</dd>
+    </dl>
+    <h2>Votes</h2>
+    <div class="scroll"><table>
+    <thead><tr><th scope="col">Community</th><th scope="col">Scheme</th><th scope="col">For</th><th scope="col">Against</th><th scope="col">Abstain</th><th scope="col">Voters</th><th scope="col">Turnout</th><th scope="col">Quorum</th></tr></thead>
+    <tbody>{{#counts}}<tr><td>{{community}}</td><td>{{scheme}}</td><td>{{for}} ({{forShare}})</td><td>{{against}} ({{againstShare}})</td><td>{{abstain}}</td><td>{{voters}}</td><td>{{turnout}}</td><td>{{quorum}}, {{reached}}</td></tr>{{/counts}}</tbody>
+    </table></div>
+    <h2>Summary</h2>
+    {{#summary}}<p>A summary (SHA-256 <span class="mono">{{hash}}</span>) was written by {{model}} and recorded by <a class="mono" href="/accounts/{{by}}">{{by}}</a>; the request that produced it: <a class="mono" href="/requests/{{request}}">{{request}}</a>.</p>{{/summary}}
+    {{^summary}}<p>No summary recorded.</p>{{/summary}}
+    <h2>Actions</h2>
+    <pre class="mono scroll">{{actions}}</pre>
     """
 
     static let markets = """

@@ -38,6 +38,18 @@ public struct Timeline: Sendable {
     private var firstEntry = 0
     /// Entry positions (absolute, from `firstEntry`) by account.
     private var byAccount: [Address: [Int]] = [:]
+    /// A node's recent paid shares, newest last.
+    public struct Share: Sendable, Hashable {
+        public var height: UInt64
+        public var timeMillis: UInt64
+        public var requestId: Hash256
+        public var inputTokens: UInt64
+        public var outputTokens: UInt64
+    }
+    private var shares: [Address: [Share]] = [:]
+    /// Shares kept per node.
+    public static let keptShares = 500
+
     /// Where each recent request id was settled: the block and the transaction.
     private var settledIn: [Hash256: (height: UInt64, tx: Hash256)] = [:]
     private var settledOrder: [Hash256] = []
@@ -67,6 +79,13 @@ public struct Timeline: Sendable {
                 let ids = Set(receipts.map(\.requestId))
                 requests += ids.count
                 for r in receipts where r.samples { tokens &+= r.inputTokens &+ r.outputTokens }
+                for r in receipts {
+                    var list = shares[r.node, default: []]
+                    list.append(Share(height: block.header.height, timeMillis: block.header.timeMillis, requestId: r.requestId,
+                                      inputTokens: r.inputTokens, outputTokens: r.outputTokens))
+                    if list.count > Self.keptShares { list.removeFirst(list.count - Self.keptShares) }
+                    shares[r.node] = list
+                }
                 for id in ids where settledIn[id] == nil {
                     settledIn[id] = (block.header.height, hash)
                     settledOrder.append(id)
@@ -100,6 +119,9 @@ public struct Timeline: Sendable {
     public func activity(of a: Address, limit: Int = 10_000) -> [Entry] {
         (byAccount[a] ?? []).reversed().prefix(limit).map { entries[$0 - firstEntry] }
     }
+
+    /// A node's recent paid shares, newest first.
+    public func shares(of node: Address) -> [Share] { (shares[node] ?? []).reversed() }
 
     /// Where a recent request id was settled.
     public func settlement(of id: Hash256) -> (height: UInt64, tx: Hash256)? { settledIn[id] }

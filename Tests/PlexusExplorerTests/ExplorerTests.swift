@@ -38,12 +38,19 @@ import Testing
             let manifest = DatasetManifest(name: "corpus", root: Hash256.of([2]), size: 10, chunkSize: 4_096, chunks: 1,
                                            license: "<img src=x onerror=alert(2)>", price: Amount(units: 1_000), contributors: [Contributor(account: a.address, weight: 1)], totalWeight: 1)
             _ = try await ledger.send(.registerDataset(manifest), from: a)
+            let proposal = ProposalContent(communities: [Governance.root], title: Self.hostile, description: "<i>why</i>")
+            _ = try await ledger.send(.propose(proposal), from: a)
+            let op = net.keys[2]
+            _ = try await ledger.send(.stake(amount: Amount(units: 200 * Amount.unitsPerPLX)), from: op)
+            _ = try await ledger.send(.registerNode(nodeKey: op.address, keyProof: op.sign(Registry.nodeKeyProofBytes(chainId: net.genesis.chainId, owner: op.address)),
+                                                   endpoint: "http://127.0.0.1:1/<b>", offers: [Offer(model: "m", priceIn: Amount(units: 5), priceOut: Amount(units: 9))]),
+                                      from: op)
             let explorer = try Explorer(ledger: ledger)
             try await explorer.catchUp()
             let server = ExplorerServer(explorer: explorer)
             let height = try await ledger.status().height
             let pages = ["/", "/blocks", "/blocks/\(transfer.height)", "/tx/\(transfer.hash.hex)", "/accounts/\(a.address.text)", "/nodes",
-                         "/governance", "/markets", "/nodes?sort=stake", "/blocks?before=\(height)"]
+                         "/governance", "/markets", "/nodes?sort=stake", "/blocks?before=\(height)", "/nodes/\(op.address.text)", "/governance/\(proposal.id.hex)"]
             for path in pages {
                 let (status, headers, html) = await get(server, path)
                 #expect(status == 200, "\(path): \(html.prefix(300))")
@@ -53,13 +60,16 @@ import Testing
             }
             let markets = await get(server, "/markets").2
             #expect(markets.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && markets.contains("&lt;img src=x onerror=alert(2)&gt;"))
+            let governance = await get(server, "/governance").2 + (await get(server, "/governance/\(proposal.id.hex)").2)
+            #expect(governance.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && governance.contains("&lt;i&gt;why&lt;/i&gt;"))
             let tx = await get(server, "/tx/\(transfer.hash.hex)").2
             #expect(tx.contains("transfer") && tx.contains(a.address.text))
             let account = await get(server, "/accounts/\(b.address.text)").2
             #expect(account.contains(transfer.hash.hex) && account.contains("Download as CSV"))
 
             // Malformed and unknown: clear 404 pages, the input shown escaped.
-            for path in ["/blocks/abc", "/blocks/999999", "/tx/zz", "/tx/\(Hash256.of([9]).hex)", "/accounts/nobody", "/requests/\(Hash256.of([9]).hex)",
+            #expect(await get(server, "/nodes/\(op.address.text)").2.contains("http://127.0.0.1:1/&lt;b&gt;"))
+            for path in ["/nodes/\(b.address.text)", "/blocks/abc", "/blocks/999999", "/tx/zz", "/tx/\(Hash256.of([9]).hex)", "/accounts/nobody", "/requests/\(Hash256.of([9]).hex)",
                          "/governance/12", "/nowhere/<b>x</b>", "/search?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E"] {
                 let (status, _, html) = await get(server, path)
                 #expect(status == 404, "\(path): \(status)")

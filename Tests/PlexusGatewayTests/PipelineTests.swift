@@ -86,7 +86,10 @@ import Testing
             }
             let port = Mutex<Int>(0)
             task = Task { try await server.run { p in port.withLock { $0 = p } } }
-            for _ in 0..<1_000 where port.withLock({ $0 }) == 0 { try await Task.sleep(for: .milliseconds(10)) }
+            // Up to 120 s to bind: on a loaded 2-core run the 10 s this waited once passed with port 0 and
+            // the pipeline then found no shard ("no shard left for layers 0-2").
+            for _ in 0..<12_000 where port.withLock({ $0 }) == 0 { try await Task.sleep(for: .milliseconds(10)) }
+            guard port.withLock({ $0 }) != 0 else { throw PlexusError(.io, "the test shard did not bind") }
             endpoint = "http://127.0.0.1:\(port.withLock { $0 })"
         }
 

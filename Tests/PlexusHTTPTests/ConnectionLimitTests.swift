@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import PlexusCore
 import PlexusHTTP
 import PlexusTestKit
 import Synchronization
@@ -32,7 +33,9 @@ import Testing
         let port = Mutex<Int>(0)
         let run = Task { try await server.run { p in port.withLock { $0 = p } } }
         defer { run.cancel() }
-        for _ in 0..<500 where port.withLock({ $0 }) == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        // Up to 120 s to bind (a loaded 2-core run can take far longer than the usual milliseconds).
+        for _ in 0..<12_000 where port.withLock({ $0 }) == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        guard port.withLock({ $0 }) != 0 else { throw PlexusError(.io, "the server did not bind") }
         try await body(port.withLock { $0 })
     }
 

@@ -230,7 +230,7 @@ import Testing
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await app.runService() }
             var waited = 0
-            while port.withLock({ $0 }) == 0, waited < 500 {
+            while port.withLock({ $0 }) == 0, waited < 12_000 {  // up to 120 s: a loaded run binds late
                 try await Task.sleep(for: .milliseconds(10))
                 waited += 1
             }
