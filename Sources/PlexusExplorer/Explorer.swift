@@ -158,26 +158,35 @@ public final class Explorer: Sendable {
         let tip = try await ledger.status().height
         let top = min(tip, before.map { $0 > 0 ? $0 - 1 : 0 } ?? tip)
         let heights = top == 0 ? [] : Array((top > 19 ? top - 19 : 1)...top).reversed()
-        var rows: [[String: Any]] = []
-        for h in heights {
-            guard let b = try await ledger.block(h) else { continue }
-            rows.append(["height": h, "hash": b.hash.hex, "time": Self.time(b.header.timeMillis), "transactions": b.transactions.count])
+        let summaries = try await withThrowingTaskGroup(of: BlockSummaryView?.self) { group in
+            for h in heights { group.addTask { try await self.ledger.blockSummary(h, limit: 0) } }
+            var out: [UInt64: BlockSummaryView] = [:]
+            for try await b in group { if let b { out[b.header.height] = b } }
+            return out
         }
+        let rows = heights.compactMap { h in summaries[h].map { b -> [String: Any] in
+            ["height": h, "hash": b.hash.hex, "time": Self.time(b.header.timeMillis), "transactions": b.transactionCount]
+        } }
         var context: [String: Any] = ["blocks": rows]
         if let last = heights.last, last > 1 { context["older"] = last }
         return render("blocks", context, title: "Blocks")
     }
 
-    public func block(_ height: UInt64) async throws -> Page {
-        guard let b = try await ledger.block(height) else { return notFound("No block at height \(height).") }
+    /// Transactions a block page lists.
+    static let blockPage = 100
+
+    public func block(_ height: UInt64, page: Int = 0) async throws -> Page {
+        let offset = max(0, page) * Self.blockPage
+        guard let b = try await ledger.blockSummary(height, offset: offset, limit: Self.blockPage) else { return notFound("No block at height \(height).") }
         var context: [String: Any] = [
             "height": height, "hash": b.hash.hex, "time": Self.time(b.header.timeMillis), "orderer": b.header.orderer.text,
-            "stateRoot": b.header.stateRoot.hex, "count": b.transactions.count,
-            "transactions": b.transactions.enumerated().map { i, tx -> [String: Any] in
-                let hash = i < b.transactionHashes.count ? b.transactionHashes[i] : tx.hash
-                return ["index": i, "hash": hash.hex, "short": Self.short(hash), "kind": tx.body.kind.name, "from": tx.from.text, "fromShort": tx.from.short]
+            "stateRoot": b.header.stateRoot.hex, "count": b.transactionCount,
+            "transactions": b.transactions.map { t -> [String: Any] in
+                ["index": t.index, "hash": t.hash.hex, "short": Self.short(t.hash), "kind": t.kind, "from": t.from.text, "fromShort": t.from.short]
             },
         ]
+        if offset + Self.blockPage < b.transactionCount { context["later"] = ["page": page + 1] }
+        if page > 0 { context["earlier"] = ["page": page - 1] }
         if height > 1 {
             context["previous"] = height - 1
             context["previousHash"] = b.header.previousHash.hex
@@ -186,10 +195,9 @@ public final class Explorer: Sendable {
     }
 
     public func transaction(_ hash: Hash256) async throws -> Page {
-        guard let at = try await ledger.transaction(hash), let b = try await ledger.block(at.height), at.index < b.transactions.count else {
+        guard let at = try await ledger.committedTransaction(hash), let tx = at.transaction else {
             return notFound("No committed transaction \(hash.hex).")
         }
-        let tx = b.transactions[at.index]
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let body = (try? e.encode(tx)).map { String(decoding: $0, as: UTF8.self) } ?? ""

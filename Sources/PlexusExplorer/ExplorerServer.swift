@@ -41,7 +41,9 @@ public struct ExplorerServer: Sendable {
                 return Self.html(try await e.blocks(before: Self.query(request.query, "before").flatMap { UInt64($0) }))
             case ("blocks", 2):
                 guard let h = UInt64(parts[1]) else { return Self.html(e.notFound("A block height is a number.")) }
-                return Self.html(try await e.block(h))
+                let page = Self.query(request.query, "page").flatMap { Int($0) } ?? 0
+                guard (0...100_000).contains(page) else { return Self.html(e.notFound("No such page of block \(h).")) }
+                return Self.html(try await e.block(h, page: page))
             case ("tx", 2):
                 guard let h = try? Hash256(hex: parts[1]) else { return Self.html(e.notFound("A transaction hash is 64 hex digits.")) }
                 return Self.html(try await e.transaction(h))

@@ -99,6 +99,7 @@ enum Templates {
     <thead><tr><th scope="col">#</th><th scope="col">Hash</th><th scope="col">Kind</th><th scope="col">From</th></tr></thead>
     <tbody>{{#transactions}}<tr><td>{{index}}</td><td class="mono"><a href="/tx/{{hash}}">{{short}}</a></td><td>{{kind}}</td><td class="mono"><a href="/accounts/{{from}}">{{fromShort}}</a></td></tr>{{/transactions}}</tbody>
     </table></div>
+    <p>{{#earlier}}<a href="/blocks/{{height}}?page={{page}}">Earlier transactions</a> {{/earlier}}{{#later}}<a href="/blocks/{{height}}?page={{page}}">Later transactions</a>{{/later}}</p>
     """
 
     static let transaction = """

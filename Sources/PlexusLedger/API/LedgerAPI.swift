@@ -10,10 +10,10 @@ import PlexusCore
 /// |---|---|
 /// | `POST /v1/tx[?wait=commit]` | submit a transaction (JSON, or canonical bytes as `application/x-plexus-canonical`) |
 /// | `POST /v1/txs[?wait=commit]` | submit up to 64 transactions in order (canonical bytes); a result for each |
-/// | `GET /v1/tx/{hash}` | where a committed transaction is |
+/// | `GET /v1/tx/{hash}[?body=1]` | where a committed transaction is (and the transaction) |
 /// | `GET /v1/status` | chain id, height, block hash, state root |
 /// | `GET /v1/accounts/{address}` | an account |
-/// | `GET /v1/blocks/{height\|latest}` | a block with its transactions |
+/// | `GET /v1/blocks/{height\|latest}[?summary=1&offset=N&limit=M]` | a block with its transactions (or its header and a page of their hashes, kinds and senders) |
 /// | `GET /v1/snapshot` | the last durable state at its height, signed by this ledger (canonical bytes; `ledger start --snapshot`) |
 /// | `GET /v1/replica/blocks?from=H` | up to 64 blocks from height H, canonical bytes (for a replica catching up) |
 /// | `GET /v1/params` | protocol parameters with bounds |
@@ -176,12 +176,16 @@ public enum LedgerAPI {
             return Response(status: .ok, headers: [.contentType: canonicalType], body: .init(byteBuffer: ByteBuffer(bytes: snapshot.canonicalBytes)))
         }
 
-        router.get("/v1/tx/:hash") { _, context -> Response in
+        router.get("/v1/tx/:hash") { request, context -> Response in
             let hash = try Hash256(hex: context.parameters.get("hash") ?? "")
             guard let loc = try store.location(of: hash) else {
                 throw APIError(.notFound, .notFound, "no committed transaction \(hash)")
             }
-            return try json(TxLocation(hash: hash, height: loc.height, index: loc.index))
+            var view = TxLocation(hash: hash, height: loc.height, index: loc.index)
+            if request.uri.queryParameters.get("body") == "1", let block = try store.block(at: loc.height), loc.index < block.transactions.count {
+                view.transaction = block.transactions[loc.index]
+            }
+            return try json(view)
         }
 
         router.get("/v1/status") { _, _ -> Response in
@@ -203,7 +207,7 @@ public enum LedgerAPI {
             return try json(AccountView(address: address, account: account))
         }
 
-        router.get("/v1/blocks/:height") { _, context -> Response in
+        router.get("/v1/blocks/:height") { request, context -> Response in
             let raw = context.parameters.get("height") ?? ""
             let height: UInt64
             if raw == "latest" {
@@ -216,6 +220,12 @@ public enum LedgerAPI {
             guard height > 0, let block = try store.block(at: height) else {
                 let from = service.historyFrom.map { height < $0 ? " (this replica started from a snapshot at height \($0); ask another for older blocks)" : "" } ?? ""
                 throw APIError(.notFound, .notFound, "no block at height \(height)\(from)")
+            }
+            let q = request.uri.queryParameters
+            if q.get("summary") == "1" {
+                let offset = q.get("offset").flatMap { Int($0) } ?? 0, limit = q.get("limit").flatMap { Int($0) } ?? 100
+                guard offset >= 0, (0...1_000).contains(limit) else { throw APIError(.badRequest, .malformed, "offset is 0 or more, limit 0...1000") }
+                return try json(BlockSummaryView(block, offset: offset, limit: limit))
             }
             return try json(BlockView(block))
         }

@@ -86,9 +86,37 @@ extension BlockEvent {
     }
 }
 
-/// Where a committed transaction is.
+/// Where a committed transaction is (with the transaction itself when asked: `?body=1`).
 public struct TxLocation: Codable, Sendable, Hashable {
     public var hash: Hash256
     public var height: UInt64
     public var index: Int
+    public var transaction: Transaction?
+}
+
+/// A block's header and a page of its transactions as hash, kind and sender only
+/// (`GET /v1/blocks/{height}?summary=1&offset=N&limit=M`): what a list of a large block needs.
+public struct BlockSummaryView: Codable, Sendable {
+    public struct Entry: Codable, Sendable, Hashable {
+        public var index: Int
+        public var hash: Hash256
+        public var kind: String
+        public var from: Address
+    }
+    public var hash: Hash256
+    public var header: BlockHeader
+    public var transactionCount: Int
+    public var offset: Int
+    public var transactions: [Entry]
+
+    public init(_ block: Block, offset: Int, limit: Int) {
+        hash = block.header.hash
+        header = block.header
+        transactionCount = block.transactions.count
+        let start = min(offset, block.transactions.count)
+        self.offset = start
+        transactions = block.transactions[start..<min(block.transactions.count, start + limit)].enumerated().map { i, tx in
+            Entry(index: start + i, hash: tx.hash, kind: tx.body.kind.name, from: tx.from)
+        }
+    }
 }

@@ -53,6 +53,24 @@ public struct LedgerClient: Sendable {
         }
     }
 
+    /// A block's header and a page of its transactions' hashes, kinds and senders.
+    public func blockSummary(_ height: UInt64, offset: Int = 0, limit: Int = 100) async throws -> BlockSummaryView? {
+        do {
+            return try await get("/v1/blocks/\(height)?summary=1&offset=\(offset)&limit=\(limit)")
+        } catch let e as PlexusError where e.code == .notFound {
+            return nil
+        }
+    }
+
+    /// A committed transaction with where it is, or nil if it is not (yet) committed.
+    public func committedTransaction(_ hash: Hash256) async throws -> TxLocation? {
+        do {
+            return try await get("/v1/tx/\(hash.hex)?body=1")
+        } catch let e as PlexusError where e.code == .notFound {
+            return nil
+        }
+    }
+
     /// Where a committed transaction is, or nil if it is not (yet) committed.
     public func transaction(_ hash: Hash256) async throws -> TxLocation? {
         do {
