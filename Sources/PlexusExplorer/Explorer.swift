@@ -257,28 +257,31 @@ public final class Explorer: Sendable {
         for v in m { for a in v.asks { measured[ServiceKey(node: a.node, model: v.model)] = a.service } }
         let quant = Dictionary(cards.map { ($0.id, $0.quantization) }, uniquingKeysWith: { a, _ in a })
         struct Row { var key: Address; var owner: Address; var offers: [Offer]; var stake: UInt64; var reputation: Double; var jailed: Bool
-            var day: ServiceView.Window? }
+            var day: ServiceView.Window?; var served: UInt64; var passes: UInt64; var frauds: UInt64 }
         var rows = r.nodes.map { n -> Row in
             let st = r.standing?[n.owner.text]
             let day = n.offers.lazy.compactMap { measured[ServiceKey(node: n.nodeKey, model: $0.model)]?[.day] }.first
             return Row(key: n.nodeKey, owner: n.owner, offers: n.offers, stake: st?.staked?.units ?? 0, reputation: st?.reputation ?? 0.5,
-                       jailed: st?.jailed ?? false, day: day)
+                       jailed: st?.jailed ?? false, day: day, served: st?.served ?? 0, passes: st?.passes ?? 0, frauds: st?.frauds ?? 0)
         }
         switch sort {
         case "stake": rows.sort { ($0.stake, $0.key) > ($1.stake, $1.key) }
+        case "served": rows.sort { ($0.served, $0.key) > ($1.served, $1.key) }
         case "reputation": rows.sort { ($0.reputation, $0.key) > ($1.reputation, $1.key) }
         case "uptime": rows.sort { ($0.day?.uptime ?? -1, $0.key) > ($1.day?.uptime ?? -1, $1.key) }
         case "latency": rows.sort { ($0.day?.ttftMillis?.p50 ?? .infinity, $0.key) < ($1.day?.ttftMillis?.p50 ?? .infinity, $1.key) }
         case "price": rows.sort { ($0.offers.map { $0.priceIn.units &+ $0.priceOut.units }.min() ?? .max, $0.key) < ($1.offers.map { $0.priceIn.units &+ $0.priceOut.units }.min() ?? .max, $1.key) }
         default: rows.sort { $0.key < $1.key }
         }
-        let sorts = [("key", "node"), ("price", "price"), ("stake", "stake"), ("reputation", "reputation"), ("uptime", "uptime"), ("latency", "latency")]
+        let sorts = [("key", "node"), ("price", "price"), ("stake", "stake"), ("reputation", "reputation"), ("served", "requests served"),
+                     ("uptime", "uptime"), ("latency", "latency")]
         return render("nodes", [
             "count": rows.count, "sorts": sorts.map { ["key": $0.0, "label": $0.1] },
             "nodes": rows.map { row -> [String: Any] in
                 var x: [String: Any] = [
                     "key": row.key.text, "keyShort": row.key.short, "owner": row.owner.text, "ownerShort": row.owner.short, "stake": Amount(units: row.stake).description,
                     "reputation": String(format: "%.3f", row.reputation), "jailed": row.jailed,
+                    "served": row.served, "verified": "\(row.passes) / \(row.frauds)",
                     "uptime": Self.percent(row.day?.uptime), "ttft": row.day?.ttftMillis.map { String(format: "≤%.0f", $0.p50) } ?? "–",
                     "throughput": row.day?.tokensPerSecond.map { String(format: "≤%.1f", $0.p50) } ?? "–",
                     // Stale: measured over the day, yet nothing answered.
@@ -339,6 +342,15 @@ public final class Explorer: Sendable {
         ], title: "Node \(key.short)")
     }
 
+    /// A node's recent paid shares as CSV.
+    public func nodeCSV(_ key: Address) -> String {
+        var out = "height,time,request,input_tokens,output_tokens\r\n"
+        for s in timeline.value.shares(of: key) {
+            out += "\(s.height),\(Self.time(s.timeMillis)),\(s.requestId.hex),\(s.inputTokens),\(s.outputTokens)\r\n"
+        }
+        return out
+    }
+
     public func request(_ id: Hash256) async throws -> Page {
         guard let s = try await ledger.settlement(id) else { return notFound("No settled request \(id.hex).") }
         async let verification = try? ledger.verification(id)
@@ -393,8 +405,16 @@ public final class Explorer: Sendable {
     public func governance() async throws -> Page {
         async let proposals = ledger.proposals()
         async let communities = ledger.communities()
-        let (ps, cs) = try await (proposals, communities)
+        async let federation = try? ledger.federation()
+        let (ps, cs, f) = try await (proposals, communities, federation)
+        var assembly: [String: Any]?
+        if let f, !f.communities.isEmpty {
+            assembly = ["seats": zip(f.communities, f.seats).map { ["community": $0.0, "seats": $0.1] as [String: Any] },
+                        "members": f.assembly.map(\.text), "since": f.since.map(String.init) ?? "–", "termEnd": f.termEnd,
+                        "pendingDraw": f.pendingDraw.map { "a new draw is due at block \($0)" } ?? ""]
+        }
         return render("governance", [
+            "assembly": assembly as Any,
             "proposals": ps.map { ["id": $0.id.hex, "short": Self.short($0.id), "title": $0.title, "state": $0.state.rawValue,
                                    "communities": $0.communities.joined(separator: ", ")] as [String: Any] },
             "communities": cs.map { ["id": $0.id, "members": $0.memberCount, "scheme": String(describing: $0.scheme)] as [String: Any] },
@@ -435,7 +455,9 @@ public final class Explorer: Sendable {
         for card in cards {
             let v = m.first { $0.model == card.id }
             let evaluations = (try? await ledger.evaluations(card.id)) ?? []
+            let history = (v?.history ?? []).map { (Double($0.height), Double($0.premium) / Double(Amount.unitsPerPLX)) }
             rows.append(["id": card.id, "quantization": card.quantization, "license": card.license,
+                         "chart": SVGChart.line(history, title: "Spot premium of \(card.id) by block height", unit: "PLX per M tokens"),
                          "premium": v.map { Amount(units: $0.premium).description } ?? "–",
                          "utilization": v.map { String(format: "%.1f%%", Double($0.utilizationBps) / 100) } ?? "–",
                          "asks": v?.asks.count ?? 0,

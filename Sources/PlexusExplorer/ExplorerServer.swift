@@ -56,6 +56,11 @@ public struct ExplorerServer: Sendable {
                 guard let a = try? Address(parts[1]) else { return Self.html(e.notFound("Not an address.")) }
                 return Self.html(try await e.account(a))
             case ("nodes", 1): return Self.html(try await e.nodes(sort: Self.query(request.query, "sort")))
+            case ("nodes", 2) where parts[1].hasSuffix(".csv"):
+                guard let key = try? Address(String(parts[1].dropLast(4))) else { return Self.html(e.notFound("Not a node key.")) }
+                return .full(status: 200, headers: [("content-type", "text/csv; charset=utf-8"),
+                                                    ("content-disposition", "attachment; filename=\"\(key.text)-shares.csv\"")],
+                             body: Array(e.nodeCSV(key).utf8))
             case ("nodes", 2):
                 guard let key = try? Address(parts[1]) else { return Self.html(e.notFound("Not a node key.")) }
                 return Self.html(try await e.node(key))

@@ -143,8 +143,8 @@ enum Templates {
     <h1>Nodes ({{count}})</h1>
     <p>Sort by: {{#sorts}}<a href="/nodes?sort={{key}}">{{label}}</a> {{/sorts}}</p>
     <div class="scroll"><table>
-    <thead><tr><th scope="col">Node</th><th scope="col">Operator</th><th scope="col">Offers</th><th scope="col">Stake</th><th scope="col">Reputation</th><th scope="col">Uptime 1d</th><th scope="col">First token p50 (ms)</th><th scope="col">Throughput p50 (tok/s)</th><th scope="col">State</th></tr></thead>
-    <tbody>{{#nodes}}<tr><td class="mono"><a href="/nodes/{{key}}">{{keyShort}}</a></td><td class="mono"><a href="/accounts/{{owner}}">{{ownerShort}}</a></td><td>{{#offers}}{{model}}{{#layers}} layers {{layers}}{{/layers}} at {{priceIn}}/{{priceOut}} per M, {{quantization}}, ctx {{context}}<br>{{/offers}}</td><td>{{stake}}</td><td>{{reputation}}</td><td>{{uptime}}</td><td>{{ttft}}</td><td>{{throughput}}</td><td>{{#jailed}}<span class="bad">jailed</span>{{/jailed}}{{^jailed}}{{#stale}}<span class="stale">no answer measured</span>{{/stale}}{{^stale}}<span class="good">active</span>{{/stale}}{{/jailed}}</td></tr>{{/nodes}}</tbody>
+    <thead><tr><th scope="col">Node</th><th scope="col">Operator</th><th scope="col">Offers</th><th scope="col">Stake</th><th scope="col">Reputation</th><th scope="col">Requests served</th><th scope="col">Checks passed / frauds</th><th scope="col">Uptime 1d</th><th scope="col">First token p50 (ms)</th><th scope="col">Throughput p50 (tok/s)</th><th scope="col">State</th></tr></thead>
+    <tbody>{{#nodes}}<tr><td class="mono"><a href="/nodes/{{key}}">{{keyShort}}</a></td><td class="mono"><a href="/accounts/{{owner}}">{{ownerShort}}</a></td><td>{{#offers}}{{model}}{{#layers}} layers {{layers}}{{/layers}} at {{priceIn}}/{{priceOut}} per M, {{quantization}}, ctx {{context}}<br>{{/offers}}</td><td>{{stake}}</td><td>{{reputation}}</td><td>{{served}}</td><td>{{verified}}</td><td>{{uptime}}</td><td>{{ttft}}</td><td>{{throughput}}</td><td>{{#jailed}}<span class="bad">jailed</span>{{/jailed}}{{^jailed}}{{#stale}}<span class="stale">no answer measured</span>{{/stale}}{{^stale}}<span class="good">active</span>{{/stale}}{{/jailed}}</td></tr>{{/nodes}}</tbody>
     </table></div>
     """
 
@@ -177,6 +177,7 @@ enum Templates {
     <h2>Output tokens paid per minute</h2>
     {{{chart}}}
     <h2>Recent paid shares</h2>
+    <p><a href="/nodes/{{key}}.csv" download>Download as CSV</a></p>
     <div class="scroll"><table>
     <thead><tr><th scope="col">Block</th><th scope="col">Time (UTC)</th><th scope="col">Request</th><th scope="col">Input tokens</th><th scope="col">Output tokens</th></tr></thead>
     <tbody>{{#shares}}<tr><td><a href="/blocks/{{height}}">{{height}}</a></td><td>{{time}}</td><td class="mono"><a href="/requests/{{id}}">{{short}}</a></td><td>{{input}}</td><td>{{output}}</td></tr>{{/shares}}</tbody>
@@ -230,6 +231,10 @@ enum Templates {
     {{^proposals}}<p>No proposals yet.</p>{{/proposals}}
     <h2>Communities</h2>
     <ul>{{#communities}}<li>{{id}}: {{members}} members, {{scheme}}</li>{{/communities}}</ul>
+    <h2>Federation assembly</h2>
+    {{#assembly}}<p>Seats by community: {{#seats}}{{community}} {{seats}}; {{/seats}} drawn by sortition, seated since block {{since}}, the term ends at block {{termEnd}}. {{pendingDraw}}</p>
+    <ul>{{#members}}<li class="mono"><a href="/accounts/{{.}}">{{.}}</a></li>{{/members}}</ul>{{/assembly}}
+    {{^assembly}}<p>No federation: no community has joined the assembly.</p>{{/assembly}}
     """
 
     static let proposal = """
@@ -260,6 +265,9 @@ enum Templates {
     <thead><tr><th scope="col">Model</th><th scope="col">Quantization</th><th scope="col">Licence</th><th scope="col">Premium (per M tokens)</th><th scope="col">Utilization</th><th scope="col">Asks</th><th scope="col">Evaluations</th></tr></thead>
     <tbody>{{#models}}<tr><td>{{id}}</td><td>{{quantization}}</td><td>{{license}}</td><td>{{premium}}</td><td>{{utilization}}</td><td>{{asks}}</td><td>{{evaluations}}</td></tr>{{/models}}</tbody>
     </table></div>
+    {{#models}}<h2>Spot premium of {{id}}</h2>
+    {{{chart}}}
+    {{/models}}
     <h2>Datasets</h2>
     <div class="scroll"><table>
     <thead><tr><th scope="col">Dataset</th><th scope="col">Version</th><th scope="col">Licence</th><th scope="col">Price</th><th scope="col">Contributors</th></tr></thead>

@@ -94,6 +94,9 @@ import Testing
             #expect(lines.first == "height,time,kind,from,counterparty,amount_units,fee_units,transaction")
             #expect(lines.contains { $0.contains("transfer") && $0.contains(",12345,") && $0.contains(transfer.hash.hex) }, "\(csv)")
 
+            let (nodeCSVStatus, _, nodeCSV) = await get(server, "/nodes/\(op.address.text).csv")
+            #expect(nodeCSVStatus == 200 && nodeCSV.hasPrefix("height,time,request,input_tokens,output_tokens\r\n"))
+
             // The overview's figures stream as server-sent events.
             let (liveStatus, liveHeaders, event) = await get(server, "/live")
             #expect(liveStatus == 200 && liveHeaders.contains { $0 == ("content-type", "text/event-stream") })
