@@ -407,18 +407,19 @@ public final class Explorer: Sendable {
         async let communities = ledger.communities()
         async let federation = try? ledger.federation()
         let (ps, cs, f) = try await (proposals, communities, federation)
-        var assembly: [String: Any]?
+        var context: [String: Any] = [
+            "proposals": ps.map { ["id": $0.id.hex, "short": Self.short($0.id), "title": $0.title, "state": $0.state.rawValue,
+                                   "communities": $0.communities.joined(separator: ", ")] as [String: Any] },
+            "hasProposals": !ps.isEmpty,
+            "communities": cs.map { ["id": $0.id, "members": $0.memberCount, "scheme": String(describing: $0.scheme)] as [String: Any] },
+        ]
+        // Set only when there is one: mustache takes a nil wrapped in Any for a value.
         if let f, !f.communities.isEmpty {
-            assembly = ["seats": zip(f.communities, f.seats).map { ["community": $0.0, "seats": $0.1] as [String: Any] },
+            context["assembly"] = ["seats": zip(f.communities, f.seats).map { ["community": $0.0, "seats": $0.1] as [String: Any] },
                         "members": f.assembly.map(\.text), "since": f.since.map(String.init) ?? "–", "termEnd": f.termEnd,
                         "pendingDraw": f.pendingDraw.map { "a new draw is due at block \($0)" } ?? ""]
         }
-        return render("governance", [
-            "assembly": assembly as Any,
-            "proposals": ps.map { ["id": $0.id.hex, "short": Self.short($0.id), "title": $0.title, "state": $0.state.rawValue,
-                                   "communities": $0.communities.joined(separator: ", ")] as [String: Any] },
-            "communities": cs.map { ["id": $0.id, "members": $0.memberCount, "scheme": String(describing: $0.scheme)] as [String: Any] },
-        ], title: "Governance")
+        return render("governance", context, title: "Governance")
     }
 
     public func proposal(_ id: Hash256) async throws -> Page {

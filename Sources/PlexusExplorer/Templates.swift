@@ -224,11 +224,11 @@ enum Templates {
     static let governance = """
     <h1>Governance</h1>
     <h2>Proposals</h2>
-    <div class="scroll"><table>
+    {{#hasProposals}}<div class="scroll"><table>
     <thead><tr><th scope="col">Proposal</th><th scope="col">Title</th><th scope="col">State</th><th scope="col">Communities</th></tr></thead>
     <tbody>{{#proposals}}<tr><td class="mono"><a href="/governance/{{id}}">{{short}}</a></td><td>{{title}}</td><td>{{state}}</td><td>{{communities}}</td></tr>{{/proposals}}</tbody>
-    </table></div>
-    {{^proposals}}<p>No proposals yet.</p>{{/proposals}}
+    </table></div>{{/hasProposals}}
+    {{^hasProposals}}<p>No proposals yet.</p>{{/hasProposals}}
     <h2>Communities</h2>
     <ul>{{#communities}}<li>{{id}}: {{members}} members, {{scheme}}</li>{{/communities}}</ul>
     <h2>Federation assembly</h2>
