@@ -424,6 +424,7 @@ public final class Explorer: Sendable {
 
     public func proposal(_ id: Hash256) async throws -> Page {
         guard let p = try? await ledger.proposal(id) else { return notFound("No proposal \(id.hex).") }
+        let ballots = try? await ledger.ballots(id)
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         var context: [String: Any] = [
@@ -441,10 +442,24 @@ public final class Explorer: Sendable {
             },
         ]
         if let eta = p.eta { context["eta"] = eta }
+        if let ballots {
+            func power(_ p: [UInt64]) -> String { zip(ballots.communities, p).map { "\($0.0) \($0.1)" }.joined(separator: ", ") }
+            context["cast"] = ballots.cast.map { ["voter": $0.voter.text, "choice": Self.choice($0.weights), "power": power($0.power), "height": $0.height] as [String: Any] }
+            context["absent"] = ballots.absent.map { ["voter": $0.voter.text, "power": power($0.power)] as [String: Any] }
+            context["absentCount"] = ballots.absentCount
+            if ballots.absentCount > ballots.absent.count { context["moreAbsent"] = ["count": ballots.absentCount - ballots.absent.count] }
+        }
         if let summary = p.summary {
             context["summary"] = ["hash": summary.summaryHash.hex, "model": summary.model, "request": summary.requestId.hex, "by": summary.recordedBy.text]
         }
         return render("proposal", context, title: p.title)
+    }
+
+    /// A ballot's weights (in `Choice` order) in words.
+    static func choice(_ w: [UInt32]) -> String {
+        let nonzero = w.enumerated().compactMap { i, x in x > 0 ? Choice(rawValue: i).map { ($0.name, x) } : nil }
+        if nonzero.count == 1 { return nonzero[0].0 }
+        return nonzero.map { "\($0.0) \($0.1)" }.joined(separator: ", ")
     }
 
     public func markets() async throws -> Page {

@@ -251,6 +251,17 @@ enum Templates {
     <thead><tr><th scope="col">Community</th><th scope="col">Scheme</th><th scope="col">For</th><th scope="col">Against</th><th scope="col">Abstain</th><th scope="col">Voters</th><th scope="col">Turnout</th><th scope="col">Quorum</th></tr></thead>
     <tbody>{{#counts}}<tr><td>{{community}}</td><td>{{scheme}}</td><td>{{for}} ({{forShare}})</td><td>{{against}} ({{againstShare}})</td><td>{{abstain}}</td><td>{{voters}}</td><td>{{turnout}}</td><td>{{quorum}}, {{reached}}</td></tr>{{/counts}}</tbody>
     </table></div>
+    <h2>Who voted</h2>
+    <div class="scroll"><table>
+    <thead><tr><th scope="col">Voter</th><th scope="col">Choice</th><th scope="col">Power at the snapshot</th><th scope="col">Block</th></tr></thead>
+    <tbody>{{#cast}}<tr><td class="mono"><a href="/accounts/{{voter}}">{{voter}}</a></td><td>{{choice}}</td><td>{{power}}</td><td>{{height}}</td></tr>{{/cast}}</tbody>
+    </table></div>
+    <h2>Who could have voted and did not ({{absentCount}})</h2>
+    <div class="scroll"><table>
+    <thead><tr><th scope="col">Account</th><th scope="col">Power at the snapshot</th></tr></thead>
+    <tbody>{{#absent}}<tr><td class="mono"><a href="/accounts/{{voter}}">{{voter}}</a></td><td>{{power}}</td></tr>{{/absent}}</tbody>
+    </table></div>
+    {{#moreAbsent}}<p>and {{count}} more with less power.</p>{{/moreAbsent}}
     <h2>Summary</h2>
     {{#summary}}<p>A summary (SHA-256 <span class="mono">{{hash}}</span>) was written by {{model}} and recorded by <a class="mono" href="/accounts/{{by}}">{{by}}</a>; the request that produced it: <a class="mono" href="/requests/{{request}}">{{request}}</a>.</p>{{/summary}}
     {{^summary}}<p>No summary recorded.</p>{{/summary}}

@@ -99,7 +99,8 @@ public struct Timeline: Sendable {
 
     private mutating func trim() {
         if samples.count > keptBlocks { samples.removeFirst(samples.count - keptBlocks) }
-        if entries.count > keptTransactions {
+        // Transactions go a tenth at a time: each trim walks every account's list.
+        if entries.count > keptTransactions + keptTransactions / 10 {
             let drop = entries.count - keptTransactions
             entries.removeFirst(drop)
             firstEntry += drop

@@ -38,10 +38,18 @@ import Testing
             let manifest = DatasetManifest(name: "corpus", root: Hash256.of([2]), size: 10, chunkSize: 4_096, chunks: 1,
                                            license: "<img src=x onerror=alert(2)>", price: Amount(units: 1_000), contributors: [Contributor(account: a.address, weight: 1)], totalWeight: 1)
             _ = try await ledger.send(.registerDataset(manifest), from: a)
-            let proposal = ProposalContent(communities: [Governance.root], title: Self.hostile, description: "<i>why</i>")
-            _ = try await ledger.send(.propose(proposal), from: a)
             let op = net.keys[2]
             _ = try await ledger.send(.stake(amount: Amount(units: 200 * Amount.unitsPerPLX)), from: op)
+            _ = try await ledger.send(.stake(amount: Amount(units: 50 * Amount.unitsPerPLX)), from: b)
+            let proposal = ProposalContent(communities: [Governance.root], title: Self.hostile, description: "<i>why</i>")
+            _ = try await ledger.send(.propose(proposal), from: a)
+            // The staked operator votes once voting opens (blocks come with transactions: a tick a try).
+            var voted = false
+            for _ in 0..<40 where !voted {
+                _ = try await ledger.send(.transfer(to: a.address, amount: Amount(units: 1)), from: b)
+                voted = (try? await ledger.send(.vote(proposal: proposal.id, weights: [0, 1, 0]), from: op)) != nil
+            }
+            #expect(voted)
             _ = try await ledger.send(.registerNode(nodeKey: op.address, keyProof: op.sign(Registry.nodeKeyProofBytes(chainId: net.genesis.chainId, owner: op.address)),
                                                    endpoint: "http://127.0.0.1:1/<b>", offers: [Offer(model: "m", priceIn: Amount(units: 5), priceOut: Amount(units: 9))]),
                                       from: op)
@@ -60,6 +68,11 @@ import Testing
             }
             let markets = await get(server, "/markets").2
             #expect(markets.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && markets.contains("&lt;img src=x onerror=alert(2)&gt;"))
+            // Who voted: the operator, for, with its stake; b held stake too and did not vote.
+            let ballots = try await ledger.ballots(proposal.id)
+            #expect(ballots.cast.map(\.voter) == [op.address] && ballots.cast.first?.weights == [0, 1, 0], "\(ballots)")
+            #expect(ballots.absent.map(\.voter) == [b.address] && ballots.absentCount == 1, "\(ballots)")
+            #expect(await get(server, "/governance/\(proposal.id.hex)").2.contains("<td>for</td>"))
             let governance = await get(server, "/governance").2 + (await get(server, "/governance/\(proposal.id.hex)").2)
             #expect(governance.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && governance.contains("&lt;i&gt;why&lt;/i&gt;"))
             let tx = await get(server, "/tx/\(transfer.hash.hex)").2

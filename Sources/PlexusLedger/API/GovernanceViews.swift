@@ -154,3 +154,60 @@ extension LedgerState {
         }
     }
 }
+
+/// Who voted on a proposal, with what, and who could have and did not
+/// (`GET /v1/governance/proposals/{id}/ballots`).
+public struct BallotsView: Codable, Sendable {
+    public struct Cast: Codable, Sendable, Hashable {
+        public var voter: Address
+        /// Weights against, for, abstain (`Choice` order).
+        public var weights: [UInt32]
+        /// Power in each of the proposal's communities, in order.
+        public var power: [UInt64]
+        public var height: UInt64
+    }
+
+    public struct Absent: Codable, Sendable, Hashable {
+        public var voter: Address
+        public var power: [UInt64]
+    }
+
+    public var proposal: Hash256
+    public var communities: [String]
+    public var cast: [Cast]
+    /// Accounts with power at the snapshot in one of the proposal's communities that did not vote,
+    /// the strongest first, at most `maxAbsent`.
+    public var absent: [Absent]
+    public var absentCount: Int
+
+    public static let maxAbsent = 200
+
+    public init?(_ id: Hash256, in state: LedgerState) {
+        guard let p = state.proposals[id] else { return nil }
+        proposal = id
+        communities = p.votes.map(\.community)
+        let ballots = state.ballots[id] ?? [:]
+        cast = ballots.map { Cast(voter: $0.key, weights: $0.value.weights, power: $0.value.power, height: $0.value.height) }
+            .sorted { ($0.power.reduce(0, &+), $0.voter) > ($1.power.reduce(0, &+), $1.voter) }
+        // The electorate: the root community's token and reputation holders, another community's
+        // members, a council's or the assembly's seats.
+        var electorate = Set<Address>()
+        for v in p.votes {
+            guard let c = state.communities[v.community] else { continue }
+            switch v.scheme {
+            case .council, .sortition: electorate.formUnion(c.council(before: p.snapshot))
+            case .assembly: electorate.formUnion(state.govTotals.assembly.last(where: { $0.fromHeight < p.snapshot })?.members ?? [])
+            default:
+                if c.id == Governance.root { electorate.formUnion(state.voters.keys) } else { electorate.formUnion(state.members(of: c.id)) }
+            }
+        }
+        var absent: [Absent] = []
+        for a in electorate where ballots[a] == nil {
+            let power = p.votes.map { v in state.communities[v.community].map { state.power(of: a, in: $0, scheme: v.scheme, before: p.snapshot) } ?? 0 }
+            if power.contains(where: { $0 > 0 }) { absent.append(Absent(voter: a, power: power)) }
+        }
+        absent.sort { ($0.power.reduce(0, &+), $0.voter) > ($1.power.reduce(0, &+), $1.voter) }
+        absentCount = absent.count
+        self.absent = Array(absent.prefix(Self.maxAbsent))
+    }
+}

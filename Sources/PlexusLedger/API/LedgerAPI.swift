@@ -29,6 +29,7 @@ import PlexusCore
 /// | `POST /v1/settlements/lookup` | settlements of up to 1000 request ids (`{"ids": [...]}`) |
 /// | `GET /v1/events?since=H[&timeout_ms=T]` | events after height H (long-poll) |
 /// | `GET /v1/governance/proposals[/{id}]` | proposals with state and tallies |
+/// | `GET /v1/governance/proposals/{id}/ballots` | who voted, with what weights and power, and who could have and did not |
 /// | `GET /v1/governance/voters/{address}` | delegate, voting power, reputation, communities |
 /// | `GET /v1/governance/federation` | federated communities, seats, the assembly |
 /// | `GET /v1/governance/holders` | stake and reputation of every holder (for analysis) |
@@ -382,6 +383,11 @@ public enum LedgerAPI {
             guard let view = await service.read({ st in st.proposalView(id).map { ProposalView($0, state: $0.state(at: st.height)) } }) else {
                 throw APIError(.notFound, .notFound, "no proposal \(id)")
             }
+            return try json(view)
+        }
+        router.get("/v1/governance/proposals/:id/ballots") { _, context -> Response in
+            let id = try Hash256(hex: context.parameters.get("id") ?? "")
+            guard let view = await service.read({ BallotsView(id, in: $0) }) else { throw APIError(.notFound, .notFound, "no proposal \(id)") }
             return try json(view)
         }
         router.get("/v1/governance/voters/:address") { _, context -> Response in

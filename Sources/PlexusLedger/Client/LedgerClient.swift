@@ -236,6 +236,9 @@ public struct LedgerClient: Sendable {
     public func proposal(_ id: Hash256) async throws -> ProposalView { try await get("/v1/governance/proposals/\(id.hex)") }
 
     /// An account's governance standing.
+    /// Who voted on a proposal and who could have and did not.
+    public func ballots(_ id: Hash256) async throws -> BallotsView { try await get("/v1/governance/proposals/\(id.hex)/ballots") }
+
     public func voter(_ a: Address) async throws -> VoterView { try await get("/v1/governance/voters/\(a)") }
 
     /// The federation.

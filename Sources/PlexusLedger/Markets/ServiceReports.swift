@@ -2,11 +2,12 @@ import Foundation
 import PlexusCore
 
 /// How nodes serve, as the network measured it rather than as operators say: gateways count
-/// the attempts they send each node (requests and health probes) and the answers, and sort each
+/// the attempts they send each node (requests and health probes) and the answers, sort each
 /// answer's time to first token and decode throughput into fixed histograms, and record them on
-/// the ledger (`report_service`); verifiers report their health probes too. The ledger adds them up per node and model in minute slots
-/// (for the 5- and 30-minute windows) and half-hour slots (for the day), so that uptime and
-/// percentiles over the three windows are the same on every replica and anyone can read them.
+/// the ledger (`report_service`); verifiers report their health probes too. The ledger adds them
+/// up per node and model in minute slots (for the 5- and 30-minute windows) and half-hour slots
+/// (for the day), so that uptime and percentiles over the three windows are the same on every
+/// replica and anyone can read them.
 public enum ServiceHistogram {
     /// Buckets per histogram: each edge is √2 times the one before; the last bucket is open.
     public static let buckets = 24
@@ -16,9 +17,9 @@ public enum ServiceHistogram {
         first * Double(1 << (i / 2)) * (i % 2 == 0 ? 1 : 2.0.squareRoot())
     }
 
-    /// Time to first token, in milliseconds: edges from 10 ms to 29 s.
+    /// Time to first token, in milliseconds: edges from 10 ms to 20.5 s.
     public static let ttftFirstEdge = 10.0
-    /// Decode throughput, in tokens per second: edges from 0.5 to 1,448.
+    /// Decode throughput, in tokens per second: edges from 0.5 to 1,024.
     public static let throughputFirstEdge = 0.5
 
     /// The bucket of `value` (the first whose upper edge is at least it).
