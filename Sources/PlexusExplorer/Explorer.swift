@@ -214,11 +214,12 @@ public final class Explorer: Sendable {
         async let voter = try? ledger.voter(a)
         async let registry = ledger.nodeRegistry()
         let (v, s, vote, r) = try await (acct, standing, voter, registry)
-        let activity = timeline.value.activity(of: a, limit: 100)
+        let all = timeline.value.activity(of: a)
+        let activity = all.prefix(100)
         var context: [String: Any] = [
             "address": a.text, "balance": v.balance.description, "staked": v.staked.description, "escrow": v.escrow.description,
             "unbonding": Amount(units: v.unbonding.reduce(0) { $0 &+ $1.amount.units }).description, "nonce": v.nonce,
-            "activityCount": timeline.value.activity(of: a).count,
+            "activityCount": all.count,
             "activity": activity.map { e -> [String: Any] in
                 ["height": e.height, "time": Self.time(e.timeMillis), "kind": e.kind, "fromShort": e.from.short,
                  "counterpartyShort": e.counterparty?.short ?? "", "amount": e.amount?.description ?? "", "hash": e.hash.hex, "short": Self.short(e.hash)]
@@ -253,8 +254,7 @@ public final class Explorer: Sendable {
         async let markets = ledger.marketPrices()
         async let models = ledger.models()
         let (r, m, cards) = try await (registry, markets, models)
-        var measured: [ServiceKey: ServiceView] = [:]
-        for v in m { for a in v.asks { measured[ServiceKey(node: a.node, model: v.model)] = a.service } }
+        let measured = m.measuredService
         let quant = Dictionary(cards.map { ($0.id, $0.quantization) }, uniquingKeysWith: { a, _ in a })
         struct Row { var key: Address; var owner: Address; var offers: [Offer]; var stake: UInt64; var reputation: Double; var jailed: Bool
             var day: ServiceView.Window?; var served: UInt64; var passes: UInt64; var frauds: UInt64 }
@@ -278,7 +278,7 @@ public final class Explorer: Sendable {
         return render("nodes", [
             "count": rows.count, "sorts": sorts.map { ["key": $0.0, "label": $0.1] },
             "nodes": rows.map { row -> [String: Any] in
-                var x: [String: Any] = [
+                let x: [String: Any] = [
                     "key": row.key.text, "keyShort": row.key.short, "owner": row.owner.text, "ownerShort": row.owner.short, "stake": Amount(units: row.stake).description,
                     "reputation": String(format: "%.3f", row.reputation), "jailed": row.jailed,
                     "served": row.served, "verified": "\(row.passes) / \(row.frauds)",
@@ -293,7 +293,6 @@ public final class Explorer: Sendable {
                         return y
                     },
                 ]
-                _ = x.removeValue(forKey: "")
                 return x
             },
         ], title: "Nodes")
@@ -307,9 +306,10 @@ public final class Explorer: Sendable {
         guard let n = r.nodes.first(where: { $0.nodeKey == key }) else { return notFound("No registered node \(key.text).") }
         let st = r.standing?[n.owner.text]
         let shares = timeline.value.shares(of: key)
+        let measured = m.measuredService
         var service: [[String: Any]] = []
         for o in n.offers {
-            guard let v = m.first(where: { $0.model == o.model })?.asks.first(where: { $0.node == key })?.service else { continue }
+            guard let v = measured[ServiceKey(node: key, model: o.model)] else { continue }
             for w in v.windows {
                 service.append(["model": o.model, "window": w.window, "uptime": Self.percent(w.uptime), "attempts": w.attempts, "reports": w.reports,
                                 "ttft": w.ttftMillis.map { String(format: "≤%.0f / ≤%.0f / ≤%.0f", $0.p50, $0.p90, $0.p99) } ?? "–",

@@ -38,8 +38,7 @@ final class NodeDirectory: @unchecked Sendable {
             throw error
         }
         if let markets = await p {
-            var measured: [ServiceKey: ServiceView] = [:]
-            for v in markets { for a in v.asks { measured[ServiceKey(node: a.node, model: v.model)] = a.service } }
+            let measured = markets.measuredService
             lock.withLock { self.measured = measured }
         }
         // Jailed nodes get no traffic.
@@ -115,8 +114,6 @@ final class NodeDirectory: @unchecked Sendable {
         }
     }
 
-    /// What the network's gateways measured of `node` serving `model`, as last read from the ledger.
-    func measured(node: Address, model: String) -> ServiceView? { lock.withLock { measured[ServiceKey(node: node, model: model)] } }
 
     /// Whether the node's `/health` says `"exact": true` (healthy or not: an unhealthy node still
     /// says what its backend is); nil when it cannot be asked now (asked again at the next refresh).

@@ -319,6 +319,15 @@ public struct ServiceView: Sendable, Codable, Hashable {
     public subscript(_ window: ServiceRecord.Window) -> Window? { windows.first { $0.window == window.rawValue } }
 }
 
+extension Array where Element == MarketView {
+    /// Every ask's measured service, by node key and model (asks never measured left out).
+    public var measuredService: [ServiceKey: ServiceView] {
+        var out: [ServiceKey: ServiceView] = [:]
+        for v in self { for a in v.asks { out[ServiceKey(node: a.node, model: v.model)] = a.service } }
+        return out
+    }
+}
+
 extension LedgerState {
     /// What gateways measured of `node` serving `model`, over windows ending at the latest block's time.
     public func serviceView(node: Address, model: String) -> ServiceView? {
