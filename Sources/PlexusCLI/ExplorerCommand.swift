@@ -18,11 +18,14 @@ struct ExplorerCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Port (0 picks a free one).") var port: Int = 8090
     @Option(name: .long, help: "Write the bound port to this file once listening.") var portFile: String?
     @Option(name: .long, help: "Blocks to read at start for rates, charts and activity.") var backfill: UInt64 = 2_000
+    @Option(name: .long, help: "Keep the history charts' samples in this file (JSON lines), read back on start.") var history: String?
+    @Option(name: .long, help: "Seconds between history samples.") var sampleEvery: Int = 60
     @OptionGroup var log: LogOptions
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         guard backfill <= 1_000_000 else { throw ValidationError("--backfill must be at most 1000000") }
+        guard (1...86_400).contains(sampleEvery) else { throw ValidationError("--sample-every must be 1...86400 seconds") }
     }
 
     func run() async throws {
@@ -30,7 +33,8 @@ struct ExplorerCommand: AsyncParsableCommand {
         StopSignals.followParent()
         Bootstrap.tasksOnEventLoops()
         let logger = Logger(label: "plexus.explorer")
-        let explorer = try Explorer(ledger: LedgerClient(baseURL: ledger), gateways: gateway, backfill: backfill)
+        let explorer = try Explorer(ledger: LedgerClient(baseURL: ledger), gateways: gateway, backfill: backfill, historyFile: history,
+                                    samplePeriod: .seconds(sampleEvery))
         let portFile = self.portFile, host = self.host
         try await ExplorerServer(explorer: explorer).run(host: host, port: port) { bound in
             logger.notice("explorer listening", metadata: ["address": "http://\(host):\(bound)/"])

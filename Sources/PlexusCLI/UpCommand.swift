@@ -289,7 +289,8 @@ final class LocalNetwork: @unchecked Sendable {
         }
         say("starting the explorer…")
         let explorerProcess = try spawn("explorer", ["explorer", "--ledger", ledgerList(1), "--gateway", "http://127.0.0.1:\(port)",
-                                                                 "--port", "0", "--port-file", dir + "/explorer.port"])
+                                                                 "--port", "0", "--port-file", dir + "/explorer.port",
+                                                                 "--history", dir + "/explorer-history.jsonl", "--sample-every", "10"])
         let explorerPort = try await waitForPort(dir + "/explorer.port", explorerProcess, "explorer")
         let info = Info(baseURL: "http://127.0.0.1:\(port)/v1", apiKey: apiKey, ledger: ledgerURL, requestor: requestor.address,
                         nodes: nodeURLs, pids: children.map { $0.process.processIdentifier }, explorer: "http://127.0.0.1:\(explorerPort)")

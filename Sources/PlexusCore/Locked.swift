@@ -10,7 +10,7 @@ public final class Locked<T: Sendable>: @unchecked Sendable {
         get { lock.withLock { stored } }
         set { lock.withLock { stored = newValue } }
     }
-    public func update<R>(_ f: (inout T) -> R) -> R { lock.withLock { f(&stored) } }
+    public func update<R>(_ f: (inout T) throws -> R) rethrows -> R { try lock.withLock { try f(&stored) } }
 }
 
 /// A lock held across suspensions: one body at a time, the others suspended (not blocked) in

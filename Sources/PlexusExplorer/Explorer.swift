@@ -15,8 +15,14 @@ public final class Explorer: Sendable {
     let timeline = Locked(Timeline())
     /// Blocks taken in when the explorer starts (the rest of history is read block by block on demand).
     let backfill: UInt64
+    /// The figures' and nodes' history, and the file it is kept in (nil: memory only).
+    let history = Locked(History())
+    let historyFile: String?
+    /// How often the history takes a sample.
+    public let samplePeriod: Duration
 
-    public init(ledger: LedgerClient, gateways: [String] = [], backfill: UInt64 = 2_000) throws {
+    public init(ledger: LedgerClient, gateways: [String] = [], backfill: UInt64 = 2_000, historyFile: String? = nil,
+                samplePeriod: Duration = .seconds(60)) throws {
         self.ledger = ledger
         self.gateways = gateways.map { g in
             var g = g
@@ -24,6 +30,9 @@ public final class Explorer: Sendable {
             return g.hasSuffix("/v1") ? String(g.dropLast(3)) : g
         }
         self.backfill = backfill
+        self.historyFile = historyFile
+        self.samplePeriod = samplePeriod
+        if let historyFile { history.update { $0.load(historyFile) } }
         var library = MustacheLibrary()
         for (name, text) in Templates.all { try library.register(text, named: name) }
         self.library = library
@@ -97,39 +106,137 @@ public final class Explorer: Sendable {
 
     // MARK: Pages
 
-    /// The overview's figures, also what `/live` sends.
-    func figures() async throws -> [(id: String, label: String, value: String, change: String?)] {
+    /// One of the overview's figures: its number (what the history keeps) and how it reads.
+    struct Figure {
+        var id: String
+        var label: String
+        var number: Double?
+        var text: String
+        var unit: String
+    }
+
+    /// The overview's figures, also what `/live` sends and the history samples.
+    func figures() async throws -> [Figure] {
         async let status = ledger.status()
         async let registry = ledger.nodeRegistry()
-        async let treasury = ledger.account(.treasury)
+        async let supply = ledger.supply()
         async let disputes = ledger.disputes()
         async let verifiers = ledger.verifiers()
-        let (s, r, t, d, v) = try await (status, registry, treasury, disputes, verifiers)
+        let (s, r, sup, d, v) = try await (status, registry, supply, disputes, verifiers)
         let tl = timeline.value
-        let minute = tl.totals(over: 60_000), day = tl.totals(over: 86_400_000)
-        let previousDay = tl.totals(over: 86_400_000, endingAt: (tl.samples.last?.timeMillis ?? 0) &- 86_400_000)
+        let minute = tl.totals(over: 60_000)
         let blockTime = tl.samples.count >= 2
             ? Double(tl.samples.last!.timeMillis - tl.samples[max(0, tl.samples.count - 21)].timeMillis) / Double(min(20, tl.samples.count - 1)) / 1_000 : nil
         let stake = r.standing?.values.reduce(UInt64(0)) { $0 &+ ($1.staked?.units ?? 0) } ?? 0
         let passes = r.standing?.values.reduce(UInt64(0)) { $0 &+ ($1.passes ?? 0) } ?? 0
         let frauds = r.standing?.values.reduce(UInt64(0)) { $0 &+ ($1.frauds ?? 0) } ?? 0
-        func change(_ now: Int, _ before: Int) -> String? {
-            tl.samples.first.map { $0.timeMillis + 86_400_000 <= (tl.samples.last?.timeMillis ?? 0) } == true ? "\(now - before >= 0 ? "+" : "")\(now - before) over 24 h" : nil
+        func count(_ id: String, _ label: String, _ n: Int, _ unit: String) -> Figure { Figure(id: id, label: label, number: Double(n), text: String(n), unit: unit) }
+        func units(_ id: String, _ label: String, _ a: Amount) -> Figure {
+            Figure(id: id, label: label, number: Double(a.units) / Double(Amount.unitsPerPLX), text: a.description, unit: "PLX")
         }
         return [
-            ("height", "Height", String(s.height), nil),
-            ("block-time", "Block time", blockTime.map { String(format: "%.2f s", $0) } ?? "–", nil),
-            ("tx-rate", "Transactions/s (last minute)", String(format: "%.2f", Double(minute.transactions) / 60), nil),
-            ("requests", "Requests settled (last minute)", String(minute.requests), nil),
-            ("tokens", "Tokens settled (last minute)", String(minute.tokens), nil),
-            ("requests-day", "Requests settled (24 h)", String(day.requests), change(day.requests, previousDay.requests)),
-            ("nodes", "Active nodes", String(r.servable.count), nil),
-            ("stake", "Operators' stake", Amount(units: stake).description, nil),
-            ("treasury", "Treasury", t.balance.description, nil),
-            ("verifiers", "Verifiers", String(v.filter(\.verifier).count), nil),
-            ("verified", "Checks passed / frauds found", "\(passes) / \(frauds)", nil),
-            ("disputes", "Open disputes", String(d.filter { $0.outcome == "open" }.count), nil),
+            Figure(id: "height", label: "Height", number: Double(s.height), text: String(s.height), unit: "blocks"),
+            Figure(id: "block-time", label: "Block time", number: blockTime, text: blockTime.map { String(format: "%.2f s", $0) } ?? "–", unit: "s"),
+            Figure(id: "tx-rate", label: "Transactions/s (last minute)", number: Double(minute.transactions) / 60,
+                   text: String(format: "%.2f", Double(minute.transactions) / 60), unit: "tx/s"),
+            count("requests", "Requests settled (last minute)", minute.requests, "requests/min"),
+            Figure(id: "tokens", label: "Tokens settled (last minute)", number: Double(minute.tokens), text: String(minute.tokens), unit: "tokens/min"),
+            count("nodes", "Active nodes", r.servable.count, "nodes"),
+            units("stake", "Operators' stake", Amount(units: stake)),
+            units("escrow", "Requestors' escrow", sup.escrow),
+            units("treasury", "Treasury", sup.treasury),
+            count("verifiers", "Verifiers", v.filter(\.verifier).count, "verifiers"),
+            count("passes", "Checks passed", Int(clamping: passes), "checks"),
+            count("frauds", "Frauds found", Int(clamping: frauds), "frauds"),
+            count("disputes", "Open disputes", d.filter { $0.outcome == "open" }.count, "disputes"),
         ]
+    }
+
+    /// Each node's figures the history keeps: stake, lowest output price, latency and throughput
+    /// medians over five minutes, requests served.
+    func nodeFigures() async throws -> [String: Double] {
+        async let registry = ledger.nodeRegistry()
+        async let markets = ledger.marketPrices()
+        let (r, m) = try await (registry, markets)
+        let measured = m.measuredService
+        var out: [String: Double] = [:]
+        for n in r.nodes {
+            let k = "node/\(n.nodeKey.text)/"
+            let st = r.standing?[n.owner.text]
+            out[k + "stake"] = Double(st?.staked?.units ?? 0) / Double(Amount.unitsPerPLX)
+            out[k + "served"] = Double(st?.served ?? 0)
+            if let price = n.offers.map(\.priceOut.units).min() { out[k + "price"] = Double(price) }
+            let recent = n.offers.lazy.compactMap { measured[ServiceKey(node: n.nodeKey, model: $0.model)]?[.fiveMinutes] }.first
+            if let t = recent?.ttftMillis?.p50 { out[k + "ttft"] = t }
+            if let t = recent?.tokensPerSecond?.p50 { out[k + "tps"] = t }
+        }
+        return out
+    }
+
+    /// Takes one sample into the history (and its file): every network figure, and each node's
+    /// figures that changed.
+    public func sample(nowMillis: UInt64 = UInt64(Date().timeIntervalSince1970 * 1_000)) async throws {
+        async let figures = figures()
+        async let nodes = nodeFigures()
+        let (f, n) = try await (figures, nodes)
+        var values = n
+        for x in f { if let v = x.number { values[x.id] = v } }
+        let kept = history.update { $0.record(at: nowMillis, values, always: { !$0.hasPrefix("node/") }) }
+        if let historyFile { try history.update { try $0.append(at: nowMillis, kept, to: historyFile) } }
+    }
+
+    /// Samples every `samplePeriod` until cancelled.
+    public func keepHistory() async {
+        while !Task.isCancelled {
+            try? await sample()
+            try? await Task.sleep(for: samplePeriod)
+        }
+    }
+
+    /// How a figure changed over the last day, as its card says it.
+    func change(of id: String) -> String? {
+        guard let (delta, from) = history.value.change(id, over: 86_400_000) else { return nil }
+        let last = history.value.points(id).last?.timeMillis ?? from
+        let sign = delta >= 0 ? "+" : "−"
+        let amount = SVGChart.format(abs(delta))
+        return last - from + samplePeriodMillis >= 86_400_000 ? "\(sign)\(amount) over 24 h" : "\(sign)\(amount) since \(Self.time(from)) (history starts)"
+    }
+
+    var samplePeriodMillis: UInt64 {
+        let c = samplePeriod.components
+        return UInt64(max(0, c.seconds)) * 1_000 + UInt64(max(0, c.attoseconds) / 1_000_000_000_000_000)
+    }
+
+    /// Chart ranges: their names, lengths and labels.
+    static let ranges: [(name: String, millis: UInt64, label: String)] = [
+        ("hour", 3_600_000, "last hour"), ("day", 86_400_000, "last 24 hours"), ("week", 7 * 86_400_000, "last 7 days"),
+    ]
+
+    /// A series over a range as an SVG chart, its time axis labelled.
+    func historyChart(_ key: String, range: String, title: String, unit: String) -> String {
+        let r = Self.ranges.first { $0.name == range } ?? Self.ranges[1]
+        let h = history.value
+        let end = h.latest
+        let start = end > r.millis ? end - r.millis : 0
+        var points = h.points(key, since: start).map { (x: Double(max($0.timeMillis, start)), y: $0.value) }
+        // A series kept only when it changes holds its last value up to the latest sample.
+        if let last = points.last, last.x < Double(end) { points.append((Double(end), last.y)) }
+        let from = max(start, h.points(key).first?.timeMillis ?? start)
+        return SVGChart.line(points, title: "\(title), \(r.label)", unit: unit, xLabels: points.isEmpty ? nil : (Self.time(from), Self.time(end)))
+    }
+
+    /// The history chart of one of the overview's figures.
+    public func chart(_ id: String, range: String?) async throws -> Page {
+        guard let f = try await figures().first(where: { $0.id == id }) else { return notFound("No figure named \(id.prefix(64)).") }
+        let range = Self.ranges.contains { $0.name == range } ? range! : "day"
+        let points = history.value.points(id)
+        return render("chart", [
+            "label": f.label, "value": f.text, "change": change(of: id) ?? "–", "samples": points.count,
+            "since": points.first.map { Self.time($0.timeMillis) } ?? "–",
+            "chart": historyChart(id, range: range, title: f.label, unit: f.unit),
+            "ranges": Self.ranges.map { ["name": $0.name, "label": $0.label, "current": $0.name == range] as [String: Any] },
+            "id": id,
+        ], title: f.label)
     }
 
     public func overview() async throws -> Page {
@@ -144,8 +251,8 @@ public final class Explorer: Sendable {
         return render("overview", [
             "chain": try await ledger.status().chainId, "ledger": ledger.baseURL,
             "cards": cards.map { c -> [String: Any] in
-                var x: [String: Any] = ["id": c.id, "label": c.label, "value": c.value]
-                if let ch = c.change { x["change"] = ch }
+                var x: [String: Any] = ["id": c.id, "label": c.label, "value": c.text]
+                if let ch = change(of: c.id) { x["change"] = ch }
                 return x
             },
             "requestsChart": SVGChart.line(perMinute.map { (Double($0.0 - base) / 60_000, $0.1) }, title: "Requests settled per minute, last hour", unit: "requests/min"),
@@ -249,7 +356,10 @@ public final class Explorer: Sendable {
         return out
     }
 
-    public func nodes(sort: String?) async throws -> Page {
+    /// Nodes the nodes page lists at a time.
+    static let nodesPage = 200
+
+    public func nodes(sort: String?, page: Int = 0) async throws -> Page {
         async let registry = ledger.nodeRegistry()
         async let markets = ledger.marketPrices()
         async let models = ledger.models()
@@ -275,9 +385,17 @@ public final class Explorer: Sendable {
         }
         let sorts = [("key", "node"), ("price", "price"), ("stake", "stake"), ("reputation", "reputation"), ("served", "requests served"),
                      ("uptime", "uptime"), ("latency", "latency")]
-        return render("nodes", [
-            "count": rows.count, "sorts": sorts.map { ["key": $0.0, "label": $0.1] },
-            "nodes": rows.map { row -> [String: Any] in
+        let sort = sorts.contains { $0.0 == sort } ? sort! : "key"
+        let size = Self.nodesPage, count = rows.count
+        let page = min(max(0, page), max(0, (count - 1) / size))
+        rows = Array(rows.dropFirst(page * size).prefix(size))
+        var context: [String: Any] = [
+            "count": count, "sorts": sorts.map { ["key": $0.0, "label": $0.1] },
+            "first": count == 0 ? 0 : page * size + 1, "last": page * size + rows.count,
+        ]
+        if page > 0 { context["earlier"] = ["sort": sort, "page": page - 1, "size": size] }
+        if (page + 1) * size < count { context["later"] = ["sort": sort, "page": page + 1, "size": size] }
+        context["nodes"] = rows.map { row -> [String: Any] in
                 let x: [String: Any] = [
                     "key": row.key.text, "keyShort": row.key.short, "owner": row.owner.text, "ownerShort": row.owner.short, "stake": Amount(units: row.stake).description,
                     "reputation": String(format: "%.3f", row.reputation), "jailed": row.jailed,
@@ -294,11 +412,12 @@ public final class Explorer: Sendable {
                     },
                 ]
                 return x
-            },
-        ], title: "Nodes")
+            }
+        return render("nodes", context, title: "Nodes")
     }
 
-    public func node(_ key: Address) async throws -> Page {
+    public func node(_ key: Address, range: String? = nil) async throws -> Page {
+        let range = Self.ranges.contains { $0.name == range } ? range! : "day"
         async let registry = ledger.nodeRegistry()
         async let markets = ledger.marketPrices()
         async let disputes = ledger.disputes()
@@ -336,7 +455,12 @@ public final class Explorer: Sendable {
             "service": service,
             "chart": SVGChart.line(perMinute.enumerated().map { (Double($0.offset), $0.element) }, title: "Output tokens paid per minute, last hour", unit: "tokens/min"),
             "shares": shares.prefix(50).map { ["height": $0.height, "time": Self.time($0.timeMillis), "id": $0.requestId.hex, "short": Self.short($0.requestId),
-                                               "input": $0.inputTokens, "output": $0.outputTokens] as [String: Any] },
+                                               "input": $0.inputTokens, "output": $0.outputTokens, "cost": $0.cost.description] as [String: Any] },
+            "ranges": Self.ranges.map { ["name": $0.name, "label": $0.label, "current": $0.name == range] as [String: Any] },
+            "history": [("stake", "Operator's stake", "PLX"), ("price", "Output price", "units/M tokens"), ("ttft", "First-token latency, 5-minute median", "ms"),
+                        ("tps", "Throughput, 5-minute median", "tokens/s"), ("served", "Requests served", "requests")].map { m, title, unit in
+                ["title": title, "svg": historyChart("node/\(key.text)/\(m)", range: range, title: title, unit: unit)]
+            },
             "disputes": d.filter { $0.accused == n.owner || $0.accused == key }.map { ["id": $0.requestId.hex, "short": Self.short($0.requestId),
                                                                                         "outcome": $0.outcome, "slashed": $0.slashed.description] as [String: Any] },
         ], title: "Node \(key.short)")
@@ -354,21 +478,26 @@ public final class Explorer: Sendable {
     public func request(_ id: Hash256) async throws -> Page {
         guard let s = try await ledger.settlement(id) else { return notFound("No settled request \(id.hex).") }
         async let verification = try? ledger.verification(id)
-        async let params = ledger.params()
+        async let params = ledger.params(at: s.settledHeight)
         async let charge = try? ledger.marketCharge(id)
         let (v, p, c) = try await (verification, params, charge)
         // The gateway's view when one of ours served it (every attempt, a failed one too); else the ledger's (the paid shares).
-        let attempts = await trace(id) ?? zip(s.nodes, s.outputTokens).map { (node: $0.0.text, tokens: $0.1, paid: true) }
+        let attempts = await trace(id) ?? zip(s.nodes, s.outputTokens).map { (node: $0.0.text, tokens: $0.1, paid: true, failure: String?.none) }
         let total = attempts.reduce(0) { $0 + $1.tokens }
         var context: [String: Any] = [
             "id": id.hex, "model": s.model, "requestor": s.requestor.text, "gateway": s.gateway.text, "status": s.status.rawValue,
             "charge": s.charge.description, "fee": s.fee.description, "settledHeight": s.settledHeight, "finalHeight": s.finalHeight,
             "path": attempts.enumerated().map { i, a -> [String: Any] in
-                ["order": i + 1, "node": a.node, "tokens": a.tokens, "paid": a.paid ? "paid" : "not paid (failed mid-answer, no receipt)",
-                 "share": total == 0 ? "–" : String(format: "%.1f%%", Double(a.tokens) / Double(total) * 100)]
+                ["order": i + 1, "node": a.node, "tokens": a.tokens, "paid": a.paid ? "paid" : a.tokens > 0 ? "not paid (failed mid-answer, no receipt)" : "not paid",
+                 "share": total == 0 ? "–" : String(format: "%.1f%%", Double(a.tokens) / Double(total) * 100),
+                 "why": a.failure ?? (i == attempts.count - 1 ? "finished the answer" : "–")]
             },
             "payouts": s.payouts.map { ["to": $0.account.text, "amount": $0.amount.description] },
-            "params": p.params.map { ["name": $0.name, "value": $0.value] },
+            "params": p.params.map { e -> [String: Any] in
+                let later = (p.changes ?? []).filter { $0.name == e.name }
+                return ["name": e.name, "value": e.value,
+                        "since": later.isEmpty ? "–" : later.map { "\($0.new) at block \($0.height)" }.joined(separator: ", ")]
+            },
         ]
         if attempts.count > 1 { context["failover"] = ["count": attempts.count] }
         if let c {
@@ -384,13 +513,13 @@ public final class Explorer: Sendable {
     }
 
     /// A request's attempts as the gateway that served it recorded them (nil: no configured gateway knows it).
-    func trace(_ id: Hash256) async -> [(node: String, tokens: UInt64, paid: Bool)]? {
+    func trace(_ id: Hash256) async -> [(node: String, tokens: UInt64, paid: Bool, failure: String?)]? {
         for g in gateways {
             guard let r = try? await HTTPClient.shared.execute(HTTPClientRequest(url: "\(g)/v1/trace/\(id.hex)"), timeout: .seconds(5)),
                   r.status == .ok, let body = try? await r.body.collect(upTo: 1 << 20),
                   let j = (try? JSONSerialization.jsonObject(with: Data(buffer: body))) as? [String: Any],
                   let list = j["attempts"] as? [[String: Any]] else { continue }
-            return list.map { a in (a["node"] as? String ?? "", UInt64(a["output_tokens"] as? Int ?? 0), a["paid"] as? Bool ?? false) }
+            return list.map { a in (a["node"] as? String ?? "", UInt64(a["output_tokens"] as? Int ?? 0), a["paid"] as? Bool ?? false, a["failure"] as? String) }
         }
         return nil
     }
@@ -417,7 +546,9 @@ public final class Explorer: Sendable {
         if let f, !f.communities.isEmpty {
             context["assembly"] = ["seats": zip(f.communities, f.seats).map { ["community": $0.0, "seats": $0.1] as [String: Any] },
                         "members": f.assembly.map(\.text), "since": f.since.map(String.init) ?? "–", "termEnd": f.termEnd,
-                        "pendingDraw": f.pendingDraw.map { "a new draw is due at block \($0)" } ?? ""]
+                        "pendingDraw": f.pendingDraw.map { "a new draw is due at block \($0)" } ?? "",
+                        "draws": (f.draws ?? []).map { ["from": $0.fromHeight, "count": $0.members.count,
+                                                        "members": $0.members.map { ["address": $0.text, "short": $0.short] }] as [String: Any] }]
         }
         return render("governance", context, title: "Governance")
     }
@@ -467,17 +598,25 @@ public final class Explorer: Sendable {
         async let models = ledger.models()
         async let datasets = ledger.datasets()
         let (m, cards, ds) = try await (prices, models, datasets)
+        // Each model's evaluations, asked for all at once.
+        let evaluated = await withTaskGroup(of: (String, [String]).self) { group in
+            for card in cards {
+                group.addTask { (card.id, ((try? await self.ledger.evaluations(card.id)) ?? []).map { "\($0.name): \($0.correct)/\($0.tasks)" }) }
+            }
+            var out: [String: [String]] = [:]
+            for await (id, list) in group { out[id] = list }
+            return out
+        }
         var rows: [[String: Any]] = []
         for card in cards {
             let v = m.first { $0.model == card.id }
-            let evaluations = (try? await ledger.evaluations(card.id)) ?? []
             let history = (v?.history ?? []).map { (Double($0.height), Double($0.premium) / Double(Amount.unitsPerPLX)) }
             rows.append(["id": card.id, "quantization": card.quantization, "license": card.license,
                          "chart": SVGChart.line(history, title: "Spot premium of \(card.id) by block height", unit: "PLX per M tokens"),
                          "premium": v.map { Amount(units: $0.premium).description } ?? "–",
                          "utilization": v.map { String(format: "%.1f%%", Double($0.utilizationBps) / 100) } ?? "–",
                          "asks": v?.asks.count ?? 0,
-                         "evaluations": evaluations.map { "\($0.name): \($0.correct)/\($0.tasks)" }.joined(separator: ", ")])
+                         "evaluations": (evaluated[card.id] ?? []).joined(separator: ", ")])
         }
         return render("markets", [
             "models": rows,

@@ -55,7 +55,10 @@ public struct ExplorerServer: Sendable {
             case ("accounts", 2):
                 guard let a = try? Address(parts[1]) else { return Self.html(e.notFound("Not an address.")) }
                 return Self.html(try await e.account(a))
-            case ("nodes", 1): return Self.html(try await e.nodes(sort: Self.query(request.query, "sort")))
+            case ("nodes", 1):
+                let page = Self.query(request.query, "page").flatMap { Int($0) } ?? 0
+                guard (0...100_000).contains(page) else { return Self.html(e.notFound("No such page of nodes.")) }
+                return Self.html(try await e.nodes(sort: Self.query(request.query, "sort"), page: page))
             case ("nodes", 2) where parts[1].hasSuffix(".csv"):
                 guard let key = try? Address(String(parts[1].dropLast(4))) else { return Self.html(e.notFound("Not a node key.")) }
                 return .full(status: 200, headers: [("content-type", "text/csv; charset=utf-8"),
@@ -63,7 +66,7 @@ public struct ExplorerServer: Sendable {
                              body: Array(e.nodeCSV(key).utf8))
             case ("nodes", 2):
                 guard let key = try? Address(parts[1]) else { return Self.html(e.notFound("Not a node key.")) }
-                return Self.html(try await e.node(key))
+                return Self.html(try await e.node(key, range: Self.query(request.query, "range")))
             case ("requests", 2):
                 guard let id = try? Hash256(hex: parts[1]) else { return Self.html(e.notFound("A request id is 64 hex digits.")) }
                 return Self.html(try await e.request(id))
@@ -72,6 +75,7 @@ public struct ExplorerServer: Sendable {
                 guard let id = try? Hash256(hex: parts[1]) else { return Self.html(e.notFound("A proposal id is 64 hex digits.")) }
                 return Self.html(try await e.proposal(id))
             case ("markets", 1): return Self.html(try await e.markets())
+            case ("charts", 2): return Self.html(try await e.chart(parts[1], range: Self.query(request.query, "range")))
             case ("search", 1):
                 let q = Self.query(request.query, "q") ?? ""
                 if let to = await e.search(q) { return .full(status: 303, headers: [("location", to)], body: []) }
@@ -92,7 +96,7 @@ public struct ExplorerServer: Sendable {
         Task {
             for _ in 0..<3_600 {
                 guard let figures = try? await e.figures() else { break }
-                let object = Dictionary(figures.map { ($0.id, $0.value) }, uniquingKeysWith: { a, _ in a })
+                let object = Dictionary(figures.map { ($0.id, $0.text) }, uniquingKeysWith: { a, _ in a })
                 guard let json = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]),
                       pipe.write(Array("data: ".utf8) + Array(json) + Array("\n\n".utf8)) else { break }
                 try? await Task.sleep(for: .seconds(1))
@@ -105,7 +109,11 @@ public struct ExplorerServer: Sendable {
     /// Serves on `host`:`port` until the process is asked to stop, following the chain meanwhile.
     public func run(host: String, port: Int, onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let following = Task { await explorer.follow() }
-        defer { following.cancel() }
+        let sampling = Task { await explorer.keepHistory() }
+        defer {
+            following.cancel()
+            sampling.cancel()
+        }
         let server = PlainHTTPServer(host: host, port: port, name: "plexus-explorer") { request in await self.handle(request) }
         try await server.run { bound in await onListening(bound) }
     }

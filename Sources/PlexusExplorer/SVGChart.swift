@@ -4,11 +4,13 @@ import Foundation
 /// markup out (every text escaped).
 public enum SVGChart {
     /// `points` (x ascending) scaled into `width` × `height`, with the y range's top and a title.
-    public static func line(_ points: [(x: Double, y: Double)], title: String, unit: String, width: Int = 640, height: Int = 160) -> String {
+    /// `xLabels`: what the left and right ends of the x axis read (times), if anything.
+    public static func line(_ points: [(x: Double, y: Double)], title: String, unit: String, width: Int = 640, height: Int = 160,
+                            xLabels: (String, String)? = nil) -> String {
         let pad = 28.0, w = Double(width), h = Double(height)
         let xs = points.map(\.x), ys = points.map(\.y)
         let x0 = xs.min() ?? 0, x1 = xs.max() ?? 1
-        let top = max(ys.max() ?? 0, 1e-9)
+        let highest = ys.max() ?? 0, top = max(highest, 1e-9)
         func px(_ x: Double) -> Double { x1 == x0 ? w / 2 : pad + (x - x0) / (x1 - x0) * (w - 2 * pad) }
         func py(_ y: Double) -> Double { h - pad - y / top * (h - 2 * pad) }
         let path = points.map { String(format: "%.1f,%.1f", px($0.x), py($0.y)) }.joined(separator: " ")
@@ -18,15 +20,16 @@ public enum SVGChart {
         <title>\(label)</title>\
         <line x1="\(pad)" y1="\(h - pad)" x2="\(w - pad)" y2="\(h - pad)" stroke="#888"/>\
         <line x1="\(pad)" y1="\(pad)" x2="\(pad)" y2="\(h - pad)" stroke="#888"/>\
-        <text x="\(pad + 4)" y="\(pad - 8)" font-size="12">\(HTML.escape(format(top))) \(HTML.escape(unit))</text>\
-        <text x="\(pad + 4)" y="\(h - 8)" font-size="12">0</text>\
+        <text x="\(pad + 4)" y="\(pad - 8)" font-size="12">\(HTML.escape(format(highest))) \(HTML.escape(unit))</text>\
+        <text x="\(pad + 4)" y="\(h - 8)" font-size="12">0\(xLabels.map { " · " + HTML.escape($0.0) } ?? "")</text>\
+        \(xLabels.map { "<text x=\"\(w - pad)\" y=\"\(h - 8)\" font-size=\"12\" text-anchor=\"end\">\(HTML.escape($0.1))</text>" } ?? "")\
         \(points.isEmpty ? "<text x=\"\(w / 2)\" y=\"\(h / 2)\" font-size=\"12\" text-anchor=\"middle\">no data yet</text>" : "<polyline fill=\"none\" stroke=\"#1a5fb4\" stroke-width=\"2\" points=\"\(path)\"/>")\
         </svg>
         """
     }
 
     static func format(_ v: Double) -> String {
-        v >= 100 ? String(format: "%.0f", v) : v >= 1 ? String(format: "%.1f", v) : String(format: "%.3g", v)
+        v >= 100 || v == v.rounded() ? String(format: "%.0f", v) : v >= 1 ? String(format: "%.1f", v) : String(format: "%.3g", v)
     }
 }
 

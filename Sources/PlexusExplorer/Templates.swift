@@ -4,7 +4,7 @@ enum Templates {
     static let all: [String: String] = [
         "layout": layout, "overview": overview, "blocks": blocks, "block": block, "transaction": transaction,
         "account": account, "nodes": nodes, "node": node, "request": request, "governance": governance, "proposal": proposal,
-        "markets": markets, "search": search, "error": error,
+        "markets": markets, "search": search, "error": error, "chart": chart,
     ]
 
     static let layout = """
@@ -26,6 +26,7 @@ enum Templates {
     .mono{font-family:ui-monospace,monospace;word-break:break-all}
     .stale,.bad{color:#a01010;font-weight:bold}
     .good{color:#0b6e2c}
+    ul.inline{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:1rem}
     .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(11rem,1fr));gap:.5rem}
     .card{border:1px solid #ccc;border-radius:.3rem;padding:.5rem}
     .card dt{font-size:.85rem;color:#333}.card dd{margin:0;font-size:1.3rem}
@@ -57,7 +58,7 @@ enum Templates {
     <h1>Network overview</h1>
     <p>Chain <span class="mono">{{chain}}</span>, ledger <span class="mono">{{ledger}}</span>.</p>
     <dl class="cards" id="live">
-    {{#cards}}<div class="card"><dt>{{label}}</dt><dd id="{{id}}">{{value}}</dd>{{#change}}<dd><small>{{change}}</small></dd>{{/change}}</div>
+    {{#cards}}<div class="card"><dt><a href="/charts/{{id}}">{{label}}</a></dt><dd id="{{id}}">{{value}}</dd>{{#change}}<dd><small>{{change}}</small></dd>{{/change}}</div>
     {{/cards}}
     </dl>
     <h2>Requests per minute</h2>
@@ -74,6 +75,15 @@ enum Templates {
     const es = new EventSource('/live');
     es.onmessage = (m) => { const d = JSON.parse(m.data); for (const k in d) { const el = document.getElementById(k); if (el) el.textContent = d[k]; } };
     </script>
+    """
+
+    static let chart = """
+    <h1>{{label}}</h1>
+    <p>Now: <strong>{{value}}</strong>; {{change}}.</p>
+    <nav aria-label="Range"><ul class="inline">{{#ranges}}<li>{{#current}}<strong>{{label}}</strong>{{/current}}{{^current}}<a href="/charts/{{id}}?range={{name}}">{{label}}</a>{{/current}}</li>{{/ranges}}</ul></nav>
+    {{{chart}}}
+    <p>{{samples}} samples kept since {{since}} (the explorer samples each figure once a period and keeps a week, across restarts).</p>
+    <p><a href="/">Back to the overview</a></p>
     """
 
     static let blocks = """
@@ -142,6 +152,7 @@ enum Templates {
     static let nodes = """
     <h1>Nodes ({{count}})</h1>
     <p>Sort by: {{#sorts}}<a href="/nodes?sort={{key}}">{{label}}</a> {{/sorts}}</p>
+    <p>Nodes {{first}}–{{last}} of {{count}}.{{#earlier}} <a href="/nodes?sort={{sort}}&amp;page={{page}}">Previous {{size}}</a>{{/earlier}}{{#later}} <a href="/nodes?sort={{sort}}&amp;page={{page}}">Next {{size}}</a>{{/later}}</p>
     <div class="scroll"><table>
     <thead><tr><th scope="col">Node</th><th scope="col">Operator</th><th scope="col">Offers</th><th scope="col">Stake</th><th scope="col">Reputation</th><th scope="col">Requests served</th><th scope="col">Checks passed / frauds</th><th scope="col">Uptime 1d</th><th scope="col">First token p50 (ms)</th><th scope="col">Throughput p50 (tok/s)</th><th scope="col">State</th></tr></thead>
     <tbody>{{#nodes}}<tr><td class="mono"><a href="/nodes/{{key}}">{{keyShort}}</a></td><td class="mono"><a href="/accounts/{{owner}}">{{ownerShort}}</a></td><td>{{#offers}}{{model}}{{#layers}} layers {{layers}}{{/layers}} at {{priceIn}}/{{priceOut}} per M, {{quantization}}, ctx {{context}}<br>{{/offers}}</td><td>{{stake}}</td><td>{{reputation}}</td><td>{{served}}</td><td>{{verified}}</td><td>{{uptime}}</td><td>{{ttft}}</td><td>{{throughput}}</td><td>{{#jailed}}<span class="bad">jailed</span>{{/jailed}}{{^jailed}}{{#stale}}<span class="stale">no answer measured</span>{{/stale}}{{^stale}}<span class="good">active</span>{{/stale}}{{/jailed}}</td></tr>{{/nodes}}</tbody>
@@ -176,11 +187,14 @@ enum Templates {
     {{^service}}<p>Not measured yet.</p>{{/service}}
     <h2>Output tokens paid per minute</h2>
     {{{chart}}}
+    <h2>History</h2>
+    <nav aria-label="Range"><ul class="inline">{{#ranges}}<li>{{#current}}<strong>{{label}}</strong>{{/current}}{{^current}}<a href="/nodes/{{key}}?range={{name}}">{{label}}</a>{{/current}}</li>{{/ranges}}</ul></nav>
+    {{#history}}<h3>{{title}}</h3>{{{svg}}}{{/history}}
     <h2>Recent paid shares</h2>
     <p><a href="/nodes/{{key}}.csv" download>Download as CSV</a></p>
     <div class="scroll"><table>
-    <thead><tr><th scope="col">Block</th><th scope="col">Time (UTC)</th><th scope="col">Request</th><th scope="col">Input tokens</th><th scope="col">Output tokens</th></tr></thead>
-    <tbody>{{#shares}}<tr><td><a href="/blocks/{{height}}">{{height}}</a></td><td>{{time}}</td><td class="mono"><a href="/requests/{{id}}">{{short}}</a></td><td>{{input}}</td><td>{{output}}</td></tr>{{/shares}}</tbody>
+    <thead><tr><th scope="col">Block</th><th scope="col">Time (UTC)</th><th scope="col">Request</th><th scope="col">Input tokens</th><th scope="col">Output tokens</th><th scope="col">At its ask</th></tr></thead>
+    <tbody>{{#shares}}<tr><td><a href="/blocks/{{height}}">{{height}}</a></td><td>{{time}}</td><td class="mono"><a href="/requests/{{id}}">{{short}}</a></td><td>{{input}}</td><td>{{output}}</td><td>{{cost}}</td></tr>{{/shares}}</tbody>
     </table></div>
     <h2>Disputes</h2>
     <ul>{{#disputes}}<li class="mono"><a href="/requests/{{id}}">{{short}}</a>: {{outcome}}, {{slashed}} slashed</li>{{/disputes}}</ul>
@@ -197,10 +211,10 @@ enum Templates {
     <dt>Status</dt><dd>{{status}}</dd>
     </dl>
     <h2>Path</h2>
-    {{#failover}}<p>The answer failed over: {{count}} nodes served it in turn, each going on from the tokens already sent.</p>{{/failover}}
+    {{#failover}}<p>The answer failed over: {{count}} attempts, each going on from the tokens already sent.</p>{{/failover}}
     <div class="scroll"><table>
-    <thead><tr><th scope="col">Order</th><th scope="col">Node</th><th scope="col">Output tokens</th><th scope="col">Share</th><th scope="col">Paid</th></tr></thead>
-    <tbody>{{#path}}<tr><td>{{order}}</td><td class="mono"><a href="/nodes/{{node}}">{{node}}</a></td><td>{{tokens}}</td><td>{{share}}</td><td>{{paid}}</td></tr>{{/path}}</tbody>
+    <thead><tr><th scope="col">Order</th><th scope="col">Node</th><th scope="col">Output tokens</th><th scope="col">Share</th><th scope="col">Paid</th><th scope="col">Why it ended</th></tr></thead>
+    <tbody>{{#path}}<tr><td>{{order}}</td><td class="mono"><a href="/nodes/{{node}}">{{node}}</a></td><td>{{tokens}}</td><td>{{share}}</td><td>{{paid}}</td><td>{{why}}</td></tr>{{/path}}</tbody>
     </table></div>
     <h2>Price</h2>
     <dl>
@@ -216,9 +230,9 @@ enum Templates {
     <p>{{verification}}</p>
     <h2>Settlement</h2>
     <p>Settled at block <a href="/blocks/{{settledHeight}}">{{settledHeight}}</a>{{#tx}} by transaction <a class="mono" href="/tx/{{tx}}">{{txShort}}</a>{{/tx}}; final at block {{finalHeight}}.</p>
-    <h2>Parameters in force now</h2>
-    <div class="scroll"><table><thead><tr><th scope="col">Parameter</th><th scope="col">Value</th></tr></thead>
-    <tbody>{{#params}}<tr><td>{{name}}</td><td>{{value}}</td></tr>{{/params}}</tbody></table></div>
+    <h2>Parameters in force at block {{settledHeight}}</h2>
+    <div class="scroll"><table><thead><tr><th scope="col">Parameter</th><th scope="col">Value</th><th scope="col">Changed since by governance</th></tr></thead>
+    <tbody>{{#params}}<tr><td>{{name}}</td><td>{{value}}</td><td>{{since}}</td></tr>{{/params}}</tbody></table></div>
     """
 
     static let governance = """
@@ -233,7 +247,10 @@ enum Templates {
     <ul>{{#communities}}<li>{{id}}: {{members}} members, {{scheme}}</li>{{/communities}}</ul>
     <h2>Federation assembly</h2>
     {{#assembly}}<p>Seats by community: {{#seats}}{{community}} {{seats}}; {{/seats}} drawn by sortition, seated since block {{since}}, the term ends at block {{termEnd}}. {{pendingDraw}}</p>
-    <ul>{{#members}}<li class="mono"><a href="/accounts/{{.}}">{{.}}</a></li>{{/members}}</ul>{{/assembly}}
+    <ul>{{#members}}<li class="mono"><a href="/accounts/{{.}}">{{.}}</a></li>{{/members}}</ul>
+    <h3>Sortition draws</h3>
+    <div class="scroll"><table><thead><tr><th scope="col">Seated from block</th><th scope="col">Representatives</th><th scope="col">Drawn</th></tr></thead>
+    <tbody>{{#draws}}<tr><td><a href="/blocks/{{from}}">{{from}}</a></td><td>{{count}}</td><td class="mono">{{#members}}<a href="/accounts/{{address}}">{{short}}</a> {{/members}}</td></tr>{{/draws}}</tbody></table></div>{{/assembly}}
     {{^assembly}}<p>No federation: no community has joined the assembly.</p>{{/assembly}}
     """
 

@@ -45,6 +45,8 @@ public struct Timeline: Sendable {
         public var requestId: Hash256
         public var inputTokens: UInt64
         public var outputTokens: UInt64
+        /// What the share costs at the node's ask (before the spot premium and the protocol fee).
+        public var cost: Amount
     }
     private var shares: [Address: [Share]] = [:]
     /// Shares kept per node.
@@ -82,7 +84,7 @@ public struct Timeline: Sendable {
                 for r in receipts {
                     var list = shares[r.node, default: []]
                     list.append(Share(height: block.header.height, timeMillis: block.header.timeMillis, requestId: r.requestId,
-                                      inputTokens: r.inputTokens, outputTokens: r.outputTokens))
+                                      inputTokens: r.inputTokens, outputTokens: r.outputTokens, cost: (try? r.cost()) ?? .zero))
                     if list.count > Self.keptShares { list.removeFirst(list.count - Self.keptShares) }
                     shares[r.node] = list
                 }

@@ -98,6 +98,7 @@ struct Execution {
     private var nodes: [Address] = []
     private var shares: [UInt64] = []
     private var lastFailure: NodeFailure?
+    private var failures: [RequestRecord.FailedAttempt] = []
     private var finish = "stop"
     private var promptTokens = 0
 
@@ -164,7 +165,8 @@ struct Execution {
             return [.record(RequestRecord(requestId: requestId, requestor: requestor, model: base.model, nodes: nodes + [c.node.nodeKey],
                                           outputTokens: shares + [UInt64(tokens.count - before)], receipts: all, charge: charge,
                                           state: "unsettled", reason: nil, createdMillis: 0, quote: quote,
-                                          transcript: RecordedTranscript(request: baseBody, outputTokens: tokens, finish: finish)))]
+                                          transcript: RecordedTranscript(request: baseBody, outputTokens: tokens, finish: finish),
+                                          failures: failures))]
         case let (.recording, .recorded(record)):
             guard let c = current else { return [] }
             receipts = record.receipts
@@ -181,6 +183,11 @@ struct Execution {
             if tokens.count > before {
                 nodes.append(c.node.nodeKey)
                 shares.append(UInt64(tokens.count - before))
+            }
+            if failures.count < 64 {
+                let why = f.busy ? "busy (\(f.status)): \(f.message)" : "\(f.code) (\(f.status)): \(f.message)"
+                failures.append(.init(node: c.node.nodeKey, outputTokens: UInt64(tokens.count - before),
+                                      reason: String(why.prefix(RequestRecord.FailedAttempt.maxReason))))
             }
             guard f.retryable else {
                 phase = .done

@@ -83,11 +83,12 @@ public struct GatewayServer: Sendable {
             guard let id = try? Hash256(hex: String(request.path.dropFirst("/v1/trace/".count))), let record = try? g.store.get(id) else {
                 return Self.error(OpenAIError(404, "invalid_request_error", "not_found", "No request with that id."))
             }
-            let paid = Set(record.receipts.map(\.node))
             let trace: [String: Any] = [
                 "request_id": id.hex, "model": record.model, "state": record.state, "created_ms": Int(record.createdMillis), "gateway": g.config.key.address.text,
-                "attempts": record.nodes.enumerated().map { i, n -> [String: Any] in
-                    ["node": n.text, "output_tokens": Int(i < record.outputTokens.count ? record.outputTokens[i] : 0), "paid": paid.contains(n)]
+                "attempts": record.attempts.map { a -> [String: Any] in
+                    var o: [String: Any] = ["node": a.node.text, "output_tokens": Int(a.outputTokens), "paid": a.paid]
+                    if let why = a.failure { o["failure"] = why }
+                    return o
                 },
             ]
             return Self.response(Array((try? JSONSerialization.data(withJSONObject: trace, options: [.sortedKeys])) ?? Data()))

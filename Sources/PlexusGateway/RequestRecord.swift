@@ -25,6 +25,19 @@ public struct RequestRecord: Codable, Sendable {
     /// What re-executes the request, kept until its settlement is final and handed only
     /// to the requestor (and assigned verifiers): never in the record's JSON view.
     public var transcript: RecordedTranscript?
+    /// The attempts that failed before the one that finished, in order, with why (the trace's
+    /// failover points; one that sent tokens is also in `nodes`, unpaid). Kept in the canonical
+    /// record only (older JSON records have none), shown by the public trace.
+    public var failures: [FailedAttempt] = []
+
+    /// An attempt that ended without the answer: its node, the tokens it sent and why it ended.
+    public struct FailedAttempt: Codable, Sendable, Hashable {
+        public var node: Address
+        public var outputTokens: UInt64
+        public var reason: String
+        /// Longest reason kept.
+        static let maxReason = 300
+    }
 
     enum CodingKeys: String, CodingKey {
         case requestId, requestor, model, nodes, outputTokens, receipts, charge, state, reason, createdMillis, quote
@@ -44,6 +57,24 @@ public struct RecordedTranscript: Sendable, Hashable {
 }
 
 extension RequestRecord {
+    /// Every attempt in order: the failed ones (with why) and those that served a share.
+    /// A failed attempt that sent tokens is listed once, with its reason.
+    var attempts: [(node: Address, outputTokens: UInt64, paid: Bool, failure: String?)] {
+        let paid = Set(receipts.map(\.node))
+        var out: [(node: Address, outputTokens: UInt64, paid: Bool, failure: String?)] = []
+        var shares = Array(zip(nodes, outputTokens))[...]
+        for f in failures {
+            // The shares before this failure (none, in a well-formed record, but kept in order regardless).
+            if f.outputTokens > 0, let i = shares.firstIndex(where: { $0.0 == f.node && $0.1 == f.outputTokens }) {
+                for (n, t) in shares[shares.startIndex..<i] { out.append((n, t, paid.contains(n), nil)) }
+                shares = shares[(i + 1)...]
+            }
+            out.append((f.node, f.outputTokens, false, f.reason))
+        }
+        for (n, t) in shares { out.append((n, t, paid.contains(n), nil)) }
+        return out
+    }
+
     /// The transcript with its receipts, for a requestor or a verifier; nil when none is kept.
     func transcriptView(chainId: String) throws -> Transcript? {
         guard let t = transcript, let first = receipts.first else { return nil }
@@ -54,7 +85,7 @@ extension RequestRecord {
 
 extension RequestRecord: CanonicalCodable {
     public func encode(to w: inout CanonicalWriter) {
-        w.write(UInt8(3))  // format version (1: without the transcript, receipts of format 1 only; 2: without the quote)
+        w.write(UInt8(4))  // format version (1: without the transcript, receipts of format 1 only; 2: without the quote; 3: without failures)
         w.write(requestId); w.write(requestor); w.write(model)
         w.write(UInt32(nodes.count))
         for (n, t) in zip(nodes, outputTokens) { w.write(n); w.write(t) }
@@ -69,11 +100,13 @@ extension RequestRecord: CanonicalCodable {
             w.write(t.finish)
         }
         w.write(optional: quote)
+        w.write(UInt32(failures.count))
+        for f in failures { w.write(f.node); w.write(f.outputTokens); w.write(f.reason) }
     }
 
     public init(from r: inout CanonicalReader) throws {
         let version = try r.readUInt8()
-        guard (1...3).contains(version) else { throw PlexusError(.malformed, "unknown request record format") }
+        guard (1...4).contains(version) else { throw PlexusError(.malformed, "unknown request record format") }
         requestId = try r.readHash()
         requestor = try r.readAddress()
         model = try r.readString(limit: Registry.maxName)
@@ -101,6 +134,15 @@ extension RequestRecord: CanonicalCodable {
             transcript = RecordedTranscript(request: request, outputTokens: tokens, finish: try r.readString(limit: 32))
         }
         quote = version >= 3 ? try r.readOptional(SpotQuote.self) : nil
+        failures = []
+        if version >= 4 {
+            let n = Int(try r.readUInt32())
+            guard n <= 64 else { throw PlexusError(.tooLarge, "too many failed attempts in a request record") }
+            for _ in 0..<n {
+                failures.append(FailedAttempt(node: try r.readAddress(), outputTokens: try r.readUInt64(),
+                                              reason: try r.readString(limit: FailedAttempt.maxReason * 4)))
+            }
+        }
     }
 
     /// Stored form: canonical bytes (older stores hold JSON, still readable).

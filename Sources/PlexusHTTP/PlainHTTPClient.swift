@@ -47,6 +47,9 @@ public final class PlainHTTPClient: Sendable {
         public var description: String { "the connection closed before the response ended" }
     }
 
+    /// The connection closed before the request went out (nothing was sent: it may go again on another).
+    struct ClosedBeforeSending: Error {}
+
     /// The response did not end within the exchange's timeout (the connection is closed).
     public struct TimedOut: Error, CustomStringConvertible {
         public var after: TimeAmount
@@ -92,6 +95,8 @@ public final class PlainHTTPClient: Sendable {
         for (n, v) in headers { head.headers.add(name: n, value: v) }
         // A pooled connection the server has meanwhile closed fails before any answer: then once more on a new one.
         var reused = true
+        // A new connection closed before the request went out (a busy server, a reset): up to three more.
+        var unsent = 0
         // The loop this task runs on, if it is one of the group's: its connections first.
         let loop = MultiThreadedEventLoopGroup.currentEventLoop ?? group.any()
         let key = PoolKey(target: target, loop: ObjectIdentifier(loop))
@@ -100,8 +105,14 @@ public final class PlainHTTPClient: Sendable {
             if reused, let c = checkout(key) {
                 connection = c
             } else {
-                connection = try await connect(target, on: loop)
                 reused = false
+                do {
+                    connection = try await connect(target, on: loop)
+                } catch is ClosedBeforeSending {
+                    unsent += 1
+                    if unsent > 3 || Task.isCancelled { throw ConnectionClosed() }
+                    continue
+                }
             }
             let exchange = Exchange()
             do {
@@ -126,6 +137,12 @@ public final class PlainHTTPClient: Sendable {
             } catch let e as ConnectionClosed where reused && !exchange.sawResponse && !Task.isCancelled {
                 _ = e
                 reused = false
+                continue
+            } catch is ClosedBeforeSending {
+                connection.channel.close(promise: nil)
+                unsent += 1
+                reused = false
+                if unsent > 3 || Task.isCancelled { throw ConnectionClosed() }
                 continue
             }
         }
@@ -183,7 +200,11 @@ public final class PlainHTTPClient: Sendable {
                 }
             }
             .connect(host: t.host, port: t.port).get()
-        let handler = try await channel.pipeline.handler(type: ExchangeHandler.self).get()
+        // A connection closed at once has lost its handlers already (the pipeline says `notFound`).
+        guard let handler = try? await channel.pipeline.handler(type: ExchangeHandler.self).get() else {
+            channel.close(promise: nil)
+            throw ClosedBeforeSending()
+        }
         return Connection(channel: channel, handler: handler)
     }
 }
@@ -204,7 +225,7 @@ final class Connection: Sendable {
         let h: HTTPResponseHead = try await withCheckedThrowingContinuation { c in
             e.setHeadWaiter(c)
             channel.eventLoop.execute {
-                guard channel.isActive else { return e.fail(PlainHTTPClient.ConnectionClosed()) }
+                guard channel.isActive else { return e.fail(PlainHTTPClient.ClosedBeforeSending()) }
                 handler.exchange = e
                 e.setTimer(channel.eventLoop.scheduleTask(in: timeout) {
                     e.fail(PlainHTTPClient.TimedOut(after: timeout))

@@ -13,6 +13,24 @@ import Testing
                       charge: Amount(units: UInt64(100 + i)), state: "unsettled", reason: nil, createdMillis: UInt64(1_000 + i))
     }
 
+    /// Failed attempts are kept with their reasons, survive the stored form, and the trace lists
+    /// every attempt in order: a refusal, a node that failed mid-answer, the one that finished.
+    @Test func failedAttemptsAreKeptInOrderWithTheirReasons() throws {
+        let a = KeyPair.deterministic("a").address, b = KeyPair.deterministic("b").address, c = KeyPair.deterministic("c").address
+        var r = record(1)
+        r.nodes = [b, c]
+        r.outputTokens = [7, 5]
+        r.failures = [.init(node: a, outputTokens: 0, reason: "busy (429): every slot is taken"),
+                      .init(node: b, outputTokens: 7, reason: "stream_interrupted (502): the connection closed")]
+        let back = try RequestRecord(canonicalBytes: r.canonicalBytes)
+        #expect(back.failures == r.failures)
+        let attempts = back.attempts
+        #expect(attempts.map(\.node) == [a, b, c] && attempts.map(\.outputTokens) == [0, 7, 5])
+        #expect(attempts.map(\.failure) == ["busy (429): every slot is taken", "stream_interrupted (502): the connection closed", nil])
+        // A record without failures (an older one too) lists its shares alone.
+        #expect(record(2).attempts.map(\.node) == [KeyPair.deterministic("node").address])
+    }
+
     /// A save made inline is on disk when `beginSave` returns (a read-only view,
     /// which reads the journal's files, sees it at once); inline and queued
     /// saves made together all land, and all survive reopening.

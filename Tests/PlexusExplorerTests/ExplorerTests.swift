@@ -53,12 +53,19 @@ import Testing
             _ = try await ledger.send(.registerNode(nodeKey: op.address, keyProof: op.sign(Registry.nodeKeyProofBytes(chainId: net.genesis.chainId, owner: op.address)),
                                                    endpoint: "http://127.0.0.1:1/<b>", offers: [Offer(model: "m", priceIn: Amount(units: 5), priceOut: Amount(units: 9))]),
                                       from: op)
-            let explorer = try Explorer(ledger: ledger)
+            let historyFile = FileManager.default.temporaryDirectory.appendingPathComponent("explorer-history-\(UUID().uuidString).jsonl").path
+            defer { try? FileManager.default.removeItem(atPath: historyFile) }
+            let explorer = try Explorer(ledger: ledger, historyFile: historyFile)
             try await explorer.catchUp()
+            // Two samples a day and a bit apart: the figures' changes read "over 24 h".
+            try await explorer.sample(nowMillis: 1_000_000)
+            _ = try await ledger.send(.stake(amount: Amount(units: 10 * Amount.unitsPerPLX)), from: op)
+            try await explorer.sample(nowMillis: 1_000_000 + 86_400_000 + 60_000)
             let server = ExplorerServer(explorer: explorer)
             let height = try await ledger.status().height
             let pages = ["/", "/blocks", "/blocks/\(transfer.height)", "/tx/\(transfer.hash.hex)", "/accounts/\(a.address.text)", "/nodes",
-                         "/governance", "/markets", "/nodes?sort=stake", "/blocks?before=\(height)", "/nodes/\(op.address.text)", "/governance/\(proposal.id.hex)"]
+                         "/governance", "/markets", "/nodes?sort=stake", "/blocks?before=\(height)", "/nodes/\(op.address.text)", "/governance/\(proposal.id.hex)",
+                         "/charts/stake", "/charts/height?range=week", "/nodes/\(op.address.text)?range=hour", "/nodes?sort=price&page=3"]
             for path in pages {
                 let (status, headers, html) = await get(server, path)
                 #expect(status == 200, "\(path): \(html.prefix(300))")
@@ -80,10 +87,25 @@ import Testing
             let account = await get(server, "/accounts/\(b.address.text)").2
             #expect(account.contains(transfer.hash.hex) && account.contains("Download as CSV"))
 
+            // Each overview figure links to its history chart, with its change over the day.
+            let overview = await get(server, "/").2
+            #expect(overview.contains("href=\"/charts/stake\"") && overview.contains("href=\"/charts/escrow\"") && overview.contains("+10 over 24 h"), "\(overview)")
+            let stakeChart = await get(server, "/charts/stake").2
+            #expect(stakeChart.contains("<polyline") && stakeChart.contains("+10 over 24 h") && stakeChart.contains("2 samples"), "\(stakeChart)")
+            // The node's own history: its stake stepped up by 10 PLX.
+            let nodePage = await get(server, "/nodes/\(op.address.text)?range=week").2
+            #expect(nodePage.contains("Operator&#39;s stake, last 7 days") && nodePage.contains(">210 PLX<"), "\(nodePage)")
+            // The history comes back from its file in a new explorer (a restart).
+            let again = try Explorer(ledger: ledger, historyFile: historyFile)
+            #expect(again.history.value.points("stake").map(\.value) == explorer.history.value.points("stake").map(\.value))
+            #expect(again.history.value.points("node/\(op.address.text)/stake").count == 2)
+            // Paging past the last page shows the last one.
+            #expect(await get(server, "/nodes?page=3").2.contains("Nodes 1–1 of 1."))
+
             // Malformed and unknown: clear 404 pages, the input shown escaped.
             #expect(await get(server, "/nodes/\(op.address.text)").2.contains("http://127.0.0.1:1/&lt;b&gt;"))
             for path in ["/nodes/\(b.address.text)", "/blocks/abc", "/blocks/999999", "/tx/zz", "/tx/\(Hash256.of([9]).hex)", "/accounts/nobody", "/requests/\(Hash256.of([9]).hex)",
-                         "/governance/12", "/nowhere/<b>x</b>", "/search?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E"] {
+                         "/governance/12", "/nowhere/<b>x</b>", "/search?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E", "/charts/<b>x</b>", "/nodes?page=-1"] {
                 let (status, _, html) = await get(server, path)
                 #expect(status == 404, "\(path): \(status)")
                 #expect(HTMLCheck.problems(html).isEmpty && !html.contains("<script>alert") && !html.contains("<b>x"), "\(path)")
@@ -139,10 +161,54 @@ import Testing
         #expect(perMinute.map(\.1) == [2, 2, 1] && perMinute.map(\.0) == [120_000, 180_000, 240_000])
     }
 
+    @Test func theHistoryKeepsChangesForAWeekAndReadsBackItsFile() throws {
+        var h = History(keepMillis: 10_000, maxPoints: 5)
+        let day: UInt64 = 86_400_000
+        // Network figures are kept every sample, nodes' only when they change.
+        h.record(at: 1_000, ["height": 1, "node/x/stake": 5], always: { !$0.hasPrefix("node/") })
+        h.record(at: 2_000, ["height": 2, "node/x/stake": 5], always: { !$0.hasPrefix("node/") })
+        h.record(at: 3_000, ["height": 4, "node/x/stake": 7, "bad": .nan], always: { !$0.hasPrefix("node/") })
+        #expect(h.points("height").map(\.value) == [1, 2, 4] && h.points("node/x/stake").map(\.value) == [5, 7] && h.points("bad").isEmpty)
+        #expect(h.value("node/x/stake", at: 2_500) == 5 && h.value("height", at: 500) == nil)
+        // A change over more than the history holds is measured from its start.
+        #expect(h.change("height", over: day).map { $0.delta == 3 && $0.from == 1_000 } == true)
+        #expect(h.change("height", over: 1_000).map { $0.delta == 2 && $0.from == 2_000 } == true)
+        // Older than the window: dropped, but the last point before it stays (a step series keeps its value).
+        h.record(at: 13_000, ["height": 9], always: { _ in true })
+        #expect(h.points("height").map(\.timeMillis) == [3_000, 13_000] && h.points("node/x/stake").map(\.value) == [7])
+        // At most maxPoints a series; a point older than the last is ignored.
+        for t in UInt64(0)..<10 { h.record(at: 13_100 + t, ["height": Double(t)]) }
+        h.record(at: 1, ["height": 100])
+        #expect(h.points("height").count == 5 && h.points("height").last?.value == 9)
+        #expect(h.points("height", since: 13_107).map(\.timeMillis) == [13_106, 13_107, 13_108, 13_109])
+
+        // The file: appended line by line, rewritten whole now and then, a torn last line skipped.
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("history-\(UUID().uuidString).jsonl").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var w = History()
+        for i in UInt64(1)...5 {
+            let kept = w.record(at: i * 60_000, ["requests": Double(i), "node/n/price": i < 3 ? 10 : 12], always: { !$0.hasPrefix("node/") })
+            try w.append(at: i * 60_000, kept, to: path, rewriteEvery: 3)
+        }
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data("{\"t\": 999999, \"v\": {\"requ".utf8))
+        try handle.close()
+        var r = History()
+        r.load(path)
+        #expect(r.points("requests").map(\.value) == [1, 2, 3, 4, 5] && r.points("node/n/price").map(\.value) == [10, 12])
+        #expect(r.latest == 300_000)
+        var missing = History()
+        missing.load(path + ".none")
+        #expect(missing.keys.isEmpty)
+    }
+
     @Test func chartsAndEscapes() {
         let svg = SVGChart.line([(0, 1), (1, 3), (2, 2)], title: "a <b> & \"c\"", unit: "x/s")
         #expect(svg.hasPrefix("<svg") && svg.contains("polyline") && svg.contains("a &lt;b&gt; &amp; &quot;c&quot;") && HTMLCheck.problems(svg).isEmpty)
         #expect(SVGChart.line([], title: "t", unit: "u").contains("no data yet"))
+        let timed = SVGChart.line([(0, 1), (1, 2)], title: "t", unit: "u", xLabels: ("<start>", "end"))
+        #expect(timed.contains("&lt;start&gt;") && timed.contains(">end</text>") && HTMLCheck.problems(timed).isEmpty)
         #expect(HTML.escape("<a href='x'>&</a>") == "&lt;a href=&#39;x&#39;&gt;&amp;&lt;/a&gt;")
     }
 }

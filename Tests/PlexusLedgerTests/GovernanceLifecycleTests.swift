@@ -159,8 +159,18 @@ import Testing
         #expect(throws: PlexusError.self) { try l.send(2, .execute(proposal: a)) }  // timelocked
         try l.advance(to: eta + 4 - 1)  // last block of the grace period
         #expect(l.stateOf(a) == .queued)
+        let feeBefore = l.state.params[.protocolFeeBps]
         try l.send(2, .execute(proposal: a))  // anyone may execute
         #expect(l.state.params[.protocolFeeBps] == 250)
+        // The change is logged, so the parameters in force at any earlier height can be read back.
+        let change = try #require(l.state.paramChanges.last)
+        #expect(l.state.paramChanges.count == 1 && change.name == "protocolFeeBps" && change.old == feeBefore && change.new == 250)
+        #expect(l.state.params.at(change.height - 1, undoing: l.state.paramChanges)[.protocolFeeBps] == feeBefore)
+        #expect(l.state.params.at(change.height, undoing: l.state.paramChanges)[.protocolFeeBps] == 250)
+        // The log is a state record: it survives a reload.
+        var reloaded = try LedgerState(chainId: "x", params: .defaults, accounts: [:])
+        try reloaded.load(records: [(RecordKey.paramLog.bytes, try #require(l.state.recordBytes(.paramLog)))])
+        #expect(reloaded.paramChanges == l.state.paramChanges)
         #expect(l.stateOf(a) == .executed)
         #expect(throws: PlexusError.self) { try l.send(2, .execute(proposal: a)) }
         try l.next()  // eta + grace

@@ -131,6 +131,9 @@ public struct FederationView: Codable, Sendable {
     public var since: UInt64?
     public var termEnd: UInt64
     public var pendingDraw: UInt64?
+    /// The assembly's sortition draws the ledger still holds, newest first (at most 50): from
+    /// which height each sat, and who.
+    public var draws: [CouncilTerm]?
 
     public init(_ t: GovernanceTotals) {
         communities = t.federation
@@ -139,6 +142,7 @@ public struct FederationView: Codable, Sendable {
         since = t.assembly.last?.fromHeight
         termEnd = t.termEnd
         pendingDraw = t.pendingDraw
+        draws = Array(t.assembly.suffix(50).reversed())
     }
 }
 

@@ -231,11 +231,19 @@ public enum LedgerAPI {
             return try json(BlockView(block))
         }
 
-        router.get("/v1/params") { _, _ -> Response in
-            let p = await service.params()
-            return try json(ParamsView(p))
+        router.get("/v1/params") { request, _ -> Response in
+            // `?at=H`: the values in force after block H (every later change undone).
+            let at = request.uri.queryParameters.get("at")
+            if let at {
+                guard let h = UInt64(at) else { throw APIError(.badRequest, .malformed, "'at' must be a block height") }
+                return try json(await service.read { st in
+                    ParamsView(st.params.at(h, undoing: st.paramChanges), at: h, changes: st.paramChanges.filter { $0.height > h })
+                })
+            }
+            return try json(await service.read { st in ParamsView(st.params, changes: st.paramChanges) })
         }
 
+        router.get("/v1/supply") { _, _ -> Response in try json(await service.read { SupplyView($0) }) }
         router.get("/v1/nodes") { _, _ -> Response in try json(await service.read { NodesView(nodes: $0.nodes.values.sorted { $0.owner < $1.owner }, in: $0) }) }
         router.get("/v1/shards/:model") { _, context -> Response in
             let model = context.parameters.get("model") ?? ""

@@ -49,11 +49,52 @@ public struct ParamsView: Codable, Sendable {
     }
 
     public var params: [Entry]
+    /// The height these values stood at, when asked for one (`?at=`); nil: now.
+    public var at: UInt64?
+    /// Every change governance has made, in order (with `?at=`: those after that height, which
+    /// the values shown undo).
+    public var changes: [ParamChange]?
 
-    public init(_ p: Params) {
+    public init(_ p: Params, at: UInt64? = nil, changes: [ParamChange]? = nil) {
         params = zip(Params.specs, p.named).map { spec, nv in
             Entry(name: spec.name, value: nv.value, min: spec.min, max: spec.max, summary: spec.summary)
         }
+        self.at = at
+        self.changes = changes
+    }
+}
+
+/// Where the supply is, summed over every account (`GET /v1/supply`): what accounts hold
+/// spendable, staked, unbonding and in escrow (unlocking included), the treasury's balance,
+/// and what pending settlements, open disputes' bonds and paid-for data hold until they end.
+public struct SupplyView: Codable, Sendable {
+    public var height: UInt64
+    public var total: Amount
+    public var balances: Amount
+    public var staked: Amount
+    public var unbonding: Amount
+    public var escrow: Amount
+    public var treasury: Amount
+    public var pending: Amount
+    public var accounts: Int
+
+    public init(_ st: LedgerState) {
+        var b: UInt64 = 0, s: UInt64 = 0, u: UInt64 = 0, e: UInt64 = 0
+        for a in st.accounts.values {
+            b &+= a.balance.units
+            s &+= a.staked.units
+            u &+= a.unbondingTotal.units
+            e &+= a.escrow.units &+ a.escrowUnlockingTotal.units
+        }
+        height = st.height
+        total = st.totalSupply
+        balances = Amount(units: b)
+        staked = Amount(units: s)
+        unbonding = Amount(units: u)
+        escrow = Amount(units: e)
+        treasury = st.treasury
+        pending = (try? st.pendingSettlementTotal()) ?? .zero
+        accounts = st.accounts.count
     }
 }
 

@@ -44,6 +44,16 @@ public struct LedgerClient: Sendable {
         try await get("/v1/params")
     }
 
+    /// Where the supply is: balances, stake, unbonding, escrow, treasury, pending.
+    public func supply() async throws -> SupplyView {
+        try await get("/v1/supply")
+    }
+
+    /// The parameters in force after block `height` (later changes undone).
+    public func params(at height: UInt64) async throws -> ParamsView {
+        try await get("/v1/params?at=\(height)")
+    }
+
     /// A block, or nil if none at that height.
     public func block(_ height: UInt64) async throws -> BlockView? {
         do {

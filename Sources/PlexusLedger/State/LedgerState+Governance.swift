@@ -545,7 +545,10 @@ extension LedgerState {
     mutating func execute(_ action: ProposalAction) -> [Event] {
         switch action {
         case let .setParam(name, value):
-            try? params.set(name, to: value)
+            if let old = params.value(name), (try? params.set(name, to: value)) != nil {
+                paramChanges.append(ParamChange(height: height, name: name, old: old, new: value))
+                dirtyRecords.insert(.paramLog)
+            }
             paramsDirty = true
             return [.governance(action: "param_changed", subject: name, detail: String(value))]
         case let .setCommunityParam(c, name, value):

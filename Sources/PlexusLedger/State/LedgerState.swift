@@ -61,6 +61,8 @@ public struct LedgerState: Sendable {
     public internal(set) var spotCharges: [Hash256: SpotCharge] = [:]
     /// Models' evaluations, by model.
     public internal(set) var evaluations: [String: [Evaluation]] = [:]
+    /// Every parameter change governance has made, in order (for the parameters in force at a height).
+    public internal(set) var paramChanges: [ParamChange] = []
     /// Nodes' measured service, by node key and model (`report_service`).
     public internal(set) var service: [ServiceKey: ServiceRecord] = [:]
     /// Datasets, by id; access grants, by id (`LedgerState+Data`).
@@ -238,6 +240,11 @@ public struct LedgerState: Sendable {
             return w.bytes
         }
         case let .service(node, model): service[ServiceKey(node: node, model: model)]?.canonicalBytes
+        case .paramLog: paramChanges.isEmpty ? nil : {
+            var w = CanonicalWriter(capacity: 64 * paramChanges.count)
+            w.write(array: paramChanges)
+            return w.bytes
+        }()
         case let .evaluations(id): evaluations[id].map { list in
             var w = CanonicalWriter(capacity: 256 * list.count)
             w.write(array: list)
@@ -301,6 +308,9 @@ public struct LedgerState: Sendable {
                 var r = CanonicalReader(v)
                 evaluations[id] = try r.readArray(of: Evaluation.self, limit: Evaluation.maxPerModel)
             case let .service(node, model): service[ServiceKey(node: node, model: model)] = try ServiceRecord(canonicalBytes: v)
+            case .paramLog:
+                var r = CanonicalReader(v)
+                paramChanges = try r.readArray(of: ParamChange.self, limit: 1 << 20)
             }
             dirtyRecords.insert(key)
         }

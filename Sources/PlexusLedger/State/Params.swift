@@ -21,6 +21,30 @@ public struct ParamSpec: Sendable, Hashable {
 ///
 /// Values are stored in the order of `Params.specs` (sorted by name), so
 /// the canonical encoding never depends on dictionary order.
+/// A parameter set by governance: at which height, from what, to what.
+public struct ParamChange: Sendable, Hashable, Codable, CanonicalCodable {
+    public var height: UInt64
+    public var name: String
+    public var old: UInt64
+    public var new: UInt64
+
+    public init(height: UInt64, name: String, old: UInt64, new: UInt64) {
+        self.height = height
+        self.name = name
+        self.old = old
+        self.new = new
+    }
+
+    public func encode(to w: inout CanonicalWriter) { w.write(height); w.write(name); w.write(old); w.write(new) }
+
+    public init(from r: inout CanonicalReader) throws {
+        height = try r.readUInt64()
+        name = try r.readString(limit: 64)
+        old = try r.readUInt64()
+        new = try r.readUInt64()
+    }
+}
+
 public struct Params: Sendable, Hashable, CanonicalCodable {
     /// Identifies a parameter; the raw value is its index in `specs`.
     public enum Key: Int, CaseIterable, Sendable {
@@ -230,6 +254,21 @@ public struct Params: Sendable, Hashable, CanonicalCodable {
         guard self[.challengerShareBps] + self[.committeeShareBps] <= 10_000 else {
             throw PlexusError(.outOfRange, "challengerShareBps + committeeShareBps must be at most 10000")
         }
+    }
+
+    /// The value of `name`, if there is such a parameter.
+    public func value(_ name: String) -> UInt64? {
+        Self.specs.firstIndex { $0.name == name }.map { values[$0] }
+    }
+
+    /// These parameters as they stood after block `height`, with `changes` (every change since
+    /// genesis, in order) undone back to it.
+    public func at(_ height: UInt64, undoing changes: [ParamChange]) -> Params {
+        var p = self
+        for c in changes.reversed() where c.height > height {
+            if let i = Self.specs.firstIndex(where: { $0.name == c.name }) { p.values[i] = c.old }
+        }
+        return p
     }
 
     /// Name-value pairs in canonical order.

@@ -374,6 +374,7 @@ enum RecordKey: Hashable, Comparable {
     case grant(Hash256)
     case provenance(String)
     case service(Address, String)
+    case paramLog
 
     var bytes: [UInt8] {
         switch self {
@@ -402,6 +403,7 @@ enum RecordKey: Hashable, Comparable {
         case let .grant(h): [UInt8(ascii: "w")] + h.bytes
         case let .provenance(id): [UInt8(ascii: "o")] + Array(id.utf8)
         case let .service(node, model): [UInt8(ascii: "u")] + node.bytes + Array(model.utf8)
+        case .paramLog: [UInt8(ascii: "H")]
         }
     }
 
@@ -444,6 +446,9 @@ enum RecordKey: Hashable, Comparable {
         case UInt8(ascii: "w"): self = .grant(try Hash256(bytes: rest))
         case UInt8(ascii: "o"): self = .provenance(try text(rest))
         case UInt8(ascii: "u"): let (node, model) = try split(); self = .service(node, model)
+        case UInt8(ascii: "H"):
+            guard rest.isEmpty else { throw PlexusError(.malformed, "parameter log key has \(rest.count) extra bytes") }
+            self = .paramLog
         default: throw PlexusError(.malformed, "unknown record key tag \(tag)")
         }
     }
