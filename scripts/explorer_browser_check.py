@@ -209,6 +209,8 @@ def main():
     trace = json.loads(urllib.request.urlopen(NET["baseURL"][:-3] + "/v1/trace/" + rid, timeout=30).read())
     attempts = [(a["node"], a["output_tokens"]) for a in trace["attempts"]]
     check([n for n, _ in attempts] == [first, second], f"the gateway's trace lists the killed node, then the one that finished ({attempts})")
+    check(bool(trace["attempts"][0].get("failure")) and "failure" not in trace["attempts"][1],
+          f"the gateway's trace says why the first attempt ended ({trace['attempts'][0].get('failure')})")
     for text in ["one", "two", "three"]:
         chat(text)
     account = NET["requestor"]
@@ -247,6 +249,18 @@ def main():
         check(f"Settled at block {settlement['settledHeight']}" in page, "the trace shows the settlement block")
         check("Verification" in page and ("check" in page or "verifiable" in page), "the trace shows the verification state")
         check("failed over" in page, "the trace says the answer failed over")
+        why = [r[5] for r in rows or []]
+        check(len(why) == 2 and why[0] not in ("", "–") and why[1] == "finished the answer", f"the trace says why each attempt ended ({why})")
+        check(f"Parameters in force at block {settlement['settledHeight']}" in page, "the trace shows the parameters in force at its settlement block")
+
+        # Each overview figure links to its history chart; a node page has its own.
+        b.open("/")
+        check(b.eval("document.querySelector('a[href=\"/charts/requests\"]') !== null"), "the overview's figures link to their charts")
+        b.open("/charts/requests?range=hour")
+        b.shot("chart")
+        check("Requests settled" in b.text() and b.eval("document.querySelector('svg polyline') !== null"), "a figure's history chart is drawn")
+        b.open(f"/nodes/{second}")
+        check("History" in b.text() and b.eval("document.querySelectorAll('svg.chart').length") >= 5, "a node page has its history charts")
 
         # Search by request id, address and block height.
         for q, want in [(rid, f"/requests/{rid}"), (account, f"/accounts/{account}"), (str(height), f"/blocks/{height}")]:

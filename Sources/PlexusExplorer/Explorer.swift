@@ -356,6 +356,14 @@ public final class Explorer: Sendable {
         return out
     }
 
+    /// Why a node looks stale, if it does: gateways measured it over the day and it never
+    /// answered, or it was paid for work before and not in the last 24 h.
+    static func staleness(_ day: ServiceView.Window?, lastPaid: UInt64?, now: UInt64) -> String? {
+        if let day, day.attempts > 0, day.answered == 0 { return "no answer measured today" }
+        if let lastPaid, lastPaid + 86_400_000 < now { return "no paid work for a day" }
+        return nil
+    }
+
     /// Nodes the nodes page lists at a time.
     static let nodesPage = 200
 
@@ -386,6 +394,7 @@ public final class Explorer: Sendable {
         let sorts = [("key", "node"), ("price", "price"), ("stake", "stake"), ("reputation", "reputation"), ("served", "requests served"),
                      ("uptime", "uptime"), ("latency", "latency")]
         let sort = sorts.contains { $0.0 == sort } ? sort! : "key"
+        let tl = timeline.value, now = tl.samples.last?.timeMillis ?? 0
         let size = Self.nodesPage, count = rows.count
         let page = min(max(0, page), max(0, (count - 1) / size))
         rows = Array(rows.dropFirst(page * size).prefix(size))
@@ -402,8 +411,8 @@ public final class Explorer: Sendable {
                     "served": row.served, "verified": "\(row.passes) / \(row.frauds)",
                     "uptime": Self.percent(row.day?.uptime), "ttft": row.day?.ttftMillis.map { String(format: "≤%.0f", $0.p50) } ?? "–",
                     "throughput": row.day?.tokensPerSecond.map { String(format: "≤%.1f", $0.p50) } ?? "–",
-                    // Stale: measured over the day, yet nothing answered.
-                    "stale": row.day.map { $0.attempts > 0 && $0.answered == 0 } ?? false,
+                    // Stale: measured over the day yet nothing answered, or paid work seen but none for a day.
+                    "stale": Self.staleness(row.day, lastPaid: tl.lastShare(of: row.key)?.timeMillis, now: now).map { $0 as Any } ?? false,
                     "offers": row.offers.map { o -> [String: Any] in
                         var y: [String: Any] = ["model": o.model, "priceIn": o.priceIn.description, "priceOut": o.priceOut.description,
                                                 "quantization": quant[o.model] ?? "", "context": o.contextLength]

@@ -123,6 +123,9 @@ public struct Timeline: Sendable {
         (byAccount[a] ?? []).reversed().prefix(limit).map { entries[$0 - firstEntry] }
     }
 
+    /// A node's latest paid share.
+    public func lastShare(of node: Address) -> Share? { shares[node]?.last }
+
     /// A node's recent paid shares, newest first.
     public func shares(of node: Address) -> [Share] { (shares[node] ?? []).reversed() }
 

@@ -203,6 +203,17 @@ import Testing
         #expect(missing.keys.isEmpty)
     }
 
+    @Test func staleNodesAreTheSilentAndTheUnpaid() {
+        let day: UInt64 = 86_400_000
+        func window(_ attempts: UInt64, _ answered: UInt64) -> ServiceView.Window {
+            try! JSONDecoder().decode(ServiceView.Window.self, from: Data("{\"window\":\"1d\",\"attempts\":\(attempts),\"answered\":\(answered),\"reports\":1}".utf8))
+        }
+        #expect(Explorer.staleness(window(5, 0), lastPaid: nil, now: day) == "no answer measured today")
+        #expect(Explorer.staleness(window(5, 1), lastPaid: 1, now: 2 * day) == "no paid work for a day")
+        #expect(Explorer.staleness(window(5, 1), lastPaid: day, now: 2 * day) == nil)
+        #expect(Explorer.staleness(nil, lastPaid: nil, now: 2 * day) == nil)
+    }
+
     @Test func chartsAndEscapes() {
         let svg = SVGChart.line([(0, 1), (1, 3), (2, 2)], title: "a <b> & \"c\"", unit: "x/s")
         #expect(svg.hasPrefix("<svg") && svg.contains("polyline") && svg.contains("a &lt;b&gt; &amp; &quot;c&quot;") && HTMLCheck.problems(svg).isEmpty)
