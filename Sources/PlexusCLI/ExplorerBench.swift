@@ -133,8 +133,23 @@ struct ExplorerBench: AsyncParsableCommand {
         guard let last = settles.last, let settled = try await ledger.transaction(last.hash) else {
             throw PlexusError(.notFound, "the seeded ledger lacks its last settlement")
         }
+        // A week of history at a sample a minute: the network's figures each time, every node's
+        // figures changing every half hour.
+        benchProgress("seeding a week of history")
+        let minute: UInt64 = 60_000, start = UInt64(Date().timeIntervalSince1970 * 1_000) - 7 * 1_440 * minute
+        let figureIds = ["height", "block-time", "tx-rate", "requests", "tokens", "nodes", "stake", "escrow", "treasury", "verifiers", "passes", "frauds", "disputes"]
+        for m in UInt64(0)..<(7 * 1_440) {
+            var values: [String: Double] = [:]
+            for (i, id) in figureIds.enumerated() { values[id] = Double((m &* 31 &+ UInt64(i) &* 17) % 1_000) }
+            if m % 30 == 0 {
+                for (i, o) in owners.enumerated() {
+                    for f in ["stake", "price", "ttft", "tps", "served"] { values["node/\(o.address.text)/\(f)"] = Double((m &+ UInt64(i)) % 97) }
+                }
+            }
+            try explorer.record(at: start + m * minute, values)
+        }
         let pages: [(String, String)] = [
-            ("overview", "/"), ("blocks", "/blocks"), ("block", "/blocks/\(settled.height)"), ("transaction", "/tx/\(last.hash.hex)"),
+            ("overview", "/"), ("chart", "/charts/requests?range=week"), ("node", "/nodes/\(owners[0].address.text)?range=week"), ("blocks", "/blocks"), ("block", "/blocks/\(settled.height)"), ("transaction", "/tx/\(last.hash.hex)"),
             ("account", "/accounts/\(requestors[0].address.text)"), ("nodes", "/nodes"), ("nodes by uptime", "/nodes?sort=uptime"),
             ("request", "/requests/\(ids[ids.count / 2].hex)"), ("governance", "/governance"), ("markets", "/markets"),
             ("search", "/search?q=\(ids[1].hex)"),

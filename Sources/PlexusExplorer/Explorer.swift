@@ -181,6 +181,12 @@ public final class Explorer: Sendable {
         let (f, n) = try await (figures, nodes)
         var values = n
         for x in f { if let v = x.number { values[x.id] = v } }
+        try record(at: nowMillis, values)
+    }
+
+    /// Takes `values` (figures by id, node figures as `node/{key}/{figure}`) into the history as
+    /// one sample at `nowMillis`, and into its file.
+    public func record(at nowMillis: UInt64, _ values: [String: Double]) throws {
         let kept = history.update { $0.record(at: nowMillis, values, always: { !$0.hasPrefix("node/") }) }
         if let historyFile { try history.update { try $0.append(at: nowMillis, kept, to: historyFile) } }
     }
