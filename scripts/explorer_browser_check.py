@@ -252,6 +252,7 @@ def main():
         why = [r[5] for r in rows or []]
         check(len(why) == 2 and why[0] not in ("", "–") and why[1] == "finished the answer", f"the trace says why each attempt ended ({why})")
         check(f"Parameters in force at block {settlement['settledHeight']}" in page, "the trace shows the parameters in force at its settlement block")
+        check("Receipts" in page and "both valid" in page and "INVALID" not in page, "the trace shows the paid receipt, its ask and its checked signatures")
 
         # Each overview figure links to its history chart; a node page has its own.
         b.open("/")

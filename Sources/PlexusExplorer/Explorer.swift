@@ -237,7 +237,8 @@ public final class Explorer: Sendable {
         let range = Self.ranges.contains { $0.name == range } ? range! : "day"
         let points = history.value.points(id)
         return render("chart", [
-            "label": f.label, "value": f.text, "change": change(of: id) ?? "–", "samples": points.count,
+            "label": f.label, "value": f.text, "change": change(of: id) ?? "no change known yet",
+            "samples": points.count == 1 ? "1 sample" : "\(points.count) samples",
             "since": points.first.map { Self.time($0.timeMillis) } ?? "–",
             "chart": historyChart(id, range: range, title: f.label, unit: f.unit),
             "ranges": Self.ranges.map { ["name": $0.name, "label": $0.label, "current": $0.name == range] as [String: Any] },
@@ -522,6 +523,18 @@ public final class Explorer: Sendable {
         if let at = timeline.value.settlement(of: id) {
             context["tx"] = at.tx.hex
             context["txShort"] = Self.short(at.tx)
+            // The receipts as settled: each share's ask and what it cost at it, and both signatures, checked here.
+            let chainId = try await ledger.status().chainId
+            if let tx = try? await ledger.committedTransaction(at.tx)?.transaction, let receipts = tx.body.settledReceipts {
+                let rows = receipts.filter { $0.requestId == id }.map { r -> [String: Any] in
+                    let valid = (try? r.verify(chainId: chainId)) != nil
+                    return ["node": r.node.text, "nodeShort": r.node.short, "input": r.inputTokens, "output": r.outputTokens,
+                            "ask": "\(r.priceIn) / \(r.priceOut)", "cost": (try? r.cost())?.description ?? "overflows",
+                            "nodeSignature": String(Hex.encode(r.nodeSignature.bytes).prefix(16)), "gatewaySignature": String(Hex.encode(r.gatewaySignature.bytes).prefix(16)),
+                            "valid": valid ? "both valid" : "INVALID"]
+                }
+                if !rows.isEmpty { context["receipts"] = ["rows": rows] }
+            }
         }
         context["verification"] = Self.describe(v)
         return render("request", context, title: "Request \(Self.short(id))")

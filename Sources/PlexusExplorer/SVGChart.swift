@@ -24,6 +24,7 @@ public enum SVGChart {
         <text x="\(pad + 4)" y="\(h - 8)" font-size="12">0\(xLabels.map { " · " + HTML.escape($0.0) } ?? "")</text>\
         \(xLabels.map { "<text x=\"\(w - pad)\" y=\"\(h - 8)\" font-size=\"12\" text-anchor=\"end\">\(HTML.escape($0.1))</text>" } ?? "")\
         \(points.isEmpty ? "<text x=\"\(w / 2)\" y=\"\(h / 2)\" font-size=\"12\" text-anchor=\"middle\">no data yet</text>" : "<polyline fill=\"none\" stroke=\"#1a5fb4\" stroke-width=\"2\" points=\"\(path)\"/>")\
+        \(points.count == 1 ? String(format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"#1a5fb4\"/>", px(points[0].x), py(points[0].y)) : "")\
         </svg>
         """
     }

@@ -82,7 +82,7 @@ enum Templates {
     <p>Now: <strong>{{value}}</strong>; {{change}}.</p>
     <nav aria-label="Range"><ul class="inline">{{#ranges}}<li>{{#current}}<strong>{{label}}</strong>{{/current}}{{^current}}<a href="/charts/{{id}}?range={{name}}">{{label}}</a>{{/current}}</li>{{/ranges}}</ul></nav>
     {{{chart}}}
-    <p>{{samples}} samples kept since {{since}} (the explorer samples each figure once a period and keeps a week, across restarts).</p>
+    <p>{{samples}} kept since {{since}} (the explorer samples each figure once a period and keeps a week, across restarts).</p>
     <p><a href="/">Back to the overview</a></p>
     """
 
@@ -222,6 +222,12 @@ enum Templates {
     <dt>Protocol fee (treasury)</dt><dd>{{fee}}</dd>
     {{#premium}}<dt>Spot premium locked at admission</dt><dd>{{premium}} (quote height {{quoteHeight}})</dd>{{/premium}}
     </dl>
+    {{#receipts}}<h3>Receipts</h3>
+    <p>Each paid share's receipt, signed by its node and countersigned by the gateway: the tokens it counts, the node's ask per million input / output tokens, and what the share costs at that ask (the charge adds the spot premium; the protocol fee and any royalty come out of it).</p>
+    <div class="scroll"><table>
+    <thead><tr><th scope="col">Node</th><th scope="col">Input tokens</th><th scope="col">Output tokens</th><th scope="col">Ask in / out</th><th scope="col">At the ask</th><th scope="col">Node signature</th><th scope="col">Gateway signature</th><th scope="col">Signatures</th></tr></thead>
+    <tbody>{{#rows}}<tr><td class="mono"><a href="/nodes/{{node}}">{{nodeShort}}</a></td><td>{{input}}</td><td>{{output}}</td><td>{{ask}}</td><td>{{cost}}</td><td class="mono">{{nodeSignature}}…</td><td class="mono">{{gatewaySignature}}…</td><td>{{valid}}</td></tr>{{/rows}}</tbody>
+    </table></div>{{/receipts}}
     <div class="scroll"><table>
     <thead><tr><th scope="col">Paid to</th><th scope="col">Amount</th></tr></thead>
     <tbody>{{#payouts}}<tr><td class="mono"><a href="/accounts/{{to}}">{{to}}</a></td><td>{{amount}}</td></tr>{{/payouts}}</tbody>
