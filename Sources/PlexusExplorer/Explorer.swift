@@ -382,12 +382,12 @@ public final class Explorer: Sendable {
         let measured = m.measuredService
         let quant = Dictionary(cards.map { ($0.id, $0.quantization) }, uniquingKeysWith: { a, _ in a })
         struct Row { var key: Address; var owner: Address; var offers: [Offer]; var stake: UInt64; var reputation: Double; var jailed: Bool
-            var day: ServiceView.Window?; var served: UInt64; var passes: UInt64; var frauds: UInt64 }
+            var day: ServiceView.Window?; var served: UInt64; var tokens: UInt64; var passes: UInt64; var frauds: UInt64 }
         var rows = r.nodes.map { n -> Row in
             let st = r.standing?[n.owner.text]
             let day = n.offers.lazy.compactMap { measured[ServiceKey(node: n.nodeKey, model: $0.model)]?[.day] }.first
             return Row(key: n.nodeKey, owner: n.owner, offers: n.offers, stake: st?.staked?.units ?? 0, reputation: st?.reputation ?? 0.5,
-                       jailed: st?.jailed ?? false, day: day, served: st?.served ?? 0, passes: st?.passes ?? 0, frauds: st?.frauds ?? 0)
+                       jailed: st?.jailed ?? false, day: day, served: st?.served ?? 0, tokens: st?.servedTokens ?? 0, passes: st?.passes ?? 0, frauds: st?.frauds ?? 0)
         }
         switch sort {
         case "stake": rows.sort { ($0.stake, $0.key) > ($1.stake, $1.key) }
@@ -415,7 +415,7 @@ public final class Explorer: Sendable {
                 let x: [String: Any] = [
                     "key": row.key.text, "keyShort": row.key.short, "owner": row.owner.text, "ownerShort": row.owner.short, "stake": Amount(units: row.stake).description,
                     "reputation": String(format: "%.3f", row.reputation), "jailed": row.jailed,
-                    "served": row.served, "verified": "\(row.passes) / \(row.frauds)",
+                    "served": row.served, "tokens": row.tokens, "verified": "\(row.passes) / \(row.frauds)",
                     "uptime": Self.percent(row.day?.uptime), "ttft": row.day?.ttftMillis.map { String(format: "≤%.0f", $0.p50) } ?? "–",
                     "throughput": row.day?.tokensPerSecond.map { String(format: "≤%.1f", $0.p50) } ?? "–",
                     // Stale: measured over the day yet nothing answered, or paid work seen but none for a day.
@@ -461,7 +461,7 @@ public final class Explorer: Sendable {
         return render("node", [
             "key": key.text, "owner": n.owner.text, "endpoint": n.endpoint, "registered": n.registeredHeight,
             "stake": st?.staked?.description ?? "–", "reputation": st.map { String(format: "%.3f", $0.reputation) } ?? "–",
-            "served": st?.served ?? 0, "passes": st?.passes ?? 0, "frauds": st?.frauds ?? 0, "jailed": st?.jailed ?? false,
+            "served": st?.served ?? 0, "tokens": st?.servedTokens ?? 0, "passes": st?.passes ?? 0, "frauds": st?.frauds ?? 0, "jailed": st?.jailed ?? false,
             "offers": n.offers.map { o -> [String: Any] in
                 var y: [String: Any] = ["model": o.model, "priceIn": o.priceIn.description, "priceOut": o.priceOut.description,
                                         "concurrency": o.concurrency, "context": o.contextLength, "region": o.region]

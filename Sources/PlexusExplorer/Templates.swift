@@ -154,8 +154,8 @@ enum Templates {
     <p>Sort by: {{#sorts}}<a href="/nodes?sort={{key}}">{{label}}</a> {{/sorts}}</p>
     <p>Nodes {{first}}–{{last}} of {{count}}.{{#earlier}} <a href="/nodes?sort={{sort}}&amp;page={{page}}">Previous {{size}}</a>{{/earlier}}{{#later}} <a href="/nodes?sort={{sort}}&amp;page={{page}}">Next {{size}}</a>{{/later}}</p>
     <div class="scroll"><table>
-    <thead><tr><th scope="col">Node</th><th scope="col">Operator</th><th scope="col">Offers</th><th scope="col">Stake</th><th scope="col">Reputation</th><th scope="col">Requests served</th><th scope="col">Checks passed / frauds</th><th scope="col">Uptime 1d</th><th scope="col">First token p50 (ms)</th><th scope="col">Throughput p50 (tok/s)</th><th scope="col">State</th></tr></thead>
-    <tbody>{{#nodes}}<tr><td class="mono"><a href="/nodes/{{key}}">{{keyShort}}</a></td><td class="mono"><a href="/accounts/{{owner}}">{{ownerShort}}</a></td><td>{{#offers}}{{model}}{{#layers}} layers {{layers}}{{/layers}} at {{priceIn}}/{{priceOut}} per M, {{quantization}}, ctx {{context}}<br>{{/offers}}</td><td>{{stake}}</td><td>{{reputation}}</td><td>{{served}}</td><td>{{verified}}</td><td>{{uptime}}</td><td>{{ttft}}</td><td>{{throughput}}</td><td>{{#jailed}}<span class="bad">jailed</span>{{/jailed}}{{^jailed}}{{#stale}}<span class="stale">stale: {{stale}}</span>{{/stale}}{{^stale}}<span class="good">active</span>{{/stale}}{{/jailed}}</td></tr>{{/nodes}}</tbody>
+    <thead><tr><th scope="col">Node</th><th scope="col">Operator</th><th scope="col">Offers</th><th scope="col">Stake</th><th scope="col">Reputation</th><th scope="col">Requests served</th><th scope="col">Tokens served</th><th scope="col">Checks passed / frauds</th><th scope="col">Uptime 1d</th><th scope="col">First token p50 (ms)</th><th scope="col">Throughput p50 (tok/s)</th><th scope="col">State</th></tr></thead>
+    <tbody>{{#nodes}}<tr><td class="mono"><a href="/nodes/{{key}}">{{keyShort}}</a></td><td class="mono"><a href="/accounts/{{owner}}">{{ownerShort}}</a></td><td>{{#offers}}{{model}}{{#layers}} layers {{layers}}{{/layers}} at {{priceIn}}/{{priceOut}} per M, {{quantization}}, ctx {{context}}<br>{{/offers}}</td><td>{{stake}}</td><td>{{reputation}}</td><td>{{served}}</td><td>{{tokens}}</td><td>{{verified}}</td><td>{{uptime}}</td><td>{{ttft}}</td><td>{{throughput}}</td><td>{{#jailed}}<span class="bad">jailed</span>{{/jailed}}{{^jailed}}{{#stale}}<span class="stale">stale: {{stale}}</span>{{/stale}}{{^stale}}<span class="good">active</span>{{/stale}}{{/jailed}}</td></tr>{{/nodes}}</tbody>
     </table></div>
     """
 
@@ -172,6 +172,7 @@ enum Templates {
     <div class="card"><dt>Operator's stake</dt><dd>{{stake}}</dd></div>
     <div class="card"><dt>Reputation</dt><dd>{{reputation}}</dd></div>
     <div class="card"><dt>Requests served</dt><dd>{{served}}</dd></div>
+    <div class="card"><dt>Tokens served</dt><dd>{{tokens}}</dd></div>
     <div class="card"><dt>Checks passed / frauds</dt><dd>{{passes}} / {{frauds}}</dd></div>
     </dl>
     <h2>Offers</h2>

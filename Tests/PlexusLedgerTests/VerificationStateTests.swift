@@ -170,6 +170,13 @@ import Testing
         try l.tick()
         #expect(l.state.checks[r.requestId] == nil)
         #expect(l.state.settlements[r.requestId]?.status == .pending)
+        // The operator's standing counts the request and its tokens (20 in, 10 out), and keeps them through its stored form.
+        let owner = try #require(l.state.nodeOwners[r.node])
+        #expect(l.state.standing(owner).served == 1 && l.state.standing(owner).servedTokens == 30)
+        #expect(try Standing(canonicalBytes: l.state.standing(owner).canonicalBytes).servedTokens == 30)
+        // A standing stored before tokens were counted (10 fields) still reads, with none.
+        let old = Array(l.state.standing(owner).canonicalBytes.dropLast(8))
+        #expect(try Standing(canonicalBytes: old).served == 1 && Standing(canonicalBytes: old).servedTokens == 0)
     }
 
     @Test func aLazyVerifierIsSlashedAndJailed() throws {

@@ -72,6 +72,7 @@ public struct StandingView: Codable, Sendable, Hashable {
     public var verifier: Bool
     public var staked: Amount
     public var served: UInt64
+    public var servedTokens: UInt64?
     public var passes: UInt64
     public var frauds: UInt64
     public var verdicts: UInt64
@@ -89,6 +90,7 @@ public struct StandingView: Codable, Sendable, Hashable {
         verifier = state.verifiers[a] != nil
         staked = state.account(a).staked
         served = s.served
+        servedTokens = s.servedTokens
         passes = s.passes
         frauds = s.frauds
         verdicts = s.verdicts
@@ -143,6 +145,8 @@ public struct NodesView: Codable, Sendable {
         public var served: UInt64?
         public var passes: UInt64?
         public var frauds: UInt64?
+        /// Input and output tokens the operator's nodes' settled shares counted.
+        public var servedTokens: UInt64?
     }
 
     public var nodes: [NodeRecord]
@@ -156,7 +160,7 @@ public struct NodesView: Codable, Sendable {
             let st = state.standing(n.owner)
             s[n.owner.text] = NodeStanding(reputation: Double(state.reputation(of: n.owner)) / Double(Standing.maximum),
                                            jailed: st.isJailed(at: state.height), staked: state.account(n.owner).staked,
-                                           served: st.served, passes: st.passes, frauds: st.frauds)
+                                           served: st.served, passes: st.passes, frauds: st.frauds, servedTokens: st.servedTokens)
         }
         standing = s
     }

@@ -88,6 +88,7 @@ extension LedgerState {
 
     mutating func noteSettled(_ id: Hash256, owners: [Address], receipts: [Receipt]) {
         for o in owners { updateStanding(o) { $0.served &+= 1 } }
+        for (o, r) in zip(owners, receipts) { updateStanding(o) { $0.servedTokens &+= r.inputTokens &+ r.outputTokens } }
         let shares = receipts.compactMap { r -> ShareCommitment? in
             guard let c = r.commitment, c.exact, c.chunks > 0 else { return nil }
             return ShareCommitment(root: c.root, chunks: c.chunks)

@@ -40,6 +40,8 @@ public struct Standing: Sendable, Hashable, Codable, CanonicalCodable {
     public var jailedUntil: UInt64 = 0
     /// Requests this account's node settled (the first ones are all checked).
     public var served: UInt64 = 0
+    /// Input and output tokens its node's settled shares counted.
+    public var servedTokens: UInt64 = 0
     /// Disputes open against this account's node: its releases wait for them.
     public var openDisputes: UInt32 = 0
     /// As a verifier: verdicts posted, deadlines missed, faults.
@@ -71,6 +73,7 @@ public struct Standing: Sendable, Hashable, Codable, CanonicalCodable {
     public func encode(to w: inout CanonicalWriter) {
         w.write(score); w.write(asOf); w.write(jailedUntil); w.write(served); w.write(openDisputes)
         w.write(verdicts); w.write(misses); w.write(faults); w.write(passes); w.write(frauds)
+        w.write(servedTokens)
     }
 
     public init(from r: inout CanonicalReader) throws {
@@ -78,6 +81,8 @@ public struct Standing: Sendable, Hashable, Codable, CanonicalCodable {
         openDisputes = try r.readUInt32()
         verdicts = try r.readUInt64(); misses = try r.readUInt64(); faults = try r.readUInt64()
         passes = try r.readUInt64(); frauds = try r.readUInt64()
+        // Records written before tokens were counted end here.
+        servedTokens = r.remaining >= 8 ? try r.readUInt64() : 0
         guard score <= Self.maximum else { throw PlexusError(.malformed, "reputation \(score) is above the scale") }
     }
 }
