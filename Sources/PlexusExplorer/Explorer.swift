@@ -224,11 +224,29 @@ public final class Explorer: Sendable {
         let h = history.value
         let end = h.latest
         let start = end > r.millis ? end - r.millis : 0
-        var points = h.points(key, since: start).map { (x: Double(max($0.timeMillis, start)), y: $0.value) }
+        var points = Self.thin(h.points(key, since: start).map { (x: Double(max($0.timeMillis, start)), y: $0.value) }, to: 800)
         // A series kept only when it changes holds its last value up to the latest sample.
         if let last = points.last, last.x < Double(end) { points.append((Double(end), last.y)) }
         let from = max(start, h.points(key).first?.timeMillis ?? start)
         return SVGChart.line(points, title: "\(title), \(r.label)", unit: unit, xLabels: points.isEmpty ? nil : (Self.time(from), Self.time(end)))
+    }
+
+    /// At most about `limit` points: runs of consecutive points become their first and their highest
+    /// (so a spike survives), in order.
+    static func thin(_ points: [(x: Double, y: Double)], to limit: Int) -> [(x: Double, y: Double)] {
+        guard points.count > limit, limit >= 2 else { return points }
+        let run = (points.count + limit / 2 - 1) / (limit / 2)
+        var out: [(x: Double, y: Double)] = []
+        out.reserveCapacity(limit + 2)
+        var i = 0
+        while i < points.count {
+            let chunk = points[i..<min(points.count, i + run)]
+            out.append(chunk.first!)
+            if let top = chunk.dropFirst().max(by: { $0.y < $1.y }) { out.append(top) }
+            i += run
+        }
+        if let last = points.last, out.last?.x != last.x { out.append(last) }
+        return out
     }
 
     /// The history chart of one of the overview's figures.

@@ -214,6 +214,14 @@ import Testing
         #expect(Explorer.staleness(nil, lastPaid: nil, now: 2 * day) == nil)
     }
 
+    @Test func longSeriesAreThinnedKeepingTheirPeaksAndEnds() {
+        let points = (0..<10_080).map { (x: Double($0), y: $0 == 5_000 ? 99.0 : 1.0) }
+        let thin = Explorer.thin(points, to: 800)
+        #expect(thin.count <= 802 && thin.first?.x == 0 && thin.last?.x == 10_079 && thin.contains { $0.y == 99 })
+        #expect(zip(thin, thin.dropFirst()).allSatisfy { $0.0.x < $0.1.x })
+        #expect(Explorer.thin(Array(points.prefix(10)), to: 800).count == 10)
+    }
+
     @Test func chartsAndEscapes() {
         let svg = SVGChart.line([(0, 1), (1, 3), (2, 2)], title: "a <b> & \"c\"", unit: "x/s")
         #expect(svg.hasPrefix("<svg") && svg.contains("polyline") && svg.contains("a &lt;b&gt; &amp; &quot;c&quot;") && HTMLCheck.problems(svg).isEmpty)
