@@ -18,6 +18,8 @@ public final class Explorer: Sendable {
     /// The figures' and nodes' history, and the file it is kept in (nil: memory only).
     let history = Locked(History())
     let historyFile: String?
+    /// Whether `follow` has filled the history from the blocks it read at start.
+    let historyFilled = Locked(false)
     /// How often the history takes a sample.
     public let samplePeriod: Duration
 
@@ -71,10 +73,15 @@ public final class Explorer: Sendable {
     }
 
     /// Follows the chain until cancelled: each new block as the ledger's event stream announces it.
+    /// The blocks read at start first fill the history's block-derived figures where it has none.
     public func follow() async {
         while !Task.isCancelled {
             do {
                 try await catchUp()
+                if !historyFilled.value {
+                    try? fillHistory(upTo: UInt64(Date().timeIntervalSince1970 * 1_000))
+                    historyFilled.value = true
+                }
                 _ = try await ledger.events(since: timeline.value.height, timeoutMillis: 2_000)
             } catch {
                 try? await Task.sleep(for: .milliseconds(500))
@@ -191,8 +198,29 @@ public final class Explorer: Sendable {
         if let historyFile { try history.update { try $0.append(at: nowMillis, kept, to: historyFile) } }
     }
 
-    /// Samples every `samplePeriod` until cancelled.
+    /// Fills the block-derived figures (height, block time, transactions/s, requests and tokens a
+    /// minute) a sample period apart, from the blocks the timeline holds, for the times after the
+    /// history's last sample of them and before `nowMillis`: on a first start, the backfilled blocks
+    /// stand in for samples never taken; after a restart, for the time the explorer was down.
+    public func fillHistory(upTo nowMillis: UInt64) throws {
+        let tl = timeline.value
+        let period = max(1_000, samplePeriodMillis)
+        guard let first = tl.samples.first?.timeMillis else { return }
+        let after = history.value.points("height").last.map { $0.timeMillis + period } ?? first
+        var t = max(first, after)
+        // Whole periods, so that filled samples line up; at most a week of them.
+        t = (t + period - 1) / period * period
+        if nowMillis > history.value.keepMillis { t = max(t, (nowMillis - history.value.keepMillis) / period * period) }
+        while t < nowMillis {
+            if let values = tl.figures(at: t) { try record(at: t, values) }
+            t += period
+        }
+    }
+
+    /// Samples every `samplePeriod` until cancelled, once `follow` has filled the history from the
+    /// blocks read at start (a sample taken before would end the gap the fill is for).
     public func keepHistory() async {
+        while !historyFilled.value, !Task.isCancelled { try? await Task.sleep(for: .milliseconds(200)) }
         while !Task.isCancelled {
             try? await sample()
             try? await Task.sleep(for: samplePeriod)

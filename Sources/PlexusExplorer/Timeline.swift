@@ -151,6 +151,37 @@ public struct Timeline: Sendable {
         return t
     }
 
+    /// The block-derived figures as they stood at `timeMillis` (nil before the first block kept):
+    /// height, block time over the last 20 blocks, and transactions/s, requests and tokens over the
+    /// minute before — as the overview computes them now.
+    public func figures(at timeMillis: UInt64) -> [String: Double]? {
+        // The last block at or before the time (samples are in time order).
+        var lo = 0, hi = samples.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if samples[mid].timeMillis <= timeMillis { lo = mid + 1 } else { hi = mid }
+        }
+        guard lo > 0 else { return nil }
+        let last = lo - 1
+        var out: [String: Double] = ["height": Double(samples[last].height)]
+        if last >= 1 {
+            let first = max(0, last - 20)
+            out["block-time"] = Double(samples[last].timeMillis - samples[first].timeMillis) / Double(last - first) / 1_000
+        }
+        var transactions = 0, requests = 0, tokens: UInt64 = 0
+        var i = last
+        while i >= 0, samples[i].timeMillis + 60_000 > timeMillis {
+            transactions += samples[i].transactions
+            requests += samples[i].requests
+            tokens &+= samples[i].tokens
+            i -= 1
+        }
+        out["tx-rate"] = Double(transactions) / 60
+        out["requests"] = Double(requests)
+        out["tokens"] = Double(tokens)
+        return out
+    }
+
     /// `value` per bucket of `bucketMillis` over the last `buckets` buckets ending at the last
     /// block: (bucket start time, sum) pairs, oldest first, empty buckets included.
     public func series(buckets: Int, bucketMillis: UInt64, _ value: (Sample) -> Double) -> [(UInt64, Double)] {

@@ -159,6 +159,19 @@ import Testing
         #expect(t.totals(over: 60_000).transactions == 2 && t.totals(over: 60_000).blocks == 2)
         let perMinute = t.series(buckets: 3, bucketMillis: 60_000) { Double($0.transactions) }
         #expect(perMinute.map(\.1) == [2, 2, 1] && perMinute.map(\.0) == [120_000, 180_000, 240_000])
+        // The figures as they stood at a time: blocks at 120…240 s kept, a transaction each.
+        #expect(t.figures(at: 100_000) == nil)
+        let at = try #require(t.figures(at: 200_000))
+        #expect(at["height"] == 6 && at["block-time"] == 30 && at["tx-rate"] == 2.0 / 60, "\(at)")
+
+        // An explorer fills its history from such blocks, a period apart, up to now, and then only after its last sample.
+        let explorer = try Explorer(ledger: LedgerClient(baseURL: "http://127.0.0.1:1"), samplePeriod: .seconds(60))
+        explorer.timeline.value = t
+        try explorer.fillHistory(upTo: 300_000)
+        #expect(explorer.history.value.points("height").map(\.timeMillis) == [120_000, 180_000, 240_000])
+        #expect(explorer.history.value.points("height").map(\.value) == [4, 6, 8])
+        try explorer.fillHistory(upTo: 400_000)
+        #expect(explorer.history.value.points("height").map(\.timeMillis) == [120_000, 180_000, 240_000, 300_000, 360_000])
     }
 
     @Test func theHistoryKeepsChangesForAWeekAndReadsBackItsFile() throws {
