@@ -124,16 +124,21 @@ public final class Explorer: Sendable {
 
     /// The overview's figures, also what `/live` sends and the history samples.
     func figures() async throws -> [Figure] {
+        try await figures(registry: ledger.nodeRegistry())
+    }
+
+    /// The overview's figures, with the node registry already read.
+    func figures(registry r: NodesView) async throws -> [Figure] {
         async let status = ledger.status()
-        async let registry = ledger.nodeRegistry()
         async let supply = ledger.supply()
         async let disputes = ledger.disputes()
         async let verifiers = ledger.verifiers()
-        let (s, r, sup, d, v) = try await (status, registry, supply, disputes, verifiers)
+        let (s, sup, d, v) = try await (status, supply, disputes, verifiers)
+        // Block time and the last minute's rates, as the timeline's blocks give them at the last one.
         let tl = timeline.value
-        let minute = tl.totals(over: 60_000)
-        let blockTime = tl.samples.count >= 2
-            ? Double(tl.samples.last!.timeMillis - tl.samples[max(0, tl.samples.count - 21)].timeMillis) / Double(min(20, tl.samples.count - 1)) / 1_000 : nil
+        let blocks = tl.samples.last.flatMap { tl.figures(at: $0.timeMillis) } ?? [:]
+        let blockTime = blocks["block-time"], txRate = blocks["tx-rate"] ?? 0
+        let requests = Int(blocks["requests"] ?? 0), tokens = UInt64(blocks["tokens"] ?? 0)
         let stake = r.standing?.values.reduce(UInt64(0)) { $0 &+ ($1.staked?.units ?? 0) } ?? 0
         let passes = r.standing?.values.reduce(UInt64(0)) { $0 &+ ($1.passes ?? 0) } ?? 0
         let frauds = r.standing?.values.reduce(UInt64(0)) { $0 &+ ($1.frauds ?? 0) } ?? 0
@@ -144,10 +149,9 @@ public final class Explorer: Sendable {
         return [
             Figure(id: "height", label: "Height", number: Double(s.height), text: String(s.height), unit: "blocks"),
             Figure(id: "block-time", label: "Block time", number: blockTime, text: blockTime.map { String(format: "%.2f s", $0) } ?? "–", unit: "s"),
-            Figure(id: "tx-rate", label: "Transactions/s (last minute)", number: Double(minute.transactions) / 60,
-                   text: String(format: "%.2f", Double(minute.transactions) / 60), unit: "tx/s"),
-            count("requests", "Requests settled (last minute)", minute.requests, "requests/min"),
-            Figure(id: "tokens", label: "Tokens settled (last minute)", number: Double(minute.tokens), text: String(minute.tokens), unit: "tokens/min"),
+            Figure(id: "tx-rate", label: "Transactions/s (last minute)", number: txRate, text: String(format: "%.2f", txRate), unit: "tx/s"),
+            count("requests", "Requests settled (last minute)", requests, "requests/min"),
+            Figure(id: "tokens", label: "Tokens settled (last minute)", number: Double(tokens), text: String(tokens), unit: "tokens/min"),
             count("nodes", "Active nodes", r.servable.count, "nodes"),
             units("stake", "Operators' stake", Amount(units: stake)),
             units("escrow", "Requestors' escrow", sup.escrow),
@@ -161,10 +165,7 @@ public final class Explorer: Sendable {
 
     /// Each node's figures the history keeps: stake, lowest output price, latency and throughput
     /// medians over five minutes, requests served.
-    func nodeFigures() async throws -> [String: Double] {
-        async let registry = ledger.nodeRegistry()
-        async let markets = ledger.marketPrices()
-        let (r, m) = try await (registry, markets)
+    func nodeFigures(_ r: NodesView, _ m: [MarketView]) -> [String: Double] {
         let measured = m.measuredService
         var out: [String: Double] = [:]
         for n in r.nodes {
@@ -183,10 +184,11 @@ public final class Explorer: Sendable {
     /// Takes one sample into the history (and its file): every network figure, and each node's
     /// figures that changed.
     public func sample(nowMillis: UInt64 = UInt64(Date().timeIntervalSince1970 * 1_000)) async throws {
-        async let figures = figures()
-        async let nodes = nodeFigures()
-        let (f, n) = try await (figures, nodes)
-        var values = n
+        async let registry = ledger.nodeRegistry()
+        async let markets = ledger.marketPrices()
+        let (r, m) = try await (registry, markets)
+        var values = nodeFigures(r, m)
+        let f = try await figures(registry: r)
         for x in f { if let v = x.number { values[x.id] = v } }
         try record(at: nowMillis, values)
     }
@@ -206,11 +208,12 @@ public final class Explorer: Sendable {
         let tl = timeline.value
         let period = max(1_000, samplePeriodMillis)
         guard let first = tl.samples.first?.timeMillis else { return }
-        let after = history.value.points("height").last.map { $0.timeMillis + period } ?? first
+        let h = history.value
+        let after = h.span("height").map { $0.last.timeMillis + period } ?? first
         var t = max(first, after)
         // Whole periods, so that filled samples line up; at most a week of them.
         t = (t + period - 1) / period * period
-        if nowMillis > history.value.keepMillis { t = max(t, (nowMillis - history.value.keepMillis) / period * period) }
+        if nowMillis > h.keepMillis { t = max(t, (nowMillis - h.keepMillis) / period * period) }
         while t < nowMillis {
             if let values = tl.figures(at: t) { try record(at: t, values) }
             t += period
@@ -229,8 +232,7 @@ public final class Explorer: Sendable {
 
     /// How a figure changed over the last day, as its card says it.
     func change(of id: String) -> String? {
-        guard let (delta, from) = history.value.change(id, over: 86_400_000) else { return nil }
-        let last = history.value.points(id).last?.timeMillis ?? from
+        guard let (delta, from, last) = history.value.change(id, over: 86_400_000) else { return nil }
         let sign = delta >= 0 ? "+" : "−"
         let amount = SVGChart.format(abs(delta))
         return last - from + samplePeriodMillis >= 86_400_000 ? "\(sign)\(amount) over 24 h" : "\(sign)\(amount) since \(Self.time(from)) (history starts)"
@@ -255,7 +257,7 @@ public final class Explorer: Sendable {
         var points = Self.thin(h.points(key, since: start).map { (x: Double(max($0.timeMillis, start)), y: $0.value) }, to: 800)
         // A series kept only when it changes holds its last value up to the latest sample.
         if let last = points.last, last.x < Double(end) { points.append((Double(end), last.y)) }
-        let from = max(start, h.points(key).first?.timeMillis ?? start)
+        let from = max(start, h.span(key)?.first.timeMillis ?? start)
         return SVGChart.line(points, title: "\(title), \(r.label)", unit: unit, xLabels: points.isEmpty ? nil : (Self.time(from), Self.time(end)))
     }
 
@@ -281,11 +283,12 @@ public final class Explorer: Sendable {
     public func chart(_ id: String, range: String?) async throws -> Page {
         guard let f = try await figures().first(where: { $0.id == id }) else { return notFound("No figure named \(id.prefix(64)).") }
         let range = Self.ranges.contains { $0.name == range } ? range! : "day"
-        let points = history.value.points(id)
+        let span = history.value.span(id)
+        let count = span?.count ?? 0
         return render("chart", [
             "label": f.label, "value": f.text, "change": change(of: id) ?? "no change known yet",
-            "samples": points.count == 1 ? "1 sample" : "\(points.count) samples",
-            "since": points.first.map { Self.time($0.timeMillis) } ?? "–",
+            "samples": count == 1 ? "1 sample" : "\(count) samples",
+            "since": span.map { Self.time($0.first.timeMillis) } ?? "–",
             "chart": historyChart(id, range: range, title: f.label, unit: f.unit),
             "ranges": Self.ranges.map { ["name": $0.name, "label": $0.label, "current": $0.name == range] as [String: Any] },
             "id": id,
@@ -542,7 +545,8 @@ public final class Explorer: Sendable {
         async let verification = try? ledger.verification(id)
         async let params = ledger.params(at: s.settledHeight)
         async let charge = try? ledger.marketCharge(id)
-        let (v, p, c) = try await (verification, params, charge)
+        async let status = ledger.status()
+        let (v, p, c, chainId) = try await (verification, params, charge, status.chainId)
         // The gateway's view when one of ours served it (every attempt, a failed one too); else the ledger's (the paid shares).
         let attempts = await trace(id) ?? zip(s.nodes, s.outputTokens).map { (node: $0.0.text, tokens: $0.1, paid: true, failure: String?.none) }
         let total = attempts.reduce(0) { $0 + $1.tokens }
@@ -570,7 +574,6 @@ public final class Explorer: Sendable {
             context["tx"] = at.tx.hex
             context["txShort"] = Self.short(at.tx)
             // The receipts as settled: each share's ask and what it cost at it, and both signatures, checked here.
-            let chainId = try await ledger.status().chainId
             if let tx = try? await ledger.committedTransaction(at.tx)?.transaction, let receipts = tx.body.settledReceipts {
                 let rows = receipts.filter { $0.requestId == id }.map { r -> [String: Any] in
                     let valid = (try? r.verify(chainId: chainId)) != nil

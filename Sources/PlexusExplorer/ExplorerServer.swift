@@ -16,6 +16,12 @@ public struct ExplorerServer: Sendable {
         .full(status: page.status, headers: [("content-type", "text/html; charset=utf-8"), ("cache-control", "no-store")], body: Array(page.html.utf8))
     }
 
+    /// A CSV download (`filename` is built from a checked address).
+    static func csv(_ text: String, filename: String) -> HTTPResponseOut {
+        .full(status: 200, headers: [("content-type", "text/csv; charset=utf-8"), ("content-disposition", "attachment; filename=\"\(filename)\"")],
+              body: Array(text.utf8))
+    }
+
     /// The decoded value of query parameter `name` (form encoding: `+` is a space).
     static func query(_ q: String?, _ name: String) -> String? {
         for pair in (q ?? "").split(separator: "&") {
@@ -49,9 +55,7 @@ public struct ExplorerServer: Sendable {
                 return Self.html(try await e.transaction(h))
             case ("accounts", 2) where parts[1].hasSuffix(".csv"):
                 guard let a = try? Address(String(parts[1].dropLast(4))) else { return Self.html(e.notFound("Not an address.")) }
-                return .full(status: 200, headers: [("content-type", "text/csv; charset=utf-8"),
-                                                    ("content-disposition", "attachment; filename=\"\(a.text)-activity.csv\"")],
-                             body: Array(e.accountCSV(a).utf8))
+                return Self.csv(e.accountCSV(a), filename: "\(a.text)-activity.csv")
             case ("accounts", 2):
                 guard let a = try? Address(parts[1]) else { return Self.html(e.notFound("Not an address.")) }
                 return Self.html(try await e.account(a))
@@ -61,9 +65,7 @@ public struct ExplorerServer: Sendable {
                 return Self.html(try await e.nodes(sort: Self.query(request.query, "sort"), page: page))
             case ("nodes", 2) where parts[1].hasSuffix(".csv"):
                 guard let key = try? Address(String(parts[1].dropLast(4))) else { return Self.html(e.notFound("Not a node key.")) }
-                return .full(status: 200, headers: [("content-type", "text/csv; charset=utf-8"),
-                                                    ("content-disposition", "attachment; filename=\"\(key.text)-shares.csv\"")],
-                             body: Array(e.nodeCSV(key).utf8))
+                return Self.csv(e.nodeCSV(key), filename: "\(key.text)-shares.csv")
             case ("nodes", 2):
                 guard let key = try? Address(parts[1]) else { return Self.html(e.notFound("Not a node key.")) }
                 return Self.html(try await e.node(key, range: Self.query(request.query, "range")))

@@ -72,13 +72,19 @@ public struct History: Sendable {
         series[key]?.last { $0.timeMillis <= timeMillis }?.value
     }
 
-    /// How `key` changed over `millis` up to its last point: the difference, and the time it is
-    /// measured from (later than asked when the history starts later).
-    public func change(_ key: String, over millis: UInt64) -> (delta: Double, from: UInt64)? {
-        guard let list = series[key], let last = list.last, let first = list.first, first.timeMillis < last.timeMillis else { return nil }
+    /// The first and last points of `key`, and how many it has.
+    public func span(_ key: String) -> (first: Point, last: Point, count: Int)? {
+        guard let list = series[key], let first = list.first, let last = list.last else { return nil }
+        return (first, last, list.count)
+    }
+
+    /// How `key` changed over `millis` up to its last point: the difference, the time it is
+    /// measured from (later than asked when the history starts later) and the last point's time.
+    public func change(_ key: String, over millis: UInt64) -> (delta: Double, from: UInt64, to: UInt64)? {
+        guard let (first, last, _) = span(key), first.timeMillis < last.timeMillis else { return nil }
         let from = last.timeMillis > millis ? last.timeMillis - millis : 0
-        if let then = value(key, at: from) { return (last.value - then, from) }
-        return (last.value - first.value, first.timeMillis)
+        if let then = value(key, at: from) { return (last.value - then, from, last.timeMillis) }
+        return (last.value - first.value, first.timeMillis, last.timeMillis)
     }
 
     /// Every key with a series.

@@ -135,50 +135,46 @@ public struct Timeline: Sendable {
     /// The sample of a recent block by its hash.
     public func block(hash: Hash256) -> Sample? { samples.last { $0.hash == hash } }
 
+    /// The position of the last block at or before `timeMillis` (samples are in time order).
+    func lastIndex(atOrBefore timeMillis: UInt64) -> Int? {
+        var lo = 0, hi = samples.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if samples[mid].timeMillis <= timeMillis { lo = mid + 1 } else { hi = mid }
+        }
+        return lo > 0 ? lo - 1 : nil
+    }
+
     /// Sums over the blocks whose time is within `millis` before `now` (or before the last block).
     public func totals(over millis: UInt64, endingAt now: UInt64? = nil) -> (transactions: Int, requests: Int, tokens: UInt64, blocks: Int) {
         let end = now ?? samples.last?.timeMillis ?? 0
         let start = end > millis ? end - millis : 0
         var t = (transactions: 0, requests: 0, tokens: UInt64(0), blocks: 0)
-        for s in samples.reversed() {
-            guard s.timeMillis > start else { break }
-            guard s.timeMillis <= end else { continue }
-            t.transactions += s.transactions
-            t.requests += s.requests
-            t.tokens &+= s.tokens
+        var i = lastIndex(atOrBefore: end) ?? -1
+        while i >= 0, samples[i].timeMillis > start {
+            t.transactions += samples[i].transactions
+            t.requests += samples[i].requests
+            t.tokens &+= samples[i].tokens
             t.blocks += 1
+            i -= 1
         }
         return t
     }
 
     /// The block-derived figures as they stood at `timeMillis` (nil before the first block kept):
     /// height, block time over the last 20 blocks, and transactions/s, requests and tokens over the
-    /// minute before — as the overview computes them now.
+    /// minute before — as the overview shows them.
     public func figures(at timeMillis: UInt64) -> [String: Double]? {
-        // The last block at or before the time (samples are in time order).
-        var lo = 0, hi = samples.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if samples[mid].timeMillis <= timeMillis { lo = mid + 1 } else { hi = mid }
-        }
-        guard lo > 0 else { return nil }
-        let last = lo - 1
+        guard let last = lastIndex(atOrBefore: timeMillis) else { return nil }
         var out: [String: Double] = ["height": Double(samples[last].height)]
         if last >= 1 {
             let first = max(0, last - 20)
             out["block-time"] = Double(samples[last].timeMillis - samples[first].timeMillis) / Double(last - first) / 1_000
         }
-        var transactions = 0, requests = 0, tokens: UInt64 = 0
-        var i = last
-        while i >= 0, samples[i].timeMillis + 60_000 > timeMillis {
-            transactions += samples[i].transactions
-            requests += samples[i].requests
-            tokens &+= samples[i].tokens
-            i -= 1
-        }
-        out["tx-rate"] = Double(transactions) / 60
-        out["requests"] = Double(requests)
-        out["tokens"] = Double(tokens)
+        let minute = totals(over: 60_000, endingAt: timeMillis)
+        out["tx-rate"] = Double(minute.transactions) / 60
+        out["requests"] = Double(minute.requests)
+        out["tokens"] = Double(minute.tokens)
         return out
     }
 

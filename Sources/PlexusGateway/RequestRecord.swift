@@ -62,13 +62,10 @@ extension RequestRecord {
     var attempts: [(node: Address, outputTokens: UInt64, paid: Bool, failure: String?)] {
         let paid = Set(receipts.map(\.node))
         var out: [(node: Address, outputTokens: UInt64, paid: Bool, failure: String?)] = []
+        // A failure that sent tokens is also the next of the shares (they are appended in the same order).
         var shares = Array(zip(nodes, outputTokens))[...]
         for f in failures {
-            // The shares before this failure (none, in a well-formed record, but kept in order regardless).
-            if f.outputTokens > 0, let i = shares.firstIndex(where: { $0.0 == f.node && $0.1 == f.outputTokens }) {
-                for (n, t) in shares[shares.startIndex..<i] { out.append((n, t, paid.contains(n), nil)) }
-                shares = shares[(i + 1)...]
-            }
+            if f.outputTokens > 0, shares.first?.0 == f.node { shares = shares.dropFirst() }
             out.append((f.node, f.outputTokens, false, f.reason))
         }
         for (n, t) in shares { out.append((n, t, paid.contains(n), nil)) }

@@ -97,6 +97,11 @@ public final class PlainHTTPClient: Sendable {
         var reused = true
         // A new connection closed before the request went out (a busy server, a reset): up to three more.
         var unsent = 0
+        func sendAgain() throws {
+            unsent += 1
+            reused = false
+            if unsent > 3 || Task.isCancelled { throw ConnectionClosed() }
+        }
         // The loop this task runs on, if it is one of the group's: its connections first.
         let loop = MultiThreadedEventLoopGroup.currentEventLoop ?? group.any()
         let key = PoolKey(target: target, loop: ObjectIdentifier(loop))
@@ -109,8 +114,7 @@ public final class PlainHTTPClient: Sendable {
                 do {
                     connection = try await connect(target, on: loop)
                 } catch is ClosedBeforeSending {
-                    unsent += 1
-                    if unsent > 3 || Task.isCancelled { throw ConnectionClosed() }
+                    try sendAgain()
                     continue
                 }
             }
@@ -140,9 +144,7 @@ public final class PlainHTTPClient: Sendable {
                 continue
             } catch is ClosedBeforeSending {
                 connection.channel.close(promise: nil)
-                unsent += 1
-                reused = false
-                if unsent > 3 || Task.isCancelled { throw ConnectionClosed() }
+                try sendAgain()
                 continue
             }
         }
